@@ -1,0 +1,241 @@
+//! Checkpoints: safetensors files holding a PyG-style state dict (`convs.0.lin.weight`, ...) plus
+//! metadata under the key `gnn_soup` (JSON): architecture, dataset and its fingerprint, the
+//! fingerprint of the shared initial weights, seed, epochs, accuracies, tool version.
+//!
+//! PyG reads them with `safetensors.torch.load_file` + `model.load_state_dict`. Loading here
+//! validates everything and names the file and the problem on failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::model::{ArchSpec, ParamMap, ParamRole};
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const META_KEY: &str = "gnn_soup";
+pub const MANIFEST: &str = "manifest.json";
+pub const INIT_FILE: &str = "init.safetensors";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointKind {
+    /// The shared initial weights every ingredient starts from.
+    Init,
+    Ingredient,
+    Soup,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub format_version: u32,
+    pub kind: CheckpointKind,
+    pub arch: ArchSpec,
+    pub dataset: String,
+    pub dataset_fingerprint: String,
+    /// Fingerprint of the shared initial weights (for `init` itself: its own).
+    pub init_fingerprint: String,
+    pub seed: Option<u64>,
+    pub epochs: Option<usize>,
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub tool_version: String,
+    /// Anything else worth keeping (training settings, soup strategy and ingredients).
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+pub struct Checkpoint {
+    pub path: PathBuf,
+    pub meta: CheckpointMeta,
+    /// On the CPU; move with [`to_device`].
+    pub params: ParamMap,
+}
+
+/// A content hash of parameter values (in name order), independent of file layout.
+pub fn weights_fingerprint(params: &ParamMap) -> String {
+    let mut h = blake3::Hasher::new();
+    for (name, t) in params {
+        h.update(name.as_bytes());
+        h.update(&tensor_bytes(t));
+    }
+    h.finalize().to_hex()[..16].to_string()
+}
+
+fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+    let t = t.to_device(Device::Cpu).contiguous();
+    let n = t.numel();
+    let mut out = vec![0u8; n * t.kind().elt_size_in_bytes()];
+    t.copy_data_u8(&mut out, n);
+    out
+}
+
+fn dtype_of(kind: Kind) -> Result<Dtype> {
+    Ok(match kind {
+        Kind::Float => Dtype::F32,
+        Kind::Int64 => Dtype::I64,
+        Kind::Double => Dtype::F64,
+        other => bail!("cannot store tensors of kind {other:?}"),
+    })
+}
+
+pub fn to_device(params: &ParamMap, device: Device) -> ParamMap {
+    params.iter().map(|(k, v)| (k.clone(), v.to_device(device))).collect()
+}
+
+/// Writes `params` with `meta` to `path` through a temporary file. Refuses to replace an existing
+/// file unless `overwrite`.
+pub fn save(path: &Path, params: &ParamMap, meta: &CheckpointMeta, overwrite: bool) -> Result<()> {
+    if path.exists() && !overwrite {
+        bail!("{} already exists; not overwriting it (pass --overwrite to replace it)", path.display());
+    }
+    let data: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = params
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), tensor_bytes(&t.detach()), dtype_of(t.kind())?, t.size().iter().map(|&d| d as usize).collect())))
+        .collect::<Result<_>>()?;
+    let views: Vec<(String, TensorView)> = data
+        .iter()
+        .map(|(k, bytes, dt, shape)| Ok((k.clone(), TensorView::new(*dt, shape.clone(), bytes).map_err(|e| anyhow!("{k}: {e:?}"))?)))
+        .collect::<Result<_>>()?;
+    let mut md = std::collections::HashMap::new();
+    md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
+    md.insert("format".to_string(), "pt".to_string());
+    let bytes = safetensors::serialize(views, &Some(md)).map_err(|e| anyhow!("serialising {}: {e:?}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes through `<path>.tmp` + rename, so readers never see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Reads only the metadata (cheap: the header), for browsing directories.
+pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e:?})", path.display()))?;
+    parse_meta(path, md.metadata().as_ref())
+}
+
+fn parse_meta(path: &Path, md: Option<&std::collections::HashMap<String, String>>) -> Result<CheckpointMeta> {
+    let text = md
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| anyhow!("{}: no gnn-soup metadata (not written by gnn-soup?)", path.display()))?;
+    let meta: CheckpointMeta = serde_json::from_str(text).with_context(|| format!("{}: unreadable gnn-soup metadata", path.display()))?;
+    if meta.format_version > FORMAT_VERSION {
+        bail!("{}: checkpoint format {} is newer than this tool understands ({FORMAT_VERSION})", path.display(), meta.format_version);
+    }
+    meta.arch.validate().with_context(|| format!("{}: invalid architecture in metadata", path.display()))?;
+    Ok(meta)
+}
+
+/// Loads and validates a checkpoint: metadata, every expected tensor present with the right shape
+/// and type, nothing unexpected, no NaN or infinite values.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("{}: corrupt or truncated safetensors file ({e:?})", path.display()))?;
+    let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: corrupt safetensors header ({e:?})", path.display()))?;
+    let meta = parse_meta(path, md.metadata().as_ref())?;
+
+    let expected = meta.arch.params();
+    let mut params = ParamMap::new();
+    for p in &expected {
+        let view = st.tensor(&p.name).map_err(|_| anyhow!("{}: tensor {} is missing for {}", path.display(), p.name, meta.arch.describe()))?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if shape != p.shape {
+            bail!("{}: tensor {} has shape {:?}, expected {:?} for {}", path.display(), p.name, shape, p.shape, meta.arch.describe());
+        }
+        let kind = match (view.dtype(), p.role) {
+            (Dtype::I64, ParamRole::BatchCount) => Kind::Int64,
+            (Dtype::F32, r) if r != ParamRole::BatchCount => Kind::Float,
+            (dt, _) => bail!("{}: tensor {} has dtype {dt:?}, expected {}", path.display(), p.name, if p.role == ParamRole::BatchCount { "I64" } else { "F32" }),
+        };
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind).with_context(|| format!("{}: tensor {}", path.display(), p.name))?;
+        if kind == Kind::Float && !bool::try_from(t.isfinite().all())? {
+            bail!("{}: tensor {} holds NaN or infinite values", path.display(), p.name);
+        }
+        params.insert(p.name.clone(), t);
+    }
+    if let Some(extra) = st.names().into_iter().find(|n| !params.contains_key(*n)) {
+        bail!("{}: unexpected tensor {extra} for {}", path.display(), meta.arch.describe());
+    }
+    Ok(Checkpoint { path: path.to_path_buf(), meta, params })
+}
+
+/// The checkpoint files a path names: the file itself, or a directory's ingredients (its manifest
+/// order when there is one, else every `*.safetensors` but `init.safetensors`, sorted).
+pub fn list_ingredients(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if !path.is_dir() {
+        bail!("{}: no such file or directory", path.display());
+    }
+    let manifest = path.join(MANIFEST);
+    if manifest.is_file() {
+        let m: Manifest = serde_json::from_str(&std::fs::read_to_string(&manifest)?).with_context(|| format!("{}: unreadable manifest", manifest.display()))?;
+        let files: Vec<PathBuf> = m.ingredients.iter().map(|e| path.join(&e.file)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            bail!("{}: lists {} which does not exist", manifest.display(), missing.display());
+        }
+        return Ok(files);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors") && p.file_name().is_some_and(|n| n != INIT_FILE))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: no .safetensors checkpoints found", path.display());
+    }
+    Ok(files)
+}
+
+/// `manifest.json` of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub dataset: String,
+    pub dataset_fingerprint: String,
+    pub arch: ArchSpec,
+    pub init: String,
+    pub init_fingerprint: String,
+    pub ingredients: Vec<ManifestEntry>,
+    pub tool_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub file: String,
+    pub seed: u64,
+    pub val_acc: f64,
+    pub test_acc: f64,
+}
+
+/// Why two checkpoints cannot be souped together, if they cannot.
+pub fn incompatibility(a: &CheckpointMeta, b: &CheckpointMeta) -> Option<String> {
+    if a.arch != b.arch {
+        return Some(format!("architecture differs: {} vs {}", a.arch.describe(), b.arch.describe()));
+    }
+    if a.dataset_fingerprint != b.dataset_fingerprint {
+        return Some(format!("trained on different data: {} ({}) vs {} ({})", a.dataset, a.dataset_fingerprint, b.dataset, b.dataset_fingerprint));
+    }
+    if a.init_fingerprint != b.init_fingerprint {
+        return Some(format!("different initial weights ({} vs {}): souping needs a shared initialisation", a.init_fingerprint, b.init_fingerprint));
+    }
+    None
+}
+
+pub fn tool_version() -> String {
+    format!("gnn-soup {}", env!("CARGO_PKG_VERSION"))
+}

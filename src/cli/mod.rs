@@ -1,0 +1,177 @@
+//! The `gnn-soup` command line: argument definitions and dispatch. Each subcommand's work lives
+//! in its own module; doc comments here are the help text.
+
+mod data_cmd;
+pub(crate) mod inspect_cmd;
+mod table;
+mod train_cmd;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::DataOptions;
+use crate::model::Arch;
+
+#[derive(Parser, Debug)]
+#[command(name = "gnn-soup", version, about = "Souping graph neural networks: Learned Souping, Partition Learned Souping and every baseline")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Inspect or fetch datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train ingredients: N models from one shared initialisation, saved as checkpoints.
+    Train(TrainArgs),
+    /// Print a checkpoint's (or a directory's) metadata and tensors.
+    Inspect(InspectArgs),
+    /// The default job on the embedded synthetic dataset (what the README's main command runs).
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Shape, class balance, split sizes and fingerprint of a dataset.
+    Info {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a named dataset into the data directory (Planetoid files, OGB zip).
+    Download {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Which dataset, and where named datasets live.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// cora, citeseer, pubmed, ogbn-arxiv, ogbn-products, ogbn-*, npz:<file>, csbm, csbm-arxiv,
+    /// csbm-products, csbm:key=value,... or the path of an OGB directory/zip.
+    #[arg(long, default_value = "csbm")]
+    pub dataset: String,
+    /// Directory of named datasets (Planetoid `ind.*` files, OGB zips or directories).
+    #[arg(long, env = "GNN_SOUP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of the random 20/30-per-class split for datasets without one (npz).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Never download; fail with the list of files to put in place instead.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl DataArgs {
+    pub fn options(&self) -> DataOptions {
+        DataOptions { data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir), split_seed: self.split_seed, download: !self.offline }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = Arch::Gcn)]
+    pub arch: Arch,
+    /// Number of graph convolution layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Hidden width (per head for GAT). Default: 64, or 8 for GAT.
+    #[arg(long)]
+    pub hidden: Option<i64>,
+    /// Attention heads of GAT's hidden layers (default 8).
+    #[arg(long)]
+    pub heads: Option<i64>,
+    /// Dropout before every layer. Default: 0.5, or 0.6 for GAT.
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam learning rate. Default: 0.01, or 0.005 for GAT.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// L2 weight decay (default 5e-4).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Batch norm between layers.
+    #[arg(long)]
+    pub batch_norm: bool,
+    /// Row-normalise input features (true/false). Default: when all features are non-negative.
+    #[arg(long)]
+    pub row_normalize: Option<bool>,
+    /// How many ingredients to train.
+    #[arg(long, default_value_t = 10)]
+    pub ingredients: usize,
+    /// Output directory (init.safetensors, ingredient-NN.safetensors, manifest.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace checkpoints already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed of the shared initialisation; ingredient i uses seed + 1 + i.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A checkpoint file, or a directory of them.
+    pub path: PathBuf,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo's ingredients are kept (reused when present).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command.unwrap_or(Command::Demo(DemoArgs { out: None, device: "auto".into() })) {
+        Command::Data(DataCommand::Info { data, json }) => data_cmd::info(&data, json),
+        Command::Data(DataCommand::Download { data }) => data_cmd::download(&data),
+        Command::Train(args) => train_cmd::run(&args),
+        Command::Inspect(args) => inspect_cmd::run(&args),
+        Command::Demo(args) => train_cmd::demo(&args),
+    }
+}
+
+/// Prints a JSON document on stdout (the only thing printed there under `--json`).
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub(crate) fn percent(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.2}%", 100.0 * x)
+    } else {
+        "-".into()
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,191 @@
+//! The one in-memory graph type every loader produces and every model consumes.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+/// A node-classification graph held in host memory.
+///
+/// Edges flow `src[k] -> dst[k]`; a node aggregates over its in-neighbours. Loaders store
+/// graphs symmetrised, de-duplicated and without self-loops (the models add self-loops where
+/// their definition asks for them).
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub name: String,
+    pub num_nodes: usize,
+    pub src: Vec<i64>,
+    pub dst: Vec<i64>,
+    /// Row-major `[num_nodes, num_features]`.
+    pub features: Vec<f32>,
+    pub num_features: usize,
+    pub labels: Vec<i64>,
+    pub num_classes: usize,
+    pub train: Vec<i64>,
+    pub val: Vec<i64>,
+    pub test: Vec<i64>,
+    fingerprint: String,
+}
+
+/// Everything needed to build a [`Graph`]; `Graph::new` validates it.
+pub struct GraphParts {
+    pub name: String,
+    pub num_nodes: usize,
+    pub src: Vec<i64>,
+    pub dst: Vec<i64>,
+    pub features: Vec<f32>,
+    pub num_features: usize,
+    pub labels: Vec<i64>,
+    pub train: Vec<i64>,
+    pub val: Vec<i64>,
+    pub test: Vec<i64>,
+}
+
+/// Summary printed by `gnn-soup data info`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphInfo {
+    pub name: String,
+    pub nodes: usize,
+    pub edges: usize,
+    pub features: usize,
+    pub classes: usize,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+    pub average_degree: f64,
+    pub isolated_nodes: usize,
+    pub class_counts: Vec<usize>,
+    pub fingerprint: String,
+}
+
+impl Graph {
+    /// Validates the parts (index ranges, sizes, finite features) and fingerprints the content.
+    pub fn new(p: GraphParts) -> Result<Graph> {
+        let n = p.num_nodes;
+        if n == 0 {
+            bail!("{}: graph has no nodes", p.name);
+        }
+        if p.src.len() != p.dst.len() {
+            bail!("{}: {} edge sources but {} targets", p.name, p.src.len(), p.dst.len());
+        }
+        if let Some(bad) = p.src.iter().chain(&p.dst).find(|&&v| v < 0 || v as usize >= n) {
+            bail!("{}: edge endpoint {bad} outside 0..{n}", p.name);
+        }
+        if p.num_features == 0 || p.features.len() != n * p.num_features {
+            bail!(
+                "{}: feature matrix has {} values, expected {n} nodes x {} features",
+                p.name,
+                p.features.len(),
+                p.num_features
+            );
+        }
+        if p.features.iter().any(|v| !v.is_finite()) {
+            bail!("{}: feature matrix holds NaN or infinite values", p.name);
+        }
+        if p.labels.len() != n {
+            bail!("{}: {} labels for {n} nodes", p.name, p.labels.len());
+        }
+        if let Some(bad) = p.labels.iter().find(|&&l| l < 0) {
+            bail!("{}: negative label {bad}", p.name);
+        }
+        let num_classes = p.labels.iter().copied().max().unwrap_or(0) as usize + 1;
+        for (split, idx) in [("train", &p.train), ("val", &p.val), ("test", &p.test)] {
+            if idx.is_empty() {
+                bail!("{}: the {split} split is empty", p.name);
+            }
+            if let Some(bad) = idx.iter().find(|&&v| v < 0 || v as usize >= n) {
+                bail!("{}: {split} index {bad} outside 0..{n}", p.name);
+            }
+        }
+        let fingerprint = fingerprint(&p);
+        Ok(Graph {
+            name: p.name,
+            num_nodes: n,
+            src: p.src,
+            dst: p.dst,
+            features: p.features,
+            num_features: p.num_features,
+            labels: p.labels,
+            num_classes,
+            train: p.train,
+            val: p.val,
+            test: p.test,
+            fingerprint,
+        })
+    }
+
+    pub fn num_edges(&self) -> usize {
+        self.src.len()
+    }
+
+    /// A short content hash of structure, features, labels and splits: two graphs with the same
+    /// fingerprint are the same data, whatever file they came from.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn info(&self) -> GraphInfo {
+        let mut class_counts = vec![0usize; self.num_classes];
+        for &l in &self.labels {
+            class_counts[l as usize] += 1;
+        }
+        let mut has_edge = vec![false; self.num_nodes];
+        for (&s, &d) in self.src.iter().zip(&self.dst) {
+            has_edge[s as usize] = true;
+            has_edge[d as usize] = true;
+        }
+        GraphInfo {
+            name: self.name.clone(),
+            nodes: self.num_nodes,
+            edges: self.num_edges(),
+            features: self.num_features,
+            classes: self.num_classes,
+            train: self.train.len(),
+            val: self.val.len(),
+            test: self.test.len(),
+            average_degree: self.num_edges() as f64 / self.num_nodes as f64,
+            isolated_nodes: has_edge.iter().filter(|&&h| !h).count(),
+            class_counts,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
+fn fingerprint(p: &GraphParts) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut put = |tag: &str, bytes: &[u8]| {
+        h.update(tag.as_bytes());
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    put("n", &(p.num_nodes as u64).to_le_bytes());
+    put("f", &(p.num_features as u64).to_le_bytes());
+    put("src", as_bytes(&p.src));
+    put("dst", as_bytes(&p.dst));
+    put("x", as_bytes(&p.features));
+    put("y", as_bytes(&p.labels));
+    put("train", as_bytes(&p.train));
+    put("val", as_bytes(&p.val));
+    put("test", as_bytes(&p.test));
+    h.finalize().to_hex()[..16].to_string()
+}
+
+fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: only used with plain numeric types (i64, f32) that have no padding.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+/// Turns any edge list into the stored form: both directions, sorted by (src, dst), without
+/// duplicates or self-loops. Endpoints must be non-negative and below 2^32.
+pub fn symmetrize(pairs: impl IntoIterator<Item = (i64, i64)>) -> (Vec<i64>, Vec<i64>) {
+    // Packing a pair into one u64 makes the sort of tens of millions of edges several times faster.
+    let mut keys: Vec<u64> = Vec::new();
+    for (a, b) in pairs {
+        if a != b {
+            let (a, b) = (a as u64, b as u64);
+            keys.push(a << 32 | b);
+            keys.push(b << 32 | a);
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys.iter().map(|&k| ((k >> 32) as i64, (k & 0xffff_ffff) as i64)).unzip()
+}

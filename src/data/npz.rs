@@ -1,0 +1,146 @@
+//! The gnn-benchmark `.npz` layout (PyG's CitationFull, Amazon, Coauthor): CSR adjacency, CSR or
+//! dense attributes, labels; no split, so a seeded random 20/30 per-class train/val split is drawn.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::graph::{symmetrize, Graph, GraphParts};
+use super::pickle::{decode_numeric, Csr};
+
+/// A numeric array read from a `.npy` member.
+pub struct Npy {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+/// Parses a `.npy` file (format versions 1-3, numeric dtypes, C order).
+pub fn parse_npy(bytes: &[u8]) -> Result<Npy> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        bail!("not a .npy array (bad magic)");
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                bail!("truncated .npy header");
+            }
+            (u32::from_le_bytes(bytes[8..12].try_into()?) as usize, 12)
+        }
+        v => bail!("unsupported .npy version {v}"),
+    };
+    let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or_else(|| anyhow!("truncated .npy header"))?)?;
+    let field = |key: &str| -> Result<&str> {
+        let at = header.find(&format!("'{key}'")).ok_or_else(|| anyhow!(".npy header without '{key}'"))?;
+        Ok(header[at + key.len() + 2..].trim_start_matches([':', ' ']))
+    };
+    let descr = field("descr")?;
+    let descr = descr.strip_prefix('\'').and_then(|d| d.split('\'').next()).ok_or_else(|| anyhow!("bad .npy descr"))?;
+    if field("fortran_order")?.starts_with("True") {
+        bail!("Fortran-ordered .npy arrays are not supported");
+    }
+    let shape_text = field("shape")?;
+    let shape_text = shape_text.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or_else(|| anyhow!("bad .npy shape"))?;
+    let shape: Vec<usize> =
+        shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>()).collect::<Result<_, _>>()?;
+    if descr.contains('O') {
+        bail!("array of Python objects (dtype {descr}) cannot be read");
+    }
+    let data = decode_numeric(descr, false, &bytes[start + header_len..])?;
+    let expected: usize = shape.iter().product();
+    if data.len() != expected {
+        bail!("{} values for shape {shape:?}", data.len());
+    }
+    Ok(Npy { shape, data })
+}
+
+pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not an .npz (zip) archive", path.display()))?;
+    let mut array = |key: &str| -> Result<Option<Npy>> {
+        let member = format!("{key}.npy");
+        let Ok(mut f) = archive.by_name(&member) else { return Ok(None) };
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).with_context(|| format!("{}: cannot read {member}", path.display()))?;
+        parse_npy(&bytes).map(Some).with_context(|| format!("{}: {member}", path.display()))
+    };
+    let required = |a: Option<Npy>, key: &str| a.ok_or_else(|| anyhow!("{}: no '{key}' array (not a gnn-benchmark npz?)", path.display()));
+    let csr = |prefix: &str, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>| -> Result<Csr> {
+        let get = |k: &str, a: &mut dyn FnMut(&str) -> Result<Option<Npy>>| -> Result<Npy> {
+            a(&format!("{prefix}_{k}"))?.ok_or_else(|| anyhow!("{}: no '{prefix}_{k}' array", path.display()))
+        };
+        let shape = get("shape", array)?.data;
+        let m = Csr {
+            rows: *shape.first().ok_or_else(|| anyhow!("empty {prefix}_shape"))? as usize,
+            cols: *shape.get(1).ok_or_else(|| anyhow!("{prefix}_shape has one dimension"))? as usize,
+            indptr: get("indptr", array)?.data.iter().map(|&v| v as usize).collect(),
+            indices: get("indices", array)?.data.iter().map(|&v| v as usize).collect(),
+            data: get("data", array)?.data,
+        };
+        m.validate().with_context(|| format!("{}: {prefix} matrix", path.display()))?;
+        Ok(m)
+    };
+
+    let adj = csr("adj", &mut array)?;
+    let n = adj.rows;
+    if adj.cols != n {
+        bail!("{}: adjacency is {}x{}, not square", path.display(), adj.rows, adj.cols);
+    }
+    let mut pairs = Vec::with_capacity(adj.indices.len());
+    for r in 0..n {
+        for k in adj.indptr[r]..adj.indptr[r + 1] {
+            pairs.push((r as i64, adj.indices[k] as i64));
+        }
+    }
+    let (src, dst) = symmetrize(pairs);
+
+    let (features, num_features) = if let Some(dense) = array("attr_matrix")? {
+        if dense.shape.len() != 2 || dense.shape[0] != n {
+            bail!("{}: attr_matrix has shape {:?} for {n} nodes", path.display(), dense.shape);
+        }
+        (dense.data.iter().map(|&v| v as f32).collect(), dense.shape[1])
+    } else {
+        let attr = csr("attr", &mut array)?;
+        if attr.rows != n {
+            bail!("{}: {} attribute rows for {n} nodes", path.display(), attr.rows);
+        }
+        let mut f = vec![0f32; n * attr.cols];
+        attr.scatter_into(&mut f, 0);
+        (f, attr.cols)
+    };
+    let labels_arr = required(array("labels")?, "labels")?;
+    if labels_arr.shape.len() != 1 || labels_arr.data.len() != n {
+        bail!("{}: labels have shape {:?} for {n} nodes", path.display(), labels_arr.shape);
+    }
+    let labels: Vec<i64> = labels_arr.data.iter().map(|&v| v as i64).collect();
+    let (train, val, test) = per_class_split(&labels, 20, 30, split_seed);
+    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test })
+        .with_context(|| format!("invalid npz data in {}", path.display()))
+}
+
+/// The usual protocol for splitless datasets: per class, `train_per_class` random training nodes,
+/// `val_per_class` validation nodes, the rest test. Seeded, so the split is reproducible.
+pub fn per_class_split(labels: &[i64], train_per_class: usize, val_per_class: usize, seed: u64) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut by_class: Vec<Vec<i64>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push(i as i64);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    for nodes in &mut by_class {
+        nodes.shuffle(&mut rng);
+        let t = train_per_class.min(nodes.len());
+        let v = val_per_class.min(nodes.len() - t);
+        train.extend_from_slice(&nodes[..t]);
+        val.extend_from_slice(&nodes[t..t + v]);
+        test.extend_from_slice(&nodes[t + v..]);
+    }
+    for s in [&mut train, &mut val, &mut test] {
+        s.sort_unstable();
+    }
+    (train, val, test)
+}

@@ -1,0 +1,149 @@
+//! Planetoid `ind.<name>.*` files (Cora, CiteSeer, PubMed), assembled exactly as PyTorch
+//! Geometric's `read_planetoid_data` does, so node order, labels and the public split match PyG.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::graph::{symmetrize, Graph, GraphParts};
+use super::pickle::{self, Value};
+
+pub const NAMES: [&str; 3] = ["cora", "citeseer", "pubmed"];
+pub const SUFFIXES: [&str; 8] = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"];
+
+/// The directory inside `data_dir` that holds `ind.<name>.*`: `data_dir` itself, or PyG's
+/// `<Name>/raw` / `<name>/raw` layout.
+pub fn locate(data_dir: &Path, name: &str) -> Option<PathBuf> {
+    let capitalised = match name {
+        "citeseer" => "CiteSeer".to_string(),
+        "pubmed" => "PubMed".to_string(),
+        other => {
+            let mut c = other.chars();
+            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        }
+    };
+    [data_dir.to_path_buf(), data_dir.join(name), data_dir.join(name).join("raw"), data_dir.join(&capitalised).join("raw")]
+        .into_iter()
+        .find(|d| d.join(format!("ind.{name}.x")).is_file())
+}
+
+pub fn file_names(name: &str) -> Vec<String> {
+    SUFFIXES.iter().map(|s| format!("ind.{name}.{s}")).collect()
+}
+
+pub fn load(dir: &Path, name: &str) -> Result<Graph> {
+    let path = |s: &str| dir.join(format!("ind.{name}.{s}"));
+    let read = |s: &str| -> Result<Value> {
+        let p = path(s);
+        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        pickle::parse(&bytes).with_context(|| format!("{} is not a readable pickle", p.display()))
+    };
+    let csr = |s: &str| pickle::csr_matrix(&read(s)?).with_context(|| format!("{}: not a feature matrix", path(s).display()));
+    let dense = |s: &str| -> Result<pickle::Array> {
+        let a = pickle::ndarray(&read(s)?).with_context(|| format!("{}: not a label array", path(s).display()))?;
+        if a.shape.len() != 2 {
+            bail!("{}: labels should be a 2-D one-hot array, shape is {:?}", path(s).display(), a.shape);
+        }
+        Ok(a)
+    };
+
+    let (x, tx, allx) = (csr("x")?, csr("tx")?, csr("allx")?);
+    let (y, ty, ally) = (dense("y")?, dense("ty")?, dense("ally")?);
+    let num_features = allx.cols;
+    if tx.cols != num_features || x.cols != num_features {
+        bail!("{}: feature widths differ between x ({}), tx ({}) and allx ({num_features})", dir.display(), x.cols, tx.cols);
+    }
+    let num_classes = ally.shape[1];
+    if ty.shape[1] != num_classes || ty.shape[0] != tx.rows || ally.shape[0] != allx.rows {
+        bail!("{}: label arrays do not match the feature matrices", dir.display());
+    }
+
+    let index_path = path("test.index");
+    let test_index: Vec<usize> = std::fs::read_to_string(&index_path)
+        .with_context(|| format!("cannot read {}", index_path.display()))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().parse::<usize>().map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display())))
+        .collect::<Result<_>>()?;
+    if test_index.len() != tx.rows {
+        bail!("{}: {} test indices for {} test rows", index_path.display(), test_index.len(), tx.rows);
+    }
+    let mut sorted = test_index.clone();
+    sorted.sort_unstable();
+    let (tmin, tmax) = (sorted[0], *sorted.last().unwrap());
+
+    // CiteSeer has isolated test nodes without rows: PyG pads tx/ty to the full index range.
+    let test_rows = if name == "citeseer" { tmax - tmin + 1 } else { tx.rows };
+    let n = allx.rows + test_rows;
+    let mut features = vec![0f32; n * num_features];
+    allx.scatter_into(&mut features, 0);
+    let mut labels_1hot = vec![0f64; n * num_classes];
+    labels_1hot[..ally.data.len()].copy_from_slice(&ally.data);
+    if name == "citeseer" {
+        for (r, &dst) in sorted.iter().enumerate() {
+            let row = allx.rows + dst - tmin;
+            copy_csr_row(&tx, r, &mut features[row * num_features..(row + 1) * num_features]);
+            labels_1hot[row * num_classes..(row + 1) * num_classes].copy_from_slice(&ty.data[r * num_classes..(r + 1) * num_classes]);
+        }
+    } else {
+        tx.scatter_into(&mut features, allx.rows);
+        labels_1hot[ally.data.len()..].copy_from_slice(&ty.data);
+    }
+    let mut labels: Vec<i64> = labels_1hot
+        .chunks_exact(num_classes)
+        .map(|row| {
+            // first maximum, like torch.max
+            let mut best = 0;
+            for (i, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = i;
+                }
+            }
+            best as i64
+        })
+        .collect();
+
+    // x[test_index] = x[sorted_test_index] (right-hand side read before writing)
+    if test_index.iter().any(|&t| t >= n) {
+        bail!("{}: a test index is beyond the {n} nodes", index_path.display());
+    }
+    let moved_x: Vec<Vec<f32>> = sorted.iter().map(|&s| features[s * num_features..(s + 1) * num_features].to_vec()).collect();
+    let moved_y: Vec<i64> = sorted.iter().map(|&s| labels[s]).collect();
+    for (k, &t) in test_index.iter().enumerate() {
+        features[t * num_features..(t + 1) * num_features].copy_from_slice(&moved_x[k]);
+        labels[t] = moved_y[k];
+    }
+
+    let graph_path = path("graph");
+    let adjacency = read("graph")?;
+    let entries = match &adjacency {
+        Value::Object { items, .. } => items,
+        Value::Dict(d) => d,
+        _ => bail!("{}: expected a dict of adjacency lists", graph_path.display()),
+    };
+    let mut pairs = Vec::new();
+    for (k, v) in entries {
+        let s = k.as_int().ok_or_else(|| anyhow!("{}: non-integer node key", graph_path.display()))?;
+        let neigh = v.elems().ok_or_else(|| anyhow!("{}: adjacency of node {s} is not a list", graph_path.display()))?;
+        for t in neigh {
+            let t = t.as_int().ok_or_else(|| anyhow!("{}: non-integer neighbour of node {s}", graph_path.display()))?;
+            pairs.push((s, t));
+        }
+    }
+    if let Some(&(s, t)) = pairs.iter().find(|&&(s, t)| s < 0 || t < 0 || s as usize >= n || t as usize >= n) {
+        bail!("{}: edge {s} -> {t} names a node beyond the {n} nodes", graph_path.display());
+    }
+    let (src, dst) = symmetrize(pairs);
+
+    let train: Vec<i64> = (0..y.shape[0] as i64).collect();
+    let val: Vec<i64> = (y.shape[0] as i64..(y.shape[0] + 500) as i64).collect();
+    let test: Vec<i64> = sorted.iter().map(|&t| t as i64).collect();
+    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test })
+        .with_context(|| format!("invalid Planetoid data in {}", dir.display()))
+}
+
+fn copy_csr_row(m: &pickle::Csr, r: usize, out: &mut [f32]) {
+    for k in m.indptr[r]..m.indptr[r + 1] {
+        out[m.indices[k]] = m.data[k] as f32;
+    }
+}

@@ -1,0 +1,17 @@
+//! gnn-soup: souping graph neural networks.
+//!
+//! Layers of the crate, bottom up:
+//! - [`data`]: datasets (Planetoid, OGB, npz, synthetic CSBM) as one [`data::Graph`] type;
+//! - [`model`]: GCN, GraphSAGE and GAT as functional forwards over PyG-named parameter maps;
+//! - [`checkpoint`]: safetensors ingredients with validated metadata;
+//! - [`train`]: ingredient training from one shared initialisation;
+//! - [`cli`]: the `gnn-soup` command line.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod optim;
+pub mod progress;
+pub mod train;

@@ -1,0 +1,201 @@
+//! The functional forward `f(params, graph, train) -> logits` of every architecture, matching
+//! PyG's `GCNConv`, `SAGEConv` (mean) and `GATConv` layer for layer.
+//!
+//! A model is: for each layer, dropout on its input, the convolution, then (except after the last
+//! layer) batch norm when enabled and ReLU.
+
+use tch::{Kind, Tensor};
+
+use super::graph_tensors::GraphTensors;
+use super::spec::{Arch, ArchSpec, ConvDims, ParamMap};
+
+fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {
+    p.get(name).unwrap_or_else(|| panic!("parameter {name} missing (checkpoints are validated before use)"))
+}
+
+/// Logits `[num_nodes, out_dim]`. `train` turns on dropout and batch-norm batch statistics (which
+/// also update the running statistics held in `params`).
+pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool) -> Tensor {
+    forward_from(spec, params, g, train, None)
+}
+
+/// As [`forward`], optionally with the first layer's weight-independent aggregation already done
+/// (`A_hat X` for GCN, the neighbour mean of X for SAGE). Only exact when the first layer's input
+/// dropout is inactive, which the caller guarantees.
+pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool, first_aggregate: Option<&Tensor>) -> Tensor {
+    let (input, sparse) = g.input(spec.row_normalize);
+    let x = if sparse { sparse_dropout(input, spec.dropout, train) } else { input.dropout(spec.dropout, train) };
+    let h = conv_train(spec, params, g, 0, &x, sparse, first_aggregate, train);
+    forward_after_conv(spec, params, g, h, 0, train)
+}
+
+/// The output of convolution `layer` alone (before batch norm and activation). `sparse`: `x`
+/// is a sparse CSR matrix (raw features of a bag-of-words dataset).
+pub fn conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, pre: Option<&Tensor>) -> Tensor {
+    conv_train(spec, params, g, layer, x, sparse, pre, false)
+}
+
+/// As [`conv`]; in training GAT also drops attention coefficients at the model's dropout rate
+/// (the GAT paper's regulariser; PyG's `GATConv(dropout=...)`).
+#[allow(clippy::too_many_arguments)]
+fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, pre: Option<&Tensor>, train: bool) -> Tensor {
+    let x = Input { x, sparse };
+    let attention_dropout = if train { spec.dropout } else { 0.0 };
+    match spec.arch {
+        Arch::Gcn => gcn_conv(params, layer, g, &x, pre),
+        Arch::Sage => sage_conv(params, layer, g, &x, pre),
+        Arch::Gat => gat_conv(params, layer, g, &x, &spec.conv_dims()[layer], attention_dropout),
+    }
+}
+
+/// A layer's input, dense or sparse.
+struct Input<'a> {
+    x: &'a Tensor,
+    sparse: bool,
+}
+
+impl Input<'_> {
+    /// `x W^T`
+    fn lin(&self, w: &Tensor) -> Tensor {
+        if self.sparse {
+            self.x.mm(&w.tr())
+        } else {
+            self.x.linear::<&Tensor>(w, None)
+        }
+    }
+}
+
+/// The rest of the forward pass given the output `h` of convolution `layer`.
+pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, train: bool) -> Tensor {
+    for j in layer..spec.layers {
+        if j > layer {
+            h = conv_train(spec, params, g, j, &h.dropout(spec.dropout, train), false, None, train);
+        }
+        if j + 1 < spec.layers {
+            if spec.batch_norm {
+                h = batch_norm(params, j, &h, train);
+            }
+            h = h.relu();
+        }
+    }
+    h
+}
+
+/// The first layer's aggregation that does not depend on weights, for [`forward_from`].
+pub fn first_aggregate(spec: &ArchSpec, g: &GraphTensors) -> Option<Tensor> {
+    let _guard = tch::no_grad_guard();
+    match spec.arch {
+        Arch::Gcn => Some(g.gcn_adj().mm(g.features(spec.row_normalize))),
+        Arch::Sage => Some(g.mean_adj().mm(g.features(spec.row_normalize))),
+        Arch::Gat => None,
+    }
+}
+
+/// Whether the first convolution's output is linear in its weights (so a convex combination of
+/// weights gives the same combination of outputs): true for GCN and SAGE, not GAT (attention).
+pub fn first_conv_is_linear(spec: &ArchSpec) -> bool {
+    spec.arch != Arch::Gat
+}
+
+/// Inverted dropout on a sparse CSR matrix: only stored values are dropped (zeros would stay
+/// zero anyway), one random draw per non-zero instead of per entry.
+fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+    if !train || p == 0.0 {
+        return x.shallow_clone();
+    }
+    let values = x.values();
+    let keep = values.rand_like().ge(p).to_kind(values.kind());
+    Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &(values * keep / (1.0 - p)), x.size(), (x.kind(), x.device()))
+}
+
+fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, pre: Option<&Tensor>) -> Tensor {
+    let w = param(p, &format!("convs.{i}.lin.weight"));
+    let b = param(p, &format!("convs.{i}.bias"));
+    // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower.
+    let out = match pre {
+        Some(ax) => ax.linear::<&Tensor>(w, None),
+        None if w.size()[0] <= w.size()[1] || x.sparse => g.gcn_adj().mm(&x.lin(w)),
+        None => g.gcn_adj().mm(x.x).linear::<&Tensor>(w, None),
+    };
+    out + b
+}
+
+fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, pre: Option<&Tensor>) -> Tensor {
+    let wl = param(p, &format!("convs.{i}.lin_l.weight"));
+    let bl = param(p, &format!("convs.{i}.lin_l.bias"));
+    let wr = param(p, &format!("convs.{i}.lin_r.weight"));
+    let neigh = match pre {
+        Some(mx) => mx.linear(wl, Some(bl)),
+        None if wl.size()[0] < wl.size()[1] || x.sparse => g.mean_adj().mm(&x.lin(wl)) + bl,
+        None => g.mean_adj().mm(x.x).linear(wl, Some(bl)),
+    };
+    neigh + x.lin(wr)
+}
+
+fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, d: &ConvDims, attention_dropout: f64) -> Tensor {
+    let w = param(p, &format!("convs.{i}.lin.weight"));
+    let att_src = param(p, &format!("convs.{i}.att_src"));
+    let att_dst = param(p, &format!("convs.{i}.att_dst"));
+    let bias = param(p, &format!("convs.{i}.bias"));
+    let (heads, ch) = (d.heads, d.out);
+    let n = g.num_nodes;
+    let h = x.lin(w).view([n, heads, ch]);
+    let a_src = (&h * att_src).sum_dim_intlist(-1, false, Kind::Float); // [N, H]
+    let a_dst = (&h * att_dst).sum_dim_intlist(-1, false, Kind::Float);
+    let (src, dst) = g.gat_edges();
+    let e = a_src.index_select(0, src) + a_dst.index_select(0, dst); // [E, H]
+    let e = e.maximum(&(&e * 0.2)); // LeakyReLU(0.2)
+    let alpha = segment_softmax(&e, dst, n).dropout(attention_dropout, attention_dropout > 0.0);
+    let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
+    let out = Tensor::zeros([n, heads, ch], (Kind::Float, g.device)).index_add(0, dst, &msg);
+    let out = if d.concat { out.view([n, heads * ch]) } else { out.mean_dim(1, false, Kind::Float) };
+    out + bias
+}
+
+/// Softmax of edge scores `[E, H]` over the edges that share a target, as PyG's `softmax`
+/// (the per-target maximum is subtracted, detached, for stability).
+fn segment_softmax(e: &Tensor, index: &Tensor, n: i64) -> Tensor {
+    let heads = e.size()[1];
+    let max = Tensor::full([n, heads], f64::NEG_INFINITY, (Kind::Float, e.device())).index_reduce(0, index, &e.detach(), "amax", false);
+    let ex = (e - max.index_select(0, index)).exp();
+    let sum = Tensor::zeros([n, heads], (Kind::Float, e.device())).index_add(0, index, &ex);
+    ex / (sum.index_select(0, index) + 1e-16)
+}
+
+fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, train: bool) -> Tensor {
+    let name = |s: &str| format!("bns.{i}.{s}");
+    let (w, b) = (param(p, &name("weight")), param(p, &name("bias")));
+    let (mean, var) = (param(p, &name("running_mean")), param(p, &name("running_var")));
+    if train {
+        let _g = tch::no_grad_guard();
+        let _ = param(p, &name("num_batches_tracked")).shallow_clone().g_add_scalar_(1);
+    }
+    Tensor::batch_norm(x, Some(w), Some(b), Some(mean), Some(var), train, 0.1, 1e-5, false)
+}
+
+/// Fraction of `idx` nodes whose arg-max logit is the label.
+pub fn accuracy(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
+    let pred = logits.index_select(0, idx).argmax(1, false);
+    let correct = pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Float).mean(Kind::Float);
+    correct.double_value(&[])
+}
+
+/// Mean cross-entropy over the `idx` nodes.
+pub fn loss(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> Tensor {
+    logits.index_select(0, idx).cross_entropy_for_logits(&labels.index_select(0, idx))
+}
+
+/// Accuracies of one model on the three splits.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Accuracies {
+    pub train: f64,
+    pub val: f64,
+    pub test: f64,
+}
+
+/// Evaluates in inference mode (no dropout, running batch-norm statistics, no autograd).
+pub fn evaluate(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Accuracies {
+    let _guard = tch::no_grad_guard();
+    let logits = forward(spec, params, g, false);
+    Accuracies { train: accuracy(&logits, &g.labels, &g.train_idx), val: accuracy(&logits, &g.labels, &g.val_idx), test: accuracy(&logits, &g.labels, &g.test_idx) }
+}

@@ -1,0 +1,152 @@
+//! A graph moved to a device once, with the sparse operators each architecture needs built on
+//! first use and kept.
+
+use std::cell::OnceCell;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::data::Graph;
+
+pub struct GraphTensors {
+    pub num_nodes: i64,
+    pub device: Device,
+    pub x: Tensor,
+    /// The features as a sparse CSR tensor when they are mostly zeros (bag-of-words datasets):
+    /// the first layer then multiplies sparse, and dropout draws one number per non-zero.
+    pub x_sparse: Option<Tensor>,
+    /// Row-normalised features (dense, and sparse when `x_sparse` is), built on first use.
+    normalized: OnceCell<(Tensor, Option<Tensor>)>,
+    pub labels: Tensor,
+    pub train_idx: Tensor,
+    pub val_idx: Tensor,
+    pub test_idx: Tensor,
+    /// Edge endpoints (source -> target), int64 on `device`.
+    pub src: Tensor,
+    pub dst: Tensor,
+    gcn_adj: OnceCell<Tensor>,
+    mean_adj: OnceCell<Tensor>,
+    gat_edges: OnceCell<(Tensor, Tensor)>,
+}
+
+impl GraphTensors {
+    pub fn new(g: &Graph, device: Device) -> GraphTensors {
+        let long = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+        GraphTensors::from_parts(
+            g.num_nodes as i64,
+            Tensor::from_slice(&g.features).view([g.num_nodes as i64, g.num_features as i64]).to_device(device),
+            long(&g.labels),
+            long(&g.src),
+            long(&g.dst),
+            [long(&g.train), long(&g.val), long(&g.test)],
+        )
+    }
+
+    /// Builds from tensors already on one device (used for PLS subgraphs).
+    pub fn from_parts(num_nodes: i64, x: Tensor, labels: Tensor, src: Tensor, dst: Tensor, splits: [Tensor; 3]) -> GraphTensors {
+        let device = x.device();
+        let x_sparse = sparse_if_mostly_zero(&x);
+        let [train_idx, val_idx, test_idx] = splits;
+        GraphTensors {
+            num_nodes,
+            device,
+            x,
+            x_sparse,
+            normalized: OnceCell::new(),
+            labels,
+            train_idx,
+            val_idx,
+            test_idx,
+            src,
+            dst,
+            gcn_adj: OnceCell::new(),
+            mean_adj: OnceCell::new(),
+            gat_edges: OnceCell::new(),
+        }
+    }
+
+    /// The dense features the first layer sees (row-normalised or not).
+    pub fn features(&self, row_normalize: bool) -> &Tensor {
+        if row_normalize {
+            &self.normalized().0
+        } else {
+            &self.x
+        }
+    }
+
+    /// The features to feed the first layer, and whether they are sparse (CSR).
+    pub fn input(&self, row_normalize: bool) -> (&Tensor, bool) {
+        let sparse = if row_normalize { self.normalized().1.as_ref() } else { self.x_sparse.as_ref() };
+        match sparse {
+            Some(s) => (s, true),
+            None => (self.features(row_normalize), false),
+        }
+    }
+
+    fn normalized(&self) -> &(Tensor, Option<Tensor>) {
+        self.normalized.get_or_init(|| {
+            let _g = tch::no_grad_guard();
+            // as PyG's NormalizeFeatures: x / max(row sum, 1)
+            let x = &self.x / self.x.sum_dim_intlist(1, true, Kind::Float).clamp_min(1.0);
+            let sparse = self.x_sparse.as_ref().map(|_| x.to_sparse_csr(None::<i64>));
+            (x, sparse)
+        })
+    }
+
+    fn sparse(&self, rows: &Tensor, cols: &Tensor, values: &Tensor) -> Tensor {
+        let n = self.num_nodes;
+        let indices = Tensor::stack(&[rows, cols], 0);
+        // CSR makes sparse x dense products several times faster than COO on CPU.
+        Tensor::sparse_coo_tensor_indices_size(&indices, values, [n, n], (Kind::Float, self.device), false)
+            .coalesce()
+            .to_sparse_csr(None::<i64>)
+    }
+
+    /// D^-1/2 (A + I) D^-1/2 as in PyG's `gcn_norm`, with `A[dst, src]` so that `adj.mm(x)`
+    /// aggregates over in-neighbours.
+    pub fn gcn_adj(&self) -> &Tensor {
+        self.gcn_adj.get_or_init(|| {
+            let _g = tch::no_grad_guard();
+            let loops = Tensor::arange(self.num_nodes, (Kind::Int64, self.device));
+            let src = Tensor::cat(&[&self.src, &loops], 0);
+            let dst = Tensor::cat(&[&self.dst, &loops], 0);
+            let ones = Tensor::ones([src.size()[0]], (Kind::Float, self.device));
+            let deg = Tensor::zeros([self.num_nodes], (Kind::Float, self.device)).index_add(0, &dst, &ones);
+            let dinv = deg.pow_tensor_scalar(-0.5);
+            let w = dinv.index_select(0, &src) * dinv.index_select(0, &dst);
+            self.sparse(&dst, &src, &w)
+        })
+    }
+
+    /// Row-normalised adjacency: `adj.mm(x)` is the mean over in-neighbours (0 without any).
+    pub fn mean_adj(&self) -> &Tensor {
+        self.mean_adj.get_or_init(|| {
+            let _g = tch::no_grad_guard();
+            let ones = Tensor::ones([self.src.size()[0]], (Kind::Float, self.device));
+            let deg = Tensor::zeros([self.num_nodes], (Kind::Float, self.device)).index_add(0, &self.dst, &ones);
+            let w = deg.clamp_min(1.0).reciprocal().index_select(0, &self.dst);
+            self.sparse(&self.dst, &self.src, &w)
+        })
+    }
+
+    /// Edges with one self-loop per node, as GATConv's `add_self_loops`.
+    pub fn gat_edges(&self) -> &(Tensor, Tensor) {
+        self.gat_edges.get_or_init(|| {
+            let keep = self.src.ne_tensor(&self.dst);
+            let loops = Tensor::arange(self.num_nodes, (Kind::Int64, self.device));
+            (Tensor::cat(&[self.src.masked_select(&keep), loops.shallow_clone()], 0), Tensor::cat(&[self.dst.masked_select(&keep), loops], 0))
+        })
+    }
+}
+
+/// Below this share of non-zeros, features are also kept sparse.
+const SPARSE_FEATURES_BELOW: f64 = 0.1;
+
+fn sparse_if_mostly_zero(x: &Tensor) -> Option<Tensor> {
+    let _g = tch::no_grad_guard();
+    let numel = x.numel() as f64;
+    if numel == 0.0 {
+        return None;
+    }
+    let nonzero = x.count_nonzero(None::<i64>).int64_value(&[]) as f64;
+    (nonzero / numel < SPARSE_FEATURES_BELOW).then(|| x.to_sparse_csr(None::<i64>))
+}

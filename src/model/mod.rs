@@ -1,0 +1,10 @@
+//! GNN models (GCN, GraphSAGE, GAT) as functional forwards over PyG-named parameter maps, so a
+//! soup can pass mixed weights without building a module.
+
+pub mod forward;
+pub mod graph_tensors;
+pub mod spec;
+
+pub use forward::{accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv, forward_from, loss, Accuracies};
+pub use graph_tensors::GraphTensors;
+pub use spec::{Arch, ArchSpec, ParamInfo, ParamMap, ParamRole};

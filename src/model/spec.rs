@@ -1,0 +1,207 @@
+//! Architecture descriptions and the PyG-compatible parameter layout they imply.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// Named parameters (and batch-norm buffers) of one model, keyed as in a PyG state dict.
+pub type ParamMap = BTreeMap<String, Tensor>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Gcn,
+    Sage,
+    Gat,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Gcn => "gcn",
+            Arch::Sage => "sage",
+            Arch::Gat => "gat",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A model as `convs.<i>` (and `bns.<i>` between convolutions when batch norm is on).
+///
+/// For GAT, `hidden` is the width of each head; hidden layers concatenate `heads` heads, and the
+/// output layer has one head, as in the GAT paper's transductive models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchSpec {
+    pub arch: Arch,
+    pub in_dim: i64,
+    pub hidden: i64,
+    pub out_dim: i64,
+    pub layers: usize,
+    pub heads: i64,
+    pub dropout: f64,
+    pub batch_norm: bool,
+    /// Divide each node's input features by their sum first (PyG's `NormalizeFeatures`), as
+    /// the GCN and GAT papers do for bag-of-words features.
+    #[serde(default)]
+    pub row_normalize: bool,
+}
+
+/// What a parameter is, which decides its initialisation and how a soup treats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamRole {
+    Weight,
+    Bias,
+    Attention,
+    BnWeight,
+    BnBias,
+    RunningMean,
+    RunningVar,
+    BatchCount,
+}
+
+impl ParamRole {
+    /// Batch-norm running statistics: buffers, not trained by gradient.
+    pub fn is_buffer(self) -> bool {
+        matches!(self, ParamRole::RunningMean | ParamRole::RunningVar | ParamRole::BatchCount)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamInfo {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub role: ParamRole,
+    /// The conv/bn layer index this parameter belongs to.
+    pub layer: usize,
+}
+
+/// One convolution's shape.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvDims {
+    pub input: i64,
+    /// Channels per head.
+    pub out: i64,
+    pub heads: i64,
+    pub concat: bool,
+}
+
+impl ConvDims {
+    pub fn output_width(&self) -> i64 {
+        if self.concat {
+            self.out * self.heads
+        } else {
+            self.out
+        }
+    }
+}
+
+impl ArchSpec {
+    pub fn validate(&self) -> Result<()> {
+        if self.layers == 0 {
+            bail!("a model needs at least one layer");
+        }
+        if self.in_dim <= 0 || self.out_dim <= 0 || self.hidden <= 0 || self.heads <= 0 {
+            bail!("input, output, hidden and head counts must be positive");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("dropout must be in [0, 1), got {}", self.dropout);
+        }
+        Ok(())
+    }
+
+    pub fn conv_dims(&self) -> Vec<ConvDims> {
+        let heads = if self.arch == Arch::Gat { self.heads } else { 1 };
+        let mut dims = Vec::with_capacity(self.layers);
+        let mut input = self.in_dim;
+        for i in 0..self.layers {
+            let last = i + 1 == self.layers;
+            let d = if last {
+                ConvDims { input, out: self.out_dim, heads: 1, concat: false }
+            } else {
+                ConvDims { input, out: self.hidden, heads, concat: true }
+            };
+            input = d.output_width();
+            dims.push(d);
+        }
+        dims
+    }
+
+    /// Every tensor of the model with its PyG name and shape, in a fixed order.
+    pub fn params(&self) -> Vec<ParamInfo> {
+        let mut out = Vec::new();
+        let mut push = |name: String, shape: Vec<i64>, role: ParamRole, layer: usize| out.push(ParamInfo { name, shape, role, layer });
+        let dims = self.conv_dims();
+        for (i, d) in dims.iter().enumerate() {
+            let c = format!("convs.{i}");
+            match self.arch {
+                Arch::Gcn => {
+                    push(format!("{c}.lin.weight"), vec![d.out, d.input], ParamRole::Weight, i);
+                    push(format!("{c}.bias"), vec![d.out], ParamRole::Bias, i);
+                }
+                Arch::Sage => {
+                    push(format!("{c}.lin_l.weight"), vec![d.out, d.input], ParamRole::Weight, i);
+                    push(format!("{c}.lin_l.bias"), vec![d.out], ParamRole::Bias, i);
+                    push(format!("{c}.lin_r.weight"), vec![d.out, d.input], ParamRole::Weight, i);
+                }
+                Arch::Gat => {
+                    push(format!("{c}.att_src"), vec![1, d.heads, d.out], ParamRole::Attention, i);
+                    push(format!("{c}.att_dst"), vec![1, d.heads, d.out], ParamRole::Attention, i);
+                    push(format!("{c}.bias"), vec![d.output_width()], ParamRole::Bias, i);
+                    push(format!("{c}.lin.weight"), vec![d.heads * d.out, d.input], ParamRole::Weight, i);
+                }
+            }
+            if self.batch_norm && i + 1 < dims.len() {
+                let b = format!("bns.{i}");
+                let w = d.output_width();
+                push(format!("{b}.weight"), vec![w], ParamRole::BnWeight, i);
+                push(format!("{b}.bias"), vec![w], ParamRole::BnBias, i);
+                push(format!("{b}.running_mean"), vec![w], ParamRole::RunningMean, i);
+                push(format!("{b}.running_var"), vec![w], ParamRole::RunningVar, i);
+                push(format!("{b}.num_batches_tracked"), vec![], ParamRole::BatchCount, i);
+            }
+        }
+        out
+    }
+
+    /// Fresh weights, initialised as PyG does (Glorot for conv weights and attention, zeros for
+    /// biases, identity batch norm), from `seed` alone.
+    pub fn init(&self, seed: i64, device: Device) -> ParamMap {
+        tch::manual_seed(seed);
+        let _guard = tch::no_grad_guard();
+        let mut map = ParamMap::new();
+        for p in self.params() {
+            let t = match p.role {
+                ParamRole::Weight | ParamRole::Attention => {
+                    // glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) over the last two dims
+                    let n = p.shape.len();
+                    let a = (6.0 / (p.shape[n - 2] + p.shape[n - 1]) as f64).sqrt();
+                    Tensor::empty(p.shape.as_slice(), (Kind::Float, device)).uniform_(-a, a)
+                }
+                ParamRole::Bias | ParamRole::BnBias | ParamRole::RunningMean => Tensor::zeros(p.shape.as_slice(), (Kind::Float, device)),
+                ParamRole::BnWeight | ParamRole::RunningVar => Tensor::ones(p.shape.as_slice(), (Kind::Float, device)),
+                ParamRole::BatchCount => Tensor::zeros(p.shape.as_slice(), (Kind::Int64, device)),
+            };
+            map.insert(p.name, t);
+        }
+        map
+    }
+
+    pub fn num_parameters(&self) -> i64 {
+        self.params().iter().filter(|p| !p.role.is_buffer()).map(|p| p.shape.iter().product::<i64>()).sum()
+    }
+
+    /// A one-line human description, e.g. `gcn 2x64 (1433 -> 7), dropout 0.5`.
+    pub fn describe(&self) -> String {
+        let heads = if self.arch == Arch::Gat { format!(", {} heads", self.heads) } else { String::new() };
+        let bn = if self.batch_norm { ", batch norm" } else { "" };
+        let norm = if self.row_normalize { ", row-normalised input" } else { "" };
+        format!("{} {}x{} ({} -> {}){heads}, dropout {}{bn}{norm}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
+    }
+}

@@ -1,0 +1,229 @@
+//! Ingredient training, as the paper's trainer: one initial model is created and saved, every
+//! ingredient starts from it and differs only by its seed (dropout draws). Full-batch Adam with
+//! cross-entropy on the training nodes; the final epoch's weights are kept.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use tch::Device;
+
+use crate::checkpoint::{self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST};
+use crate::data::Graph;
+use crate::model::{self, Accuracies, Arch, ArchSpec, GraphTensors, ParamMap};
+use crate::optim::Adam;
+
+/// Model shape and optimisation settings of a training run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    pub arch: Arch,
+    pub layers: usize,
+    pub hidden: i64,
+    pub heads: i64,
+    pub dropout: f64,
+    pub batch_norm: bool,
+    /// Row-normalise input features; None: when they are non-negative (bag-of-words).
+    pub row_normalize: Option<bool>,
+    pub epochs: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub ingredients: usize,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Settings known to train well on the Planetoid graphs for each architecture
+    /// (Kipf & Welling for GCN, Velickovic et al. for GAT).
+    pub fn defaults(arch: Arch) -> TrainConfig {
+        let base = TrainConfig {
+            arch,
+            layers: 2,
+            hidden: 64,
+            heads: 1,
+            dropout: 0.5,
+            batch_norm: false,
+            row_normalize: None,
+            epochs: 200,
+            lr: 0.01,
+            weight_decay: 5e-4,
+            ingredients: 10,
+            seed: 0,
+        };
+        match arch {
+            Arch::Gcn | Arch::Sage => base,
+            Arch::Gat => TrainConfig { hidden: 8, heads: 8, dropout: 0.6, lr: 0.005, ..base },
+        }
+    }
+
+    pub fn spec_for(&self, g: &Graph) -> ArchSpec {
+        ArchSpec {
+            arch: self.arch,
+            in_dim: g.num_features as i64,
+            hidden: self.hidden,
+            out_dim: g.num_classes as i64,
+            layers: self.layers,
+            heads: self.heads,
+            dropout: self.dropout,
+            batch_norm: self.batch_norm,
+            row_normalize: self.row_normalize.unwrap_or_else(|| g.features.iter().all(|&v| v >= 0.0)),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.ingredients == 0 {
+            bail!("--ingredients must be at least 1");
+        }
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if !(self.lr > 0.0) || !(self.weight_decay >= 0.0) {
+            bail!("--lr must be positive and --weight-decay non-negative");
+        }
+        Ok(())
+    }
+}
+
+/// What a watcher of training is told.
+pub enum TrainEvent<'a> {
+    IngredientStarted { index: usize, seed: u64 },
+    Epoch { index: usize, epoch: usize, loss: f64, val_acc: f64 },
+    IngredientDone { index: usize, path: &'a Path, acc: Accuracies },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainedIngredient {
+    pub path: PathBuf,
+    pub seed: u64,
+    pub val_acc: f64,
+    pub test_acc: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub dataset: String,
+    pub dataset_fingerprint: String,
+    pub arch: ArchSpec,
+    pub init: PathBuf,
+    pub ingredients: Vec<TrainedIngredient>,
+    pub seconds: f64,
+}
+
+/// Trains `cfg.ingredients` models from one shared initialisation and writes them to `out`.
+pub fn train_ingredients(
+    g: &Graph,
+    cfg: &TrainConfig,
+    device: Device,
+    out: &Path,
+    overwrite: bool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainReport> {
+    cfg.validate()?;
+    let spec = cfg.spec_for(g);
+    spec.validate()?;
+    let file_of = |i: usize| out.join(format!("ingredient-{i:02}.safetensors"));
+    if !overwrite {
+        let planned = std::iter::once(out.join(INIT_FILE)).chain((0..cfg.ingredients).map(file_of)).chain(std::iter::once(out.join(MANIFEST)));
+        if let Some(existing) = planned.into_iter().find(|p| p.exists()) {
+            bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+
+    let start = Instant::now();
+    let gt = GraphTensors::new(g, device);
+    let init = spec.init(cfg.seed as i64, device);
+    let init_fp = checkpoint::weights_fingerprint(&init);
+    let meta = |kind, seed, epochs, acc: Option<Accuracies>| CheckpointMeta {
+        format_version: checkpoint::FORMAT_VERSION,
+        kind,
+        arch: spec.clone(),
+        dataset: g.name.clone(),
+        dataset_fingerprint: g.fingerprint().to_string(),
+        init_fingerprint: init_fp.clone(),
+        seed,
+        epochs,
+        val_acc: acc.map(|a| a.val),
+        test_acc: acc.map(|a| a.test),
+        tool_version: checkpoint::tool_version(),
+        extra: [("training".to_string(), serde_json::to_value(cfg).unwrap())].into_iter().collect(),
+    };
+    let init_path = out.join(INIT_FILE);
+    checkpoint::save(&init_path, &init, &meta(CheckpointKind::Init, Some(cfg.seed), Some(0), None), overwrite)?;
+
+    let mut trained = Vec::new();
+    for index in 0..cfg.ingredients {
+        let seed = cfg.seed + 1 + index as u64;
+        on_event(TrainEvent::IngredientStarted { index, seed });
+        let params = train_one(&spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| on_event(TrainEvent::Epoch { index, epoch, loss, val_acc }));
+        let acc = model::evaluate(&spec, &params, &gt);
+        let path = file_of(index);
+        checkpoint::save(&path, &params, &meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), overwrite)?;
+        on_event(TrainEvent::IngredientDone { index, path: &path, acc });
+        trained.push(TrainedIngredient { path, seed, val_acc: acc.val, test_acc: acc.test });
+    }
+
+    let manifest = Manifest {
+        dataset: g.name.clone(),
+        dataset_fingerprint: g.fingerprint().to_string(),
+        arch: spec.clone(),
+        init: INIT_FILE.to_string(),
+        init_fingerprint: init_fp,
+        ingredients: trained
+            .iter()
+            .map(|t| ManifestEntry { file: t.path.file_name().unwrap().to_string_lossy().into_owned(), seed: t.seed, val_acc: t.val_acc, test_acc: t.test_acc })
+            .collect(),
+        tool_version: checkpoint::tool_version(),
+    };
+    checkpoint::write_atomic(&out.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    Ok(TrainReport {
+        dataset: g.name.clone(),
+        dataset_fingerprint: g.fingerprint().to_string(),
+        arch: spec,
+        init: init_path,
+        ingredients: trained,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// How often validation accuracy is measured during training (every epoch on small graphs).
+fn eval_every(num_nodes: i64, epochs: usize) -> usize {
+    if num_nodes <= 50_000 {
+        1
+    } else {
+        (epochs / 20).max(1)
+    }
+}
+
+/// Trains one ingredient from `init` with `seed`, returning its final weights.
+pub fn train_one(
+    spec: &ArchSpec,
+    init: &ParamMap,
+    g: &GraphTensors,
+    cfg: &TrainConfig,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(usize, f64, f64),
+) -> ParamMap {
+    tch::manual_seed(seed as i64);
+    let infos = spec.params();
+    let mut params: ParamMap = init.iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
+    let trainable: Vec<String> = infos.iter().filter(|p| !p.role.is_buffer()).map(|p| p.name.clone()).collect();
+    let mut leaves: Vec<tch::Tensor> = trainable.iter().map(|k| params[k].set_requires_grad(true)).collect();
+    for (k, t) in trainable.iter().zip(&leaves) {
+        params.insert(k.clone(), t.shallow_clone());
+    }
+    let mut adam = Adam::new(&leaves.iter().collect::<Vec<_>>(), cfg.lr, cfg.weight_decay);
+    let every = eval_every(g.num_nodes, cfg.epochs);
+    let mut val_acc = f64::NAN;
+    for epoch in 0..cfg.epochs {
+        let logits = model::forward(spec, &params, g, true);
+        let loss = model::loss(&logits, &g.labels, &g.train_idx);
+        loss.backward();
+        adam.step(&mut leaves);
+        if (epoch + 1) % every == 0 || epoch + 1 == cfg.epochs {
+            val_acc = model::evaluate(spec, &params, g).val;
+        }
+        on_epoch(epoch, loss.double_value(&[]), val_acc);
+    }
+    params.into_iter().map(|(k, v)| (k, v.detach())).collect()
+}

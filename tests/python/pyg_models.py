@@ -1,0 +1,58 @@
+"""The PyG side of gnn-soup's models: the same layout (`convs.<i>`, `bns.<i>`) and forward
+(dropout, conv, then batch norm and ReLU between layers), built from PyG's own layers. Used as
+the reference in the parity tests and to show that gnn-soup checkpoints load in PyG."""
+import json
+
+import torch
+from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+
+
+class Net(torch.nn.Module):
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        arch, layers = spec["arch"], spec["layers"]
+        self.convs = torch.nn.ModuleList()
+        self.bns = torch.nn.ModuleList()
+        width = spec["in_dim"]
+        for i in range(layers):
+            last = i + 1 == layers
+            out = spec["out_dim"] if last else spec["hidden"]
+            if arch == "gcn":
+                conv, next_width = GCNConv(width, out), out
+            elif arch == "sage":
+                conv, next_width = SAGEConv(width, out, aggr="mean"), out
+            elif arch == "gat":
+                heads = 1 if last else spec["heads"]
+                conv = GATConv(width, out, heads=heads, concat=not last, dropout=spec["dropout"])
+                next_width = out if last else out * heads
+            else:
+                raise ValueError(arch)
+            self.convs.append(conv)
+            if spec["batch_norm"] and not last:
+                self.bns.append(torch.nn.BatchNorm1d(next_width))
+            width = next_width
+
+    def forward(self, x, edge_index):
+        if self.spec.get("row_normalize"):
+            x = x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)  # T.NormalizeFeatures
+        for i, conv in enumerate(self.convs):
+            x = torch.nn.functional.dropout(x, p=self.spec["dropout"], training=self.training)
+            x = conv(x, edge_index)
+            if i + 1 < len(self.convs):
+                if self.spec["batch_norm"]:
+                    x = self.bns[i](x)
+                x = x.relu()
+        return x
+
+
+def load_checkpoint(path):
+    """A gnn-soup checkpoint as a PyG model (strict state-dict load) and its metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(path, framework="pt") as f:
+        meta = json.loads(f.metadata()["gnn_soup"])
+    model = Net(meta["arch"])
+    model.load_state_dict(load_file(path), strict=True)
+    return model.eval(), meta
