@@ -8,7 +8,7 @@ demo: setup
 	cargo run --release --bin gnn-soup --
 
 test: setup
-	cargo test
+	cargo test -- --test-threads=1
 
 bench: setup
 	scripts/bench.sh

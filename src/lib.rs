@@ -5,13 +5,17 @@
 //! - [`model`]: GCN, GraphSAGE and GAT as functional forwards over PyG-named parameter maps;
 //! - [`checkpoint`]: safetensors ingredients with validated metadata;
 //! - [`train`]: ingredient training from one shared initialisation;
+//! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
+//! - [`engine`]: runs a souping job off the caller's thread and streams events;
 //! - [`cli`]: the `gnn-soup` command line.
 
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod engine;
 pub mod model;
 pub mod optim;
 pub mod progress;
+pub mod soup;
 pub mod train;

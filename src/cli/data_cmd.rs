@@ -6,7 +6,7 @@ use super::{print_json, DataArgs};
 use crate::data::{self, download, ogb, planetoid, DatasetSpec};
 
 pub fn info(args: &DataArgs, json: bool) -> Result<()> {
-    let g = data::load(&args.dataset, &args.options())?;
+    let g = data::load(args.dataset_or_default(), &args.options())?;
     let info = g.info();
     if json {
         return print_json(&info);
@@ -29,7 +29,7 @@ pub fn info(args: &DataArgs, json: bool) -> Result<()> {
 
 pub fn download(args: &DataArgs) -> Result<()> {
     let opts = args.options();
-    match DatasetSpec::parse(&args.dataset)? {
+    match DatasetSpec::parse(args.dataset_or_default())? {
         DatasetSpec::Planetoid(name) => match planetoid::locate(&opts.data_dir, &name) {
             Some(dir) => eprintln!("{name} is already in {}", dir.display()),
             None => {
@@ -44,7 +44,7 @@ pub fn download(args: &DataArgs) -> Result<()> {
         },
         other => bail!("{other:?} is not a named dataset that can be downloaded"),
     }
-    let g = data::load(&args.dataset, &DataOptions { download: false, ..opts })?;
+    let g = data::load(args.dataset_or_default(), &DataOptions { download: false, ..opts })?;
     eprintln!("{}: {} nodes, {} edges, fingerprint {}", g.name, g.num_nodes, g.num_edges(), g.fingerprint());
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod data_cmd;
 pub(crate) mod inspect_cmd;
+mod soup_cmd;
 mod table;
 mod train_cmd;
 
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::data::DataOptions;
 use crate::model::Arch;
+use crate::soup::{InitKind, MixGranularity, Strategy};
 
 #[derive(Parser, Debug)]
 #[command(name = "gnn-soup", version, about = "Souping graph neural networks: Learned Souping, Partition Learned Souping and every baseline")]
@@ -30,8 +32,101 @@ pub enum Command {
     Train(TrainArgs),
     /// Print a checkpoint's (or a directory's) metadata and tensors.
     Inspect(InspectArgs),
+    /// Soup ingredients with one strategy or all of them, headless, with progress bars.
+    Soup(SoupArgs),
+    /// Accuracy of any checkpoint on a dataset.
+    Eval(EvalArgs),
     /// The default job on the embedded synthetic dataset (what the README's main command runs).
     Demo(DemoArgs),
+}
+
+/// `--strategy`: one strategy, or `all` of them on the same ingredients.
+#[derive(Debug, Clone, Copy)]
+pub enum StrategyChoice {
+    One(Strategy),
+    All,
+}
+
+fn parse_strategy(s: &str) -> Result<StrategyChoice, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(StrategyChoice::All);
+    }
+    <Strategy as clap::ValueEnum>::from_str(s, true)
+        .map(StrategyChoice::One)
+        .map_err(|_| format!("unknown strategy {s:?}: expected uniform, greedy, gis, ls, pls, ensemble or all"))
+}
+
+#[derive(Args, Debug)]
+pub struct SoupArgs {
+    /// A directory of ingredient checkpoints (its manifest order), or one checkpoint.
+    #[arg(long)]
+    pub ingredients: PathBuf,
+    /// uniform, greedy, gis, ls, pls, ensemble, or all.
+    #[arg(long, value_parser = parse_strategy, default_value = "ls")]
+    pub strategy: StrategyChoice,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// GIS: interpolation points in [0, 1] (default 20, as in the paper).
+    #[arg(long)]
+    pub granularity: Option<usize>,
+    /// LS/PLS epochs (default: the paper's table for the architecture/dataset, else 100).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// LS/PLS SGD learning rate (default: the paper's table, else 10).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Cosine annealing warm-restart period T0 in epochs (default: the paper's table, else 4).
+    #[arg(long)]
+    pub t0: Option<usize>,
+    /// Mixing-logit initialisation: ones (uniform soup), uniform or normal (Xavier). Default:
+    /// ones for LS, normal for PLS.
+    #[arg(long, value_enum)]
+    pub init: Option<InitKind>,
+    /// PLS: K, the number of METIS parts (default 32).
+    #[arg(long)]
+    pub parts: Option<usize>,
+    /// PLS: R, parts sampled per epoch (default: the paper's table, else 8).
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// Mixing weights per tensor (paper), per layer, or one per ingredient.
+    #[arg(long, value_enum)]
+    pub mix: Option<MixGranularity>,
+    /// Fit LS/PLS weights with dropout off (the reference keeps the model in training mode).
+    #[arg(long)]
+    pub no_dropout: bool,
+    /// Hold out this fraction of validation nodes to pick the best epoch (early stopping).
+    #[arg(long)]
+    pub holdout: Option<f64>,
+    /// With --holdout: epochs without improvement before stopping (default 20).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Run directory: soup-<strategy>.safetensors, report-<strategy>.json, events.jsonl.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace results already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the report (a list of reports for `all`) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The checkpoint to evaluate.
+    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,9 +150,10 @@ pub enum DataCommand {
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// cora, citeseer, pubmed, ogbn-arxiv, ogbn-products, ogbn-*, npz:<file>, csbm, csbm-arxiv,
-    /// csbm-products, csbm:key=value,... or the path of an OGB directory/zip.
-    #[arg(long, default_value = "csbm")]
-    pub dataset: String,
+    /// csbm-products, csbm:key=value,... or the path of an OGB directory/zip. Default: csbm for
+    /// `train` and `data`, the checkpoints' own dataset for `soup` and `eval`.
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Directory of named datasets (Planetoid `ind.*` files, OGB zips or directories).
     #[arg(long, env = "GNN_SOUP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -70,6 +166,11 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The dataset named, or the embedded synthetic default.
+    pub fn dataset_or_default(&self) -> &str {
+        self.dataset.as_deref().unwrap_or("csbm")
+    }
+
     pub fn options(&self) -> DataOptions {
         DataOptions { data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir), split_seed: self.split_seed, download: !self.offline }
     }
@@ -152,6 +253,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Download { data }) => data_cmd::download(&data),
         Command::Train(args) => train_cmd::run(&args),
         Command::Inspect(args) => inspect_cmd::run(&args),
+        Command::Soup(args) => soup_cmd::run(&args),
+        Command::Eval(args) => soup_cmd::eval(&args),
         Command::Demo(args) => train_cmd::demo(&args),
     }
 }

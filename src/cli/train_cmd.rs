@@ -35,7 +35,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let cfg = config_from(args);
     cfg.validate()?;
     let device = parse_device(&args.device)?;
-    let g = data::load(&args.data.dataset, &args.data.options())?;
+    let g = data::load(args.data.dataset_or_default(), &args.data.options())?;
     let report = train_with_progress(&g, &cfg, device, &args.out, args.overwrite, args.json)?;
     if args.json {
         return print_json(&json!({

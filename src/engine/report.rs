@@ -1,0 +1,82 @@
+//! The JSON report of one strategy run (schema documented in the README).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::soup::{SoupSettings, Strategy};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngredientResult {
+    pub path: PathBuf,
+    pub val_acc: f64,
+    pub test_acc: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub loss: f64,
+    pub val_acc: f64,
+    pub select_acc: Option<f64>,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    pub ingredient: usize,
+    pub factor: f64,
+    pub val_acc: f64,
+    pub accepted: bool,
+}
+
+/// Early stopping on held-out validation nodes (beyond the paper).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HoldoutResult {
+    pub fit_nodes: usize,
+    pub select_nodes: usize,
+    pub best_epoch: usize,
+    /// Accuracy of the returned soup on the nodes the weights were fitted on.
+    pub fit_acc: f64,
+    /// ... and on the held-out nodes used only to pick the epoch.
+    pub select_acc: f64,
+    pub stopped_early: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SoupReport {
+    pub strategy: Strategy,
+    pub dataset: String,
+    pub dataset_fingerprint: String,
+    pub device: String,
+    pub settings: SoupSettings,
+    /// Accuracy of the soup (for `ensemble`, of the averaged logits) on the full graph.
+    pub val_acc: f64,
+    pub test_acc: f64,
+    /// Souping wall time, loading excluded.
+    pub seconds: f64,
+    pub load_seconds: f64,
+    /// High-water mark of this process's resident memory during the job.
+    pub peak_rss_bytes: u64,
+    /// CUDA only: peak device memory of this process, where it can be read.
+    pub peak_device_bytes: Option<u64>,
+    /// Cancelled before the end: the best soup so far.
+    pub partial: bool,
+    pub ingredients: Vec<IngredientResult>,
+    pub uniform: IngredientAccuracy,
+    /// Final mixing weights, tensor name -> weight per ingredient (weighted strategies).
+    pub weights: BTreeMap<String, Vec<f64>>,
+    pub history: Vec<EpochRecord>,
+    pub candidates: Vec<CandidateRecord>,
+    pub holdout: Option<HoldoutResult>,
+    /// The souped checkpoint, when written.
+    pub checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct IngredientAccuracy {
+    pub val_acc: f64,
+    pub test_acc: f64,
+}

@@ -1,0 +1,146 @@
+//! The baselines: uniform soup, greedy soup (Wortsman et al.), greedy interpolated soup (GIS,
+//! Graph Ladling) and the logit ensemble.
+
+use tch::Tensor;
+
+use super::{global_weights, SoupContext, SoupOutcome};
+use crate::engine::report::CandidateRecord;
+use crate::engine::Event;
+use crate::model::{self, ParamMap};
+
+fn val_acc(ctx: &SoupContext, logits: &Tensor) -> f64 {
+    model::accuracy(logits, &ctx.gt.labels, &ctx.gt.val_idx)
+}
+
+fn eval_logits(ctx: &SoupContext, params: &ParamMap) -> Tensor {
+    let _g = tch::no_grad_guard();
+    model::forward(&ctx.stack.spec, params, ctx.gt, false)
+}
+
+/// Ingredient indices by validation accuracy, best first (ties keep file order).
+fn ranked(ctx: &SoupContext) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ctx.stack.len()).collect();
+    order.sort_by(|&a, &b| ctx.ingredient_val[b].total_cmp(&ctx.ingredient_val[a]));
+    order
+}
+
+fn one_hot(n: usize, i: usize) -> Vec<f64> {
+    let mut w = vec![0.0; n];
+    w[i] = 1.0;
+    w
+}
+
+pub fn uniform(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
+    let n = ctx.stack.len();
+    let w = vec![1.0 / n as f64; n];
+    Ok(SoupOutcome { params: Some(ctx.stack.mix_global(&w)), weights: global_weights(ctx.stack, &w), ..Default::default() })
+}
+
+/// Rank by validation accuracy, start from the best, add each next ingredient as an equal-weight
+/// member and keep it only if validation accuracy strictly improves.
+pub fn greedy(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
+    let n = ctx.stack.len();
+    let order = ranked(ctx);
+    let mut members = vec![order[0]];
+    let mut best = ctx.ingredient_val[order[0]];
+    let mut out = SoupOutcome::default();
+    for (step, &cand) in order.iter().enumerate().skip(1) {
+        if ctx.cancelled() {
+            out.partial = true;
+            break;
+        }
+        let weight = 1.0 / (members.len() + 1) as f64;
+        let mut w = vec![0.0; n];
+        for &m in members.iter().chain(std::iter::once(&cand)) {
+            w[m] = weight;
+        }
+        let acc = val_acc(ctx, &eval_logits(ctx, &ctx.stack.mix_global(&w)));
+        let accepted = acc > best;
+        if accepted {
+            members.push(cand);
+            best = acc;
+        }
+        (ctx.emit)(Event::Candidate { ingredient: cand, factor: weight, val_acc: acc, accepted, step, steps: n - 1 });
+        out.candidates.push(CandidateRecord { ingredient: cand, factor: weight, val_acc: acc, accepted });
+    }
+    let mut w = vec![0.0; n];
+    for &m in &members {
+        w[m] = 1.0 / members.len() as f64;
+    }
+    out.params = Some(ctx.stack.mix_global(&w));
+    out.weights = global_weights(ctx.stack, &w);
+    Ok(out)
+}
+
+/// Greedy interpolation: soup = best; for each next ingredient M, try `a` on a grid of
+/// `granularity` points in [0, 1] for `a * soup + (1 - a) * M` and keep the first `a` with the
+/// best validation accuracy (`a = 1` leaves M out).
+///
+/// The first convolution is linear in its weights for GCN and SAGE, so its output for `a` is
+/// `a * h(soup) + (1 - a) * h(M)`: computed twice per ingredient instead of once per grid point.
+pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
+    let n = ctx.stack.len();
+    let spec = &ctx.stack.spec;
+    let g = ctx.settings.granularity;
+    let order = ranked(ctx);
+    let mut soup_w = one_hot(n, order[0]);
+    let mut best_so_far = ctx.ingredient_val[order[0]];
+    let mut out = SoupOutcome::default();
+    let _guard = tch::no_grad_guard();
+    let reuse_first = model::first_conv_is_linear(spec);
+    let pre = if reuse_first { model::first_aggregate(spec, ctx.gt) } else { None };
+    'ingredients: for (step, &cand) in order.iter().enumerate().skip(1) {
+        let cand_w = one_hot(n, cand);
+        let first = reuse_first.then(|| {
+            let h = |w: &[f64]| model::conv(spec, &ctx.stack.mix_global(w), ctx.gt, 0, ctx.gt.features(spec.row_normalize), false, pre.as_ref());
+            (h(&soup_w), h(&cand_w))
+        });
+        let (mut best_acc, mut best_a) = (-1.0, 1.0);
+        for k in 0..g {
+            if ctx.cancelled() {
+                out.partial = true;
+                break 'ingredients;
+            }
+            let a = k as f64 / (g - 1) as f64;
+            let w: Vec<f64> = soup_w.iter().zip(&cand_w).map(|(s, m)| a * s + (1.0 - a) * m).collect();
+            let params = ctx.stack.mix_global(&w);
+            let logits = match &first {
+                Some((hs, hm)) => model::forward_after_conv(spec, &params, ctx.gt, hs * a + hm * (1.0 - a), 0, false),
+                None => model::forward(spec, &params, ctx.gt, false),
+            };
+            let acc = val_acc(ctx, &logits);
+            if acc > best_acc {
+                best_acc = acc;
+                best_a = a;
+            }
+        }
+        let accepted = best_a < 1.0 && best_acc >= best_so_far;
+        if accepted {
+            soup_w = soup_w.iter().zip(&cand_w).map(|(s, m)| best_a * s + (1.0 - best_a) * m).collect();
+            best_so_far = best_acc;
+        }
+        (ctx.emit)(Event::Candidate { ingredient: cand, factor: best_a, val_acc: best_acc, accepted, step, steps: n - 1 });
+        out.candidates.push(CandidateRecord { ingredient: cand, factor: best_a, val_acc: best_acc, accepted });
+    }
+    out.params = Some(ctx.stack.mix_global(&soup_w));
+    out.weights = global_weights(ctx.stack, &soup_w);
+    Ok(out)
+}
+
+/// Mean of the ingredients' logits: N forward passes per prediction, an upper reference.
+pub fn ensemble(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
+    let mut sum: Option<Tensor> = None;
+    let mut used = 0;
+    for i in 0..ctx.stack.len() {
+        if ctx.cancelled() {
+            break;
+        }
+        let l = eval_logits(ctx, &ctx.stack.ingredient(i));
+        sum = Some(match sum {
+            Some(s) => s + l,
+            None => l,
+        });
+        used += 1;
+    }
+    Ok(SoupOutcome { logits: sum.map(|s| s / used as f64), partial: used < ctx.stack.len(), ..Default::default() })
+}

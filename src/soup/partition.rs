@@ -1,0 +1,134 @@
+//! PLS partitions: METIS k-way on the whole graph, balancing validation nodes and edges (two
+//! vertex-weight constraints), computed once per dataset and K and cached on disk.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::seq::index::sample;
+use rand::Rng;
+
+use crate::data::Graph;
+
+pub struct Partition {
+    pub k: usize,
+    /// Part of every node.
+    pub part: Vec<u32>,
+    /// Nodes of each part, ascending.
+    pub members: Vec<Vec<i64>>,
+    /// Edges grouped by the part of their source: `(src, dst)` global ids.
+    edges_by_part: Vec<Vec<(i64, i64)>>,
+}
+
+/// One epoch's subgraph: the union of the chosen parts with the edges between them.
+pub struct Subgraph {
+    pub parts: Vec<usize>,
+    /// Global ids of the subgraph's nodes, ascending (local id = position).
+    pub nodes: Vec<i64>,
+    /// Local endpoints.
+    pub src: Vec<i64>,
+    pub dst: Vec<i64>,
+}
+
+impl Partition {
+    pub fn from_assignment(g: &Graph, k: usize, part: Vec<u32>) -> Result<Partition> {
+        if part.len() != g.num_nodes {
+            bail!("partition has {} entries for {} nodes", part.len(), g.num_nodes);
+        }
+        let mut members = vec![Vec::new(); k];
+        for (v, &p) in part.iter().enumerate() {
+            members.get_mut(p as usize).ok_or_else(|| anyhow!("part {p} outside 0..{k}"))?.push(v as i64);
+        }
+        let mut edges_by_part = vec![Vec::new(); k];
+        for (&s, &d) in g.src.iter().zip(&g.dst) {
+            edges_by_part[part[s as usize] as usize].push((s, d));
+        }
+        Ok(Partition { k, part, members, edges_by_part })
+    }
+
+    /// Builds the subgraph of `chosen` parts: their nodes, the edges inside each part and the cut
+    /// edges between two chosen parts (edges to unchosen parts are dropped).
+    pub fn subgraph(&self, chosen: &[usize]) -> Subgraph {
+        let mut in_sub = vec![false; self.k];
+        for &p in chosen {
+            in_sub[p] = true;
+        }
+        let mut nodes: Vec<i64> = chosen.iter().flat_map(|&p| self.members[p].iter().copied()).collect();
+        nodes.sort_unstable();
+        let mut local = std::collections::HashMap::with_capacity(nodes.len());
+        for (i, &v) in nodes.iter().enumerate() {
+            local.insert(v, i as i64);
+        }
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
+        for &p in chosen {
+            for &(s, d) in &self.edges_by_part[p] {
+                if in_sub[self.part[d as usize] as usize] {
+                    src.push(local[&s]);
+                    dst.push(local[&d]);
+                }
+            }
+        }
+        Subgraph { parts: chosen.to_vec(), nodes, src, dst }
+    }
+
+    /// R of the K parts, uniformly without replacement, in ascending order.
+    pub fn sample(&self, r: usize, rng: &mut impl Rng) -> Vec<usize> {
+        let mut parts = sample(rng, self.k, r.min(self.k)).into_vec();
+        parts.sort_unstable();
+        parts
+    }
+}
+
+pub fn cache_path(g: &Graph, k: usize) -> PathBuf {
+    crate::data::cache_dir().join("partitions").join(format!("{}-k{k}.part", g.fingerprint()))
+}
+
+/// The cached partition of `g` into `k` parts, computing (and caching) it when missing.
+pub fn get_or_compute(g: &Graph, k: usize, cache: &Path) -> Result<(Partition, bool)> {
+    if let Ok(bytes) = std::fs::read(cache) {
+        if bytes.len() == 4 * g.num_nodes {
+            let part: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+            if part.iter().all(|&p| (p as usize) < k) {
+                return Ok((Partition::from_assignment(g, k, part)?, true));
+            }
+        }
+        tracing::warn!("ignoring unreadable partition cache {}", cache.display());
+    }
+    let part = metis_partition(g, k)?;
+    let bytes: Vec<u8> = part.iter().flat_map(|p| p.to_le_bytes()).collect();
+    if let Err(e) = crate::checkpoint::write_atomic(cache, &bytes) {
+        tracing::warn!("could not cache the partition at {}: {e:#}", cache.display());
+    }
+    Ok((Partition::from_assignment(g, k, part)?, false))
+}
+
+/// METIS k-way with two balance constraints per vertex: "is a validation node" and degree + 1
+/// (so each part gets a fair share of validation nodes and of edges).
+pub fn metis_partition(g: &Graph, k: usize) -> Result<Vec<u32>> {
+    if k < 2 || k > g.num_nodes {
+        bail!("cannot split {} nodes into {k} parts", g.num_nodes);
+    }
+    let n = g.num_nodes;
+    let mut xadj: Vec<metis::Idx> = vec![0; n + 1];
+    for &s in &g.src {
+        xadj[s as usize + 1] += 1;
+    }
+    for i in 0..n {
+        xadj[i + 1] += xadj[i];
+    }
+    // graph edges are sorted by (src, dst), so dst in order is the CSR adjacency
+    let adjncy: Vec<metis::Idx> = g.dst.iter().map(|&d| d as metis::Idx).collect();
+    let mut is_val = vec![false; n];
+    for &v in &g.val {
+        is_val[v as usize] = true;
+    }
+    let vwgt: Vec<metis::Idx> = (0..n).flat_map(|v| [is_val[v] as metis::Idx, xadj[v + 1] - xadj[v] + 1]).collect();
+    let mut part = vec![0 as metis::Idx; n];
+    metis::Graph::new(2, k as metis::Idx, &xadj, &adjncy)
+        .map_err(|e| anyhow!("METIS rejected the graph: {e:?}"))?
+        .set_vwgt(&vwgt)
+        .set_option(metis::option::Seed(0))
+        .part_kway(&mut part)
+        .map_err(|e| anyhow!("METIS failed to partition into {k} parts: {e:?}"))
+        .context("partitioning for PLS")?;
+    Ok(part.into_iter().map(|p| p as u32).collect())
+}
