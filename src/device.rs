@@ -36,3 +36,28 @@ pub fn device_name(d: Device) -> String {
         other => format!("{other:?}").to_lowercase(),
     }
 }
+
+/// libtorch prints a "beta feature" warning the first time a process uses sparse CSR tensors
+/// and `index_reduce`, over whatever the terminal shows. Those warnings are printed once per
+/// process, so trigger them here with stderr pointed at /dev/null.
+pub fn silence_beta_warnings() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return };
+    // SAFETY: plain descriptor juggling on this process's own stderr, restored before returning.
+    unsafe {
+        let saved = libc::dup(2);
+        if saved < 0 {
+            return;
+        }
+        libc::dup2(null.as_raw_fd(), 2);
+        let _ = std::panic::catch_unwind(|| {
+            let _g = tch::no_grad_guard();
+            let t = tch::Tensor::eye(2, (tch::Kind::Float, Device::Cpu));
+            let _ = t.to_sparse_csr(None::<i64>).mm(&t);
+            let idx = tch::Tensor::from_slice(&[0i64, 1]);
+            let _ = t.index_reduce(0, &idx, &t, "amax", false);
+        });
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+}

@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    gnn_soup::device::silence_beta_warnings();
+    // Behave like a Unix tool when piped into `head`: exit quietly on a closed pipe, no panic.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     gnn_soup::cli::init_logging();
     let cli = gnn_soup::cli::Cli::parse();
     match gnn_soup::cli::run(cli) {

@@ -3,7 +3,7 @@
 
 mod data_cmd;
 pub(crate) mod inspect_cmd;
-mod soup_cmd;
+pub(crate) mod soup_cmd;
 mod table;
 mod train_cmd;
 

@@ -82,6 +82,30 @@ pub fn run(args: &SoupArgs) -> Result<()> {
         out_dir: Some(args.out.clone()),
         overwrite: args.overwrite,
     };
+    let reports = execute(job)?;
+    if args.json {
+        return if reports.len() == 1 && !matches!(args.strategy, StrategyChoice::All) { print_json(&reports[0]) } else { print_json(&reports) };
+    }
+    if reports.len() > 1 {
+        print!("{}", comparison_table(&reports));
+        write_comparison(&args.out, &reports)?;
+    } else if let Some(r) = reports.first() {
+        print!("{}", comparison_table(std::slice::from_ref(r)));
+    }
+    Ok(())
+}
+
+/// Writes `comparison.md` and `comparison.json` into the run directory.
+pub fn write_comparison(out: &std::path::Path, reports: &[SoupReport]) -> Result<()> {
+    checkpoint::write_atomic(&out.join("comparison.md"), comparison_markdown(reports).as_bytes())?;
+    let json: Vec<serde_json::Value> = reports.iter().map(summary_json).collect();
+    checkpoint::write_atomic(&out.join("comparison.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    eprintln!("wrote {} and {}", out.join("comparison.md").display(), out.join("comparison.json").display());
+    Ok(())
+}
+
+/// Runs a job on the engine thread, showing progress on stderr; Ctrl-C cancels cleanly.
+pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
     let handle = engine::spawn(job);
     // Ctrl-C asks the engine to stop after its current step (the partial soup is kept); a second
     // Ctrl-C exits at once.
@@ -98,22 +122,7 @@ pub fn run(args: &SoupArgs) -> Result<()> {
     for event in handle.events.iter() {
         view.show(&event);
     }
-    let reports = handle.join()?;
-    if args.json {
-        return if reports.len() == 1 && !matches!(args.strategy, StrategyChoice::All) { print_json(&reports[0]) } else { print_json(&reports) };
-    }
-    if reports.len() > 1 {
-        let table = comparison_table(&reports);
-        print!("{table}");
-        let md = comparison_markdown(&reports);
-        checkpoint::write_atomic(&args.out.join("comparison.md"), md.as_bytes())?;
-        let json: Vec<serde_json::Value> = reports.iter().map(summary_json).collect();
-        checkpoint::write_atomic(&args.out.join("comparison.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-        eprintln!("wrote {} and {}", args.out.join("comparison.md").display(), args.out.join("comparison.json").display());
-    } else if let Some(r) = reports.first() {
-        print!("{}", comparison_table(std::slice::from_ref(r)));
-    }
-    Ok(())
+    handle.join()
 }
 
 /// Progress bars on a terminal, a few plain lines otherwise.

@@ -103,19 +103,29 @@ pub fn print_summary(report: &TrainReport) {
     print!("{}", t.render());
 }
 
-/// The README's main job: ingredients on the embedded synthetic default, trained on first use
-/// and kept in the cache.
+/// The README's main job: ingredients on the embedded synthetic default (trained on first use and
+/// kept in the cache), then every strategy on them, with the comparison table.
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let out = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo").join("csbm-gcn"));
-    let g = data::load("csbm", &DataOptions::default())?;
-    let cfg = TrainConfig::defaults(Arch::Gcn);
-    if out.join(crate::checkpoint::MANIFEST).is_file() {
-        eprintln!("using the demo ingredients in {}", out.display());
-        crate::cli::inspect_cmd::run(&super::InspectArgs { path: out, json: false })
+    let base = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo"));
+    let ingredients = base.join("csbm-gcn");
+    let opts = DataOptions::default();
+    let g = data::load("csbm", &opts)?;
+    if ingredients.join(crate::checkpoint::MANIFEST).is_file() {
+        eprintln!("using the demo ingredients in {}", ingredients.display());
     } else {
-        let report = train_with_progress(&g, &cfg, device, &out, false, false).with_context(|| format!("training the demo ingredients into {}", out.display()))?;
+        let cfg = TrainConfig::defaults(Arch::Gcn);
+        let report =
+            train_with_progress(&g, &cfg, device, &ingredients, false, false).with_context(|| format!("training the demo ingredients into {}", ingredients.display()))?;
         print_summary(&report);
-        Ok(())
     }
+    let paths = crate::checkpoint::list_ingredients(&ingredients)?;
+    let run_dir = base.join("last-run");
+    let strategies = crate::soup::Strategy::ALL.iter().map(|&s| crate::soup::SoupSettings::defaults(s, Arch::Gcn, "csbm")).collect();
+    let job = crate::engine::JobSpec { ingredients: paths, dataset: None, data: opts, strategies, device, out_dir: Some(run_dir.clone()), overwrite: true };
+    let reports = super::soup_cmd::execute(job)?;
+    println!("\nsouping {} ingredients on {} ({}):", reports.first().map_or(0, |r| r.ingredients.len()), g.name, device_name(device));
+    print!("{}", super::soup_cmd::comparison_table(&reports));
+    super::soup_cmd::write_comparison(&run_dir, &reports)?;
+    Ok(())
 }

@@ -3,13 +3,13 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-/// A node-classification graph held in host memory.
+/// Everything a loader produces; `Graph::new` validates it.
 ///
 /// Edges flow `src[k] -> dst[k]`; a node aggregates over its in-neighbours. Loaders store
 /// graphs symmetrised, de-duplicated and without self-loops (the models add self-loops where
 /// their definition asks for them).
 #[derive(Debug, Clone)]
-pub struct Graph {
+pub struct GraphParts {
     pub name: String,
     pub num_nodes: usize,
     pub src: Vec<i64>,
@@ -18,25 +18,25 @@ pub struct Graph {
     pub features: Vec<f32>,
     pub num_features: usize,
     pub labels: Vec<i64>,
-    pub num_classes: usize,
     pub train: Vec<i64>,
     pub val: Vec<i64>,
     pub test: Vec<i64>,
+}
+
+/// A validated node-classification graph held in host memory; its parts are read through
+/// `Deref` (`g.src`, `g.labels`, ...).
+#[derive(Debug, Clone)]
+pub struct Graph {
+    parts: GraphParts,
+    pub num_classes: usize,
     fingerprint: String,
 }
 
-/// Everything needed to build a [`Graph`]; `Graph::new` validates it.
-pub struct GraphParts {
-    pub name: String,
-    pub num_nodes: usize,
-    pub src: Vec<i64>,
-    pub dst: Vec<i64>,
-    pub features: Vec<f32>,
-    pub num_features: usize,
-    pub labels: Vec<i64>,
-    pub train: Vec<i64>,
-    pub val: Vec<i64>,
-    pub test: Vec<i64>,
+impl std::ops::Deref for Graph {
+    type Target = GraphParts;
+    fn deref(&self) -> &GraphParts {
+        &self.parts
+    }
 }
 
 /// Summary printed by `gnn-soup data info`.
@@ -96,20 +96,7 @@ impl Graph {
             }
         }
         let fingerprint = fingerprint(&p);
-        Ok(Graph {
-            name: p.name,
-            num_nodes: n,
-            src: p.src,
-            dst: p.dst,
-            features: p.features,
-            num_features: p.num_features,
-            labels: p.labels,
-            num_classes,
-            train: p.train,
-            val: p.val,
-            test: p.test,
-            fingerprint,
-        })
+        Ok(Graph { parts: p, num_classes, fingerprint })
     }
 
     pub fn num_edges(&self) -> usize {

@@ -176,7 +176,7 @@ fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, train: bool) -> Tensor {
 /// Fraction of `idx` nodes whose arg-max logit is the label.
 pub fn accuracy(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
     let pred = logits.index_select(0, idx).argmax(1, false);
-    let correct = pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Float).mean(Kind::Float);
+    let correct = pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
     correct.double_value(&[])
 }
 
