@@ -200,6 +200,7 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
             parts: (settings.strategy == soup::Strategy::Pls).then_some(settings.parts),
         });
         memory::reset_peak_rss();
+        let rss_start_bytes = memory::rss_bytes();
         let start = Instant::now();
         let ctx = SoupContext { stack: &stack, graph: &graph, gt: &gt, settings, emit: &emit, cancel, ingredient_val: &ingredient_val };
         let outcome = soup::run_strategy(&ctx)?;
@@ -224,6 +225,7 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
             seconds,
             load_seconds,
             peak_rss_bytes: memory::peak_rss_bytes(),
+            rss_start_bytes,
             peak_device_bytes: memory::peak_device_bytes(job.device),
             partial: outcome.partial,
             ingredients: ingredients.clone(),

@@ -60,6 +60,9 @@ pub struct SoupReport {
     pub load_seconds: f64,
     /// High-water mark of this process's resident memory during the job.
     pub peak_rss_bytes: u64,
+    /// Resident memory when the strategy started (dataset, ingredients, libtorch): the souping
+    /// itself added `peak_rss_bytes - rss_start_bytes` at most.
+    pub rss_start_bytes: u64,
     /// CUDA only: peak device memory of this process, where it can be read.
     pub peak_device_bytes: Option<u64>,
     /// Cancelled before the end: the best soup so far.

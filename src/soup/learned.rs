@@ -96,7 +96,11 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
     let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
     let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
     let labels = &ctx.gt.labels;
-    let eval_every = if ctx.graph.num_nodes <= 100_000 { 1 } else { (s.epochs / 50).max(1) };
+    // Full-graph LS without dropout scores validation accuracy from its own forward pass (the
+    // weights the epoch's loss was computed at), so it needs no second pass. Otherwise an extra
+    // inference pass measures it: every epoch on small graphs, every 5th on large ones.
+    let free_val = pls.is_none() && !train_mode;
+    let eval_every = if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 };
 
     let mut out = SoupOutcome::default();
     let mut best: Option<(f64, usize, Tensor)> = None; // (select acc, epoch, alpha)
@@ -115,6 +119,9 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
                 let alpha = logits_a.softmax(1, Kind::Float);
                 let params = stack.mix(&alpha, &group_of);
                 let logits = model::forward_from(spec, &params, ctx.gt, train_mode, pre.as_ref());
+                if free_val && select_idx.is_none() {
+                    val_acc = model::accuracy(&logits.detach(), labels, &ctx.gt.val_idx);
+                }
                 model::loss(&(logits * &beta), labels, &fit_idx)
             }
             Some((p, in_fit)) => match pls_step_loss(ctx, p, in_fit, &logits_a, &beta, &group_of, train_mode, epoch, &mut rng) {
@@ -131,7 +138,8 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
 
         let alpha = tch::no_grad(|| logits_a.softmax(1, Kind::Float));
         let mut select_acc = None;
-        if (epoch + 1) % eval_every == 0 || epoch + 1 == s.epochs || select_idx.is_some() {
+        let measure = select_idx.is_some() || (!free_val && ((epoch + 1) % eval_every == 0 || epoch + 1 == s.epochs));
+        if measure {
             let logits = tch::no_grad(|| model::forward(spec, &stack.mix(&alpha, &group_of), ctx.gt, false));
             val_acc = model::accuracy(&logits, labels, &ctx.gt.val_idx);
             if let Some(sel) = &select_idx {
