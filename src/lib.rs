@@ -7,6 +7,7 @@
 //! - [`train`]: ingredient training from one shared initialisation;
 //! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
 //! - [`engine`]: runs a souping job off the caller's thread and streams events;
+//! - [`tui`]: the terminal dashboard over the engine's events;
 //! - [`cli`]: the `gnn-soup` command line.
 
 pub mod checkpoint;
@@ -19,3 +20,4 @@ pub mod optim;
 pub mod progress;
 pub mod soup;
 pub mod train;
+pub mod tui;

@@ -8,8 +8,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    gnn_soup::cli::init_logging();
     let cli = gnn_soup::cli::Cli::parse();
+    gnn_soup::cli::init_logging(cli.uses_terminal_ui());
     match gnn_soup::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

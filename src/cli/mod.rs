@@ -4,6 +4,7 @@
 mod data_cmd;
 pub(crate) mod inspect_cmd;
 pub(crate) mod soup_cmd;
+pub(crate) mod tui_cmd;
 mod table;
 mod train_cmd;
 
@@ -36,8 +37,31 @@ pub enum Command {
     Soup(SoupArgs),
     /// Accuracy of any checkpoint on a dataset.
     Eval(EvalArgs),
+    /// The terminal dashboard: soup live, or attach to a run directory written elsewhere.
+    Tui(TuiArgs),
     /// The default job on the embedded synthetic dataset (what the README's main command runs).
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TuiArgs {
+    /// Ingredients to soup (default: the demo's, trained on first use).
+    #[arg(long)]
+    pub ingredients: Option<PathBuf>,
+    /// uniform, greedy, gis, ls, pls, ensemble, or all.
+    #[arg(long, value_parser = parse_strategy, default_value = "all")]
+    pub strategy: StrategyChoice,
+    /// Show the run in this directory (its events.jsonl), following it while it is written.
+    #[arg(long, conflicts_with = "ingredients")]
+    pub attach: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Run directory (default: a new one under ~/.cache/gnn-soup/runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `--strategy`: one strategy, or `all` of them on the same ingredients.
@@ -256,6 +280,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Soup(args) => soup_cmd::run(&args),
         Command::Eval(args) => soup_cmd::eval(&args),
         Command::Demo(args) => train_cmd::demo(&args),
+        Command::Tui(args) => tui_cmd::run(&args),
     }
 }
 
@@ -273,8 +298,34 @@ pub(crate) fn percent(x: f64) -> String {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
-pub fn init_logging() {
+/// The log file used while the dashboard owns the terminal.
+pub fn log_file() -> PathBuf {
+    crate::data::cache_dir().join("gnn-soup.log")
+}
+
+/// Logs filtered by `RUST_LOG` (default: warnings): to stderr, or to [`log_file`] when the
+/// dashboard owns the terminal (nothing may be printed over it).
+pub fn init_logging(to_file: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let file = to_file.then(|| {
+        let path = log_file();
+        let _ = std::fs::create_dir_all(path.parent().unwrap());
+        std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+    });
+    match file.flatten() {
+        Some(f) => {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        }
+    }
+}
+
+impl Cli {
+    /// Whether this invocation will draw the dashboard (stdout is a terminal).
+    pub fn uses_terminal_ui(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self.command, None | Some(Command::Tui(_)) | Some(Command::Demo(_))) && std::io::stdout().is_terminal()
+    }
 }

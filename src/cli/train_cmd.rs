@@ -103,22 +103,40 @@ pub fn print_summary(report: &TrainReport) {
     print!("{}", t.render());
 }
 
-/// The README's main job: ingredients on the embedded synthetic default (trained on first use and
-/// kept in the cache), then every strategy on them, with the comparison table.
-pub fn demo(args: &DemoArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
-    let base = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo"));
-    let ingredients = base.join("csbm-gcn");
-    let opts = DataOptions::default();
-    let g = data::load("csbm", &opts)?;
-    if ingredients.join(crate::checkpoint::MANIFEST).is_file() {
-        eprintln!("using the demo ingredients in {}", ingredients.display());
+/// The demo's ingredients (10 GCN on the embedded `csbm` graph), trained on first use and kept
+/// in the cache.
+pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
+    let dir = data::cache_dir().join("demo").join("csbm-gcn");
+    if dir.join(crate::checkpoint::MANIFEST).is_file() {
+        eprintln!("using the demo ingredients in {}", dir.display());
     } else {
-        let cfg = TrainConfig::defaults(Arch::Gcn);
-        let report =
-            train_with_progress(&g, &cfg, device, &ingredients, false, false).with_context(|| format!("training the demo ingredients into {}", ingredients.display()))?;
+        let g = data::load("csbm", &DataOptions::default())?;
+        let report = train_with_progress(&g, &TrainConfig::defaults(Arch::Gcn), device, &dir, false, false)
+            .with_context(|| format!("training the demo ingredients into {}", dir.display()))?;
         print_summary(&report);
     }
+    Ok(dir)
+}
+
+/// The README's main job: every strategy on the demo ingredients. On a terminal it opens the
+/// dashboard; otherwise it runs headless and prints the comparison table.
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let device = parse_device(&args.device)?;
+    if args.out.is_none() && std::io::stdout().is_terminal() {
+        return super::tui_cmd::run(&super::TuiArgs {
+            ingredients: None,
+            strategy: super::StrategyChoice::All,
+            attach: None,
+            data: super::DataArgs { dataset: None, data_dir: None, split_seed: 0, offline: false },
+            device: args.device.clone(),
+            out: None,
+        });
+    }
+    let base = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo"));
+    let ingredients = demo_ingredients(device)?;
+    let opts = DataOptions::default();
+    let g = data::load("csbm", &opts)?;
     let paths = crate::checkpoint::list_ingredients(&ingredients)?;
     let run_dir = base.join("last-run");
     let strategies = crate::soup::Strategy::ALL.iter().map(|&s| crate::soup::SoupSettings::defaults(s, Arch::Gcn, "csbm")).collect();

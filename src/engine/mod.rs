@@ -61,6 +61,10 @@ impl JobHandle {
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
+    /// Moves the event receiver out (to another thread); the handle keeps cancel and join.
+    pub fn take_events(&mut self) -> mpsc::Receiver<Event> {
+        std::mem::replace(&mut self.events, mpsc::channel().1)
+    }
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
     }
