@@ -162,10 +162,9 @@ impl HeadlessView {
                     _ => eprintln!("{line}"),
                 }
             }
-            Event::PartitionSample { epoch, parts, nodes, .. } => {
+            Event::PartitionSample { parts, .. } => {
                 if let Some(b) = &self.bar {
                     b.set_prefix(format!("pls {:>3} parts", parts.len()));
-                    let _ = (epoch, nodes);
                 }
             }
             Event::Log { level, message } => {

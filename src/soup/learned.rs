@@ -169,7 +169,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
         None => tch::no_grad(|| logits_a.softmax(1, Kind::Float)),
     };
     let params = tch::no_grad(|| stack.mix(&final_alpha, &group_of));
-    if let (Some(sel), Some((sel_acc, best_epoch, _))) = (&select_idx, &best) {
+    if let (Some(_), Some((sel_acc, best_epoch, _))) = (&select_idx, &best) {
         let logits = tch::no_grad(|| model::forward(spec, &params, ctx.gt, false));
         out.holdout = Some(HoldoutResult {
             fit_nodes: fit_nodes.len(),
@@ -179,7 +179,6 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
             select_acc: *sel_acc,
             stopped_early,
         });
-        let _ = sel;
     }
     let rows = to_rows(&final_alpha);
     out.weights = stack.names.iter().zip(&group_of).map(|(n, &g)| (n.clone(), rows[g].clone())).collect();
