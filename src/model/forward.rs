@@ -6,6 +6,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::dropout::dropout;
 use super::graph_tensors::GraphTensors;
 use super::spec::{Arch, ArchSpec, ConvDims, ParamMap};
 
@@ -24,7 +25,7 @@ pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool
 /// dropout is inactive, which the caller guarantees.
 pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool, first_aggregate: Option<&Tensor>) -> Tensor {
     let (input, sparse) = g.input(spec.row_normalize);
-    let x = if sparse { sparse_dropout(input, spec.dropout, train) } else { input.dropout(spec.dropout, train) };
+    let x = if sparse { sparse_dropout(input, spec.dropout, train) } else { dropout(input, spec.dropout, train) };
     let h = conv_train(spec, params, g, 0, &x, sparse, first_aggregate, train);
     forward_after_conv(spec, params, g, h, 0, train)
 }
@@ -69,7 +70,7 @@ impl Input<'_> {
 pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, train: bool) -> Tensor {
     for j in layer..spec.layers {
         if j > layer {
-            h = conv_train(spec, params, g, j, &h.dropout(spec.dropout, train), false, None, train);
+            h = conv_train(spec, params, g, j, &dropout(&h, spec.dropout, train), false, None, train);
         }
         if j + 1 < spec.layers {
             if spec.batch_norm {
@@ -103,9 +104,8 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     if !train || p == 0.0 {
         return x.shallow_clone();
     }
-    let values = x.values();
-    let keep = values.rand_like().ge(p).to_kind(values.kind());
-    Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &(values * keep / (1.0 - p)), x.size(), (x.kind(), x.device()))
+    let values = dropout(&x.values(), p, true);
+    Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &values, x.size(), (x.kind(), x.device()))
 }
 
 fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, pre: Option<&Tensor>) -> Tensor {
@@ -145,7 +145,7 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, d: &ConvDims, a
     let (src, dst) = g.gat_edges();
     let e = a_src.index_select(0, src) + a_dst.index_select(0, dst); // [E, H]
     let e = e.maximum(&(&e * 0.2)); // LeakyReLU(0.2)
-    let alpha = segment_softmax(&e, dst, n).dropout(attention_dropout, attention_dropout > 0.0);
+    let alpha = dropout(&segment_softmax(&e, dst, n), attention_dropout, attention_dropout > 0.0);
     let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
     let out = Tensor::zeros([n, heads, ch], (Kind::Float, g.device)).index_add(0, dst, &msg);
     let out = if d.concat { out.view([n, heads * ch]) } else { out.mean_dim(1, false, Kind::Float) };

@@ -1,6 +1,7 @@
 //! GNN models (GCN, GraphSAGE, GAT) as functional forwards over PyG-named parameter maps, so a
 //! soup can pass mixed weights without building a module.
 
+pub mod dropout;
 pub mod forward;
 pub mod graph_tensors;
 pub mod spec;
