@@ -15,6 +15,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod engine;
+pub mod inspect;
 pub mod model;
 pub mod optim;
 pub mod progress;

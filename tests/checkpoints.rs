@@ -115,6 +115,29 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
     assert_eq!(v[1]["meta"]["arch"]["arch"], "gcn");
     assert!(v[1]["tensors"].as_array().unwrap().iter().any(|t| t["name"] == "convs.0.lin.weight"));
 
+    // The diversity figures agree with numpy's, computed from the files independently.
+    let (ok, stdout, stderr) = common::run_bin(&["inspect", out_s, "--json", "--diversity"]);
+    assert!(ok, "{stderr}");
+    let d: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(d["cosine_of"], "updates");
+    let files: Vec<String> = ["init.safetensors", "ingredient-00.safetensors", "ingredient-01.safetensors"].iter().map(|f| out.join(f).display().to_string()).collect();
+    let reference: serde_json::Value = serde_json::from_str(&common::run_python("diversity.py", &[&files[0], &files[1], &files[2]])).unwrap();
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs numpy {b}");
+    };
+    close(&d["distance"][0][1], &reference["distance"]);
+    close(&d["distance"][1][0], &reference["distance"]);
+    close(&d["cosine"][0][1], &reference["cosine"]);
+    close(&d["cosine"][1][1], &serde_json::json!(1.0));
+    for i in 0..2 {
+        close(&d["ingredients"][i]["distance_from_init"], &reference["from_init"][i]);
+        close(&d["ingredients"][i]["norm"], &reference["norm"][i]);
+    }
+    assert!(reference["distance"].as_f64().unwrap() > 0.0 && reference["cosine"].as_f64().unwrap() < 1.0 - 1e-6, "ingredients that differ");
+    let (ok, stdout, _) = common::run_bin(&["inspect", out_s]);
+    assert!(ok && stdout.contains("distance from init") && stdout.contains("cosine"), "{stdout}");
+
     let broken = tmp.path().join("broken.safetensors");
     std::fs::write(&broken, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
     let (ok, _, stderr) = common::run_bin(&["inspect", broken.to_str().unwrap()]);

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{percent, print_json, table::Table, InspectArgs};
 use crate::checkpoint::{self, CheckpointMeta};
+use crate::inspect::{self, DiversityReport};
 
 #[derive(Serialize)]
 struct TensorInfo {
@@ -37,6 +38,13 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         let ck = checkpoint::load(f)?;
         let tensors = ck.params.iter().map(|(k, t)| TensorInfo { name: k.clone(), shape: t.size(), dtype: format!("{:?}", t.kind()) }).collect();
         all.push(Inspected { path: f.display().to_string(), weights_fingerprint: checkpoint::weights_fingerprint(&ck.params), meta: ck.meta, tensors });
+    }
+    let ingredients: Vec<std::path::PathBuf> = all.iter().filter(|c| c.meta.kind == checkpoint::CheckpointKind::Ingredient).map(|c| c.path.clone().into()).collect();
+    if args.diversity {
+        if ingredients.len() < 2 {
+            anyhow::bail!("{}: --diversity needs a directory with at least two ingredients", args.path.display());
+        }
+        return print_json(&inspect::analyse(&ingredients)?);
     }
     if args.json {
         return if args.path.is_dir() { print_json(&all) } else { print_json(&all[0]) };
@@ -79,6 +87,47 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             ]);
         }
         print!("{}", t.render());
+        if ingredients.len() >= 2 {
+            print!("\n{}", diversity_text(&inspect::analyse(&ingredients)?));
+        }
     }
     Ok(())
+}
+
+/// The diversity report as plain tables.
+fn diversity_text(d: &DiversityReport) -> String {
+    let names: Vec<String> = (0..d.ingredients.len()).map(|i| format!("#{i}")).collect();
+    let num = |x: f64| format!("{x:.4}");
+    let mut out = String::new();
+    let mut t = Table::new(["#", "file", "val", "test", "weight norm", "distance from init"]);
+    for (i, g) in d.ingredients.iter().enumerate() {
+        t.row([
+            names[i].clone(),
+            g.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            percent(g.val_acc.unwrap_or(f64::NAN)),
+            percent(g.test_acc.unwrap_or(f64::NAN)),
+            num(g.norm),
+            g.distance_from_init.map_or("- (no init.safetensors)".into(), num),
+        ]);
+    }
+    out.push_str(&t.render());
+    let square = |title: &str, m: &[Vec<f64>]| {
+        let mut t = Table::new(std::iter::once(title.to_string()).chain(names.iter().cloned()));
+        for (i, row) in m.iter().enumerate() {
+            t.row(std::iter::once(names[i].clone()).chain(row.iter().map(|&x| num(x))));
+        }
+        t.render()
+    };
+    out.push_str(&format!("\npairwise L2 distance between weights\n{}", square("", &d.distance)));
+    let what = if d.cosine_of == "updates" { "updates (weights minus the shared init)" } else { "weights (no init.safetensors found)" };
+    out.push_str(&format!("\ncosine similarity of {what}; mean off-diagonal {:.4}\n{}", d.mean_cosine(), square("", &d.cosine)));
+    if let Some(i) = d.outlier() {
+        out.push_str(&format!("least like the others (lowest mean cosine): #{i}\n"));
+    }
+    let mut t = Table::new(std::iter::once("tensor norm".to_string()).chain(names.iter().cloned()));
+    for tn in &d.tensors {
+        t.row(std::iter::once(tn.name.clone()).chain(tn.norms.iter().map(|&x| format!("{x:.3}"))));
+    }
+    out.push_str(&format!("\n{}", t.render()));
+    out
 }

@@ -31,7 +31,8 @@ pub enum Command {
     Data(DataCommand),
     /// Train ingredients: N models from one shared initialisation, saved as checkpoints.
     Train(TrainArgs),
-    /// Print a checkpoint's (or a directory's) metadata and tensors.
+    /// Print a checkpoint's metadata and tensors; for a directory, every checkpoint's metadata and
+    /// how diverse the ingredients are.
     Inspect(InspectArgs),
     /// Soup ingredients with one strategy or all of them, headless, with progress bars.
     Soup(SoupArgs),
@@ -59,9 +60,13 @@ pub struct TuiArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Run directory (default: a new one under ~/.cache/gnn-soup/runs/).
+    /// Run directory of the first job (default: a new one under ~/.cache/gnn-soup/runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Start souping at once with --strategy (skip the setup screen); without a terminal, run
+    /// the same job headless.
+    #[arg(long)]
+    pub run: bool,
 }
 
 /// `--strategy`: one strategy, or `all` of them on the same ingredients.
@@ -259,6 +264,10 @@ pub struct InspectArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// With --json on a directory: print the ingredients' diversity report (norms, pairwise
+    /// distances and cosines, distance from the shared init) instead of their metadata.
+    #[arg(long, requires = "json")]
+    pub diversity: bool,
 }
 
 #[derive(Args, Debug)]
