@@ -144,3 +144,237 @@ fn quitting_asks_while_running() {
     app.on_key(Key::Tab);
     assert!(render(&app, 100, 30).contains("[mixing weights"));
 }
+
+// ---- setup screen, inspector, session results ----
+
+use std::path::{Path, PathBuf};
+
+use gnn_soup::checkpoint::{self, CheckpointKind, CheckpointMeta};
+use gnn_soup::inspect::{DiversityReport, IngredientSummary, TensorNorms};
+use gnn_soup::model::ArchSpec;
+use gnn_soup::tui::app::{Inspection, Screen};
+use gnn_soup::tui::setup::Setup;
+
+fn spec() -> ArchSpec {
+    ArchSpec { arch: Arch::Gcn, in_dim: 8, hidden: 16, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false }
+}
+
+/// Writes a tiny checkpoint (random weights; only the metadata matters to the browser).
+fn write_ck(path: &Path, kind: CheckpointKind, seed: u64, init_fp: &str) {
+    let meta = CheckpointMeta {
+        format_version: checkpoint::FORMAT_VERSION,
+        kind,
+        arch: spec(),
+        dataset: "csbm".into(),
+        dataset_fingerprint: "d1".into(),
+        init_fingerprint: init_fp.into(),
+        seed: Some(seed),
+        epochs: Some(3),
+        val_acc: Some(0.70 + 0.01 * seed as f64),
+        test_acc: Some(0.69),
+        tool_version: checkpoint::tool_version(),
+        extra: Default::default(),
+    };
+    checkpoint::save(path, &spec().init(seed as i64, tch::Device::Cpu), &meta, true).unwrap();
+}
+
+fn checkpoint_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ingredients");
+    std::fs::create_dir_all(dir.join("older")).unwrap();
+    write_ck(&dir.join("init.safetensors"), CheckpointKind::Init, 0, "aaaa");
+    for i in 1..=3 {
+        write_ck(&dir.join(format!("ingredient-0{i}.safetensors")), CheckpointKind::Ingredient, i, "aaaa");
+    }
+    write_ck(&dir.join("z-foreign.safetensors"), CheckpointKind::Ingredient, 9, "bbbb");
+    std::fs::write(dir.join("z-broken.safetensors"), b"not a checkpoint").unwrap();
+    (tmp, dir)
+}
+
+fn render_setup(app: &App) -> String {
+    render(app, 130, 30)
+}
+
+#[test]
+fn setup_browser_shows_metadata_and_refuses_what_cannot_be_souped_together() {
+    let (_tmp, dir) = checkpoint_dir();
+    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
+    let s = render_setup(&app);
+    assert!(s.contains("3 selected"), "the compatible ingredients start selected: {s}");
+    assert!(s.contains("ingredient-01.safetensors") && s.contains("gcn 2x16") && s.contains("csbm") && s.contains("71.00%/69.00%"), "{s}");
+    assert!(s.contains("older/") && s.contains("../"), "{s}");
+    assert!(s.contains("the shared initial weights, not an ingredient"), "{s}");
+    assert!(s.contains("different initial weights"), "the foreign ingredient is greyed with its reason: {s}");
+    assert!(s.contains("unreadable"), "{s}");
+    assert!(s.contains("ready: 3 ingredient(s), 1 strategy run(s)"), "{s}");
+
+    // Selecting the foreign checkpoint is refused, with the reason.
+    let foreign = app.setup.as_ref().unwrap().entries.iter().position(|e| e.name == "z-foreign.safetensors").unwrap();
+    app.setup.as_mut().unwrap().cursor = foreign;
+    assert_eq!(app.on_key(Key::Char(' ')), Action::None);
+    assert_eq!(app.setup.as_ref().unwrap().selected.len(), 3);
+    assert!(render_setup(&app).contains("cannot join the selection: different initial weights"));
+
+    // a: all selected -> none; then the foreign one alone may be chosen, and the others refused.
+    app.on_key(Key::Char('a'));
+    assert!(render_setup(&app).contains("0 selected") && render_setup(&app).contains("not ready: select at least one ingredient"));
+    app.on_key(Key::Char(' '));
+    assert_eq!(app.setup.as_ref().unwrap().selected.len(), 1);
+    assert!(render_setup(&app).contains("different initial weights"), "now the first three are the foreign ones");
+    // a: the foreign one alone is "all" -> none; again: every ingredient that fits the first.
+    app.on_key(Key::Char('a'));
+    app.on_key(Key::Char('a'));
+    let setup = app.setup.as_ref().unwrap();
+    assert!(setup.selected.iter().all(|(p, _)| p.file_name().unwrap() != "z-foreign.safetensors") && setup.selected.len() == 3, "{:?}", setup.selected);
+
+    // Into a subdirectory and back.
+    let older = app.setup.as_ref().unwrap().entries.iter().position(|e| e.name == "older/").unwrap();
+    app.setup.as_mut().unwrap().cursor = older;
+    app.on_key(Key::Enter);
+    assert!(render_setup(&app).contains("older"));
+    app.on_key(Key::Backspace);
+    assert!(render_setup(&app).contains("ingredient-02.safetensors"));
+}
+
+#[test]
+fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
+    let (_tmp, dir) = checkpoint_dir();
+    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
+    app.on_key(Key::Tab);
+    let s = render_setup(&app);
+    let d = SoupSettings::defaults(Strategy::Ls, Arch::Gcn, "csbm");
+    assert!(s.contains("[strategy and settings]") && s.contains("< ls >") && s.contains(&format!("epochs      {}", d.epochs)), "{s}");
+
+    // down to lr (dataset, strategy, device, epochs, lr), clear it: invalid, marked with '!'.
+    for _ in 0..4 {
+        app.on_key(Key::Down);
+    }
+    for _ in 0..10 {
+        app.on_key(Key::Backspace);
+    }
+    let s = render_setup(&app);
+    assert!(s.contains("!lr") && s.contains("not ready: lr: a number"), "{s}");
+    assert_eq!(app.on_key(Key::Enter), Action::None, "an invalid form does not start");
+    for c in "2.5".chars() {
+        app.on_key(Key::Char(c));
+    }
+    assert!(!render_setup(&app).contains("!lr"));
+
+    // device: right arrow picks cuda:0
+    app.on_key(Key::Up);
+    app.on_key(Key::Up);
+    app.on_key(Key::Right);
+    // strategy: left from ls wraps to "all"; right twice from there gives pls
+    app.on_key(Key::Up);
+    app.on_key(Key::Right);
+    let s = render_setup(&app);
+    assert!(s.contains("< pls >") && s.contains("parts") && s.contains("sample"), "PLS shows K and R: {s}");
+
+    // R > K is refused, naming both
+    let sample = app.setup.as_ref().unwrap().fields.iter().position(|f| f.name == "sample").unwrap();
+    app.setup.as_mut().unwrap().field = sample;
+    for c in "99".chars() {
+        app.on_key(Key::Char(c));
+    }
+    assert!(render_setup(&app).contains("PLS needs 2 <= K"), "{}", render_setup(&app));
+    for _ in 0..2 {
+        app.on_key(Key::Backspace);
+    }
+    match app.on_key(Key::Enter) {
+        Action::Start { ingredients, dataset, device, settings } => {
+            assert_eq!(ingredients.len(), 3);
+            assert_eq!(dataset, "csbm");
+            assert_eq!(device, "cuda:0");
+            assert_eq!(settings.len(), 1);
+            let expected = SoupSettings::defaults(Strategy::Pls, Arch::Gcn, "csbm");
+            assert_eq!(settings[0], expected, "a fresh strategy gets its defaults");
+        }
+        other => panic!("expected Start, got {other:?}"),
+    }
+}
+
+fn diversity() -> DiversityReport {
+    let ing = |i: usize, from_init: f64| IngredientSummary { path: format!("/r/ingredient-0{i}.safetensors").into(), seed: Some(i as u64), val_acc: Some(0.8), test_acc: Some(0.79), norm: 12.5, distance_from_init: Some(from_init) };
+    DiversityReport {
+        ingredients: vec![ing(0, 1.0), ing(1, 1.1), ing(2, 4.0)],
+        init: Some("/r/init.safetensors".into()),
+        tensors: vec![TensorNorms { name: "convs.0.lin.weight".into(), norms: vec![3.0, 3.1, 3.2] }, TensorNorms { name: "convs.0.bias".into(), norms: vec![0.1, 0.2, 0.3] }],
+        distance: vec![vec![0.0, 0.5, 3.0], vec![0.5, 0.0, 3.1], vec![3.0, 3.1, 0.0]],
+        cosine: vec![vec![1.0, 0.6, 0.1], vec![0.6, 1.0, 0.05], vec![0.1, 0.05, 1.0]],
+        cosine_of: "updates".into(),
+    }
+}
+
+#[test]
+fn inspector_shows_distances_cosines_norms_and_the_outlier() {
+    let (_tmp, dir) = checkpoint_dir();
+    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
+    match app.on_key(Key::Char('i')) {
+        Action::Inspect(paths) => assert_eq!(paths.len(), 3),
+        other => panic!("expected Inspect, got {other:?}"),
+    }
+    assert_eq!(app.screen, Screen::Inspect);
+    assert!(render(&app, 100, 30).contains("loading and comparing 3 checkpoints"));
+    app.inspection = Inspection::Ready(Box::new(diversity()));
+    let s = render(&app, 120, 30);
+    assert!(s.contains("cosine of updates") && s.contains("L2 distance") && s.contains("per-tensor norms"), "{s}");
+    assert!(s.contains("0.60") && s.contains("3.100") && s.contains("convs.0.lin.weight"), "{s}");
+    assert!(s.contains("#2") && s.contains("least like the others"), "{s}");
+    assert!(s.contains("from init") && s.contains("4.000"), "{s}");
+    for (w, h) in [(80, 24), (81, 25), (200, 60)] {
+        render(&app, w, h);
+    }
+    app.on_key(Key::Esc);
+    assert_eq!(app.screen, Screen::Setup);
+}
+
+#[test]
+fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
+    let (_tmp, dir) = checkpoint_dir();
+    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
+    app.job_started("/tmp/run-1".into());
+    let epoch = |e: usize, loss: f64| Event::Epoch { epoch: e, epochs: 3, loss, val_acc: 0.7, select_acc: None, lr: 1.0, weights: vec![(0..12).map(|i| i as f64 / 66.0).collect()], seconds: 0.1 };
+    app.apply(&started(Strategy::Ls, 3, None));
+    app.apply(&epoch(0, 0.9));
+    app.apply(&Event::Finished { report: Box::new(report(Strategy::Ls, false)) });
+    app.apply(&started(Strategy::Pls, 3, Some(4)));
+    app.apply(&epoch(0, 0.4));
+    app.apply(&Event::Finished { report: Box::new(report(Strategy::Pls, false)) });
+    app.finish();
+    let s = render(&app, 100, 30);
+    assert!(s.contains("loss (pls, recent): 0.4000"), "{s}");
+    app.on_key(Key::Char('['));
+    assert!(render(&app, 100, 30).contains("loss (ls, recent): 0.9000"), "the earlier run's curve is kept");
+
+    // 12 ingredients do not fit the weights panel: it scrolls.
+    app.focus = 1;
+    let s = render(&app, 100, 30);
+    assert!(s.contains("1-8 of 12"), "{s}");
+    for _ in 0..4 {
+        app.on_key(Key::Down);
+    }
+    let s = render(&app, 100, 30);
+    assert!(s.contains("5-12 of 12") && s.contains("11 0.167"), "{s}");
+
+    // results: select the second row, save it to a typed directory
+    app.focus = 3;
+    app.on_key(Key::Down);
+    assert!(render(&app, 100, 30).contains(">pls"));
+    app.on_key(Key::Char('s'));
+    assert!(render(&app, 100, 30).contains("Copy the pls soup"));
+    for _ in 0.."./soups/pls".len() {
+        app.on_key(Key::Backspace);
+    }
+    for c in "/tmp/keep".chars() {
+        app.on_key(Key::Char(c));
+    }
+    assert_eq!(app.on_key(Key::Enter), Action::Save { report: 1, dest: "/tmp/keep".into() });
+    assert_eq!(app.result_dirs[1].as_deref(), Some(Path::new("/tmp/run-1")));
+
+    // n: back to the setup screen with the same selection, ready for another strategy
+    app.on_key(Key::Char('n'));
+    assert_eq!(app.screen, Screen::Setup);
+    assert!(render_setup(&app).contains("3 selected"));
+    app.on_key(Key::Esc);
+    assert_eq!(app.screen, Screen::Dashboard, "Esc returns to the dashboard");
+}

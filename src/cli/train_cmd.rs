@@ -131,6 +131,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
             data: super::DataArgs { dataset: None, data_dir: None, split_seed: 0, offline: false },
             device: args.device.clone(),
             out: None,
+            run: true,
         });
     }
     let base = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo"));
@@ -139,7 +140,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let g = data::load("csbm", &opts)?;
     let paths = crate::checkpoint::list_ingredients(&ingredients)?;
     let run_dir = base.join("last-run");
-    let strategies = crate::soup::Strategy::ALL.iter().map(|&s| crate::soup::SoupSettings::defaults(s, Arch::Gcn, "csbm")).collect();
+    let strategies = crate::soup::SoupSettings::all_defaults(Arch::Gcn, "csbm");
     let job = crate::engine::JobSpec { ingredients: paths, dataset: None, data: opts, strategies, device, out_dir: Some(run_dir.clone()), overwrite: true };
     let reports = super::soup_cmd::execute(job)?;
     println!("\nsouping {} ingredients on {} ({}):", reports.first().map_or(0, |r| r.ingredients.len()), g.name, device_name(device));

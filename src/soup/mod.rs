@@ -155,6 +155,11 @@ impl SoupSettings {
         }
     }
 
+    /// Every strategy, each with its defaults (`--strategy all`).
+    pub fn all_defaults(arch: Arch, dataset: &str) -> Vec<SoupSettings> {
+        Strategy::ALL.iter().map(|&s| SoupSettings::defaults(s, arch, dataset)).collect()
+    }
+
     pub fn validate(&self) -> Result<()> {
         match self.strategy {
             Strategy::Gis if self.granularity < 2 => bail!("--granularity must be at least 2"),

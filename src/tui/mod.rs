@@ -3,6 +3,8 @@
 //! thread and never waits for the screen. `ratatui::init` restores the terminal on panic too.
 
 pub mod app;
+pub mod screens;
+pub mod setup;
 pub mod system;
 pub mod ui;
 
@@ -27,7 +29,7 @@ pub enum Source {
 }
 
 /// Reads `events.jsonl` from the start and keeps following it, like `tail -f`.
-fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Option<Event>>) {
+fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
     let mut waited = 0;
     let file = loop {
         match std::fs::File::open(&path) {
@@ -37,7 +39,7 @@ fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Option<Event>>) {
                 waited += 1;
             }
             Err(e) => {
-                let _ = tx.send(Some(Event::Failed { message: format!("cannot read {}: {e}", path.display()) }));
+                let _ = tx.send(Msg::Engine(Event::Failed { message: format!("cannot read {}: {e}", path.display()) }));
                 return;
             }
         }
@@ -55,14 +57,14 @@ fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Option<Event>>) {
                 let _ = reader.read_line(&mut rest);
                 line.push_str(&rest);
                 if let Ok(e) = serde_json::from_str::<Event>(line.trim()) {
-                    if tx.send(Some(e)).is_err() {
+                    if tx.send(Msg::Engine(e)).is_err() {
                         return;
                     }
                 }
             }
             Ok(_) => {
                 if let Ok(e) = serde_json::from_str::<Event>(line.trim()) {
-                    if tx.send(Some(e)).is_err() {
+                    if tx.send(Msg::Engine(e)).is_err() {
                         return;
                     }
                 }
@@ -80,67 +82,182 @@ fn key_of(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
         KeyCode::Tab => Key::Tab,
         KeyCode::Up => Key::Up,
         KeyCode::Down => Key::Down,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
         KeyCode::Enter => Key::Enter,
+        KeyCode::Backspace => Key::Backspace,
         _ => return None,
     })
 }
 
-/// Runs the dashboard until the user quits; returns the reports of a live job.
-pub fn run(source: Source, title: &str, log_file: Option<&Path>) -> Result<Vec<engine::report::SoupReport>> {
+/// What the workbench needs to start jobs of its own.
+pub struct Session {
+    pub data: crate::data::DataOptions,
+    /// Each job writes into a new directory here (or into `fixed_out` for the first job).
+    pub runs_dir: PathBuf,
+    pub fixed_out: Option<PathBuf>,
+}
+
+/// Messages the event loop waits on besides keys and the redraw tick.
+enum Msg {
+    Engine(Event),
+    /// The job's event stream closed (it finished, failed or was cancelled).
+    JobEnded,
+    Inspected(Result<crate::inspect::DiversityReport, String>),
+}
+
+/// Runs the workbench until the user quits; returns the session's reports. `start` runs first:
+/// a job (or a run directory to follow) to show on the dashboard straight away.
+pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Option<&Path>) -> Result<Vec<engine::report::SoupReport>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut app = App::new(title);
     app.log_file = log_file.map(|p| p.display().to_string());
-    let mut handle: Option<JobHandle> = None;
-    match source {
-        Source::Live(job) => {
-            app.run_dir = job.out_dir.as_ref().map(|d| d.display().to_string());
-            let mut h = engine::spawn(job);
-            let events = h.take_events();
-            std::thread::Builder::new()
-                .name("engine-events".into())
-                .spawn(move || {
-                    for e in events.iter() {
-                        if tx.send(Some(e)).is_err() {
-                            return;
-                        }
-                    }
-                    let _ = tx.send(None);
-                })
-                .context("cannot start the event bridge")?;
-            handle = Some(h);
-        }
-        Source::Attach(dir) => {
+    let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
+    match start {
+        Some(Source::Live(job)) => workbench.start(&mut app, job)?,
+        Some(Source::Attach(dir)) => {
             app.run_dir = Some(dir.display().to_string());
             let path = dir.join(engine::EVENTS_FILE);
+            let tx = workbench.tx.clone();
             std::thread::Builder::new().name("attach".into()).spawn(move || follow(path, tx)).context("cannot start the follower")?;
         }
+        None => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut terminal = ratatui::init();
-    let result = rt.block_on(event_loop(&mut terminal, &mut app, rx, handle.as_ref()));
+    let result = rt.block_on(event_loop(&mut terminal, &mut app, rx, &mut workbench));
     ratatui::restore();
     result?;
-    match handle {
-        Some(h) => {
-            h.cancel();
-            h.join()
+    if let Some(h) = workbench.handle.take() {
+        h.cancel();
+        if let Err(e) = h.join() {
+            tracing::warn!("the job ended with an error: {e:#}");
         }
-        None => Ok(Vec::new()),
+    }
+    Ok(app.results)
+}
+
+/// Starts jobs and background work for the event loop.
+struct Workbench {
+    tx: mpsc::UnboundedSender<Msg>,
+    handle: Option<JobHandle>,
+    session: Session,
+    jobs: usize,
+}
+
+impl Workbench {
+    fn start(&mut self, app: &mut App, job: JobSpec) -> Result<()> {
+        let run_dir = job.out_dir.clone().unwrap_or_default();
+        let mut h = engine::spawn(job);
+        let events = h.take_events();
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name("engine-events".into())
+            .spawn(move || {
+                for e in events.iter() {
+                    if tx.send(Msg::Engine(e)).is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send(Msg::JobEnded);
+            })
+            .context("cannot start the event bridge")?;
+        self.handle = Some(h);
+        self.jobs += 1;
+        app.job_started(run_dir.display().to_string());
+        Ok(())
+    }
+
+    /// A new run directory for a job started from the setup screen.
+    fn next_run_dir(&self) -> PathBuf {
+        if self.jobs == 0 {
+            if let Some(d) = &self.session.fixed_out {
+                return d.clone();
+            }
+        }
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut dir = self.session.runs_dir.join(format!("run-{secs}"));
+        let mut n = 1;
+        while dir.exists() {
+            n += 1;
+            dir = self.session.runs_dir.join(format!("run-{secs}-{n}"));
+        }
+        dir
+    }
+
+    fn act(&mut self, app: &mut App, action: Action) -> Option<Result<()>> {
+        match action {
+            Action::None => {}
+            Action::Quit => return Some(Ok(())),
+            Action::Cancel => match &self.handle {
+                Some(h) => {
+                    h.cancel();
+                    app.logs.push(("info".into(), "stopping after the current step...".into()));
+                }
+                None => return Some(Ok(())),
+            },
+            Action::Start { ingredients, dataset, device, settings } => {
+                let device = match crate::device::parse_device(&device) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        if let Some(s) = &mut app.setup {
+                            s.message = Some(format!("{e:#}"));
+                        }
+                        return None;
+                    }
+                };
+                let job = JobSpec { ingredients, dataset: Some(dataset), data: self.session.data.clone(), strategies: settings, device, out_dir: Some(self.next_run_dir()), overwrite: false };
+                if let Err(e) = self.start(app, job) {
+                    app.logs.push(("error".into(), format!("{e:#}")));
+                }
+            }
+            Action::Inspect(paths) => {
+                let tx = self.tx.clone();
+                let spawned = std::thread::Builder::new().name("inspect".into()).spawn(move || {
+                    let _ = tx.send(Msg::Inspected(crate::inspect::analyse(&paths).map_err(|e| format!("{e:#}"))));
+                });
+                if let Err(e) = spawned {
+                    app.inspection = app::Inspection::Failed(e.to_string());
+                }
+            }
+            Action::Save { report, dest } => {
+                let message = match save_result(app, report, &dest) {
+                    Ok(m) => ("info", m),
+                    Err(e) => ("error", format!("not saved: {e:#}")),
+                };
+                app.logs.push((message.0.into(), message.1));
+            }
+        }
+        None
     }
 }
 
-async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
-    app: &mut App,
-    mut rx: mpsc::UnboundedReceiver<Option<Event>>,
-    handle: Option<&JobHandle>,
-) -> Result<()> {
+/// Copies result `i`'s soup (when it has one) and report into `dest`, never replacing a file.
+fn save_result(app: &App, i: usize, dest: &Path) -> Result<String> {
+    let report = app.results.get(i).context("no such result")?;
+    let dir = app.result_dirs.get(i).cloned().flatten().context("this result has no run directory (attached run?)")?;
+    let files: Vec<PathBuf> = [engine::soup_file(&dir, report.strategy), engine::report_file(&dir, report.strategy)].into_iter().filter(|p| p.is_file()).collect();
+    if files.is_empty() {
+        anyhow::bail!("{} holds no files for {}", dir.display(), report.strategy);
+    }
+    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    let targets: Vec<PathBuf> = files.iter().map(|f| dest.join(f.file_name().unwrap_or_default())).collect();
+    if let Some(t) = targets.iter().find(|t| t.exists()) {
+        anyhow::bail!("{} already exists (choose another directory)", t.display());
+    }
+    for (from, to) in files.iter().zip(&targets) {
+        let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+        crate::checkpoint::write_atomic(to, &bytes)?;
+    }
+    let names: Vec<String> = targets.iter().map(|t| t.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    Ok(format!("saved {} to {}", names.join(" and "), dest.display()))
+}
+
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut rx: mpsc::UnboundedReceiver<Msg>, workbench: &mut Workbench) -> Result<()> {
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut monitor = system::Monitor::new();
     let mut snapshot = monitor.sample();
     let mut sampled = Instant::now();
-    let mut events_open = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -150,33 +267,36 @@ async fn event_loop(
                 }
                 terminal.draw(|f| ui::draw(f, app, &snapshot))?;
             }
-            e = rx.recv(), if events_open => match e {
-                Some(Some(e)) => {
+            m = rx.recv() => match m {
+                Some(Msg::Engine(e)) => {
                     let ends = matches!(e, Event::Finished { .. } | Event::Failed { .. });
                     app.apply(&e);
-                    if ends && handle.is_none() {
+                    // A followed run has no job handle: its last report ends it.
+                    if ends && workbench.handle.is_none() {
                         app.finish();
                     }
                 }
-                _ => {
-                    events_open = false;
+                Some(Msg::JobEnded) => {
                     app.finish();
+                    if let Some(h) = workbench.handle.take() {
+                        // Its error, if any, already arrived as a Failed event.
+                        let _ = h.join();
+                    }
                 }
+                Some(Msg::Inspected(r)) => {
+                    app.inspection = match r {
+                        Ok(d) => app::Inspection::Ready(Box::new(d)),
+                        Err(e) => app::Inspection::Failed(e),
+                    };
+                }
+                None => {}
             },
             k = keys.next() => match k {
                 Some(Ok(TermEvent::Key(k))) if k.kind == KeyEventKind::Press => {
                     if let Some(key) = key_of(k.code, k.modifiers) {
-                        match app.on_key(key) {
-                            Action::Quit => return Ok(()),
-                            Action::Cancel => {
-                                if let Some(h) = handle {
-                                    h.cancel();
-                                    app.logs.push(("info".into(), "stopping after the current step...".into()));
-                                } else {
-                                    return Ok(());
-                                }
-                            }
-                            Action::None => {}
+                        let action = app.on_key(key);
+                        if let Some(done) = workbench.act(app, action) {
+                            return done;
                         }
                     }
                 }

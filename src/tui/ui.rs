@@ -9,13 +9,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, PANELS};
+use super::app::{App, Screen, PANELS};
 use super::system::Snapshot;
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 
-fn pct(x: f64) -> String {
+pub(crate) fn pct(x: f64) -> String {
     if x.is_finite() {
         format!("{:.2}%", 100.0 * x)
     } else {
@@ -36,17 +36,11 @@ pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot) {
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
-    let rows = Layout::vertical([Constraint::Length(4), Constraint::Min(5), Constraint::Length(10), Constraint::Length(4), Constraint::Length(1)]).split(area);
-    header(f, app, sys, rows[0]);
-    let charts = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(rows[1]);
-    curve(f, app, charts[0], "loss", &app.loss, Color::Yellow);
-    curve(f, app, charts[1], "val accuracy", &app.val, Color::Cyan);
-    let mid = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(30), Constraint::Percentage(30)]).split(rows[2]);
-    weights(f, app, mid[0]);
-    progress(f, app, mid[1]);
-    results(f, app, mid[2]);
-    log(f, app, rows[3]);
-    footer(f, app, rows[4]);
+    match app.screen {
+        Screen::Setup => super::screens::draw_setup(f, app, area),
+        Screen::Inspect => super::screens::draw_inspector(f, app, area),
+        Screen::Dashboard => dashboard(f, app, sys, area),
+    }
     if app.help {
         help(f, app, area);
     }
@@ -55,6 +49,28 @@ pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot) {
         f.render_widget(Clear, r);
         f.render_widget(Paragraph::new("The job is still running.\nStop it (the best soup so far is kept)? y / n").block(Block::bordered().title("stop?")), r);
     }
+    if let Some(dest) = &app.save_prompt {
+        let r = centered(area, 70, 6);
+        let what = app.results.get(app.results_cursor).map_or(String::new(), |r| r.strategy.to_string());
+        f.render_widget(Clear, r);
+        let text = format!("Copy the {what} soup and its report into this directory\n(existing files are never replaced):\n> {dest}_\nEnter saves, Esc cancels");
+        f.render_widget(Paragraph::new(text).block(Block::bordered().title("save")), r);
+    }
+}
+
+fn dashboard(f: &mut Frame, app: &App, sys: &Snapshot, area: Rect) {
+    let rows = Layout::vertical([Constraint::Length(4), Constraint::Min(5), Constraint::Length(10), Constraint::Length(4), Constraint::Length(1)]).split(area);
+    header(f, app, sys, rows[0]);
+    let charts = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(rows[1]);
+    let (loss, val) = app.shown_curves().map_or((&[][..], &[][..]), |c| (&c.loss[..], &c.val[..]));
+    curve(f, app, charts[0], "loss", loss, Color::Yellow);
+    curve(f, app, charts[1], "val accuracy", val, Color::Cyan);
+    let mid = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(30), Constraint::Percentage(30)]).split(rows[2]);
+    weights(f, app, mid[0]);
+    progress(f, app, mid[1]);
+    results(f, app, mid[2]);
+    log(f, app, rows[3]);
+    footer(f, app, rows[4]);
 }
 
 fn header(f: &mut Frame, app: &App, sys: &Snapshot, area: Rect) {
@@ -77,6 +93,11 @@ fn header(f: &mut Frame, app: &App, sys: &Snapshot, area: Rect) {
 fn curve(f: &mut Frame, app: &App, area: Rect, name: &str, points: &[(f64, f64)], color: Color) {
     let shown: &[(f64, f64)] = if app.whole_run || points.len() <= 50 { points } else { &points[points.len() - 50..] };
     let window = if app.whole_run { "whole run" } else { "recent" };
+    // Name the run when it is not the latest, or when several runs have curves.
+    let window = match (app.shown_curves(), app.runs.len()) {
+        (Some(c), n) if n > 1 => format!("{}, {window}", c.strategy),
+        _ => window.to_string(),
+    };
     let last = shown.last().map_or("-".to_string(), |p| if name == "loss" { format!("{:.4}", p.1) } else { pct(p.1) });
     let block = panel(app, "curves", format!("{name} ({window}): {last}"));
     if shown.is_empty() {
@@ -114,7 +135,10 @@ fn weights(f: &mut Frame, app: &App, area: Rect) {
     let max = app.weights.iter().flatten().cloned().fold(0.0, f64::max);
     let bar_width = 12usize;
     let mut lines: Vec<Line> = Vec::new();
-    for (i, w) in mean.iter().enumerate() {
+    let visible = area.height.saturating_sub(2) as usize;
+    let first = app.weights_scroll.min(mean.len().saturating_sub(visible));
+    let block = if mean.len() > visible { block.title_bottom(format!("{}-{} of {} (j/k)", first + 1, (first + visible).min(mean.len()), mean.len())) } else { block };
+    for (i, w) in mean.iter().enumerate().skip(first).take(visible) {
         let n = ((w / mean.iter().cloned().fold(0.0, f64::max).max(1e-12)) * bar_width as f64).round() as usize;
         let map: String = app.weights.iter().map(|row| shade(row[i], max)).collect();
         lines.push(Line::from(vec![
@@ -162,12 +186,25 @@ fn results(f: &mut Frame, app: &App, area: Rect) {
         let mean = |f: fn(&(f64, f64)) -> f64| app.ingredient_acc.iter().map(f).sum::<f64>() / n;
         rows.push(Row::new(vec!["ingr mean".to_string(), pct(mean(|a| a.0)), pct(mean(|a| a.1)), String::new()]));
     }
-    for r in &app.results {
-        rows.push(Row::new(vec![format!("{}{}", r.strategy, if r.partial { "*" } else { "" }), pct(r.val_acc), pct(r.test_acc), format!("{:.1}s", r.seconds)]));
+    let focused = PANELS.get(app.focus) == Some(&"results");
+    for (i, r) in app.results.iter().enumerate() {
+        let cursor = if focused && i == app.results_cursor { ">" } else { " " };
+        let row = Row::new(vec![
+            format!("{cursor}{}{}", r.strategy, if r.partial { "*" } else { "" }),
+            pct(r.val_acc),
+            pct(r.test_acc),
+            format!("{:.1}s", r.seconds),
+            format!("{:.0}M", r.peak_rss_bytes as f64 / (1u64 << 20) as f64),
+        ]);
+        rows.push(if focused && i == app.results_cursor { row.style(Style::default().add_modifier(Modifier::REVERSED)) } else { row });
     }
-    let table = Table::new(rows, [Constraint::Length(10), Constraint::Length(6), Constraint::Length(6), Constraint::Length(6)])
-        .header(Row::new(vec!["result", "val", "test", "time"]).style(Style::default().add_modifier(Modifier::BOLD)))
-        .block(Block::bordered().title("results (* partial)"));
+    // Keep the selected result in view.
+    let visible = area.height.saturating_sub(3) as usize;
+    let skip = (app.results_cursor + 2).saturating_sub(visible).min(rows.len().saturating_sub(visible));
+    let rows: Vec<Row> = rows.into_iter().skip(skip).collect();
+    let table = Table::new(rows, [Constraint::Length(10), Constraint::Length(6), Constraint::Length(6), Constraint::Length(6), Constraint::Length(5)])
+        .header(Row::new(vec![" result", "val", "test", "time", "peak"]).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(panel(app, "results", "results (* partial; s save)".into()));
     f.render_widget(table, area);
 }
 
@@ -191,7 +228,11 @@ fn log(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn footer(f: &mut Frame, app: &App, area: Rect) {
-    let keys = if app.running { "q stop  Tab panel  w window  j/k scroll log  ? help" } else { "q/Esc quit  Tab panel  w window  j/k scroll log  ? help" };
+    let keys = match (app.running, app.setup.is_some()) {
+        (true, _) => "q stop  Tab panel  j/k scroll  w window  [ ] run  s save  ? help",
+        (false, true) => "n new run  s save  Tab panel  j/k scroll  [ ] run  w window  q quit  ? help",
+        (false, false) => "q/Esc quit  Tab panel  j/k scroll  [ ] run  w window  s save  ? help",
+    };
     f.render_widget(Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)), area);
 }
 
@@ -202,13 +243,22 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 fn help(f: &mut Frame, app: &App, area: Rect) {
-    let r = centered(area, 64, 14);
+    let r = centered(area, 70, 24);
     let mut text = vec![
+        "Dashboard",
         "q        stop the job (asks first) / quit when done",
-        "Esc      back out; quit when the job is done",
-        "Tab      next panel",
+        "Esc      back out: to the setup screen, or quit",
+        "Tab      next panel; j k / arrows scroll it (weights,",
+        "         results: selects the row, log: goes back)",
         "w        curves: recent 50 epochs / whole run",
-        "j k / arrows  scroll the log",
+        "[ ]      curves of the previous / next strategy run",
+        "s        save the selected result's soup and report",
+        "n        new run on the setup screen",
+        "Setup",
+        "space    select / unselect; a all / none; Enter open dir",
+        "i        inspect the selected ingredients",
+        "Tab      form: up/down field, left/right choice, type",
+        "s        start (Enter in the form)",
         "?        this help (any key closes it)",
         "",
         "Heat map: darker glyph = larger weight. * marks partial",
