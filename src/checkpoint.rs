@@ -222,6 +222,25 @@ pub struct ManifestEntry {
     pub test_acc: f64,
 }
 
+/// Loads a set of ingredients, refusing one that cannot be souped with the first (naming both
+/// files and why).
+pub fn load_compatible(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
+    if paths.is_empty() {
+        bail!("no ingredients given");
+    }
+    let mut cks: Vec<Checkpoint> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let ck = load(p)?;
+        if let Some(first) = cks.first() {
+            if let Some(why) = incompatibility(&first.meta, &ck.meta) {
+                bail!("{} cannot be souped with {}: {why}", p.display(), first.path.display());
+            }
+        }
+        cks.push(ck);
+    }
+    Ok(cks)
+}
+
 /// Why two checkpoints cannot be souped together, if they cannot.
 pub fn incompatibility(a: &CheckpointMeta, b: &CheckpointMeta) -> Option<String> {
     if a.arch != b.arch {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -70,22 +70,9 @@ fn matrix(t: &Tensor) -> Vec<Vec<f64>> {
 }
 
 /// Loads the checkpoints (CPU) and measures them. Fails, naming the files, when two cannot be
-/// souped together, since their distances would mean nothing.
+/// souped together, since their distances would then mean nothing.
 pub fn analyse(paths: &[PathBuf]) -> Result<DiversityReport> {
-    if paths.is_empty() {
-        bail!("no ingredients to inspect");
-    }
-    let mut checkpoints = Vec::with_capacity(paths.len());
-    for p in paths {
-        let ck = checkpoint::load(p)?;
-        if let Some(first) = checkpoints.first() {
-            let first: &checkpoint::Checkpoint = first;
-            if let Some(why) = checkpoint::incompatibility(&first.meta, &ck.meta) {
-                bail!("{} and {} cannot be compared: {why}", first.path.display(), p.display());
-            }
-        }
-        checkpoints.push(ck);
-    }
+    let checkpoints = checkpoint::load_compatible(paths)?;
     let _guard = tch::no_grad_guard();
     let init_path = find_init(&paths[0], &checkpoints[0].meta.init_fingerprint);
     let init = match &init_path {

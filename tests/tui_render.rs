@@ -201,7 +201,7 @@ fn setup_browser_shows_metadata_and_refuses_what_cannot_be_souped_together() {
     let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
     let s = render_setup(&app);
     assert!(s.contains("3 selected"), "the compatible ingredients start selected: {s}");
-    assert!(s.contains("ingredient-01.safetensors") && s.contains("gcn 2x16") && s.contains("csbm") && s.contains("71.00%/69.00%"), "{s}");
+    assert!(s.contains("ingredient-01 ") && s.contains("gcn 2x16") && s.contains("csbm") && s.contains("71.00%/69.00%"), "{s}");
     assert!(s.contains("older/") && s.contains("../"), "{s}");
     assert!(s.contains("the shared initial weights, not an ingredient"), "{s}");
     assert!(s.contains("different initial weights"), "the foreign ingredient is greyed with its reason: {s}");
@@ -233,7 +233,7 @@ fn setup_browser_shows_metadata_and_refuses_what_cannot_be_souped_together() {
     app.on_key(Key::Enter);
     assert!(render_setup(&app).contains("older"));
     app.on_key(Key::Backspace);
-    assert!(render_setup(&app).contains("ingredient-02.safetensors"));
+    assert!(render_setup(&app).contains("ingredient-02 "));
 }
 
 #[test]
@@ -317,8 +317,11 @@ fn inspector_shows_distances_cosines_norms_and_the_outlier() {
     assert!(render(&app, 100, 30).contains("loading and comparing 3 checkpoints"));
     app.inspection = Inspection::Ready(Box::new(diversity()));
     let s = render(&app, 120, 30);
-    assert!(s.contains("cosine of updates") && s.contains("L2 distance") && s.contains("per-tensor norms"), "{s}");
-    assert!(s.contains("0.60") && s.contains("3.100") && s.contains("convs.0.lin.weight"), "{s}");
+    assert!(s.contains("cosine of updates") && s.contains("per-tensor norms"), "{s}");
+    assert!(s.contains("0.60") && s.contains("convs.0.lin.weight"), "{s}");
+    app.on_key(Key::Char('m'));
+    let s = render(&app, 120, 30);
+    assert!(s.contains("L2 distance between weights") && s.contains("3.100"), "{s}");
     assert!(s.contains("#2") && s.contains("least like the others"), "{s}");
     assert!(s.contains("from init") && s.contains("4.000"), "{s}");
     for (w, h) in [(80, 24), (81, 25), (200, 60)] {
@@ -377,4 +380,34 @@ fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
     assert!(render_setup(&app).contains("3 selected"));
     app.on_key(Key::Esc);
     assert_eq!(app.screen, Screen::Dashboard, "Esc returns to the dashboard");
+}
+
+/// Every screen at tiny and odd sizes: no panic. And colours stay readable on dark and light
+/// themes: no background colour is set (highlights use reverse video) and no foreground is one
+/// that vanishes on one of them (yellow and white on light, black and gray on dark).
+#[test]
+fn every_screen_renders_at_any_size_with_theme_safe_colours() {
+    use ratatui::style::Color;
+    let (_tmp, dir) = checkpoint_dir();
+    let mut setup = App::with_setup("gnn-soup", Setup::new(&dir, "pls", vec!["cpu".into()]));
+    let mut form = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
+    form.on_key(Key::Tab);
+    let mut inspector = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
+    inspector.on_key(Key::Char('i'));
+    inspector.inspection = Inspection::Ready(Box::new(diversity()));
+    let mut dashboard = ls_app();
+    dashboard.apply(&Event::Log { level: "warn".into(), message: "a warning".into() });
+    dashboard.apply(&Event::Log { level: "error".into(), message: "an error".into() });
+    setup.on_key(Key::Char(' '));
+    for app in [&setup, &form, &inspector, &dashboard] {
+        for (w, h) in [(0, 0), (3, 2), (79, 24), (80, 24), (97, 31), (240, 70)] {
+            let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+            let snap = Snapshot { cpu_ram: "CPU".into(), gpu: "GPU".into() };
+            t.draw(|f| ui::draw(f, app, &snap)).unwrap();
+            for cell in t.backend().buffer().content() {
+                assert_eq!(cell.bg, Color::Reset, "a background colour at {w}x{h}");
+                assert!(!matches!(cell.fg, Color::Yellow | Color::LightYellow | Color::White | Color::Black | Color::Gray), "{:?} at {w}x{h}", cell.fg);
+            }
+        }
+    }
 }

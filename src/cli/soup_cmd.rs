@@ -200,13 +200,13 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-pub fn comparison_rows(reports: &[SoupReport]) -> Vec<[String; 6]> {
+pub fn comparison_rows(reports: &[SoupReport]) -> Vec<[String; 7]> {
     let mut rows = Vec::new();
     if let Some(r) = reports.first() {
         let best = r.ingredients.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc));
-        rows.push(["ingredients (mean)".into(), percent(mean(r.ingredients.iter().map(|i| i.val_acc))), percent(mean(r.ingredients.iter().map(|i| i.test_acc))), "-".into(), "-".into(), String::new()]);
+        rows.push(["ingredients (mean)".into(), percent(mean(r.ingredients.iter().map(|i| i.val_acc))), percent(mean(r.ingredients.iter().map(|i| i.test_acc))), "-".into(), "-".into(), "-".into(), String::new()]);
         if let Some(b) = best {
-            rows.push(["best ingredient (val)".into(), percent(b.val_acc), percent(b.test_acc), "-".into(), "-".into(), String::new()]);
+            rows.push(["best ingredient (val)".into(), percent(b.val_acc), percent(b.test_acc), "-".into(), "-".into(), "-".into(), String::new()]);
         }
     }
     for r in reports {
@@ -216,6 +216,7 @@ pub fn comparison_rows(reports: &[SoupReport]) -> Vec<[String; 6]> {
             percent(r.test_acc),
             format!("{:.2}", r.seconds),
             format!("{:.0}", r.peak_rss_bytes as f64 / (1 << 20) as f64),
+            r.peak_device_bytes.map_or("-".into(), |b| format!("{:.0}", b as f64 / (1 << 20) as f64)),
             if r.partial { "partial".into() } else { String::new() },
         ]);
     }
@@ -223,7 +224,7 @@ pub fn comparison_rows(reports: &[SoupReport]) -> Vec<[String; 6]> {
 }
 
 pub fn comparison_table(reports: &[SoupReport]) -> String {
-    let mut t = Table::new(["strategy", "val", "test", "seconds", "peak RSS MiB", ""]);
+    let mut t = Table::new(["strategy", "val", "test", "seconds", "peak RSS MiB", "peak GPU MiB", ""]);
     for r in comparison_rows(reports) {
         t.row(r);
     }
@@ -231,7 +232,7 @@ pub fn comparison_table(reports: &[SoupReport]) -> String {
 }
 
 fn comparison_markdown(reports: &[SoupReport]) -> String {
-    let mut s = String::from("| strategy | val | test | seconds | peak RSS MiB | |\n|---|---|---|---|---|---|\n");
+    let mut s = String::from("| strategy | val | test | seconds | peak RSS MiB | peak GPU MiB | |\n|---|---|---|---|---|---|---|\n");
     for r in comparison_rows(reports) {
         s.push_str(&format!("| {} |\n", r.join(" | ")));
     }
@@ -241,7 +242,7 @@ fn comparison_markdown(reports: &[SoupReport]) -> String {
 fn summary_json(r: &SoupReport) -> serde_json::Value {
     serde_json::json!({
         "strategy": r.strategy, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds,
-        "peak_rss_bytes": r.peak_rss_bytes, "partial": r.partial, "checkpoint": r.checkpoint,
+        "peak_rss_bytes": r.peak_rss_bytes, "peak_device_bytes": r.peak_device_bytes, "partial": r.partial, "checkpoint": r.checkpoint,
     })
 }
 

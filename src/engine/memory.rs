@@ -1,5 +1,8 @@
 //! Memory telemetry: the process's resident-set high-water mark, resettable per job (Linux).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
 use tch::Device;
 
 /// Resets the kernel's peak-RSS counter to the current RSS, so the next reading covers only what
@@ -23,8 +26,73 @@ fn status_kib(key: &str) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Peak device memory on CUDA. libtorch's allocator statistics are not exposed through tch, so
-/// this is not measured yet (None), on CPU as on CUDA.
-pub fn peak_device_bytes(_device: Device) -> Option<u64> {
-    None
+/// Peak device memory of this process on CUDA, sampled through NVML while a strategy runs.
+///
+/// tch does not expose libtorch's allocator statistics, so this reads what the driver reports
+/// for this process (summed over devices: the CUDA context plus libtorch's cached pool, as
+/// `nvidia-smi` shows it) every 10 ms and keeps the largest reading; a spike shorter than that
+/// can be missed. None on CPU, without NVML, or where the driver hides per-process figures
+/// (some containers).
+pub struct DevicePeakSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    seen: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DevicePeakSampler {
+    pub fn start(device: Device) -> Option<DevicePeakSampler> {
+        if !device.is_cuda() {
+            return None;
+        }
+        let nvml = nvml_wrapper::Nvml::init().ok()?;
+        let (stop, peak, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (s, p, v) = (stop.clone(), peak.clone(), seen.clone());
+        let thread = std::thread::Builder::new()
+            .name("device-memory".into())
+            .spawn(move || loop {
+                if let Some(bytes) = process_device_bytes(&nvml) {
+                    p.fetch_max(bytes, Ordering::Relaxed);
+                    v.store(true, Ordering::Relaxed);
+                }
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            })
+            .ok()?;
+        Some(DevicePeakSampler { stop, peak, seen, thread: Some(thread) })
+    }
+
+    /// Stops sampling (after one last reading) and returns the peak, if any reading succeeded.
+    pub fn finish(mut self) -> Option<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.seen.load(Ordering::Relaxed).then(|| self.peak.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for DevicePeakSampler {
+    /// A strategy that fails still stops its sampler.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// This process's memory over every device NVML lists, or None when no device reports it.
+fn process_device_bytes(nvml: &nvml_wrapper::Nvml) -> Option<u64> {
+    use nvml_wrapper::enums::device::UsedGpuMemory;
+    let me = std::process::id();
+    let mut total = None;
+    for i in 0..nvml.device_count().ok()? {
+        let Ok(d) = nvml.device_by_index(i) else { continue };
+        for p in d.running_compute_processes().unwrap_or_default() {
+            if let (true, UsedGpuMemory::Used(b)) = (p.pid == me, p.used_gpu_memory) {
+                *total.get_or_insert(0) += b;
+            }
+        }
+    }
+    total
 }

@@ -205,6 +205,7 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
         });
         memory::reset_peak_rss();
         let rss_start_bytes = memory::rss_bytes();
+        let device_peak = memory::DevicePeakSampler::start(job.device);
         let start = Instant::now();
         let ctx = SoupContext { stack: &stack, graph: &graph, gt: &gt, settings, emit: &emit, cancel, ingredient_val: &ingredient_val };
         let outcome = soup::run_strategy(&ctx)?;
@@ -218,6 +219,7 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
             (model::accuracy(&logits, &gt.labels, &gt.val_idx), model::accuracy(&logits, &gt.labels, &gt.test_idx))
         };
         let seconds = start.elapsed().as_secs_f64();
+        let peak_device_bytes = device_peak.and_then(memory::DevicePeakSampler::finish);
         let mut report = SoupReport {
             strategy: settings.strategy,
             dataset: graph.name.clone(),
@@ -230,7 +232,7 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
             load_seconds,
             peak_rss_bytes: memory::peak_rss_bytes(),
             rss_start_bytes,
-            peak_device_bytes: memory::peak_device_bytes(job.device),
+            peak_device_bytes,
             partial: outcome.partial,
             ingredients: ingredients.clone(),
             uniform: IngredientAccuracy { val_acc: uniform_acc.val, test_acc: uniform_acc.test },

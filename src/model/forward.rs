@@ -26,36 +26,58 @@ pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool
 pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool, first_aggregate: Option<&Tensor>) -> Tensor {
     let (input, sparse) = g.input(spec.row_normalize);
     let x = if sparse { sparse_dropout(input, spec.dropout, train) } else { dropout(input, spec.dropout, train) };
-    let h = conv_train(spec, params, g, 0, &x, sparse, first_aggregate, train);
+    let h = conv_train(spec, params, g, 0, x, sparse, first_aggregate, train);
     forward_after_conv(spec, params, g, h, 0, train)
 }
 
 /// The output of convolution `layer` alone (before batch norm and activation). `sparse`: `x`
 /// is a sparse CSR matrix (raw features of a bag-of-words dataset).
 pub fn conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, pre: Option<&Tensor>) -> Tensor {
-    conv_train(spec, params, g, layer, x, sparse, pre, false)
+    conv_train(spec, params, g, layer, x.shallow_clone(), sparse, pre, false)
 }
 
 /// As [`conv`]; in training GAT also drops attention coefficients at the model's dropout rate
 /// (the GAT paper's regulariser; PyG's `GATConv(dropout=...)`).
 #[allow(clippy::too_many_arguments)]
-fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, pre: Option<&Tensor>, train: bool) -> Tensor {
+/// Takes its input by value so that it can be freed as soon as it is no longer needed: full-graph
+/// inference then holds about two activations at a time instead of three.
+fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: Tensor, sparse: bool, pre: Option<&Tensor>, train: bool) -> Tensor {
     let x = Input { x, sparse };
     let attention_dropout = if train { spec.dropout } else { 0.0 };
     match spec.arch {
-        Arch::Gcn => gcn_conv(params, layer, g, &x, pre),
-        Arch::Sage => sage_conv(params, layer, g, &x, pre),
-        Arch::Gat => gat_conv(params, layer, g, &x, &spec.conv_dims()[layer], attention_dropout),
+        Arch::Gcn => gcn_conv(params, layer, g, x, pre),
+        Arch::Sage => sage_conv(params, layer, g, x, pre),
+        Arch::Gat => gat_conv(params, layer, g, x, &spec.conv_dims()[layer], attention_dropout),
     }
 }
 
 /// A layer's input, dense or sparse.
-struct Input<'a> {
-    x: &'a Tensor,
+struct Input {
+    x: Tensor,
     sparse: bool,
 }
 
-impl Input<'_> {
+/// `a + b`, in place when no backward pass records `a` (inference), saving a buffer.
+fn plus(mut a: Tensor, b: &Tensor) -> Tensor {
+    if a.requires_grad() || b.requires_grad() {
+        a + b
+    } else {
+        let _ = a.g_add_(b);
+        a
+    }
+}
+
+/// ReLU, in place under the same condition as [`plus`].
+fn relu(mut h: Tensor) -> Tensor {
+    if h.requires_grad() {
+        h.relu()
+    } else {
+        let _ = h.relu_();
+        h
+    }
+}
+
+impl Input {
     /// `x W^T`
     fn lin(&self, w: &Tensor) -> Tensor {
         if self.sparse {
@@ -70,13 +92,15 @@ impl Input<'_> {
 pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, train: bool) -> Tensor {
     for j in layer..spec.layers {
         if j > layer {
-            h = conv_train(spec, params, g, j, &dropout(&h, spec.dropout, train), false, None, train);
+            let x = dropout(&h, spec.dropout, train);
+            drop(h);
+            h = conv_train(spec, params, g, j, x, false, None, train);
         }
         if j + 1 < spec.layers {
             if spec.batch_norm {
                 h = batch_norm(params, j, &h, train);
             }
-            h = h.relu();
+            h = relu(h);
         }
     }
     h
@@ -108,31 +132,41 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &values, x.size(), (x.kind(), x.device()))
 }
 
-fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, pre: Option<&Tensor>) -> Tensor {
+fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Tensor>) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let b = param(p, &format!("convs.{i}.bias"));
     // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower.
     let out = match pre {
         Some(ax) => ax.linear::<&Tensor>(w, None),
-        None if w.size()[0] <= w.size()[1] || x.sparse => g.gcn_adj().mm(&x.lin(w)),
-        None => g.gcn_adj().mm(x.x).linear::<&Tensor>(w, None),
+        None if w.size()[0] <= w.size()[1] || x.sparse => {
+            let xw = x.lin(w);
+            drop(x);
+            g.gcn_adj().mm(&xw)
+        }
+        None => {
+            let ax = g.gcn_adj().mm(&x.x);
+            drop(x);
+            ax.linear::<&Tensor>(w, None)
+        }
     };
-    out + b
+    plus(out, b)
 }
 
-fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, pre: Option<&Tensor>) -> Tensor {
+fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Tensor>) -> Tensor {
     let wl = param(p, &format!("convs.{i}.lin_l.weight"));
     let bl = param(p, &format!("convs.{i}.lin_l.bias"));
     let wr = param(p, &format!("convs.{i}.lin_r.weight"));
+    let root = x.lin(wr);
     let neigh = match pre {
         Some(mx) => mx.linear(wl, Some(bl)),
-        None if wl.size()[0] < wl.size()[1] || x.sparse => g.mean_adj().mm(&x.lin(wl)) + bl,
-        None => g.mean_adj().mm(x.x).linear(wl, Some(bl)),
+        None if wl.size()[0] < wl.size()[1] || x.sparse => plus(g.mean_adj().mm(&x.lin(wl)), bl),
+        None => g.mean_adj().mm(&x.x).linear(wl, Some(bl)),
     };
-    neigh + x.lin(wr)
+    drop(x);
+    plus(neigh, &root)
 }
 
-fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, d: &ConvDims, attention_dropout: f64) -> Tensor {
+fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, d: &ConvDims, attention_dropout: f64) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let att_src = param(p, &format!("convs.{i}.att_src"));
     let att_dst = param(p, &format!("convs.{i}.att_dst"));
@@ -140,6 +174,7 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, d: &ConvDims, a
     let (heads, ch) = (d.heads, d.out);
     let n = g.num_nodes;
     let h = x.lin(w).view([n, heads, ch]);
+    drop(x);
     let a_src = (&h * att_src).sum_dim_intlist(-1, false, Kind::Float); // [N, H]
     let a_dst = (&h * att_dst).sum_dim_intlist(-1, false, Kind::Float);
     let (src, dst) = g.gat_edges();
@@ -149,7 +184,7 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: &Input, d: &ConvDims, a
     let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
     let out = Tensor::zeros([n, heads, ch], (Kind::Float, g.device)).index_add(0, dst, &msg);
     let out = if d.concat { out.view([n, heads * ch]) } else { out.mean_dim(1, false, Kind::Float) };
-    out + bias
+    plus(out, bias)
 }
 
 /// Softmax of edge scores `[E, H]` over the edges that share a target, as PyG's `softmax`

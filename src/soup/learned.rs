@@ -100,14 +100,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
     // weights the epoch's loss was computed at), so it needs no second pass. Otherwise an extra
     // inference pass measures it: every epoch on small graphs, every 5th on large ones.
     let free_val = pls.is_none() && !train_mode;
-    let large = ctx.graph.num_nodes > 100_000;
-    let eval_every = if large { 5 } else { 1 };
-    // PLS exists to keep full-graph activations out of memory, so on large graphs it scores
-    // validation accuracy on each epoch's sampled parts; the full graph is evaluated at the end.
-    let pls_sampled_val = pls.is_some() && large && select_idx.is_none();
-    if pls_sampled_val {
-        ctx.log("info", "PLS on a large graph: validation accuracy during the run is measured on each epoch's sampled parts; the full graph is evaluated at the end");
-    }
+    let eval_every = if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 };
 
     let mut out = SoupOutcome::default();
     let mut best: Option<(f64, usize, Tensor)> = None; // (select acc, epoch, alpha)
@@ -131,13 +124,8 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
                 }
                 model::loss(&(logits * &beta), labels, &fit_idx)
             }
-            Some((p, in_fit)) => match pls_step(ctx, p, in_fit, &logits_a, &beta, &group_of, train_mode, epoch, &mut rng) {
-                Some(step) => {
-                    if pls_sampled_val {
-                        val_acc = step.sampled_val_acc(ctx, &logits_a, &group_of, train_mode);
-                    }
-                    step.loss
-                }
+            Some((p, in_fit)) => match pls_step_loss(ctx, p, in_fit, &logits_a, &beta, &group_of, train_mode, epoch, &mut rng) {
+                Some(l) => l,
                 None => continue,
             },
         };
@@ -150,7 +138,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
 
         let alpha = tch::no_grad(|| logits_a.softmax(1, Kind::Float));
         let mut select_acc = None;
-        let measure = select_idx.is_some() || (!free_val && !pls_sampled_val && ((epoch + 1) % eval_every == 0 || epoch + 1 == s.epochs));
+        let measure = select_idx.is_some() || (!free_val && ((epoch + 1) % eval_every == 0 || epoch + 1 == s.epochs));
         if measure {
             let logits = tch::no_grad(|| model::forward(spec, &stack.mix(&alpha, &group_of), ctx.gt, false));
             val_acc = model::accuracy(&logits, labels, &ctx.gt.val_idx);
@@ -198,31 +186,11 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
     Ok(out)
 }
 
-/// One PLS step: the sampled subgraph and the loss on the fitting validation nodes inside it.
-struct PlsStep {
-    graph: GraphTensors,
-    logits: Tensor,
-    loss: Tensor,
-}
-
-impl PlsStep {
-    /// Validation accuracy on this step's subgraph, of the weights the step started from: read
-    /// from the step's own logits when dropout was off, else from a no-grad pass on the subgraph.
-    fn sampled_val_acc(&self, ctx: &SoupContext, logits_a: &Tensor, group_of: &[usize], train_mode: bool) -> f64 {
-        let logits = if train_mode {
-            tch::no_grad(|| model::forward(&ctx.stack.spec, &ctx.stack.mix(&logits_a.softmax(1, Kind::Float), group_of), &self.graph, false))
-        } else {
-            self.logits.detach()
-        };
-        model::accuracy(&logits, &self.graph.labels, &self.graph.val_idx)
-    }
-}
-
-/// Samples R parts, builds their subgraph, runs the mixed weights on it and takes the
-/// cross-entropy on the fitting validation nodes inside. None when the sample holds no such node
-/// (the step is skipped).
+/// One PLS step's loss: sample R parts, build their subgraph, forward on it with the mixed
+/// weights, cross-entropy on the fitting validation nodes inside. None when the sample holds no
+/// such node (the step is skipped).
 #[allow(clippy::too_many_arguments)]
-fn pls_step(
+fn pls_step_loss(
     ctx: &SoupContext,
     p: &Partition,
     in_fit: &[bool],
@@ -232,7 +200,7 @@ fn pls_step(
     train_mode: bool,
     epoch: usize,
     rng: &mut rand::rngs::StdRng,
-) -> Option<PlsStep> {
+) -> Option<Tensor> {
     let s = ctx.settings;
     let device = ctx.stack.device;
     let chosen = p.sample(s.sample, rng);
@@ -245,7 +213,7 @@ fn pls_step(
     }
     let nodes = long(&sub.nodes, device);
     let fit = long(&local_fit, device);
-    let graph = GraphTensors::from_parts(
+    let sg = GraphTensors::from_parts(
         sub.nodes.len() as i64,
         ctx.gt.x.index_select(0, &nodes),
         ctx.gt.labels.index_select(0, &nodes),
@@ -255,9 +223,8 @@ fn pls_step(
     );
     let alpha = logits_a.softmax(1, Kind::Float);
     let params = ctx.stack.mix(&alpha, group_of);
-    let logits = model::forward(&ctx.stack.spec, &params, &graph, train_mode);
-    let loss = model::loss(&(&logits * beta), &graph.labels, &fit);
-    Some(PlsStep { graph, logits, loss })
+    let logits = model::forward(&ctx.stack.spec, &params, &sg, train_mode);
+    Some(model::loss(&(logits * beta), &sg.labels, &fit))
 }
 
 fn to_rows(alpha: &Tensor) -> Vec<Vec<f64>> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -37,20 +37,7 @@ impl IngredientStack {
     /// Loads and validates every checkpoint, and refuses a set that cannot be souped together
     /// (naming the first file that does not match the first one, and why).
     pub fn load(paths: &[PathBuf], device: Device) -> Result<IngredientStack> {
-        if paths.is_empty() {
-            bail!("no ingredients given");
-        }
-        let mut cks = Vec::with_capacity(paths.len());
-        for p in paths {
-            let ck = checkpoint::load(p)?;
-            if let Some(first) = cks.first() {
-                let first: &checkpoint::Checkpoint = first;
-                if let Some(why) = checkpoint::incompatibility(&first.meta, &ck.meta) {
-                    bail!("{} cannot be souped with {}: {why}", p.display(), first.path.display());
-                }
-            }
-            cks.push(ck);
-        }
+        let cks = checkpoint::load_compatible(paths)?;
         let spec = cks[0].meta.arch.clone();
         let infos = spec.params();
         let stacked = infos

@@ -133,6 +133,8 @@ pub struct App {
     pub setup: Option<Setup>,
     pub inspection: Inspection,
     pub inspect_scroll: usize,
+    /// The inspector's matrix: distances (true) or cosines.
+    pub inspect_distance: bool,
 }
 
 impl App {
@@ -407,6 +409,7 @@ impl App {
             Key::Esc | Key::Char('q') | Key::Char('i') => self.screen = Screen::Setup,
             Key::Up | Key::Char('k') => self.inspect_scroll = self.inspect_scroll.saturating_sub(1),
             Key::Down | Key::Char('j') => self.inspect_scroll += 1,
+            Key::Char('m') => self.inspect_distance = !self.inspect_distance,
             Key::Char('?') => self.help = true,
             _ => {}
         }

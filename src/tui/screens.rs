@@ -28,7 +28,7 @@ fn window(len: usize, cursor: usize, visible: usize) -> std::ops::Range<usize> {
 pub fn draw_setup(f: &mut Frame, app: &App, area: Rect) {
     let Some(setup) = &app.setup else { return };
     let rows = Layout::vertical([Constraint::Min(8), Constraint::Length(3), Constraint::Length(1)]).split(area);
-    let cols = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).split(rows[0]);
+    let cols = Layout::horizontal([Constraint::Percentage(64), Constraint::Percentage(36)]).split(rows[0]);
     browser(f, setup, cols[0]);
     form(f, setup, cols[1]);
     let status = match (&setup.message, setup.settings()) {
@@ -51,7 +51,9 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
     let visible = area.height.saturating_sub(3) as usize;
     let range = window(setup.entries.len(), setup.cursor, visible);
     // Columns laid out by hand, so a refusal's reason can run across the metadata columns.
-    let name_w = setup.entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(10).clamp(10, 34);
+    // Every file listed is a checkpoint: the extension only takes room.
+    let shown = |e: &super::setup::Entry| e.name.strip_suffix(".safetensors").unwrap_or(&e.name).to_string();
+    let name_w = setup.entries.iter().map(|e| shown(e).chars().count()).max().unwrap_or(10).clamp(10, 30);
     let fit = |text: String, w: usize| -> String {
         let t: String = text.chars().take(w).collect();
         format!("{t:<w$}")
@@ -64,7 +66,7 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
     for i in range {
         let e = &setup.entries[i];
         let cursor = if i == setup.cursor { ">" } else { " " };
-        let name = fit(e.name.clone(), name_w);
+        let name = fit(shown(e), name_w);
         let (mark, rest, style) = match &e.kind {
             EntryKind::Parent | EntryKind::Dir => (" ", String::new(), Style::default().add_modifier(Modifier::BOLD)),
             EntryKind::Checkpoint(Err(err)) => ("!", format!("unreadable: {err}"), dim),
@@ -125,14 +127,14 @@ fn form(f: &mut Frame, setup: &Setup, area: Rect) {
 
 pub fn draw_inspector(f: &mut Frame, app: &App, area: Rect) {
     let rows = Layout::vertical([Constraint::Min(8), Constraint::Length(1)]).split(area);
-    let keys = "j/k scroll tensors  Esc back  ? help";
+    let keys = "m cosine/distance  j/k scroll tensors  Esc back  ? help";
     f.render_widget(Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)), rows[1]);
     let block = Block::bordered().title("ingredient inspector");
     match &app.inspection {
         Inspection::Idle => f.render_widget(Paragraph::new("select ingredients on the setup screen, then press i").block(block), rows[0]),
         Inspection::Loading(n) => f.render_widget(Paragraph::new(format!("loading and comparing {n} checkpoints...")).block(block), rows[0]),
         Inspection::Failed(e) => f.render_widget(Paragraph::new(format!("cannot inspect: {e}")).wrap(Wrap { trim: true }).block(block), rows[0]),
-        Inspection::Ready(d) => diversity(f, d, app.inspect_scroll, rows[0]),
+        Inspection::Ready(d) => diversity(f, d, app.inspect_scroll, app.inspect_distance, rows[0]),
     }
 }
 
@@ -144,7 +146,7 @@ fn num(x: f64) -> String {
     }
 }
 
-fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, area: Rect) {
+fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: bool, area: Rect) {
     let n = d.ingredients.len();
     let top = (n as u16 + 3).min(area.height / 2);
     let rows = Layout::vertical([Constraint::Length(top), Constraint::Min(4)]).split(area);
@@ -167,10 +169,13 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, area: Rect) {
     let title = format!("ingredients: mean cosine of {} {:.3}{}", d.cosine_of, d.mean_cosine(), if d.init.is_none() { " (no init.safetensors found)" } else { "" });
     f.render_widget(Table::new(summary, widths).header(header).block(Block::bordered().title(title)), rows[0]);
 
-    let cols = Layout::horizontal([Constraint::Percentage(30), Constraint::Percentage(30), Constraint::Percentage(40)]).split(rows[1]);
-    matrix(f, &format!("cosine of {}", d.cosine_of), &d.cosine, cols[0], true);
-    matrix(f, "L2 distance", &d.distance, cols[1], false);
-    let visible = cols[2].height.saturating_sub(3) as usize;
+    let cols = Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).split(rows[1]);
+    if show_distance {
+        matrix(f, "L2 distance between weights (m: cosine)", &d.distance, cols[0], false);
+    } else {
+        matrix(f, &format!("cosine of {} (m: distance)", d.cosine_of), &d.cosine, cols[0], true);
+    }
+    let visible = cols[1].height.saturating_sub(3) as usize;
     let first = scroll.min(d.tensors.len().saturating_sub(visible.max(1)));
     let tensor_rows = d.tensors.iter().skip(first).take(visible).map(|t| {
         let (lo, hi) = t.norms.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
@@ -178,9 +183,9 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, area: Rect) {
         Row::new(vec![t.name.clone(), num(mean), format!("{}-{}", num(lo), num(hi))])
     });
     let header = Row::new(["tensor", "mean norm", "min-max"]).style(Style::default().add_modifier(Modifier::BOLD));
-    let widths = [Constraint::Min(18), Constraint::Length(9), Constraint::Length(13)];
+    let widths = [Constraint::Min(12), Constraint::Length(9), Constraint::Length(13)];
     let title = format!("per-tensor norms ({}-{} of {})", first + 1, (first + visible).min(d.tensors.len()), d.tensors.len());
-    f.render_widget(Table::new(tensor_rows, widths).header(header).block(Block::bordered().title(title)), cols[2]);
+    f.render_widget(Table::new(tensor_rows, widths).header(header).block(Block::bordered().title(title)), cols[1]);
 }
 
 /// A square matrix with a shade glyph beside each value (so it reads without colour): for

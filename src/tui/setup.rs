@@ -13,6 +13,8 @@ use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::soup::stack::MixGranularity;
 use crate::soup::{InitKind, SoupSettings, Strategy};
 
+// Boxing the metadata would save little: a listing holds a few dozen entries.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum EntryKind {
     Parent,

@@ -63,9 +63,9 @@ fn dashboard(f: &mut Frame, app: &App, sys: &Snapshot, area: Rect) {
     header(f, app, sys, rows[0]);
     let charts = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(rows[1]);
     let (loss, val) = app.shown_curves().map_or((&[][..], &[][..]), |c| (&c.loss[..], &c.val[..]));
-    curve(f, app, charts[0], "loss", loss, Color::Yellow);
+    curve(f, app, charts[0], "loss", loss, Color::Magenta);
     curve(f, app, charts[1], "val accuracy", val, Color::Cyan);
-    let mid = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(30), Constraint::Percentage(30)]).split(rows[2]);
+    let mid = Layout::horizontal([Constraint::Percentage(34), Constraint::Percentage(27), Constraint::Percentage(39)]).split(rows[2]);
     weights(f, app, mid[0]);
     progress(f, app, mid[1]);
     results(f, app, mid[2]);
@@ -202,7 +202,7 @@ fn results(f: &mut Frame, app: &App, area: Rect) {
     let visible = area.height.saturating_sub(3) as usize;
     let skip = (app.results_cursor + 2).saturating_sub(visible).min(rows.len().saturating_sub(visible));
     let rows: Vec<Row> = rows.into_iter().skip(skip).collect();
-    let table = Table::new(rows, [Constraint::Length(10), Constraint::Length(6), Constraint::Length(6), Constraint::Length(6), Constraint::Length(5)])
+    let table = Table::new(rows, [Constraint::Length(9), Constraint::Length(6), Constraint::Length(6), Constraint::Length(6), Constraint::Length(5)])
         .header(Row::new(vec![" result", "val", "test", "time", "peak"]).style(Style::default().add_modifier(Modifier::BOLD)))
         .block(panel(app, "results", "results (* partial; s save)".into()));
     f.render_widget(table, area);
@@ -218,7 +218,7 @@ fn log(f: &mut Frame, app: &App, area: Rect) {
         .map(|(lvl, msg)| {
             let style = match lvl.as_str() {
                 "error" => Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
-                "warn" => Style::default().fg(Color::Yellow),
+                "warn" => Style::default().fg(Color::Magenta).add_modifier(Modifier::BOLD),
                 _ => Style::default(),
             };
             Line::from(vec![Span::styled(format!("{lvl:<5} "), style), Span::raw(msg.clone())])
@@ -256,7 +256,8 @@ fn help(f: &mut Frame, app: &App, area: Rect) {
         "n        new run on the setup screen",
         "Setup",
         "space    select / unselect; a all / none; Enter open dir",
-        "i        inspect the selected ingredients",
+        "i        inspect the selected ingredients (m there:",
+        "         cosine / distance matrix; Esc back)",
         "Tab      form: up/down field, left/right choice, type",
         "s        start (Enter in the form)",
         "?        this help (any key closes it)",
