@@ -99,11 +99,10 @@ fn diversity_text(d: &DiversityReport) -> String {
     let names: Vec<String> = (0..d.ingredients.len()).map(|i| format!("#{i}")).collect();
     let num = |x: f64| format!("{x:.4}");
     let mut out = String::new();
-    let mut t = Table::new(["#", "file", "val", "test", "weight norm", "distance from init"]);
+    let mut t = Table::new(["ingredient", "val", "test", "weight norm", "distance from init"]);
     for (i, g) in d.ingredients.iter().enumerate() {
         t.row([
-            names[i].clone(),
-            g.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            format!("{} {}", names[i], g.path.file_name().unwrap_or_default().to_string_lossy()),
             percent(g.val_acc.unwrap_or(f64::NAN)),
             percent(g.test_acc.unwrap_or(f64::NAN)),
             num(g.norm),

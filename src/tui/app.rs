@@ -180,7 +180,12 @@ impl App {
                 self.groups = groups.clone();
                 self.steps = *steps;
                 self.step = 0;
-                self.runs.push(RunCurves { strategy: *strategy, loss: Vec::new(), val: Vec::new() });
+                // Only LS and PLS have epochs: the others keep the last curves on screen.
+                if matches!(strategy, Strategy::Ls | Strategy::Pls) {
+                    self.runs.push(RunCurves { strategy: *strategy, loss: Vec::new(), val: Vec::new() });
+                    self.shown_run = None;
+                }
+                self.lr = 0.0;
                 self.weights.clear();
                 self.weights_scroll = 0;
                 self.candidates.clear();
@@ -226,6 +231,8 @@ impl App {
             Event::Finished { report } => {
                 self.step = self.steps;
                 self.results.push((**report).clone());
+                // The newest result is the one `s` saves unless the user picks another.
+                self.results_cursor = self.results.len() - 1;
                 self.result_dirs.push(self.run_dir.as_ref().map(PathBuf::from));
                 self.logs.push(("info".into(), format!("{} finished: val {:.2}% test {:.2}%{}", report.strategy, 100.0 * report.val_acc, 100.0 * report.test_acc, if report.partial { " (partial)" } else { "" })));
             }

@@ -60,7 +60,7 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
     };
     let dim = Style::default().fg(Color::DarkGray);
     let mut lines = vec![Line::from(Span::styled(
-        fit(format!("   {:<name_w$} {:<10} {:<10} {:>4} {:>13}  {}", "name", "arch", "dataset", "seed", "val/test", "init"), inner),
+        fit(format!("   {:<name_w$} {:<9} {:<9} {:>4} {:>13} {}", "name", "arch", "dataset", "seed", "val/test", "init"), inner),
         Style::default().add_modifier(Modifier::BOLD),
     ))];
     for i in range {
@@ -77,12 +77,12 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
                     (selected, None) => (
                         if selected { "*" } else { " " },
                         format!(
-                            "{:<10} {:<10} {:>4} {:>13}  {}",
+                            "{:<9} {:<9} {:>4} {:>13} {}",
                             format!("{} {}x{}", m.arch.arch, m.arch.layers, m.arch.hidden),
-                            m.dataset.chars().take(10).collect::<String>(),
+                            m.dataset.chars().take(9).collect::<String>(),
                             m.seed.map_or("-".into(), |s| s.to_string()),
                             format!("{}/{}", m.val_acc.map_or("-".into(), pct), m.test_acc.map_or("-".into(), pct)),
-                            m.init_fingerprint.chars().take(8).collect::<String>()
+                            m.init_fingerprint.chars().take(6).collect::<String>()
                         ),
                         if selected { Style::default().fg(Color::Green).add_modifier(Modifier::BOLD) } else { Style::default() },
                     ),
@@ -169,7 +169,7 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: b
     let title = format!("ingredients: mean cosine of {} {:.3}{}", d.cosine_of, d.mean_cosine(), if d.init.is_none() { " (no init.safetensors found)" } else { "" });
     f.render_widget(Table::new(summary, widths).header(header).block(Block::bordered().title(title)), rows[0]);
 
-    let cols = Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).split(rows[1]);
+    let cols = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).split(rows[1]);
     if show_distance {
         matrix(f, "L2 distance between weights (m: cosine)", &d.distance, cols[0], false);
     } else {
@@ -183,7 +183,7 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: b
         Row::new(vec![t.name.clone(), num(mean), format!("{}-{}", num(lo), num(hi))])
     });
     let header = Row::new(["tensor", "mean norm", "min-max"]).style(Style::default().add_modifier(Modifier::BOLD));
-    let widths = [Constraint::Min(12), Constraint::Length(9), Constraint::Length(13)];
+    let widths = [Constraint::Min(18), Constraint::Length(9), Constraint::Length(11)];
     let title = format!("per-tensor norms ({}-{} of {})", first + 1, (first + visible).min(d.tensors.len()), d.tensors.len());
     f.render_widget(Table::new(tensor_rows, widths).header(header).block(Block::bordered().title(title)), cols[1]);
 }

@@ -86,7 +86,7 @@ fn header(f: &mut Frame, app: &App, sys: &Snapshot, area: Rect) {
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(format!("{} [{state}]", app.title))), cols[0]);
     let ratio = if app.steps == 0 { if app.running { 0.0 } else { 1.0 } } else { (app.step as f64 / app.steps as f64).clamp(0.0, 1.0) };
     let eta = app.eta().map_or(String::new(), |d| format!(" eta {}s", d.as_secs()));
-    let label = format!("{}/{}{eta}", app.step, app.steps);
+    let label = if app.steps == 0 { (if app.running { "running" } else { "done" }).to_string() } else { format!("{}/{}{eta}", app.step, app.steps) };
     f.render_widget(Gauge::default().block(Block::bordered().title("progress")).ratio(ratio).label(label).gauge_style(Style::default().fg(Color::Green)), cols[1]);
 }
 
@@ -107,8 +107,10 @@ fn curve(f: &mut Frame, app: &App, area: Rect, name: &str, points: &[(f64, f64)]
     let (x0, x1) = (shown[0].0, shown[shown.len() - 1].0.max(shown[0].0 + 1.0));
     let (mut y0, mut y1) = shown.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if (y1 - y0).abs() < 1e-9 {
-        y0 -= 0.5;
-        y1 += 0.5;
+        // A flat line: a narrow band around it (an accuracy stays within [0, 1]).
+        let pad = (y0.abs() * 0.01).max(0.005);
+        y0 -= pad;
+        y1 += pad;
     }
     let data = Dataset::default().name(name.to_string()).marker(symbols::Marker::Braille).graph_type(GraphType::Line).style(Style::default().fg(color)).data(shown);
     let chart = Chart::new(vec![data])
@@ -175,7 +177,7 @@ fn progress(f: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let rows = app.candidates.iter().rev().map(|c| Row::new(vec![c.ingredient.to_string(), format!("{:.2}", c.factor), pct(c.val_acc), if c.accepted { "kept".into() } else { "rejected".into() }]));
-    let table = Table::new(rows, [Constraint::Length(3), Constraint::Length(5), Constraint::Length(7), Constraint::Length(8)]).header(Row::new(vec!["ing", "factor", "val", ""]).style(Style::default().add_modifier(Modifier::BOLD))).block(block);
+    let table = Table::new(rows, [Constraint::Length(3), Constraint::Length(4), Constraint::Length(6), Constraint::Length(8)]).header(Row::new(vec!["ing", "a", "val", ""]).style(Style::default().add_modifier(Modifier::BOLD))).block(block);
     f.render_widget(table, area);
 }
 
