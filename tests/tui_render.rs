@@ -412,3 +412,35 @@ fn every_screen_renders_at_any_size_with_theme_safe_colours() {
         }
     }
 }
+
+/// Compares a rendering with `tests/snapshots/NAME.txt`; `UPDATE_SNAPSHOTS=1` rewrites it (then
+/// review the diff). Whole screens, so any layout change shows up here.
+fn assert_snapshot(name: &str, screen: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, screen).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)", path.display()));
+    if expected != screen {
+        let first = expected.lines().zip(screen.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        panic!("{name} differs from {} from line {}:\nexpected:\n{expected}\ngot:\n{screen}", path.display(), first + 1);
+    }
+}
+
+#[test]
+fn snapshots_of_the_dashboard_and_the_inspector() {
+    let mut ls = ls_app();
+    ls.started = None; // the ETA then comes from the scripted epoch times alone
+    assert_snapshot("dashboard-ls-80x24", &render(&ls, 80, 24));
+    let mut pls = App::new("gnn-soup");
+    pls.apply(&started(Strategy::Pls, 5, Some(8)));
+    pls.apply(&Event::PartitionSample { epoch: 0, parts: vec![1, 5], nodes: 300, edges: 900, val_nodes: 40 });
+    pls.apply(&Event::Finished { report: Box::new(report(Strategy::Gis, false)) });
+    assert_snapshot("dashboard-pls-100x30", &render(&pls, 100, 30));
+    let mut app = App::new("gnn-soup");
+    app.screen = Screen::Inspect;
+    app.inspection = Inspection::Ready(Box::new(diversity()));
+    assert_snapshot("inspector-100x30", &render(&app, 100, 30));
+}

@@ -180,10 +180,10 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: b
     let tensor_rows = d.tensors.iter().skip(first).take(visible).map(|t| {
         let (lo, hi) = t.norms.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         let mean = t.norms.iter().sum::<f64>() / t.norms.len().max(1) as f64;
-        Row::new(vec![t.name.clone(), num(mean), format!("{}-{}", num(lo), num(hi))])
+        Row::new(vec![t.name.clone(), num(mean), format!("{lo:.2}-{hi:.2}")])
     });
     let header = Row::new(["tensor", "mean norm", "min-max"]).style(Style::default().add_modifier(Modifier::BOLD));
-    let widths = [Constraint::Min(18), Constraint::Length(9), Constraint::Length(11)];
+    let widths = [Constraint::Min(18), Constraint::Length(9), Constraint::Length(9)];
     let title = format!("per-tensor norms ({}-{} of {})", first + 1, (first + visible).min(d.tensors.len()), d.tensors.len());
     f.render_widget(Table::new(tensor_rows, widths).header(header).block(Block::bordered().title(title)), cols[1]);
 }

@@ -204,8 +204,12 @@ fn results(f: &mut Frame, app: &App, area: Rect) {
     let visible = area.height.saturating_sub(3) as usize;
     let skip = (app.results_cursor + 2).saturating_sub(visible).min(rows.len().saturating_sub(visible));
     let rows: Vec<Row> = rows.into_iter().skip(skip).collect();
-    let table = Table::new(rows, [Constraint::Length(9), Constraint::Length(6), Constraint::Length(6), Constraint::Length(6), Constraint::Length(5)])
-        .header(Row::new(vec![" result", "val", "test", "time", "peak"]).style(Style::default().add_modifier(Modifier::BOLD)))
+    // Columns by priority: time and peak memory go first when the panel is narrow.
+    let inner = area.width.saturating_sub(2);
+    let columns = if inner >= 36 { 5 } else if inner >= 30 { 4 } else { 3 };
+    let widths = [Constraint::Length(9), Constraint::Length(6), Constraint::Length(6), Constraint::Length(6), Constraint::Length(5)];
+    let table = Table::new(rows, &widths[..columns])
+        .header(Row::new(vec![" result", "val", "test", "time", "peak"].into_iter().take(columns)).style(Style::default().add_modifier(Modifier::BOLD)))
         .block(panel(app, "results", "results (* partial; s save)".into()));
     f.render_widget(table, area);
 }
