@@ -143,6 +143,12 @@ fn quitting_asks_while_running() {
     let mut app = ls_app();
     app.on_key(Key::Tab);
     assert!(render(&app, 100, 30).contains("[mixing weights"));
+    // Ctrl-C asks too, and a second one stops the job
+    assert_eq!(app.on_key(Key::Interrupt), Action::None);
+    assert!(render(&app, 100, 30).contains("Stop it"));
+    assert_eq!(app.on_key(Key::Interrupt), Action::Cancel);
+    app.finish();
+    assert_eq!(app.on_key(Key::Interrupt), Action::Quit);
 }
 
 // ---- setup screen, inspector, session results ----
@@ -245,6 +251,10 @@ fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
     let d = SoupSettings::defaults(Strategy::Ls, Arch::Gcn, "csbm");
     assert!(s.contains("[strategy and settings]") && s.contains("< ls >") && s.contains(&format!("epochs      {}", d.epochs)), "{s}");
 
+    // Typing q into the dataset field edits it; it does not quit (Ctrl-C does).
+    assert_eq!(app.on_key(Key::Char('q')), Action::None);
+    assert_eq!(app.setup.as_ref().unwrap().value("dataset"), "csbmq");
+    app.on_key(Key::Backspace);
     // down to lr (dataset, strategy, device, epochs, lr), clear it: invalid, marked with '!'.
     for _ in 0..4 {
         app.on_key(Key::Down);

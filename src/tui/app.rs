@@ -36,6 +36,8 @@ pub enum Key {
     Right,
     Enter,
     Backspace,
+    /// Ctrl-C: stop or quit from anywhere, even while typing in the form.
+    Interrupt,
 }
 
 /// The screens: setup (pick ingredients and a strategy), the ingredient inspector, and the live
@@ -265,6 +267,20 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: Key) -> Action {
+        if key == Key::Interrupt {
+            self.help = false;
+            self.save_prompt = None;
+            if !self.running {
+                return Action::Quit;
+            }
+            if self.confirm_quit {
+                self.confirm_quit = false;
+                return Action::Cancel;
+            }
+            self.screen = Screen::Dashboard;
+            self.confirm_quit = true;
+            return Action::None;
+        }
         match self.screen {
             Screen::Setup if !self.confirm_quit && !self.help => return self.setup_key(key),
             Screen::Inspect if !self.help => return self.inspect_key(key),

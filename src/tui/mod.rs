@@ -76,7 +76,7 @@ fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
 
 fn key_of(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
     Some(match code {
-        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Key::Char('q'),
+        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Key::Interrupt,
         KeyCode::Char(c) => Key::Char(c),
         KeyCode::Esc => Key::Esc,
         KeyCode::Tab => Key::Tab,

@@ -266,6 +266,7 @@ fn help(f: &mut Frame, app: &App, area: Rect) {
         "         cosine / distance matrix; Esc back)",
         "Tab      form: up/down field, left/right choice, type",
         "s        start (Enter in the form)",
+        "Ctrl-C   as q, from any screen (also while typing)",
         "?        this help (any key closes it)",
         "",
         "Heat map: darker glyph = larger weight. * marks partial",
