@@ -46,10 +46,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     if !terminal && !args.run {
         anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");
     }
-    let job_dir = args.out.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        session.runs_dir.join(format!("run-{secs}"))
-    });
+    let job_dir = args.out.clone().unwrap_or_else(|| tui::new_run_dir(&session.runs_dir));
     let job = JobSpec { ingredients: paths, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(job_dir.clone()), overwrite: false };
     if !terminal {
         let reports = soup_cmd::execute(job)?;

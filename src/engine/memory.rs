@@ -83,16 +83,22 @@ impl Drop for DevicePeakSampler {
 
 /// This process's memory over every device NVML lists, or None when no device reports it.
 fn process_device_bytes(nvml: &nvml_wrapper::Nvml) -> Option<u64> {
-    use nvml_wrapper::enums::device::UsedGpuMemory;
-    let me = std::process::id();
     let mut total = None;
     for i in 0..nvml.device_count().ok()? {
-        let Ok(d) = nvml.device_by_index(i) else { continue };
-        for p in d.running_compute_processes().unwrap_or_default() {
-            if let (true, UsedGpuMemory::Used(b)) = (p.pid == me, p.used_gpu_memory) {
-                *total.get_or_insert(0) += b;
-            }
+        if let Some(b) = nvml.device_by_index(i).ok().and_then(|d| process_bytes_on(&d)) {
+            *total.get_or_insert(0) += b;
         }
     }
     total
+}
+
+/// This process's memory on one device, as the driver reports it (None when it is not listed
+/// there or the driver hides per-process figures).
+pub fn process_bytes_on(device: &nvml_wrapper::Device) -> Option<u64> {
+    use nvml_wrapper::enums::device::UsedGpuMemory;
+    let me = std::process::id();
+    device.running_compute_processes().ok()?.into_iter().find(|p| p.pid == me).and_then(|p| match p.used_gpu_memory {
+        UsedGpuMemory::Used(b) => Some(b),
+        UsedGpuMemory::Unavailable => None,
+    })
 }

@@ -44,6 +44,11 @@ pub fn scaled_keep_mask(shape: &[i64], p: f64) -> Tensor {
     let threads = (tch::get_num_threads().max(1) as usize).min(n.div_ceil(1 << 16));
     // Chunks of an even length, so each 64-bit draw serves two neighbouring entries.
     let chunk = n.div_ceil(threads).next_multiple_of(2);
+    if threads == 1 {
+        // Small activations (most of training on Planetoid-sized graphs): no thread to start.
+        fill_pairs(values, seed, 0, threshold, scale);
+        return mask;
+    }
     std::thread::scope(|scope| {
         for (c, part) in values.chunks_mut(chunk).enumerate() {
             scope.spawn(move || fill_pairs(part, seed, (c * chunk / 2) as u64, threshold, scale));

@@ -45,29 +45,19 @@ fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
         }
     };
     let mut reader = std::io::BufReader::new(file);
+    // A line still being written stays in `line` until its newline arrives.
     let mut line = String::new();
     loop {
-        line.clear();
         match reader.read_line(&mut line) {
             Ok(0) => std::thread::sleep(Duration::from_millis(200)),
-            Ok(_) if !line.ends_with('\n') => {
-                // a line still being written: wait for the rest
-                std::thread::sleep(Duration::from_millis(50));
-                let mut rest = String::new();
-                let _ = reader.read_line(&mut rest);
-                line.push_str(&rest);
-                if let Ok(e) = serde_json::from_str::<Event>(line.trim()) {
-                    if tx.send(Msg::Engine(e)).is_err() {
-                        return;
-                    }
-                }
-            }
+            Ok(_) if !line.ends_with('\n') => std::thread::sleep(Duration::from_millis(50)),
             Ok(_) => {
                 if let Ok(e) = serde_json::from_str::<Event>(line.trim()) {
                     if tx.send(Msg::Engine(e)).is_err() {
                         return;
                     }
                 }
+                line.clear();
             }
             Err(_) => return,
         }
@@ -88,6 +78,18 @@ fn key_of(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
         KeyCode::Backspace => Key::Backspace,
         _ => return None,
     })
+}
+
+/// A directory under `runs_dir` named after the time, that does not exist yet.
+pub fn new_run_dir(runs_dir: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut dir = runs_dir.join(format!("run-{secs}"));
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = runs_dir.join(format!("run-{secs}-{n}"));
+    }
+    dir
 }
 
 /// What the workbench needs to start jobs of its own.
@@ -174,14 +176,7 @@ impl Workbench {
                 return d.clone();
             }
         }
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let mut dir = self.session.runs_dir.join(format!("run-{secs}"));
-        let mut n = 1;
-        while dir.exists() {
-            n += 1;
-            dir = self.session.runs_dir.join(format!("run-{secs}-{n}"));
-        }
-        dir
+        new_run_dir(&self.session.runs_dir)
     }
 
     fn act(&mut self, app: &mut App, action: Action) -> Option<Result<()>> {

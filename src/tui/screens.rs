@@ -10,13 +10,8 @@ use ratatui::Frame;
 
 use super::app::{App, Inspection};
 use super::setup::{EntryKind, FieldKind, Setup, SetupFocus};
-use super::ui::pct;
+use super::ui::{focused_block, pct, shade};
 use crate::inspect::DiversityReport;
-
-fn focused_block(title: String, focused: bool) -> Block<'static> {
-    let style = if focused { Style::default().add_modifier(Modifier::BOLD) } else { Style::default() };
-    Block::bordered().title(if focused { format!("[{title}]") } else { title }).border_style(style)
-}
 
 /// Rows `first..first + visible` of `len`, scrolled so that `cursor` shows.
 fn window(len: usize, cursor: usize, visible: usize) -> std::ops::Range<usize> {
@@ -191,7 +186,6 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: b
 /// A square matrix with a shade glyph beside each value (so it reads without colour): for
 /// cosines, darker = more alike; for distances, darker = farther apart.
 fn matrix(f: &mut Frame, title: &str, m: &[Vec<f64>], area: Rect, similarity: bool) {
-    const G: [char; 5] = [' ', '░', '▒', '▓', '█'];
     let n = m.len();
     let off: Vec<f64> = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i][j]).collect();
     let (lo, hi) = off.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
@@ -201,7 +195,7 @@ fn matrix(f: &mut Frame, title: &str, m: &[Vec<f64>], area: Rect, similarity: bo
     for (i, row) in m.iter().enumerate().take(area.height.saturating_sub(3) as usize) {
         let mut spans = vec![Span::raw(format!("#{i:<2}"))];
         for (j, &x) in row.iter().enumerate().take(fit) {
-            let glyph = if i == j || hi <= lo { ' ' } else { G[(((x - lo) / (hi - lo)) * 4.0).round().clamp(0.0, 4.0) as usize] };
+            let glyph = if i == j || hi <= lo { ' ' } else { shade((x - lo) / (hi - lo)) };
             let text = if similarity { format!("{x:>5.2}") } else { format!("{:>5}", num(x)) };
             spans.push(Span::raw(format!("{glyph}{}", &text[text.len().saturating_sub(5)..])));
         }

@@ -1,7 +1,6 @@
 //! CPU, RAM and GPU readings for the dashboard. NVML is initialised once; without an NVIDIA
 //! driver the panel says so plainly instead of failing.
 
-use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use sysinfo::System;
 
@@ -52,21 +51,12 @@ impl Monitor {
         if count == 0 {
             return "no NVIDIA GPU found".into();
         }
-        let me = std::process::id();
         let mut parts = Vec::new();
         for i in 0..count {
             let Ok(d) = nvml.device_by_index(i) else { continue };
             let mem = d.memory_info().map(|m| format!("{:.1}/{:.1} GiB", m.used as f64 / (1u64 << 30) as f64, m.total as f64 / (1u64 << 30) as f64)).unwrap_or_else(|_| "?".into());
             let util = d.utilization_rates().map(|u| format!("{}%", u.gpu)).unwrap_or_else(|_| "?".into());
-            let mine = d
-                .running_compute_processes()
-                .ok()
-                .and_then(|ps| ps.into_iter().find(|p| p.pid == me))
-                .and_then(|p| match p.used_gpu_memory {
-                    UsedGpuMemory::Used(b) => Some(format!(", this process {:.2} GiB", b as f64 / (1u64 << 30) as f64)),
-                    UsedGpuMemory::Unavailable => None,
-                })
-                .unwrap_or_default();
+            let mine = crate::engine::memory::process_bytes_on(&d).map(|b| format!(", this process {:.2} GiB", b as f64 / (1u64 << 30) as f64)).unwrap_or_default();
             parts.push(format!("GPU{i} {mem} util {util}{mine}"));
         }
         parts.join("; ")

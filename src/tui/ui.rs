@@ -23,8 +23,13 @@ pub(crate) fn pct(x: f64) -> String {
     }
 }
 
-fn panel<'a>(app: &App, name: &'a str, title: String) -> Block<'a> {
-    let focused = PANELS.get(app.focus) == Some(&name);
+fn panel(app: &App, name: &str, title: String) -> Block<'static> {
+    focused_block(title, PANELS.get(app.focus) == Some(&name))
+}
+
+/// A bordered block; the focused one has a bold border and its title in brackets (so focus
+/// shows without colour).
+pub(crate) fn focused_block(title: String, focused: bool) -> Block<'static> {
     let style = if focused { Style::default().add_modifier(Modifier::BOLD) } else { Style::default() };
     Block::bordered().title(if focused { format!("[{title}]") } else { title }).border_style(style)
 }
@@ -120,10 +125,11 @@ fn curve(f: &mut Frame, app: &App, area: Rect, name: &str, points: &[(f64, f64)]
     f.render_widget(chart, area);
 }
 
-/// Heat-map cell: darker glyph = larger weight, so it reads without colour too.
-fn shade(w: f64, max: f64) -> char {
+/// Heat-map cell for `ratio` in [0, 1]: a darker glyph for a larger value, so it reads without
+/// colour too.
+pub(crate) fn shade(ratio: f64) -> char {
     const G: [char; 5] = [' ', '░', '▒', '▓', '█'];
-    let r = if max > 0.0 { (w / max).clamp(0.0, 1.0) } else { 0.0 };
+    let r = if ratio.is_finite() { ratio.clamp(0.0, 1.0) } else { 0.0 };
     G[((r * 4.0).round() as usize).min(4)]
 }
 
@@ -142,7 +148,7 @@ fn weights(f: &mut Frame, app: &App, area: Rect) {
     let block = if mean.len() > visible { block.title_bottom(format!("{}-{} of {} (j/k)", first + 1, (first + visible).min(mean.len()), mean.len())) } else { block };
     for (i, w) in mean.iter().enumerate().skip(first).take(visible) {
         let n = ((w / mean.iter().cloned().fold(0.0, f64::max).max(1e-12)) * bar_width as f64).round() as usize;
-        let map: String = app.weights.iter().map(|row| shade(row[i], max)).collect();
+        let map: String = app.weights.iter().map(|row| shade(if max > 0.0 { row[i] / max } else { 0.0 })).collect();
         lines.push(Line::from(vec![
             Span::raw(format!("{i:>2} {w:.3} ")),
             Span::styled("█".repeat(n), Style::default().fg(Color::Magenta)),
