@@ -7,8 +7,10 @@ setup:
 demo: setup
 	cargo run --release --bin gnn-soup --
 
+# Tests run in parallel, each in its own process, under cargo-nextest when it is installed
+# (`cargo install cargo-nextest`); otherwise cargo's own runner, also in parallel.
 test: setup
-	cargo test -- --test-threads=1
+	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --no-fail-fast; else cargo test --no-fail-fast; fi
 
 bench: setup
 	scripts/bench.sh

@@ -121,10 +121,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads only the metadata (cheap: the header), for browsing directories.
+/// The largest safetensors header read: the format's own limit.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// A checkpoint's metadata, from its header alone (8 bytes of length, then the JSON header: a few
+/// KB), so listing a folder of large checkpoints reads almost nothing.
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e:?})", path.display()))?;
-    parse_meta(path, md.metadata().as_ref())
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let size = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| anyhow!("{}: not a safetensors file (shorter than its 8-byte header length)", path.display()))?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER_BYTES || n + 8 > size {
+        bail!("{}: not a safetensors file (its header claims {n} bytes; the file has {size})", path.display());
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).with_context(|| format!("cannot read the header of {}", path.display()))?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| anyhow!("{}: not a safetensors file (header is not JSON: {e})", path.display()))?;
+    let md: Option<std::collections::HashMap<String, String>> = match header.get("__metadata__") {
+        Some(m) => Some(serde_json::from_value(m.clone()).map_err(|e| anyhow!("{}: corrupt safetensors metadata ({e})", path.display()))?),
+        None => None,
+    };
+    parse_meta(path, md.as_ref())
 }
 
 fn parse_meta(path: &Path, md: Option<&std::collections::HashMap<String, String>>) -> Result<CheckpointMeta> {

@@ -8,11 +8,15 @@
 //! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
 //! - [`engine`]: runs a souping job off the caller's thread and streams events;
 //! - [`tui`]: the terminal dashboard over the engine's events;
+//! - [`demo`]: the main job's ingredients (the embedded synthetic graph);
 //! - [`cli`]: the `gnn-soup` command line.
+//!
+//! No module imports one that imports it back (`tests/architecture.rs` checks it).
 
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod demo;
 pub mod device;
 pub mod engine;
 pub mod inspect;
@@ -22,3 +26,4 @@ pub mod progress;
 pub mod soup;
 pub mod train;
 pub mod tui;
+pub mod units;

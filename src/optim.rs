@@ -59,3 +59,19 @@ pub fn cosine_warm_restarts(base_lr: f64, eta_min: f64, t0: usize, epoch: usize)
     let t_cur = (epoch % t0.max(1)) as f64;
     eta_min + (base_lr - eta_min) * (1.0 + (std::f64::consts::PI * t_cur / t0.max(1) as f64).cos()) / 2.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cosine_warm_restarts;
+
+    /// PyTorch's `CosineAnnealingWarmRestarts(T_0=4)` from lr 10: 10, 8.536, 5, 1.464, then again.
+    #[test]
+    fn warm_restarts_follow_pytorchs_schedule() {
+        let lrs: Vec<f64> = (0..9).map(|e| cosine_warm_restarts(10.0, 0.0, 4, e)).collect();
+        let want = [10.0, 8.535533905932738, 5.0, 1.4644660940672627, 10.0, 8.535533905932738, 5.0, 1.4644660940672627, 10.0];
+        for (got, want) in lrs.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{lrs:?}");
+        }
+        assert_eq!(cosine_warm_restarts(2.0, 0.5, 1, 7), 2.0, "T0 = 1 restarts every epoch");
+    }
+}

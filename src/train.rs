@@ -204,7 +204,7 @@ pub fn train_one(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize, f64, f64),
 ) -> ParamMap {
-    tch::manual_seed(seed as i64);
+    model::rng::seed_thread(seed);
     let infos = spec.params();
     let mut params: ParamMap = init.iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
     let trainable: Vec<String> = infos.iter().filter(|p| !p.role.is_buffer()).map(|p| p.name.clone()).collect();

@@ -40,6 +40,19 @@ fn bad_checkpoints_are_rejected_with_the_file_and_the_problem() {
     let e = load_err(&truncated);
     assert!(e.contains("truncated.safetensors") && e.contains("corrupt"), "{e}");
 
+    // The metadata comes from the header alone: a file cut short in its tensor data still lists
+    // (the setup browser reads only this), while loading it is refused.
+    let meta = checkpoint::read_meta(&truncated).unwrap();
+    assert_eq!(meta, checkpoint::read_meta(good).unwrap());
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let short = bad("header-only.safetensors");
+    std::fs::write(&short, &bytes[..8 + header_len]).unwrap();
+    assert!(checkpoint::read_meta(&short).is_ok());
+    let cut_header = bad("cut-header.safetensors");
+    std::fs::write(&cut_header, &bytes[..8 + header_len / 2]).unwrap();
+    let e = format!("{:#}", checkpoint::read_meta(&cut_header).unwrap_err());
+    assert!(e.contains("cut-header.safetensors") && e.contains("header claims"), "{e}");
+
     let garbage = bad("garbage.safetensors");
     std::fs::write(&garbage, b"definitely not a checkpoint").unwrap();
     assert!(load_err(&garbage).contains("garbage.safetensors"));
@@ -151,7 +164,7 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
 
 #[test]
 fn data_info_json_has_the_documented_fields() {
-    let Some(dir) = common::planetoid_dir() else { return };
+    let dir = common::planetoid_dir();
     let (ok, stdout, stderr) = common::run_bin(&["data", "info", "--dataset", "cora", "--data-dir", dir.to_str().unwrap(), "--json"]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -37,22 +37,25 @@ fn serve(root: PathBuf, requests: usize) -> String {
     format!("http://{addr}/data")
 }
 
+/// The mirror is named in the child's environment only: nothing process-wide changes here.
 #[test]
 fn planetoid_downloads_from_the_configured_base_url() {
-    let Some(dir) = common::planetoid_dir() else { return };
+    let dir = common::planetoid_dir();
     let base = serve(dir, 8 + 1);
-    std::env::set_var("GNN_SOUP_PLANETOID_URL", &base);
     let cache = tempfile::tempdir().unwrap();
-    let opts = data::DataOptions { data_dir: cache.path().to_path_buf(), split_seed: 0, download: true };
-    let g = data::load("cora", &opts).unwrap();
+    let data_dir = cache.path().to_str().unwrap();
+    let env = [("GNN_SOUP_PLANETOID_URL", base.as_str())];
+    let (ok, _, stderr) = common::run_bin_with(&["data", "download", "--dataset", "cora", "--data-dir", data_dir], &env);
+    assert!(ok, "{stderr}");
+    let g = data::load("cora", &common::data_opts(cache.path())).unwrap();
     assert_eq!((g.num_nodes, g.num_edges()), (2708, 10_556));
     assert!(cache.path().join("ind.cora.graph").is_file());
     let leftovers: Vec<_> = std::fs::read_dir(cache.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".part")).collect();
     assert!(leftovers.is_empty());
 
     // the server has no pubmed: a clear error, and nothing half-written left behind
-    let err = format!("{:#}", data::load("pubmed", &opts).unwrap_err());
-    assert!(err.contains("HTTP 404") && err.contains("ind.pubmed.x"), "{err}");
+    let (ok, _, stderr) = common::run_bin_with(&["data", "download", "--dataset", "pubmed", "--data-dir", data_dir], &env);
+    assert!(!ok);
+    assert!(stderr.contains("HTTP 404") && stderr.contains("ind.pubmed.x"), "{stderr}");
     assert!(!cache.path().join("ind.pubmed.x").exists());
-    std::env::remove_var("GNN_SOUP_PLANETOID_URL");
 }

@@ -1,5 +1,5 @@
-//! The souping engine on Cora with 10 trained GCN ingredients: the properties the engine issue
-//! names, checked against the paper's definitions.
+//! The souping engine with 10 trained GCN ingredients, on Cora and on a synthetic graph: the
+//! properties the engine issue names, checked against the paper's definitions.
 
 mod common;
 
@@ -8,63 +8,71 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gnn_soup::checkpoint;
-use gnn_soup::data;
+use gnn_soup::data::{self, DataOptions};
 use gnn_soup::engine::{self, report::SoupReport, Event, JobSpec};
 use gnn_soup::model::{self, Arch, GraphTensors};
 use gnn_soup::soup::{InitKind, IngredientStack, SoupSettings, Strategy};
 use gnn_soup::train::{train_ingredients, TrainConfig};
 use tch::Device;
 
-/// Ten GCN ingredients on Cora, trained once for this test binary.
-fn ingredients() -> Option<&'static (tempfile::TempDir, Vec<PathBuf>)> {
-    static ING: OnceLock<Option<(tempfile::TempDir, Vec<PathBuf>)>> = OnceLock::new();
-    ING.get_or_init(|| {
-        let dir = common::planetoid_dir()?;
-        let g = data::load("cora", &common::data_opts(&dir)).unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = TrainConfig { ingredients: 10, ..TrainConfig::defaults(Arch::Gcn) };
-        let r = train_ingredients(&g, &cfg, Device::Cpu, tmp.path(), false, &mut |_| {}).unwrap();
-        let paths = r.ingredients.into_iter().map(|i| i.path).collect();
-        Some((tmp, paths))
-    })
-    .as_ref()
+/// Ten GCN ingredients from one shared init on a dataset, trained once per test build and
+/// shared by every test process ([`common::shared_fixture`]).
+struct Fixture {
+    dir: PathBuf,
+    paths: Vec<PathBuf>,
+    dataset: &'static str,
+    data: DataOptions,
 }
 
-fn settings(strategy: Strategy) -> SoupSettings {
-    SoupSettings::defaults(strategy, Arch::Gcn, "cora")
+fn train_fixture(name: &str, dataset: &'static str, data: DataOptions, epochs: usize) -> Fixture {
+    let dir = common::shared_fixture(name, |dir| {
+        let g = data::load(dataset, &data).unwrap();
+        let cfg = TrainConfig { ingredients: 10, epochs, ..TrainConfig::defaults(Arch::Gcn) };
+        train_ingredients(&g, &cfg, Device::Cpu, dir, false, &mut |_| {}).unwrap();
+    });
+    let paths = checkpoint::list_ingredients(&dir).unwrap();
+    assert_eq!(paths.len(), 10);
+    Fixture { dir, paths, dataset, data }
 }
 
-fn job(paths: &[PathBuf], strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> JobSpec {
-    JobSpec {
-        ingredients: paths.to_vec(),
-        dataset: None,
-        data: common::data_opts(&common::planetoid_dir().unwrap()),
-        strategies,
-        device: Device::Cpu,
-        out_dir: out,
-        overwrite: false,
-    }
+/// Cora (real data, `../shared`): fails, saying what is missing, when it is not there.
+fn cora() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| train_fixture("cora-gcn", "cora", common::data_opts(&common::planetoid_dir()), 200))
 }
 
-fn run(paths: &[PathBuf], strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> Vec<SoupReport> {
-    let h = engine::spawn(job(paths, strategies, out));
-    for _ in h.events.iter() {}
+/// A small synthetic graph: always available, trained in seconds.
+fn synthetic() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| train_fixture("csbm-gcn", "csbm:nodes=800,train=80,val=200,test=300", common::data_opts(std::path::Path::new(".")), 60))
+}
+
+fn settings(f: &Fixture, strategy: Strategy) -> SoupSettings {
+    SoupSettings::defaults(strategy, Arch::Gcn, f.dataset)
+}
+
+fn job(f: &Fixture, paths: &[PathBuf], strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> JobSpec {
+    JobSpec { ingredients: paths.to_vec(), dataset: None, data: f.data.clone(), strategies, device: Device::Cpu, out_dir: out, overwrite: false }
+}
+
+fn run(f: &Fixture, strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> Vec<SoupReport> {
+    let (h, events) = engine::spawn_with_channel(job(f, &f.paths, strategies, out));
+    for _ in events.iter() {}
     h.join().unwrap()
 }
 
-#[test]
-fn every_strategy_meets_the_papers_properties() {
-    let Some((_, paths)) = ingredients() else { return };
+/// The paper's properties of every strategy, on fixture `f`.
+fn every_strategy_meets_the_papers_properties(f: &Fixture) {
     let out = tempfile::tempdir().unwrap();
-    let all: Vec<SoupSettings> = Strategy::ALL.iter().map(|&s| settings(s)).collect();
-    let reports = run(paths, all, Some(out.path().to_path_buf()));
+    let all: Vec<SoupSettings> = Strategy::ALL.iter().map(|&s| settings(f, s)).collect();
+    let reports = run(f, all, Some(out.path().to_path_buf()));
     assert_eq!(reports.len(), 6);
     let best_val = reports[0].ingredients.iter().map(|i| i.val_acc).fold(0.0, f64::max);
     let mean_test = reports[0].ingredients.iter().map(|i| i.test_acc).sum::<f64>() / 10.0;
-    let g = data::load("cora", &common::data_opts(&common::planetoid_dir().unwrap())).unwrap();
+    let g = data::load(f.dataset, &f.data).unwrap();
     let gt = GraphTensors::new(&g, Device::Cpu);
     for r in &reports {
-        eprintln!("{}: val {:.4} test {:.4} ({:.2}s)", r.strategy, r.val_acc, r.test_acc, r.seconds);
+        eprintln!("{} {}: val {:.4} test {:.4} ({:.2}s)", f.dataset, r.strategy, r.val_acc, r.test_acc, r.seconds);
         assert!(!r.partial);
         assert!(r.test_acc >= mean_test - 0.01, "{}: test {:.4} vs mean ingredient {:.4}", r.strategy, r.test_acc, mean_test);
         if matches!(r.strategy, Strategy::Greedy | Strategy::Gis) {
@@ -87,18 +95,57 @@ fn every_strategy_meets_the_papers_properties() {
         let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_file).unwrap()).unwrap();
         assert_eq!(saved["strategy"], r.strategy.name());
         assert!(saved["peak_rss_bytes"].as_u64().unwrap() > 0);
+        // the settings block reads back as the settings that ran
+        let back: SoupSettings = serde_json::from_value(saved["settings"].clone()).unwrap();
+        assert_eq!(back, r.settings);
     }
     let ls = reports.iter().find(|r| r.strategy == Strategy::Ls).unwrap();
-    assert_eq!(ls.history.len(), settings(Strategy::Ls).epochs);
+    assert_eq!(ls.history.len(), settings(f, Strategy::Ls).epochs);
     assert!(out.path().join(engine::EVENTS_FILE).is_file());
 }
 
 #[test]
+fn every_strategy_meets_the_papers_properties_on_cora() {
+    every_strategy_meets_the_papers_properties(cora());
+}
+
+#[test]
+fn every_strategy_meets_the_papers_properties_on_a_synthetic_graph() {
+    every_strategy_meets_the_papers_properties(synthetic());
+}
+
+/// A run is reproduced by its seed alone: the same settings give the same weights, also when
+/// two runs overlap on two threads (no process-wide generator involved).
+#[test]
+fn a_seed_reproduces_ls_and_pls_even_when_runs_overlap() {
+    let f = synthetic();
+    let both = |seed: u64| {
+        vec![
+            SoupSettings { epochs: 5, init: InitKind::Normal, seed, ..settings(f, Strategy::Ls) },
+            SoupSettings { epochs: 5, parts: 4, sample: 2, seed, ..settings(f, Strategy::Pls) },
+        ]
+    };
+    // Alone first (this also caches the partition), then two at once.
+    let alone = run(f, both(3), None);
+    let other_thread = std::thread::spawn(move || run(synthetic(), both(3), None));
+    let here = run(f, both(3), None);
+    let there = other_thread.join().unwrap();
+    for runs in [&here, &there] {
+        for (x, y) in alone.iter().zip(runs.iter()) {
+            assert_eq!(x.weights, y.weights, "{}", x.strategy);
+            assert_eq!(x.history.iter().map(|h| h.loss).collect::<Vec<_>>(), y.history.iter().map(|h| h.loss).collect::<Vec<_>>(), "{}", x.strategy);
+        }
+    }
+    let other = run(f, both(4), None);
+    assert_ne!(other[0].weights, alone[0].weights, "another seed, other weights");
+}
+
+#[test]
 fn ls_with_ones_and_no_epochs_is_the_uniform_soup() {
-    let Some((_, paths)) = ingredients() else { return };
-    let ls = SoupSettings { epochs: 0, init: InitKind::Ones, ..settings(Strategy::Ls) };
+    let f = cora();
+    let ls = SoupSettings { epochs: 0, init: InitKind::Ones, ..settings(f, Strategy::Ls) };
     let out = tempfile::tempdir().unwrap();
-    let reports = run(paths, vec![settings(Strategy::Uniform), ls], Some(out.path().to_path_buf()));
+    let reports = run(f, vec![settings(f, Strategy::Uniform), ls], Some(out.path().to_path_buf()));
     let a = checkpoint::load(reports[0].checkpoint.as_ref().unwrap()).unwrap();
     let b = checkpoint::load(reports[1].checkpoint.as_ref().unwrap()).unwrap();
     for (k, t) in &a.params {
@@ -110,19 +157,19 @@ fn ls_with_ones_and_no_epochs_is_the_uniform_soup() {
 
 #[test]
 fn ls_training_loss_goes_down() {
-    let Some((_, paths)) = ingredients() else { return };
-    let ls = SoupSettings { dropout: false, ..settings(Strategy::Ls) };
-    let r = &run(paths, vec![ls], None)[0];
+    let f = cora();
+    let ls = SoupSettings { dropout: false, ..settings(f, Strategy::Ls) };
+    let r = &run(f, vec![ls], None)[0];
     let (first, last) = (r.history[0].loss, r.history.last().unwrap().loss);
     assert!(last < first, "loss {first} -> {last}");
 }
 
 #[test]
 fn pls_over_all_parts_takes_the_same_first_step_as_ls() {
-    let Some((_, paths)) = ingredients() else { return };
-    let ls = SoupSettings { epochs: 1, dropout: false, init: InitKind::Normal, seed: 7, ..settings(Strategy::Ls) };
+    let f = cora();
+    let ls = SoupSettings { epochs: 1, dropout: false, init: InitKind::Normal, seed: 7, ..settings(f, Strategy::Ls) };
     let pls = SoupSettings { strategy: Strategy::Pls, parts: 4, sample: 4, lr: ls.lr, ..ls.clone() };
-    let reports = run(paths, vec![ls, pls], None);
+    let reports = run(f, vec![ls, pls], None);
     let (a, b) = (&reports[0].weights, &reports[1].weights);
     // the step moved the weights away from their initialisation
     assert!(a.values().flatten().any(|&w| (w - 0.1).abs() > 1e-4));
@@ -136,14 +183,14 @@ fn pls_over_all_parts_takes_the_same_first_step_as_ls() {
 
 #[test]
 fn cancelling_ls_returns_quickly_with_a_partial_report() {
-    let Some((_, paths)) = ingredients() else { return };
+    let f = cora();
     let out = tempfile::tempdir().unwrap();
-    let ls = SoupSettings { epochs: 1_000_000, ..settings(Strategy::Ls) };
-    let h = engine::spawn(job(paths, vec![ls], Some(out.path().to_path_buf())));
+    let ls = SoupSettings { epochs: 1_000_000, ..settings(f, Strategy::Ls) };
+    let (h, events) = engine::spawn_with_channel(job(f, &f.paths, vec![ls], Some(out.path().to_path_buf())));
     let mut epochs = 0;
     let mut cancelled_at = None;
     let mut finished = None;
-    for e in h.events.iter() {
+    for e in events.iter() {
         match e {
             Event::Epoch { .. } => {
                 epochs += 1;
@@ -167,12 +214,12 @@ fn cancelling_ls_returns_quickly_with_a_partial_report() {
 
 #[test]
 fn foreign_ingredient_is_refused_with_its_name() {
-    let Some((_, paths)) = ingredients() else { return };
+    let f = cora();
     let other = tempfile::tempdir().unwrap();
-    let g = data::load("cora", &common::data_opts(&common::planetoid_dir().unwrap())).unwrap();
+    let g = data::load("cora", &f.data).unwrap();
     let cfg = TrainConfig { ingredients: 1, epochs: 2, seed: 99, ..TrainConfig::defaults(Arch::Gcn) };
     let foreign = train_ingredients(&g, &cfg, Device::Cpu, other.path(), false, &mut |_| {}).unwrap().ingredients[0].path.clone();
-    let mut mixed = paths[..3].to_vec();
+    let mut mixed = f.paths[..3].to_vec();
     mixed.push(foreign.clone());
     let err = format!("{:#}", IngredientStack::load(&mixed, Device::Cpu).err().unwrap());
     assert!(err.contains(&foreign.display().to_string()) && err.contains("initial weights"), "{err}");
@@ -180,11 +227,12 @@ fn foreign_ingredient_is_refused_with_its_name() {
 
 #[test]
 fn soup_cli_json_has_the_documented_fields() {
-    let Some((dir, _)) = ingredients() else { return };
+    let f = cora();
+    let dir = &f.dir;
     let out = tempfile::tempdir().unwrap();
-    let planetoid = common::planetoid_dir().unwrap();
+    let planetoid = common::planetoid_dir();
     let (ok, stdout, stderr) = common::run_bin(&[
-        "soup", "--ingredients", dir.path().to_str().unwrap(), "--strategy", "gis", "--granularity", "5", "--device", "cpu",
+        "soup", "--ingredients", dir.to_str().unwrap(), "--strategy", "gis", "--granularity", "5", "--device", "cpu",
         "--data-dir", planetoid.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--json",
     ]);
     assert!(ok, "{stderr}");

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use gnn_soup::engine::report::{IngredientAccuracy, IngredientResult, SoupReport};
-use gnn_soup::engine::Event;
+use gnn_soup::engine::{Evaluated, Event};
 use gnn_soup::model::Arch;
-use gnn_soup::soup::{SoupSettings, Strategy};
-use gnn_soup::tui::app::{Action, App, Key};
+use gnn_soup::soup::{LogLevel, SoupSettings, Strategy};
+use gnn_soup::tui::app::{Action, App};
+use gnn_soup::tui::keys::Key;
+use gnn_soup::tui::state::Panel;
 use gnn_soup::tui::system::Snapshot;
-use gnn_soup::tui::ui;
+use gnn_soup::tui::view;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -55,14 +57,14 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
 fn render(app: &App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     let snap = Snapshot { cpu_ram: "CPU 50%  RAM 1.0/23.0 GiB".into(), gpu: "no NVIDIA GPU found".into() };
-    t.draw(|f| ui::draw(f, app, &snap)).unwrap();
+    t.draw(|f| view::draw(f, app, &snap)).unwrap();
     let buf = t.backend().buffer().clone();
     (0..buf.area.height).map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect()
 }
 
 fn ls_app() -> App {
     let mut app = App::new("gnn-soup");
-    app.apply(&Event::Evaluation { what: "ingredient 0".into(), val_acc: 0.79, test_acc: 0.81 });
+    app.apply(&Event::Evaluation { what: Evaluated::Ingredient(0), val_acc: 0.79, test_acc: 0.81 });
     app.apply(&started(Strategy::Ls, 10, None));
     for e in 0..6 {
         app.apply(&Event::Epoch {
@@ -85,8 +87,9 @@ fn ls_dashboard_shows_curves_weights_and_progress() {
     let s = render(&app, 100, 30);
     assert!(s.contains("ls on cora (2708 nodes, 10556 edges), 4 ingredients, cpu") && s.contains("[running]"), "{s}");
     assert!(s.contains("6/10"), "{s}");
-    assert!(s.contains("loss (recent): 0.5000"), "{s}");
-    assert!(s.contains("val accuracy (recent): 80.50%"), "{s}");
+    assert!(s.contains("loss (ls, recent): 0.5000"), "{s}");
+    assert!(s.contains("val accuracy (ls, recent): 80.50%"), "{s}");
+    assert!(s.contains("LS schedule") && s.contains("epoch 6/10") && s.contains("learning rate 5.000"), "{s}");
     assert!(s.contains(" 0 0.250"), "mean weight of ingredient 0: {s}");
     assert!(s.contains("no NVIDIA GPU found"), "{s}");
     assert!(s.contains("q stop"), "{s}");
@@ -103,11 +106,21 @@ fn pls_candidates_results_and_failure_render() {
     app.apply(&started(Strategy::Gis, 3, None));
     app.apply(&Event::Candidate { ingredient: 2, factor: 0.842, val_acc: 0.81, accepted: true, step: 1, steps: 3 });
     app.apply(&Event::Candidate { ingredient: 3, factor: 1.0, val_acc: 0.80, accepted: false, step: 2, steps: 3 });
-    app.apply(&Event::Finished { report: Box::new(report(Strategy::Gis, false)) });
-    app.apply(&Event::Finished { report: Box::new(report(Strategy::Ls, true)) });
     let s = render(&app, 100, 30);
     assert!(s.contains("0.84") && s.contains("kept") && s.contains("rejected"), "{s}");
+    let mut gis = report(Strategy::Gis, false);
+    gis.candidates = vec![
+        gnn_soup::soup::CandidateRecord { ingredient: 2, factor: 0.842, val_acc: 0.81, accepted: true },
+        gnn_soup::soup::CandidateRecord { ingredient: 3, factor: 1.0, val_acc: 0.80, accepted: false },
+    ];
+    app.apply(&Event::Finished { report: Box::new(gis) });
+    app.apply(&started(Strategy::Ls, 3, None));
+    app.apply(&Event::Finished { report: Box::new(report(Strategy::Ls, true)) });
+    let s = render(&app, 100, 30);
     assert!(s.contains("gis") && s.contains("81.20%") && s.contains("ls*"), "{s}");
+    app.on_key(Key::Char('['));
+    let s = render(&app, 100, 30);
+    assert!(s.contains("0.84") && s.contains("kept") && s.contains("rejected"), "the finished GIS run keeps its candidates: {s}");
 
     app.apply(&Event::Failed { message: "CUDA out of memory".into() });
     let s = render(&app, 100, 30);
@@ -141,8 +154,9 @@ fn quitting_asks_while_running() {
     app.finish();
     assert_eq!(app.on_key(Key::Char('q')), Action::Quit);
     let mut app = ls_app();
+    assert!(render(&app, 100, 30).contains("[mixing weights"), "the weights panel has the focus first");
     app.on_key(Key::Tab);
-    assert!(render(&app, 100, 30).contains("[mixing weights"));
+    assert!(render(&app, 100, 30).contains("[loss (ls"));
     // Ctrl-C asks too, and a second one stops the job
     assert_eq!(app.on_key(Key::Interrupt), Action::None);
     assert!(render(&app, 100, 30).contains("Stop it"));
@@ -158,7 +172,7 @@ use std::path::{Path, PathBuf};
 use gnn_soup::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use gnn_soup::inspect::{DiversityReport, IngredientSummary, TensorNorms};
 use gnn_soup::model::ArchSpec;
-use gnn_soup::tui::app::{Inspection, Screen};
+use gnn_soup::tui::state::{Inspection, Screen};
 use gnn_soup::tui::setup::Setup;
 
 fn spec() -> ArchSpec {
@@ -263,7 +277,7 @@ fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
         app.on_key(Key::Backspace);
     }
     let s = render_setup(&app);
-    assert!(s.contains("!lr") && s.contains("not ready: lr: a number"), "{s}");
+    assert!(s.contains("!lr") && s.contains("not ready: lr: expected a number above 0"), "{s}");
     assert_eq!(app.on_key(Key::Enter), Action::None, "an invalid form does not start");
     for c in "2.5".chars() {
         app.on_key(Key::Char(c));
@@ -281,12 +295,13 @@ fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
     assert!(s.contains("< pls >") && s.contains("parts") && s.contains("sample"), "PLS shows K and R: {s}");
 
     // R > K is refused, naming both
-    let sample = app.setup.as_ref().unwrap().fields.iter().position(|f| f.name == "sample").unwrap();
+    let sample = app.setup.as_ref().unwrap().fields.iter().position(|f| f.name() == "sample").unwrap();
     app.setup.as_mut().unwrap().field = sample;
     for c in "99".chars() {
         app.on_key(Key::Char(c));
     }
-    assert!(render_setup(&app).contains("PLS needs 2 <= K"), "{}", render_setup(&app));
+    let s = render_setup(&app);
+    assert!(s.contains("!sample") && s.contains("R (--sample 899) cannot exceed K (--parts 32)"), "{s}");
     for _ in 0..2 {
         app.on_key(Key::Backspace);
     }
@@ -323,7 +338,7 @@ fn inspector_shows_distances_cosines_norms_and_the_outlier() {
         Action::Inspect(paths) => assert_eq!(paths.len(), 3),
         other => panic!("expected Inspect, got {other:?}"),
     }
-    assert_eq!(app.screen, Screen::Inspect);
+    assert_eq!(app.ui.screen, Screen::Inspect);
     assert!(render(&app, 100, 30).contains("loading and comparing 3 checkpoints"));
     app.inspection = Inspection::Ready(Box::new(diversity()));
     let s = render(&app, 120, 30);
@@ -338,7 +353,7 @@ fn inspector_shows_distances_cosines_norms_and_the_outlier() {
         render(&app, w, h);
     }
     app.on_key(Key::Esc);
-    assert_eq!(app.screen, Screen::Setup);
+    assert_eq!(app.ui.screen, Screen::Setup);
 }
 
 #[test]
@@ -358,19 +373,20 @@ fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
     assert!(s.contains("loss (pls, recent): 0.4000"), "{s}");
     app.on_key(Key::Char('['));
     assert!(render(&app, 100, 30).contains("loss (ls, recent): 0.9000"), "the earlier run's curve is kept");
+    app.on_key(Key::Char(']'));
 
-    // 12 ingredients do not fit the weights panel: it scrolls.
-    app.focus = 1;
-    let s = render(&app, 100, 30);
-    assert!(s.contains("1-8 of 12"), "{s}");
-    for _ in 0..4 {
+    // 12 ingredients do not fit the weights panel of a small terminal: it scrolls.
+    app.ui.focus = Panel::Weights;
+    let s = render(&app, 80, 24);
+    assert!(s.contains("1-6 of 12"), "{s}");
+    for _ in 0..6 {
         app.on_key(Key::Down);
     }
-    let s = render(&app, 100, 30);
-    assert!(s.contains("5-12 of 12") && s.contains("11 0.167"), "{s}");
+    let s = render(&app, 80, 24);
+    assert!(s.contains("7-12 of 12") && s.contains("11 0.167"), "{s}");
 
-    // results: select the second row, save it to a typed directory
-    app.focus = 3;
+    // results: the newest run is selected; down stays there; save it to a typed directory
+    app.ui.focus = Panel::Results;
     app.on_key(Key::Down);
     assert!(render(&app, 100, 30).contains(">pls"));
     app.on_key(Key::Char('s'));
@@ -381,15 +397,15 @@ fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
     for c in "/tmp/keep".chars() {
         app.on_key(Key::Char(c));
     }
-    assert_eq!(app.on_key(Key::Enter), Action::Save { report: 1, dest: "/tmp/keep".into() });
-    assert_eq!(app.result_dirs[1].as_deref(), Some(Path::new("/tmp/run-1")));
+    assert_eq!(app.on_key(Key::Enter), Action::Save { run: 1, dest: "/tmp/keep".into() });
+    assert_eq!(app.runs[1].dir.as_deref(), Some(Path::new("/tmp/run-1")));
 
     // n: back to the setup screen with the same selection, ready for another strategy
     app.on_key(Key::Char('n'));
-    assert_eq!(app.screen, Screen::Setup);
+    assert_eq!(app.ui.screen, Screen::Setup);
     assert!(render_setup(&app).contains("3 selected"));
     app.on_key(Key::Esc);
-    assert_eq!(app.screen, Screen::Dashboard, "Esc returns to the dashboard");
+    assert_eq!(app.ui.screen, Screen::Dashboard, "Esc returns to the dashboard");
 }
 
 /// Every screen at tiny and odd sizes: no panic. And colours stay readable on dark and light
@@ -406,14 +422,14 @@ fn every_screen_renders_at_any_size_with_theme_safe_colours() {
     inspector.on_key(Key::Char('i'));
     inspector.inspection = Inspection::Ready(Box::new(diversity()));
     let mut dashboard = ls_app();
-    dashboard.apply(&Event::Log { level: "warn".into(), message: "a warning".into() });
-    dashboard.apply(&Event::Log { level: "error".into(), message: "an error".into() });
+    dashboard.apply(&Event::Log { level: LogLevel::Warn, message: "a warning".into() });
+    dashboard.apply(&Event::Log { level: LogLevel::Error, message: "an error".into() });
     setup.on_key(Key::Char(' '));
     for app in [&setup, &form, &inspector, &dashboard] {
         for (w, h) in [(0, 0), (3, 2), (79, 24), (80, 24), (97, 31), (240, 70)] {
             let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
             let snap = Snapshot { cpu_ram: "CPU".into(), gpu: "GPU".into() };
-            t.draw(|f| ui::draw(f, app, &snap)).unwrap();
+            t.draw(|f| view::draw(f, app, &snap)).unwrap();
             for cell in t.backend().buffer().content() {
                 // the one exception: the progress gauge's fill
                 assert!(matches!(cell.bg, Color::Reset | Color::Green), "background {:?} at {w}x{h}", cell.bg);
@@ -423,34 +439,122 @@ fn every_screen_renders_at_any_size_with_theme_safe_colours() {
     }
 }
 
-/// Compares a rendering with `tests/snapshots/NAME.txt`; `UPDATE_SNAPSHOTS=1` rewrites it (then
-/// review the diff). Whole screens, so any layout change shows up here.
-fn assert_snapshot(name: &str, screen: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, screen).unwrap();
-        return;
+/// Whole screens, compared with `tests/snapshots/` by insta: any layout change shows up here.
+/// After an intended change: `INSTA_UPDATE=always cargo test --test tui_render`, then review the
+/// diff (or `cargo insta review`).
+#[test]
+fn snapshots_of_the_dashboard_and_the_inspector() {
+    let mut ls = ls_app();
+    ls.runs.last_mut().unwrap().started = None; // the ETA then comes from the scripted epoch times alone
+    insta::assert_snapshot!("dashboard-ls-80x24", render(&ls, 80, 24));
+    let mut pls = App::new("gnn-soup");
+    pls.apply(&started(Strategy::Pls, 5, Some(8)));
+    pls.apply(&Event::PartitionSample { epoch: 0, parts: vec![1, 5], nodes: 300, edges: 900, val_nodes: 40 });
+    pls.apply(&Event::Finished { report: Box::new(report(Strategy::Pls, false)) });
+    insta::assert_snapshot!("dashboard-pls-100x30", render(&pls, 100, 30));
+    let mut app = App::new("gnn-soup");
+    app.ui.screen = Screen::Inspect;
+    app.inspection = Inspection::Ready(Box::new(diversity()));
+    insta::assert_snapshot!("inspector-100x30", render(&app, 100, 30));
+}
+
+/// A job of every strategy on 10 ingredients of a 2-layer GCN, replayed as the engine (or an
+/// `--attach`) delivers it: per-tensor LS weights, GIS factors, uniform weights.
+fn session_of_every_strategy() -> App {
+    let tensors = ["convs.0.lin.weight", "convs.0.bias", "convs.1.lin.weight", "convs.1.bias"];
+    let mut app = App::new("gnn-soup");
+    let start = |strategy: Strategy, groups: Vec<String>, steps: usize| Event::Started {
+        strategy,
+        dataset: "csbm".into(),
+        nodes: 2000,
+        edges: 16000,
+        device: "cpu".into(),
+        ingredients: (0..10).map(|i| format!("ingredient-{i:02}.safetensors")).collect(),
+        groups,
+        steps,
+        parts: None,
+    };
+    for i in 0..10 {
+        app.apply(&Event::Evaluation { what: Evaluated::Ingredient(i), val_acc: 0.89, test_acc: 0.88 });
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)", path.display()));
-    if expected != screen {
-        let first = expected.lines().zip(screen.lines()).position(|(a, b)| a != b).unwrap_or(0);
-        panic!("{name} differs from {} from line {}:\nexpected:\n{expected}\ngot:\n{screen}", path.display(), first + 1);
+    // uniform: one weight per ingredient everywhere
+    app.apply(&start(Strategy::Uniform, vec!["all".into()], 0));
+    let mut uniform = report(Strategy::Uniform, false);
+    uniform.weights = tensors.iter().map(|t| (t.to_string(), vec![0.1; 10])).collect();
+    app.apply(&Event::Finished { report: Box::new(uniform) });
+    // GIS: candidates, then the interpolated weights
+    app.apply(&start(Strategy::Gis, vec!["all".into()], 9));
+    let mut gis = report(Strategy::Gis, false);
+    for c in 0..9 {
+        let record = gnn_soup::soup::CandidateRecord { ingredient: c + 1, factor: 0.5 + 0.05 * c as f64, val_acc: 0.9, accepted: c % 2 == 0 };
+        app.apply(&Event::Candidate { ingredient: record.ingredient, factor: record.factor, val_acc: record.val_acc, accepted: record.accepted, step: c + 1, steps: 9 });
+        gis.candidates.push(record);
+    }
+    let gis_w: Vec<f64> = (0..10).map(|i| if i < 3 { 0.3 } else if i == 3 { 0.1 } else { 0.0 }).collect();
+    gis.weights = tensors.iter().map(|t| (t.to_string(), gis_w.clone())).collect();
+    app.apply(&Event::Finished { report: Box::new(gis) });
+    // LS: epochs with per-tensor weights, then the final ones
+    app.apply(&start(Strategy::Ls, tensors.iter().map(|t| t.to_string()).collect(), 20));
+    let row = |g: usize| -> Vec<f64> {
+        let raw: Vec<f64> = (0..10).map(|i| 1.0 + ((i * (g + 2)) % 7) as f64).collect();
+        let sum: f64 = raw.iter().sum();
+        raw.iter().map(|x| x / sum).collect()
+    };
+    for e in 0..20 {
+        app.apply(&Event::Epoch { epoch: e, epochs: 20, loss: 1.0 / (1.0 + e as f64), val_acc: 0.88 + 0.001 * e as f64, select_acc: None, lr: 11.0, weights: (0..4).map(row).collect(), seconds: 0.5 * (e + 1) as f64 });
+    }
+    let mut ls = report(Strategy::Ls, false);
+    ls.weights = tensors.iter().enumerate().map(|(g, t)| (t.to_string(), row(g))).collect();
+    app.apply(&Event::Finished { report: Box::new(ls) });
+    app.finish();
+    app.runs.iter_mut().for_each(|r| r.started = None);
+    app
+}
+
+#[test]
+fn every_panel_follows_the_selected_run_after_the_fact() {
+    let mut app = session_of_every_strategy();
+    let s = render(&app, 120, 40);
+    assert!(s.contains("mixing weights: ls (final)") && s.contains("1=convs.0.lin.weight") && s.contains("4=convs.1.bias"), "LS per tensor: {s}");
+    assert!(s.contains(" 9 0."), "all 10 ingredients have a row: {s}");
+    assert!(s.contains("LS schedule"), "{s}");
+    app.on_key(Key::Char('['));
+    let s = render(&app, 120, 40);
+    assert!(s.contains("mixing weights: gis (final)") && s.contains(" 0 0.300") && s.contains(" 3 0.100"), "GIS's weights after the run: {s}");
+    assert!(s.contains("gis candidates: 9 of 9 tried") && s.contains("0.90") && s.contains("rejected"), "GIS's candidates after the run: {s}");
+    assert!(s.contains("gis has no epochs"), "{s}");
+    assert!(s.contains("gis (run 2 of 3)"), "the header says which run is shown: {s}");
+    app.on_key(Key::Char('['));
+    let s = render(&app, 120, 40);
+    assert!(s.contains("mixing weights: uniform (final)") && s.contains(" 0 0.100"), "{s}");
+    assert!(!s.contains("1="), "one weight per ingredient: no legend of groups: {s}");
+}
+
+/// The dashboard at the sizes people use: the weights panel has a row per ingredient and a
+/// column per weight group once the terminal allows, and the curves carry no legend on the line.
+#[test]
+fn dashboard_layouts_at_80x24_120x40_and_200x50() {
+    let app = session_of_every_strategy();
+    for (w, h) in [(80, 24), (120, 40), (200, 50)] {
+        let s = render(&app, w, h);
+        insta::assert_snapshot!(format!("dashboard-every-strategy-{w}x{h}"), &s);
+        if h >= 40 {
+            assert!((0..10).all(|i| s.contains(&format!("{i:>2} 0."))), "every ingredient shows at {w}x{h}: {s}");
+            assert!(!s.contains("of 10 (j/k)"), "no scrolling needed at {w}x{h}: {s}");
+        }
+        assert!(!s.contains("learning rate") || s.contains("LS schedule"), "{s}");
     }
 }
 
 #[test]
-fn snapshots_of_the_dashboard_and_the_inspector() {
-    let mut ls = ls_app();
-    ls.started = None; // the ETA then comes from the scripted epoch times alone
-    assert_snapshot("dashboard-ls-80x24", &render(&ls, 80, 24));
-    let mut pls = App::new("gnn-soup");
-    pls.apply(&started(Strategy::Pls, 5, Some(8)));
-    pls.apply(&Event::PartitionSample { epoch: 0, parts: vec![1, 5], nodes: 300, edges: 900, val_nodes: 40 });
-    pls.apply(&Event::Finished { report: Box::new(report(Strategy::Gis, false)) });
-    assert_snapshot("dashboard-pls-100x30", &render(&pls, 100, 30));
-    let mut app = App::new("gnn-soup");
-    app.screen = Screen::Inspect;
-    app.inspection = Inspection::Ready(Box::new(diversity()));
-    assert_snapshot("inspector-100x30", &render(&app, 100, 30));
+fn the_form_starts_on_the_device_asked_for() {
+    use gnn_soup::tui::setup::device_choices;
+    assert_eq!(device_choices("cuda:0", 2), vec!["cuda:0", "cpu", "cuda:1"]);
+    assert_eq!(device_choices("cpu", 1), vec!["cpu", "cuda:0"]);
+    let (_tmp, dir) = checkpoint_dir();
+    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "uniform", device_choices("cuda:0", 1)));
+    match app.on_key(Key::Char('s')) {
+        Action::Start { device, .. } => assert_eq!(device, "cuda:0"),
+        other => panic!("expected Start, got {other:?}"),
+    }
 }

@@ -89,7 +89,7 @@ fn select_ingredients_and_ls_with_keys_and_read_the_results() {
     assert_eq!(report["history"].as_array().unwrap().len(), 30, "30 epochs as typed");
     let (val, test) = (report["val_acc"].as_f64().unwrap(), report["test_acc"].as_f64().unwrap());
     let seconds = format!("{:.1}s", report["seconds"].as_f64().unwrap());
-    let row = s.lines().find(|l| l.contains(" ls ") && l.contains(&seconds)).unwrap_or_else(|| panic!("no ls row with {seconds} in the results table:\n{s}"));
+    let row = s.lines().find(|l| (l.contains(" ls ") || l.contains(">ls ")) && l.contains(&seconds)).unwrap_or_else(|| panic!("no ls row with {seconds} in the results table:\n{s}"));
     assert!(row.contains(&format!("{:.2}%", 100.0 * val)) && row.contains(&format!("{:.2}%", 100.0 * test)), "row {row:?} vs report {val} {test}\n{s}");
     assert!(s.contains("ls on ") && s.contains("30/30"), "{s}");
     assert!(Path::new(&run.join("soup-ls.safetensors")).is_file());

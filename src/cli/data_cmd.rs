@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Result};
 
-use super::{print_json, DataArgs};
+use super::args::DataArgs;
+use super::output::print_json;
 use crate::data::{self, download, ogb, planetoid, DatasetSpec};
 
 pub fn info(args: &DataArgs, json: bool) -> Result<()> {

@@ -3,7 +3,8 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{percent, print_json, table::Table, InspectArgs};
+use super::args::InspectArgs;
+use super::output::{percent, print_json, Table};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::inspect::{self, DiversityReport};
 

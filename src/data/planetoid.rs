@@ -32,23 +32,9 @@ pub fn file_names(name: &str) -> Vec<String> {
 }
 
 pub fn load(dir: &Path, name: &str) -> Result<Graph> {
-    let path = |s: &str| dir.join(format!("ind.{name}.{s}"));
-    let read = |s: &str| -> Result<Value> {
-        let p = path(s);
-        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        pickle::parse(&bytes).with_context(|| format!("{} is not a readable pickle", p.display()))
-    };
-    let csr = |s: &str| pickle::csr_matrix(&read(s)?).with_context(|| format!("{}: not a feature matrix", path(s).display()));
-    let dense = |s: &str| -> Result<pickle::Array> {
-        let a = pickle::ndarray(&read(s)?).with_context(|| format!("{}: not a label array", path(s).display()))?;
-        if a.shape.len() != 2 {
-            bail!("{}: labels should be a 2-D one-hot array, shape is {:?}", path(s).display(), a.shape);
-        }
-        Ok(a)
-    };
-
-    let (x, tx, allx) = (csr("x")?, csr("tx")?, csr("allx")?);
-    let (y, ty, ally) = (dense("y")?, dense("ty")?, dense("ally")?);
+    let files = Files { dir, name };
+    let (x, tx, allx) = (files.csr("x")?, files.csr("tx")?, files.csr("allx")?);
+    let (y, ty, ally) = (files.dense("y")?, files.dense("ty")?, files.dense("ally")?);
     let num_features = allx.cols;
     if tx.cols != num_features || x.cols != num_features {
         bail!("{}: feature widths differ between x ({}), tx ({}) and allx ({num_features})", dir.display(), x.cols, tx.cols);
@@ -57,22 +43,117 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     if ty.shape[1] != num_classes || ty.shape[0] != tx.rows || ally.shape[0] != allx.rows {
         bail!("{}: label arrays do not match the feature matrices", dir.display());
     }
-
-    let index_path = path("test.index");
-    let test_index: Vec<usize> = std::fs::read_to_string(&index_path)
-        .with_context(|| format!("cannot read {}", index_path.display()))?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim().parse::<usize>().map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display())))
-        .collect::<Result<_>>()?;
-    if test_index.len() != tx.rows {
-        bail!("{}: {} test indices for {} test rows", index_path.display(), test_index.len(), tx.rows);
-    }
+    let test_index = files.test_index(tx.rows)?;
     let mut sorted = test_index.clone();
     sorted.sort_unstable();
-    let (tmin, tmax) = (sorted[0], *sorted.last().unwrap());
+    let (mut nodes, n) = assemble_nodes(name, &allx, &ally, &tx, &ty, &sorted);
+    if test_index.iter().any(|&t| t >= n) {
+        bail!("{}: a test index is beyond the {n} nodes", files.path("test.index").display());
+    }
+    nodes.reorder_test_rows(&test_index, &sorted);
+    let (src, dst) = files.edges(n)?;
+    let train: Vec<i64> = (0..y.shape[0] as i64).collect();
+    let val: Vec<i64> = (y.shape[0] as i64..(y.shape[0] + 500) as i64).collect();
+    let test: Vec<i64> = sorted.iter().map(|&t| t as i64).collect();
+    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features: nodes.features, num_features, labels: nodes.labels, train, val, test })
+        .with_context(|| format!("invalid Planetoid data in {}", dir.display()))
+}
 
-    // CiteSeer has isolated test nodes without rows: PyG pads tx/ty to the full index range.
+/// The `ind.<name>.*` files of one dataset.
+struct Files<'a> {
+    dir: &'a Path,
+    name: &'a str,
+}
+
+impl Files<'_> {
+    fn path(&self, s: &str) -> std::path::PathBuf {
+        self.dir.join(format!("ind.{}.{s}", self.name))
+    }
+
+    fn read(&self, s: &str) -> Result<Value> {
+        let p = self.path(s);
+        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        pickle::parse(&bytes).with_context(|| format!("{} is not a readable pickle", p.display()))
+    }
+
+    fn csr(&self, s: &str) -> Result<pickle::Csr> {
+        pickle::csr_matrix(&self.read(s)?).with_context(|| format!("{}: not a feature matrix", self.path(s).display()))
+    }
+
+    fn dense(&self, s: &str) -> Result<pickle::Array> {
+        let a = pickle::ndarray(&self.read(s)?).with_context(|| format!("{}: not a label array", self.path(s).display()))?;
+        if a.shape.len() != 2 {
+            bail!("{}: labels should be a 2-D one-hot array, shape is {:?}", self.path(s).display(), a.shape);
+        }
+        Ok(a)
+    }
+
+    /// `test.index`: one node id per line, one per test row.
+    fn test_index(&self, test_rows: usize) -> Result<Vec<usize>> {
+        let index_path = self.path("test.index");
+        let index: Vec<usize> = std::fs::read_to_string(&index_path)
+            .with_context(|| format!("cannot read {}", index_path.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.trim().parse::<usize>().map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display())))
+            .collect::<Result<_>>()?;
+        if index.len() != test_rows || index.is_empty() {
+            bail!("{}: {} test indices for {test_rows} test rows", index_path.display(), index.len());
+        }
+        Ok(index)
+    }
+
+    /// `graph`: a dict of adjacency lists, as symmetrised edges without self loops.
+    fn edges(&self, n: usize) -> Result<(Vec<i64>, Vec<i64>)> {
+        let graph_path = self.path("graph");
+        let adjacency = self.read("graph")?;
+        let entries = match &adjacency {
+            Value::Object { items, .. } => items,
+            Value::Dict(d) => d,
+            _ => bail!("{}: expected a dict of adjacency lists", graph_path.display()),
+        };
+        let mut pairs = Vec::new();
+        for (k, v) in entries {
+            let s = k.as_int().ok_or_else(|| anyhow!("{}: non-integer node key", graph_path.display()))?;
+            let neigh = v.elems().ok_or_else(|| anyhow!("{}: adjacency of node {s} is not a list", graph_path.display()))?;
+            for t in neigh {
+                let t = t.as_int().ok_or_else(|| anyhow!("{}: non-integer neighbour of node {s}", graph_path.display()))?;
+                pairs.push((s, t));
+            }
+        }
+        if let Some(&(s, t)) = pairs.iter().find(|&&(s, t)| s < 0 || t < 0 || s as usize >= n || t as usize >= n) {
+            bail!("{}: edge {s} -> {t} names a node beyond the {n} nodes", graph_path.display());
+        }
+        Ok(symmetrize(pairs))
+    }
+}
+
+/// Node features (row-major) and labels.
+struct Nodes {
+    features: Vec<f32>,
+    num_features: usize,
+    labels: Vec<i64>,
+}
+
+impl Nodes {
+    /// `x[test_index] = x[sorted_test_index]`, as PyG does (right-hand side read before writing).
+    fn reorder_test_rows(&mut self, test_index: &[usize], sorted: &[usize]) {
+        let f = self.num_features;
+        let moved_x: Vec<Vec<f32>> = sorted.iter().map(|&s| self.features[s * f..(s + 1) * f].to_vec()).collect();
+        let moved_y: Vec<i64> = sorted.iter().map(|&s| self.labels[s]).collect();
+        for (k, &t) in test_index.iter().enumerate() {
+            self.features[t * f..(t + 1) * f].copy_from_slice(&moved_x[k]);
+            self.labels[t] = moved_y[k];
+        }
+    }
+}
+
+/// The `allx` rows then the test rows, and each node's label (the first maximum of its one-hot
+/// row, like `torch.max`). CiteSeer has isolated test nodes without rows: PyG pads `tx`/`ty` to
+/// the full index range, and so does this.
+fn assemble_nodes(name: &str, allx: &pickle::Csr, ally: &pickle::Array, tx: &pickle::Csr, ty: &pickle::Array, sorted: &[usize]) -> (Nodes, usize) {
+    let (num_features, num_classes) = (allx.cols, ally.shape[1]);
+    let (tmin, tmax) = (sorted[0], sorted[sorted.len() - 1]);
     let test_rows = if name == "citeseer" { tmax - tmin + 1 } else { tx.rows };
     let n = allx.rows + test_rows;
     let mut features = vec![0f32; n * num_features];
@@ -82,17 +163,16 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     if name == "citeseer" {
         for (r, &dst) in sorted.iter().enumerate() {
             let row = allx.rows + dst - tmin;
-            copy_csr_row(&tx, r, &mut features[row * num_features..(row + 1) * num_features]);
+            copy_csr_row(tx, r, &mut features[row * num_features..(row + 1) * num_features]);
             labels_1hot[row * num_classes..(row + 1) * num_classes].copy_from_slice(&ty.data[r * num_classes..(r + 1) * num_classes]);
         }
     } else {
         tx.scatter_into(&mut features, allx.rows);
         labels_1hot[ally.data.len()..].copy_from_slice(&ty.data);
     }
-    let mut labels: Vec<i64> = labels_1hot
+    let labels = labels_1hot
         .chunks_exact(num_classes)
         .map(|row| {
-            // first maximum, like torch.max
             let mut best = 0;
             for (i, &v) in row.iter().enumerate() {
                 if v > row[best] {
@@ -102,44 +182,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
             best as i64
         })
         .collect();
-
-    // x[test_index] = x[sorted_test_index] (right-hand side read before writing)
-    if test_index.iter().any(|&t| t >= n) {
-        bail!("{}: a test index is beyond the {n} nodes", index_path.display());
-    }
-    let moved_x: Vec<Vec<f32>> = sorted.iter().map(|&s| features[s * num_features..(s + 1) * num_features].to_vec()).collect();
-    let moved_y: Vec<i64> = sorted.iter().map(|&s| labels[s]).collect();
-    for (k, &t) in test_index.iter().enumerate() {
-        features[t * num_features..(t + 1) * num_features].copy_from_slice(&moved_x[k]);
-        labels[t] = moved_y[k];
-    }
-
-    let graph_path = path("graph");
-    let adjacency = read("graph")?;
-    let entries = match &adjacency {
-        Value::Object { items, .. } => items,
-        Value::Dict(d) => d,
-        _ => bail!("{}: expected a dict of adjacency lists", graph_path.display()),
-    };
-    let mut pairs = Vec::new();
-    for (k, v) in entries {
-        let s = k.as_int().ok_or_else(|| anyhow!("{}: non-integer node key", graph_path.display()))?;
-        let neigh = v.elems().ok_or_else(|| anyhow!("{}: adjacency of node {s} is not a list", graph_path.display()))?;
-        for t in neigh {
-            let t = t.as_int().ok_or_else(|| anyhow!("{}: non-integer neighbour of node {s}", graph_path.display()))?;
-            pairs.push((s, t));
-        }
-    }
-    if let Some(&(s, t)) = pairs.iter().find(|&&(s, t)| s < 0 || t < 0 || s as usize >= n || t as usize >= n) {
-        bail!("{}: edge {s} -> {t} names a node beyond the {n} nodes", graph_path.display());
-    }
-    let (src, dst) = symmetrize(pairs);
-
-    let train: Vec<i64> = (0..y.shape[0] as i64).collect();
-    let val: Vec<i64> = (y.shape[0] as i64..(y.shape[0] + 500) as i64).collect();
-    let test: Vec<i64> = sorted.iter().map(|&t| t as i64).collect();
-    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test })
-        .with_context(|| format!("invalid Planetoid data in {}", dir.display()))
+    (Nodes { features, num_features, labels }, n)
 }
 
 fn copy_csr_row(m: &pickle::Csr, r: usize, out: &mut [f32]) {

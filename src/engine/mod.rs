@@ -16,14 +16,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use tch::Device;
 
-pub use event::Event;
+pub use event::{Evaluated, Event};
 use report::{IngredientAccuracy, IngredientResult, SoupReport};
 
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
-use crate::data::{self, DataOptions};
+use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
-use crate::model::{self, GraphTensors};
-use crate::soup::{self, IngredientStack, SoupContext, SoupSettings};
+use crate::model::{self, GraphTensors, ParamMap};
+use crate::soup::{self, IngredientStack, Progress, SoupContext, SoupSettings, Strategy};
 
 /// What to soup, on what, how, and where results go.
 #[derive(Debug, Clone)]
@@ -49,9 +49,21 @@ pub fn report_file(out: &Path, strategy: soup::Strategy) -> PathBuf {
     out.join(format!("report-{strategy}.json"))
 }
 
+/// Where a job's events go: a channel, the workbench's event loop, a test's vector.
+pub trait EventSink: Send + 'static {
+    fn event(&self, e: Event);
+    /// The job's thread is ending: no event follows.
+    fn closed(&self) {}
+}
+
+impl EventSink for mpsc::Sender<Event> {
+    fn event(&self, e: Event) {
+        let _ = self.send(e);
+    }
+}
+
 /// A running job.
 pub struct JobHandle {
-    pub events: mpsc::Receiver<Event>,
     cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<Vec<SoupReport>>>>,
 }
@@ -60,10 +72,6 @@ impl JobHandle {
     /// Asks the job to stop after its current step; it still reports the best soup so far.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
-    }
-    /// Moves the event receiver out (to another thread); the handle keeps cancel and join.
-    pub fn take_events(&mut self) -> mpsc::Receiver<Event> {
-        std::mem::replace(&mut self.events, mpsc::channel().1)
     }
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
@@ -81,18 +89,14 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Starts `job` on a named thread.
-pub fn spawn(job: JobSpec) -> JobHandle {
-    let (tx, rx) = mpsc::channel();
+/// Starts `job` on a named thread, its events going straight to `sink`.
+pub fn spawn(job: JobSpec, sink: impl EventSink) -> JobHandle {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let thread = std::thread::Builder::new()
         .name("soup-engine".into())
         .spawn(move || {
-            let tx = Mutex::new(tx);
-            let emit = |e: Event| {
-                let _ = tx.lock().unwrap().send(e);
-            };
+            let emit = |e: Event| sink.event(e);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &flag, &emit)));
             let result = match result {
                 Ok(r) => r,
@@ -101,10 +105,29 @@ pub fn spawn(job: JobSpec) -> JobHandle {
             if let Err(e) = &result {
                 emit(Event::Failed { message: format!("{e:#}") });
             }
+            sink.closed();
             result
         })
         .expect("cannot start the engine thread");
-    JobHandle { events: rx, cancel, thread: Some(thread) }
+    JobHandle { cancel, thread: Some(thread) }
+}
+
+/// [`spawn`] with a channel to read the events from (the headless CLI, tests).
+pub fn spawn_with_channel(job: JobSpec) -> (JobHandle, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel();
+    (spawn(job, tx), rx)
+}
+
+/// A directory under `runs_dir` named after the time, that does not exist yet.
+pub fn new_run_dir(runs_dir: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut dir = runs_dir.join(format!("run-{secs}"));
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = runs_dir.join(format!("run-{secs}-{n}"));
+    }
+    dir
 }
 
 /// Appends every event to `events.jsonl` as it happens (for `tui --attach`), then forwards it.
@@ -117,7 +140,7 @@ impl EventLog<'_> {
     fn emit(&self, e: Event) {
         if let Some(f) = &self.file {
             if let Ok(line) = serde_json::to_string(&e) {
-                let mut f = f.lock().unwrap();
+                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = writeln!(f, "{line}");
                 let _ = f.flush();
             }
@@ -126,35 +149,66 @@ impl EventLog<'_> {
     }
 }
 
-/// Runs a job on the calling thread (the CLI and tests use [`spawn`]).
+/// Everything a job loads once and every strategy shares.
+struct Loaded {
+    graph: Graph,
+    stack: IngredientStack,
+    gt: GraphTensors,
+    load_seconds: f64,
+    /// The ingredients' and the uniform soup's accuracies, carried by every report.
+    ingredients: Vec<IngredientResult>,
+    uniform: IngredientAccuracy,
+}
+
+/// Runs a job on the calling thread (the CLI and the workbench use [`spawn`]).
 pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> Result<Vec<SoupReport>> {
     if job.ingredients.is_empty() {
         bail!("no ingredients to soup");
     }
     for s in &job.strategies {
-        s.validate()?;
+        s.validate().with_context(|| format!("invalid settings for {}", s.strategy))?;
     }
-    let file = match &job.out_dir {
-        Some(dir) => {
-            if !job.overwrite {
-                for s in &job.strategies {
-                    for p in [soup_file(dir, s.strategy), report_file(dir, s.strategy)] {
-                        if p.exists() {
-                            bail!("{} already exists; choose another --out or pass --overwrite", p.display());
-                        }
-                    }
+    let log = EventLog { file: open_run_dir(job)?, forward };
+    let emit = |e: Event| log.emit(e);
+    let loaded = load(job, &emit)?;
+    let mut reports = Vec::new();
+    for settings in &job.strategies {
+        let (report, params) = run_strategy(job, &loaded, settings, cancel, &emit)?;
+        let report = match &job.out_dir {
+            Some(dir) => save(dir, job.overwrite, &loaded, report, params.as_ref())?,
+            None => report,
+        };
+        emit(Event::Finished { report: Box::new(report.clone()) });
+        reports.push(report);
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(reports)
+}
+
+/// Checks that no result would be replaced (without `overwrite`), creates the run directory and
+/// opens its `events.jsonl`.
+fn open_run_dir(job: &JobSpec) -> Result<Option<Mutex<std::fs::File>>> {
+    let Some(dir) = &job.out_dir else { return Ok(None) };
+    if !job.overwrite {
+        for s in &job.strategies {
+            for p in [soup_file(dir, s.strategy), report_file(dir, s.strategy)] {
+                if p.exists() {
+                    bail!("{} already exists; choose another --out or pass --overwrite", p.display());
                 }
             }
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            let path = dir.join(EVENTS_FILE);
-            let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path).with_context(|| format!("cannot write {}", path.display()))?;
-            Some(Mutex::new(f))
         }
-        None => None,
-    };
-    let log = EventLog { file, forward };
-    let emit = |e: Event| log.emit(e);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(EVENTS_FILE);
+    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(Mutex::new(f)))
+}
 
+/// Loads the dataset (checking it is the one the ingredients were trained on) and the
+/// ingredients, and measures the accuracies every report carries.
+fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     let load_start = Instant::now();
     let first_meta = checkpoint::read_meta(&job.ingredients[0])?;
     let dataset = job.dataset.clone().unwrap_or_else(|| first_meta.dataset.clone());
@@ -172,110 +226,108 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
     let gt = GraphTensors::new(&graph, job.device);
     let load_seconds = load_start.elapsed().as_secs_f64();
 
-    // Every report carries the ingredients' and the uniform soup's accuracies: measure them once.
     let mut ingredients = Vec::with_capacity(stack.len());
     for i in 0..stack.len() {
         let acc = model::evaluate(&stack.spec, &stack.ingredient(i), &gt);
-        emit(Event::Evaluation { what: format!("ingredient {i}"), val_acc: acc.val, test_acc: acc.test });
+        emit(Event::Evaluation { what: Evaluated::Ingredient(i), val_acc: acc.val, test_acc: acc.test });
         ingredients.push(IngredientResult { path: stack.paths[i].clone(), val_acc: acc.val, test_acc: acc.test });
     }
     let n = stack.len();
-    let uniform_acc = model::evaluate(&stack.spec, &stack.mix_global(&vec![1.0 / n as f64; n]), &gt);
-    emit(Event::Evaluation { what: "uniform soup".into(), val_acc: uniform_acc.val, test_acc: uniform_acc.test });
-    let ingredient_val: Vec<f64> = ingredients.iter().map(|i| i.val_acc).collect();
+    let acc = model::evaluate(&stack.spec, &stack.mix_global(&vec![1.0 / n as f64; n]), &gt);
+    emit(Event::Evaluation { what: Evaluated::UniformSoup, val_acc: acc.val, test_acc: acc.test });
+    Ok(Loaded { graph, stack, gt, load_seconds, ingredients, uniform: IngredientAccuracy { val_acc: acc.val, test_acc: acc.test } })
+}
 
-    let mut reports = Vec::new();
-    for settings in &job.strategies {
-        let (groups, _) = stack.groups(settings.mix);
-        let steps = match settings.strategy {
-            soup::Strategy::Ls | soup::Strategy::Pls => settings.epochs,
-            soup::Strategy::Greedy | soup::Strategy::Gis => n - 1,
+/// Runs one strategy, timed and memory-sampled, and scores its result on the full graph.
+fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel: &AtomicBool, emit: &dyn Fn(Event)) -> Result<(SoupReport, Option<ParamMap>)> {
+    let Loaded { graph, stack, gt, .. } = loaded;
+    let strategy = settings.strategy;
+    emit(Event::Started {
+        strategy,
+        dataset: graph.name.clone(),
+        nodes: graph.num_nodes,
+        edges: graph.num_edges(),
+        device: device_name(job.device),
+        ingredients: stack.paths.iter().map(|p| p.display().to_string()).collect(),
+        groups: if strategy.is_learned() { stack.groups(settings.mix).0 } else { vec!["all".into()] },
+        steps: match strategy {
+            s if s.is_learned() => settings.epochs,
+            s if s.tries_candidates() => stack.len() - 1,
             _ => 0,
+        },
+        parts: (strategy == Strategy::Pls).then_some(settings.parts),
+    });
+    memory::reset_peak_rss();
+    let rss_start_bytes = memory::rss_bytes();
+    let device_peak = memory::DevicePeakSampler::start(job.device);
+    let start = Instant::now();
+    let ingredient_val: Vec<f64> = loaded.ingredients.iter().map(|i| i.val_acc).collect();
+    let progress = |p: Progress| emit(p.into());
+    let ctx = SoupContext { stack, graph, gt, settings, progress: &progress, cancel, ingredient_val: &ingredient_val };
+    let outcome = soup::run_strategy(&ctx)?;
+    let (val_acc, test_acc) = {
+        let _g = tch::no_grad_guard();
+        let logits = match (&outcome.params, &outcome.logits) {
+            (Some(p), _) => model::forward(&stack.spec, p, gt, false),
+            (None, Some(l)) => l.shallow_clone(),
+            (None, None) => bail!("{strategy} produced no result"),
         };
-        emit(Event::Started {
-            strategy: settings.strategy,
-            dataset: graph.name.clone(),
-            nodes: graph.num_nodes,
-            edges: graph.num_edges(),
-            device: device_name(job.device),
-            ingredients: stack.paths.iter().map(|p| p.display().to_string()).collect(),
-            groups: if settings.strategy.makes_soup() && matches!(settings.strategy, soup::Strategy::Ls | soup::Strategy::Pls) { groups } else { vec!["all".into()] },
-            steps,
-            parts: (settings.strategy == soup::Strategy::Pls).then_some(settings.parts),
-        });
-        memory::reset_peak_rss();
-        let rss_start_bytes = memory::rss_bytes();
-        let device_peak = memory::DevicePeakSampler::start(job.device);
-        let start = Instant::now();
-        let ctx = SoupContext { stack: &stack, graph: &graph, gt: &gt, settings, emit: &emit, cancel, ingredient_val: &ingredient_val };
-        let outcome = soup::run_strategy(&ctx)?;
-        let (val_acc, test_acc) = {
-            let _g = tch::no_grad_guard();
-            let logits = match (&outcome.params, &outcome.logits) {
-                (Some(p), _) => model::forward(&stack.spec, p, &gt, false),
-                (None, Some(l)) => l.shallow_clone(),
-                (None, None) => bail!("{} produced no result", settings.strategy),
-            };
-            (model::accuracy(&logits, &gt.labels, &gt.val_idx), model::accuracy(&logits, &gt.labels, &gt.test_idx))
+        (model::accuracy(&logits, &gt.labels, &gt.val_idx), model::accuracy(&logits, &gt.labels, &gt.test_idx))
+    };
+    let report = SoupReport {
+        strategy,
+        dataset: graph.name.clone(),
+        dataset_fingerprint: graph.fingerprint().to_string(),
+        device: device_name(job.device),
+        settings: settings.clone(),
+        val_acc,
+        test_acc,
+        seconds: start.elapsed().as_secs_f64(),
+        load_seconds: loaded.load_seconds,
+        peak_rss_bytes: memory::peak_rss_bytes(),
+        rss_start_bytes,
+        peak_device_bytes: device_peak.and_then(memory::DevicePeakSampler::finish),
+        partial: outcome.partial,
+        ingredients: loaded.ingredients.clone(),
+        uniform: loaded.uniform,
+        weights: outcome.weights,
+        history: outcome.history,
+        candidates: outcome.candidates,
+        holdout: outcome.holdout,
+        checkpoint: None,
+    };
+    Ok((report, outcome.params))
+}
+
+/// Writes the souped checkpoint (when there is one) and the report into the run directory.
+fn save(dir: &Path, overwrite: bool, loaded: &Loaded, mut report: SoupReport, params: Option<&ParamMap>) -> Result<SoupReport> {
+    let settings = &report.settings;
+    if let Some(params) = params {
+        let path = soup_file(dir, settings.strategy);
+        let meta = CheckpointMeta {
+            format_version: checkpoint::FORMAT_VERSION,
+            kind: CheckpointKind::Soup,
+            arch: loaded.stack.spec.clone(),
+            dataset: report.dataset.clone(),
+            dataset_fingerprint: report.dataset_fingerprint.clone(),
+            init_fingerprint: loaded.stack.metas[0].init_fingerprint.clone(),
+            seed: Some(settings.seed),
+            epochs: settings.strategy.is_learned().then_some(report.history.len()),
+            val_acc: Some(report.val_acc),
+            test_acc: Some(report.test_acc),
+            tool_version: checkpoint::tool_version(),
+            extra: [
+                ("strategy".to_string(), serde_json::json!(settings.strategy)),
+                ("ingredients".to_string(), serde_json::json!(loaded.stack.paths)),
+                ("partial".to_string(), serde_json::json!(report.partial)),
+            ]
+            .into_iter()
+            .collect(),
         };
-        let seconds = start.elapsed().as_secs_f64();
-        let peak_device_bytes = device_peak.and_then(memory::DevicePeakSampler::finish);
-        let mut report = SoupReport {
-            strategy: settings.strategy,
-            dataset: graph.name.clone(),
-            dataset_fingerprint: graph.fingerprint().to_string(),
-            device: device_name(job.device),
-            settings: settings.clone(),
-            val_acc,
-            test_acc,
-            seconds,
-            load_seconds,
-            peak_rss_bytes: memory::peak_rss_bytes(),
-            rss_start_bytes,
-            peak_device_bytes,
-            partial: outcome.partial,
-            ingredients: ingredients.clone(),
-            uniform: IngredientAccuracy { val_acc: uniform_acc.val, test_acc: uniform_acc.test },
-            weights: outcome.weights,
-            history: outcome.history,
-            candidates: outcome.candidates,
-            holdout: outcome.holdout,
-            checkpoint: None,
-        };
-        if let Some(dir) = &job.out_dir {
-            if let Some(params) = &outcome.params {
-                let path = soup_file(dir, settings.strategy);
-                let meta = CheckpointMeta {
-                    format_version: checkpoint::FORMAT_VERSION,
-                    kind: CheckpointKind::Soup,
-                    arch: stack.spec.clone(),
-                    dataset: graph.name.clone(),
-                    dataset_fingerprint: graph.fingerprint().to_string(),
-                    init_fingerprint: stack.metas[0].init_fingerprint.clone(),
-                    seed: Some(settings.seed),
-                    epochs: matches!(settings.strategy, soup::Strategy::Ls | soup::Strategy::Pls).then_some(report.history.len()),
-                    val_acc: Some(val_acc),
-                    test_acc: Some(test_acc),
-                    tool_version: checkpoint::tool_version(),
-                    extra: [
-                        ("strategy".to_string(), serde_json::json!(settings.strategy)),
-                        ("ingredients".to_string(), serde_json::json!(stack.paths)),
-                        ("partial".to_string(), serde_json::json!(outcome.partial)),
-                    ]
-                    .into_iter()
-                    .collect(),
-                };
-                checkpoint::save(&path, params, &meta, job.overwrite)?;
-                report.checkpoint = Some(path);
-            }
-            let path = report_file(dir, settings.strategy);
-            checkpoint::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
-        }
-        emit(Event::Finished { report: Box::new(report.clone()) });
-        reports.push(report);
-        if cancel.load(Ordering::Relaxed) {
-            break;
-        }
+        checkpoint::save(&path, params, &meta, overwrite)?;
+        report.checkpoint = Some(path);
     }
-    Ok(reports)
+    let path = report_file(dir, report.strategy);
+    checkpoint::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(report)
 }

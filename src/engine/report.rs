@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::soup::{CandidateRecord, EpochRecord, HoldoutResult};
 use crate::soup::{SoupSettings, Strategy};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -12,37 +13,6 @@ pub struct IngredientResult {
     pub path: PathBuf,
     pub val_acc: f64,
     pub test_acc: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub loss: f64,
-    pub val_acc: f64,
-    pub select_acc: Option<f64>,
-    pub lr: f64,
-    pub seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CandidateRecord {
-    pub ingredient: usize,
-    pub factor: f64,
-    pub val_acc: f64,
-    pub accepted: bool,
-}
-
-/// Early stopping on held-out validation nodes (beyond the paper).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HoldoutResult {
-    pub fit_nodes: usize,
-    pub select_nodes: usize,
-    pub best_epoch: usize,
-    /// Accuracy of the returned soup on the nodes the weights were fitted on.
-    pub fit_acc: f64,
-    /// ... and on the held-out nodes used only to pick the epoch.
-    pub select_acc: f64,
-    pub stopped_early: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

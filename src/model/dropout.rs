@@ -4,11 +4,13 @@
 //! activation that took 1.4 s here, five times a 256 x 256 matmul over the same rows, and it made
 //! an LS epoch on the arxiv-shaped graph three times slower with dropout than without. On CPU the
 //! mask is drawn here instead, from a counter-based generator (SplitMix64) filled in parallel;
-//! CUDA keeps libtorch's own (fast) kernel. The seed is taken from libtorch's generator, so
-//! `tch::manual_seed` still makes runs reproducible, and the mask does not depend on the number of
-//! threads.
+//! CUDA keeps libtorch's own (fast) kernel. The seed comes from the thread's own stream
+//! ([`super::rng`]), so [`super::rng::seed_thread`] makes runs reproducible without any process-wide
+//! state, and the mask does not depend on the number of threads.
 
 use tch::{Device, Kind, Tensor};
+
+use super::rng::{next_u64, splitmix64};
 
 /// `x` with each entry zeroed with probability `p` and the survivors scaled by `1 / (1 - p)`;
 /// `x` itself (shared) when `train` is false or `p` is zero. Differentiable in `x`.
@@ -29,7 +31,7 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
 /// otherwise, independently. Float rather than bool, although autograd keeps it for the backward
 /// pass: multiplying by a bool mask took 3x longer here (type promotion) than by a float one.
 pub fn scaled_keep_mask(shape: &[i64], p: f64) -> Tensor {
-    let seed = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64;
+    let seed = next_u64();
     let mask = Tensor::empty(shape, (Kind::Float, Device::Cpu));
     let n = mask.numel();
     if n == 0 {
@@ -70,11 +72,6 @@ fn fill_pairs(part: &mut [f32], seed: u64, first_draw: u64, threshold: u64, scal
     }
 }
 
-fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 #[cfg(test)]
 mod tests {
@@ -82,7 +79,7 @@ mod tests {
 
     #[test]
     fn keeps_the_expected_fraction_and_scales() {
-        tch::manual_seed(3);
+        super::super::rng::seed_thread(3);
         let x = Tensor::ones([1000, 101], (Kind::Float, Device::Cpu));
         let y = dropout(&x, 0.3, true);
         let kept = y.ne(0.0).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
@@ -94,11 +91,11 @@ mod tests {
     }
 
     #[test]
-    fn reproducible_under_manual_seed_and_fresh_per_call() {
-        tch::manual_seed(7);
+    fn reproducible_under_the_thread_seed_and_fresh_per_call() {
+        super::super::rng::seed_thread(7);
         let a = scaled_keep_mask(&[4099], 0.5);
         let b = scaled_keep_mask(&[4099], 0.5);
-        tch::manual_seed(7);
+        super::super::rng::seed_thread(7);
         let a2 = scaled_keep_mask(&[4099], 0.5);
         assert!(a.equal(&a2));
         assert!(!a.equal(&b));
@@ -106,7 +103,7 @@ mod tests {
 
     #[test]
     fn gradient_flows_through_kept_entries_only() {
-        tch::manual_seed(1);
+        super::super::rng::seed_thread(1);
         let x = Tensor::ones([64, 64], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let y = dropout(&x, 0.5, true);
         y.sum(Kind::Float).backward();

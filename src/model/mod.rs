@@ -4,6 +4,7 @@
 pub mod dropout;
 pub mod forward;
 pub mod graph_tensors;
+pub mod rng;
 pub mod spec;
 
 pub use forward::{accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv, forward_from, loss, Accuracies};

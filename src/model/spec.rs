@@ -173,7 +173,8 @@ impl ArchSpec {
     /// Fresh weights, initialised as PyG does (Glorot for conv weights and attention, zeros for
     /// biases, identity batch norm), from `seed` alone.
     pub fn init(&self, seed: i64, device: Device) -> ParamMap {
-        tch::manual_seed(seed);
+        use rand::distributions::{Distribution, Uniform};
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed as u64);
         let _guard = tch::no_grad_guard();
         let mut map = ParamMap::new();
         for p in self.params() {
@@ -182,7 +183,9 @@ impl ArchSpec {
                     // glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) over the last two dims
                     let n = p.shape.len();
                     let a = (6.0 / (p.shape[n - 2] + p.shape[n - 1]) as f64).sqrt();
-                    Tensor::empty(p.shape.as_slice(), (Kind::Float, device)).uniform_(-a, a)
+                    let u = Uniform::new_inclusive(-a as f32, a as f32);
+                    let values: Vec<f32> = (0..p.shape.iter().product::<i64>()).map(|_| u.sample(&mut rng)).collect();
+                    Tensor::from_slice(&values).view(p.shape.as_slice()).to_device(device)
                 }
                 ParamRole::Bias | ParamRole::BnBias | ParamRole::RunningMean => Tensor::zeros(p.shape.as_slice(), (Kind::Float, device)),
                 ParamRole::BnWeight | ParamRole::RunningVar => Tensor::ones(p.shape.as_slice(), (Kind::Float, device)),

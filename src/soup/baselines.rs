@@ -3,9 +3,8 @@
 
 use tch::Tensor;
 
-use super::{global_weights, SoupContext, SoupOutcome};
-use crate::engine::report::CandidateRecord;
-use crate::engine::Event;
+use super::context::{global_weights, SoupContext, SoupOutcome};
+use super::progress::{CandidateRecord, Progress};
 use crate::model::{self, ParamMap};
 
 fn val_acc(ctx: &SoupContext, logits: &Tensor) -> f64 {
@@ -60,8 +59,9 @@ pub fn greedy(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
             members.push(cand);
             best = acc;
         }
-        (ctx.emit)(Event::Candidate { ingredient: cand, factor: weight, val_acc: acc, accepted, step, steps: n - 1 });
-        out.candidates.push(CandidateRecord { ingredient: cand, factor: weight, val_acc: acc, accepted });
+        let record = CandidateRecord { ingredient: cand, factor: weight, val_acc: acc, accepted };
+        ctx.report(Progress::Candidate { record: record.clone(), step, steps: n - 1 });
+        out.candidates.push(record);
     }
     let mut w = vec![0.0; n];
     for &m in &members {
@@ -119,8 +119,9 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
             soup_w = soup_w.iter().zip(&cand_w).map(|(s, m)| best_a * s + (1.0 - best_a) * m).collect();
             best_so_far = best_acc;
         }
-        (ctx.emit)(Event::Candidate { ingredient: cand, factor: best_a, val_acc: best_acc, accepted, step, steps: n - 1 });
-        out.candidates.push(CandidateRecord { ingredient: cand, factor: best_a, val_acc: best_acc, accepted });
+        let record = CandidateRecord { ingredient: cand, factor: best_a, val_acc: best_acc, accepted };
+        ctx.report(Progress::Candidate { record: record.clone(), step, steps: n - 1 });
+        out.candidates.push(record);
     }
     out.params = Some(ctx.stack.mix_global(&soup_w));
     out.weights = global_weights(ctx.stack, &soup_w);

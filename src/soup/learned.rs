@@ -10,46 +10,52 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use rand::distributions::{Distribution, Uniform};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand_distr::Normal;
 use tch::{Kind, Tensor};
 
+use super::context::{SoupContext, SoupOutcome};
 use super::partition::{self, Partition};
-use super::{InitKind, SoupContext, SoupOutcome, Strategy};
-use crate::engine::report::{EpochRecord, HoldoutResult};
-use crate::engine::Event;
-use crate::model::{self, GraphTensors};
+use super::progress::{EpochRecord, HoldoutResult, LogLevel, Progress};
+use super::settings::{InitKind, Strategy};
+use crate::model::{self, rng, GraphTensors};
 use crate::optim::{cosine_warm_restarts, sgd_step};
 
-/// The raw mixing logits at initialisation (see `shared/docs/souping.md`).
+/// The raw mixing logits at initialisation (see `shared/docs/souping.md`), drawn from this
+/// thread's random stream ([`rng`]).
 pub fn init_logits(init: InitKind, groups: usize, n: usize, device: tch::Device) -> Tensor {
-    let mut ones = Tensor::ones([groups as i64, n as i64], (Kind::Float, device));
-    let raw = match init {
-        InitKind::Ones => ones,
+    let len = groups * n;
+    let raw: Vec<f32> = match init {
+        InitKind::Ones => vec![1.0; len],
         InitKind::Uniform => {
-            let b = (6.0 / (groups + n) as f64).sqrt();
-            ones.uniform_(-b, b)
+            let b = (6.0 / (groups + n) as f64).sqrt() as f32;
+            let u = Uniform::new_inclusive(-b, b);
+            let mut g = rng::generator();
+            (0..len).map(|_| u.sample(&mut g)).collect()
         }
         InitKind::Normal => {
-            let std = (2.0 / (groups + n) as f64).sqrt();
-            ones.normal_(0.0, std)
+            let std = (2.0 / (groups + n) as f64).sqrt() as f32;
+            let d = Normal::new(0.0f32, std).expect("a positive standard deviation");
+            let mut g = rng::generator();
+            (0..len).map(|_| d.sample(&mut g)).collect()
         }
     };
     // The reference stores softmax(raw) as the parameter and applies softmax again when mixing.
-    raw.softmax(1, Kind::Float)
+    Tensor::from_slice(&raw).view([groups as i64, n as i64]).to_device(device).softmax(1, Kind::Float)
 }
 
 /// Validation nodes split into the part the weights are fitted on and a held-out part used only
 /// to pick the epoch (when `holdout` > 0).
-fn split_validation(ctx: &SoupContext) -> (Vec<i64>, Vec<i64>) {
-    let mut val = ctx.graph.val.clone();
-    let h = ctx.settings.holdout;
-    if h <= 0.0 {
+pub fn split_validation(val: &[i64], holdout: f64, seed: u64) -> (Vec<i64>, Vec<i64>) {
+    let mut val = val.to_vec();
+    if holdout <= 0.0 || val.len() < 2 {
         return (val, Vec::new());
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(ctx.settings.seed ^ 0x5eed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
     val.shuffle(&mut rng);
-    let k = ((val.len() as f64) * h).round().clamp(1.0, val.len() as f64 - 1.0) as usize;
+    let k = ((val.len() as f64) * holdout).round().clamp(1.0, val.len() as f64 - 1.0) as usize;
     let (mut select, mut fit) = (val[..k].to_vec(), val[k..].to_vec());
     select.sort_unstable();
     fit.sort_unstable();
@@ -60,130 +66,203 @@ fn long(v: &[i64], device: tch::Device) -> Tensor {
     Tensor::from_slice(v).to_device(device)
 }
 
+/// PLS's partition of the graph, and which nodes the weights are fitted on.
+struct Parts {
+    partition: Partition,
+    in_fit: Vec<bool>,
+}
+
+/// The state of one LS/PLS fit, set up once and advanced one epoch at a time.
+struct Fit<'a> {
+    ctx: &'a SoupContext<'a>,
+    group_of: Vec<usize>,
+    fit_nodes: Vec<i64>,
+    select_nodes: Vec<i64>,
+    fit_idx: Tensor,
+    select_idx: Option<Tensor>,
+    pls: Option<Parts>,
+    /// Dropout active while fitting, as in the reference (the model stays in training mode).
+    train_mode: bool,
+    /// The first layer's weight-independent aggregation, when it can be computed once.
+    pre: Option<Tensor>,
+    logits_a: Tensor,
+    beta: Tensor,
+    /// Full-graph LS without dropout scores validation accuracy from its own forward pass (the
+    /// weights the epoch's loss was computed at), so it needs no second pass.
+    free_val: bool,
+    /// Otherwise an extra inference pass measures it: every epoch on small graphs, every 5th on
+    /// large ones.
+    eval_every: usize,
+    rng: rand::rngs::StdRng,
+    started: Instant,
+    val_acc: f64,
+    /// (held-out accuracy, epoch, weights) of the best epoch so far, with early stopping.
+    best: Option<(f64, usize, Tensor)>,
+    since_best: usize,
+}
+
 pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
-    let s = ctx.settings;
-    let stack = ctx.stack;
-    let spec = &stack.spec;
-    let device = stack.device;
-    let (group_names, group_of) = stack.groups(s.mix);
-    tch::manual_seed(s.seed as i64);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(s.seed);
-
-    let (fit_nodes, select_nodes) = split_validation(ctx);
-    let fit_idx = long(&fit_nodes, device);
-    let select_idx = (!select_nodes.is_empty()).then(|| long(&select_nodes, device));
-
-    let pls = match s.strategy {
-        Strategy::Pls => {
-            let cache = partition::cache_path(ctx.graph, s.parts);
-            let t = Instant::now();
-            let (p, cached) = partition::get_or_compute(ctx.graph, s.parts, &cache)?;
-            ctx.log("info", if cached { format!("PLS: {} parts read from {}", s.parts, cache.display()) } else { format!("PLS: METIS split the graph into {} parts in {:.2}s (cached at {})", s.parts, t.elapsed().as_secs_f64(), cache.display()) });
-            let mut in_fit = vec![false; ctx.graph.num_nodes];
-            for &v in &fit_nodes {
-                in_fit[v as usize] = true;
-            }
-            Some((p, in_fit))
-        }
-        Strategy::Ls => None,
-        other => bail!("{other} is not a learned strategy"),
-    };
-
-    // Dropout active while fitting, as in the reference (the model stays in training mode).
-    let train_mode = s.dropout && spec.dropout > 0.0;
-    let pre = if pls.is_none() && !train_mode { model::first_aggregate(spec, ctx.gt) } else { None };
-
-    let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
-    let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
-    let labels = &ctx.gt.labels;
-    // Full-graph LS without dropout scores validation accuracy from its own forward pass (the
-    // weights the epoch's loss was computed at), so it needs no second pass. Otherwise an extra
-    // inference pass measures it: every epoch on small graphs, every 5th on large ones.
-    let free_val = pls.is_none() && !train_mode;
-    let eval_every = if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 };
-
+    let mut fit = Fit::prepare(ctx)?;
     let mut out = SoupOutcome::default();
-    let mut best: Option<(f64, usize, Tensor)> = None; // (select acc, epoch, alpha)
-    let mut since_best = 0usize;
     let mut stopped_early = false;
-    let mut val_acc = f64::NAN;
-    let started = Instant::now();
-    for epoch in 0..s.epochs {
+    for epoch in 0..ctx.settings.epochs {
         if ctx.cancelled() {
             out.partial = true;
             break;
         }
-        let lr = cosine_warm_restarts(s.lr, 0.0, s.t0, epoch);
-        let loss = match &pls {
-            None => {
-                let alpha = logits_a.softmax(1, Kind::Float);
-                let params = stack.mix(&alpha, &group_of);
-                let logits = model::forward_from(spec, &params, ctx.gt, train_mode, pre.as_ref());
-                if free_val && select_idx.is_none() {
-                    val_acc = model::accuracy(&logits.detach(), labels, &ctx.gt.val_idx);
-                }
-                model::loss(&(logits * &beta), labels, &fit_idx)
-            }
-            Some((p, in_fit)) => match pls_step_loss(ctx, p, in_fit, &logits_a, &beta, &group_of, train_mode, epoch, &mut rng) {
-                Some(l) => l,
-                None => continue,
-            },
-        };
-        loss.backward();
-        sgd_step(&mut [logits_a.shallow_clone(), beta.shallow_clone()], lr);
-        let loss_v = loss.double_value(&[]);
-        if !loss_v.is_finite() {
-            bail!("the loss became {loss_v} at epoch {epoch}: lower --lr");
-        }
-
-        let alpha = tch::no_grad(|| logits_a.softmax(1, Kind::Float));
-        let mut select_acc = None;
-        let measure = select_idx.is_some() || (!free_val && ((epoch + 1) % eval_every == 0 || epoch + 1 == s.epochs));
-        if measure {
-            let logits = tch::no_grad(|| model::forward(spec, &stack.mix(&alpha, &group_of), ctx.gt, false));
-            val_acc = model::accuracy(&logits, labels, &ctx.gt.val_idx);
-            if let Some(sel) = &select_idx {
-                let acc = model::accuracy(&logits, labels, sel);
-                select_acc = Some(acc);
-                if best.as_ref().is_none_or(|b| acc > b.0) {
-                    best = Some((acc, epoch, alpha.copy()));
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                }
-            }
-        }
-        let weights = to_rows(&alpha);
-        let seconds = started.elapsed().as_secs_f64();
-        (ctx.emit)(Event::Epoch { epoch, epochs: s.epochs, loss: loss_v, val_acc, select_acc, lr, weights, seconds });
-        out.history.push(EpochRecord { epoch, loss: loss_v, val_acc, select_acc, lr, seconds });
-        if select_idx.is_some() && since_best >= s.patience {
+        let Some((loss, lr)) = fit.step(epoch)? else { continue };
+        let record = fit.measure(epoch, loss, lr);
+        out.history.push(record);
+        if fit.select_idx.is_some() && fit.since_best >= ctx.settings.patience {
             stopped_early = true;
-            ctx.log("info", format!("early stop at epoch {epoch}: no gain on the held-out nodes for {} epochs", s.patience));
+            ctx.log(LogLevel::Info, format!("early stop at epoch {epoch}: no gain on the held-out nodes for {} epochs", ctx.settings.patience));
             break;
         }
     }
+    fit.finish(out, stopped_early)
+}
 
-    let final_alpha = match &best {
-        Some((_, _, a)) => a.shallow_clone(),
-        None => tch::no_grad(|| logits_a.softmax(1, Kind::Float)),
-    };
-    let params = tch::no_grad(|| stack.mix(&final_alpha, &group_of));
-    if let (Some(_), Some((sel_acc, best_epoch, _))) = (&select_idx, &best) {
-        let logits = tch::no_grad(|| model::forward(spec, &params, ctx.gt, false));
-        out.holdout = Some(HoldoutResult {
-            fit_nodes: fit_nodes.len(),
-            select_nodes: select_nodes.len(),
-            best_epoch: *best_epoch,
-            fit_acc: model::accuracy(&logits, labels, &fit_idx),
-            select_acc: *sel_acc,
-            stopped_early,
-        });
+impl<'a> Fit<'a> {
+    fn prepare(ctx: &'a SoupContext<'a>) -> Result<Fit<'a>> {
+        let s = ctx.settings;
+        let stack = ctx.stack;
+        let device = stack.device;
+        let (group_names, group_of) = stack.groups(s.mix);
+        rng::seed_thread(s.seed);
+        let (fit_nodes, select_nodes) = split_validation(&ctx.graph.val, s.holdout, s.seed);
+        let pls = match s.strategy {
+            Strategy::Pls => Some(Parts { partition: load_partition(ctx)?, in_fit: membership(ctx.graph.num_nodes, &fit_nodes) }),
+            Strategy::Ls => None,
+            other => bail!("{other} is not a learned strategy"),
+        };
+        let train_mode = s.dropout && stack.spec.dropout > 0.0;
+        let pre = if pls.is_none() && !train_mode { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
+        Ok(Fit {
+            ctx,
+            fit_idx: long(&fit_nodes, device),
+            select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
+            free_val: pls.is_none() && !train_mode,
+            eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
+            logits_a: init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true),
+            beta: Tensor::ones([], (Kind::Float, device)).set_requires_grad(true),
+            rng: rand::rngs::StdRng::seed_from_u64(s.seed),
+            group_of,
+            fit_nodes,
+            select_nodes,
+            pls,
+            train_mode,
+            pre,
+            started: Instant::now(),
+            val_acc: f64::NAN,
+            best: None,
+            since_best: 0,
+        })
     }
-    let rows = to_rows(&final_alpha);
-    out.weights = stack.names.iter().zip(&group_of).map(|(n, &g)| (n.clone(), rows[g].clone())).collect();
-    out.params = Some(params.into_iter().map(|(k, v)| (k, v.detach())).collect());
-    Ok(out)
+
+    fn alpha(&self) -> Tensor {
+        tch::no_grad(|| self.logits_a.softmax(1, Kind::Float))
+    }
+
+    /// One optimisation step: the loss at the current weights, its gradient, an SGD update.
+    /// None when a PLS sample holds no fitting node (the step is skipped).
+    fn step(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
+        let ctx = self.ctx;
+        let lr = cosine_warm_restarts(ctx.settings.lr, 0.0, ctx.settings.t0, epoch);
+        let loss = match &self.pls {
+            None => {
+                let alpha = self.logits_a.softmax(1, Kind::Float);
+                let params = ctx.stack.mix(&alpha, &self.group_of);
+                let logits = model::forward_from(&ctx.stack.spec, &params, ctx.gt, self.train_mode, self.pre.as_ref());
+                if self.free_val && self.select_idx.is_none() {
+                    self.val_acc = model::accuracy(&logits.detach(), &ctx.gt.labels, &ctx.gt.val_idx);
+                }
+                model::loss(&(logits * &self.beta), &ctx.gt.labels, &self.fit_idx)
+            }
+            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.train_mode, epoch, &mut self.rng) {
+                Some(l) => l,
+                None => return Ok(None),
+            },
+        };
+        loss.backward();
+        sgd_step(&mut [self.logits_a.shallow_clone(), self.beta.shallow_clone()], lr);
+        let loss = loss.double_value(&[]);
+        if !loss.is_finite() {
+            bail!("the loss became {loss} at epoch {epoch}: lower --lr");
+        }
+        Ok(Some((loss, lr)))
+    }
+
+    /// Measures validation (and held-out) accuracy when due, tracks the best epoch, and reports
+    /// the epoch.
+    fn measure(&mut self, epoch: usize, loss: f64, lr: f64) -> EpochRecord {
+        let ctx = self.ctx;
+        let epochs = ctx.settings.epochs;
+        let alpha = self.alpha();
+        let mut select_acc = None;
+        let due = self.select_idx.is_some() || (!self.free_val && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
+        if due {
+            let logits = tch::no_grad(|| model::forward(&ctx.stack.spec, &ctx.stack.mix(&alpha, &self.group_of), ctx.gt, false));
+            self.val_acc = model::accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
+            if let Some(sel) = &self.select_idx {
+                let acc = model::accuracy(&logits, &ctx.gt.labels, sel);
+                select_acc = Some(acc);
+                if self.best.as_ref().is_none_or(|b| acc > b.0) {
+                    self.best = Some((acc, epoch, alpha.copy()));
+                    self.since_best = 0;
+                } else {
+                    self.since_best += 1;
+                }
+            }
+        }
+        let record = EpochRecord { epoch, loss, val_acc: self.val_acc, select_acc, lr, seconds: self.started.elapsed().as_secs_f64() };
+        ctx.report(Progress::Epoch { epochs, record: record.clone(), weights: to_rows(&alpha) });
+        record
+    }
+
+    /// The soup at the best epoch (with early stopping) or the last one, and its weights.
+    fn finish(self, mut out: SoupOutcome, stopped_early: bool) -> Result<SoupOutcome> {
+        let ctx = self.ctx;
+        let final_alpha = match &self.best {
+            Some((_, _, a)) => a.shallow_clone(),
+            None => self.alpha(),
+        };
+        let params = tch::no_grad(|| ctx.stack.mix(&final_alpha, &self.group_of));
+        if let (Some(_), Some((sel_acc, best_epoch, _))) = (&self.select_idx, &self.best) {
+            let logits = tch::no_grad(|| model::forward(&ctx.stack.spec, &params, ctx.gt, false));
+            out.holdout = Some(HoldoutResult {
+                fit_nodes: self.fit_nodes.len(),
+                select_nodes: self.select_nodes.len(),
+                best_epoch: *best_epoch,
+                fit_acc: model::accuracy(&logits, &ctx.gt.labels, &self.fit_idx),
+                select_acc: *sel_acc,
+                stopped_early,
+            });
+        }
+        let rows = to_rows(&final_alpha);
+        out.weights = ctx.stack.names.iter().zip(&self.group_of).map(|(n, &g)| (n.clone(), rows[g].clone())).collect();
+        out.params = Some(params.into_iter().map(|(k, v)| (k, v.detach())).collect());
+        Ok(out)
+    }
+}
+
+fn load_partition(ctx: &SoupContext) -> Result<Partition> {
+    let k = ctx.settings.parts;
+    let cache = partition::cache_path(ctx.graph, k);
+    let t = Instant::now();
+    let (p, cached) = partition::get_or_compute(ctx.graph, k, &cache)?;
+    ctx.log(
+        LogLevel::Info,
+        if cached { format!("PLS: {k} parts read from {}", cache.display()) } else { format!("PLS: METIS split the graph into {k} parts in {:.2}s (cached at {})", t.elapsed().as_secs_f64(), cache.display()) },
+    );
+    Ok(p)
+}
+
+fn membership(num_nodes: usize, nodes: &[i64]) -> Vec<bool> {
+    let mut v = vec![false; num_nodes];
+    for &n in nodes {
+        v[n as usize] = true;
+    }
+    v
 }
 
 /// One PLS step's loss: sample R parts, build their subgraph, forward on it with the mixed
@@ -192,8 +271,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
 #[allow(clippy::too_many_arguments)]
 fn pls_step_loss(
     ctx: &SoupContext,
-    p: &Partition,
-    in_fit: &[bool],
+    parts: &Parts,
     logits_a: &Tensor,
     beta: &Tensor,
     group_of: &[usize],
@@ -203,12 +281,12 @@ fn pls_step_loss(
 ) -> Option<Tensor> {
     let s = ctx.settings;
     let device = ctx.stack.device;
-    let chosen = p.sample(s.sample, rng);
-    let sub = p.subgraph(&chosen);
-    let local_fit: Vec<i64> = sub.nodes.iter().enumerate().filter(|(_, &v)| in_fit[v as usize]).map(|(i, _)| i as i64).collect();
-    (ctx.emit)(Event::PartitionSample { epoch, parts: chosen, nodes: sub.nodes.len(), edges: sub.src.len(), val_nodes: local_fit.len() });
+    let chosen = parts.partition.sample(s.sample, rng);
+    let sub = parts.partition.subgraph(&chosen);
+    let local_fit: Vec<i64> = sub.nodes.iter().enumerate().filter(|(_, &v)| parts.in_fit[v as usize]).map(|(i, _)| i as i64).collect();
+    ctx.report(Progress::PartitionSample { epoch, parts: chosen, nodes: sub.nodes.len(), edges: sub.src.len(), val_nodes: local_fit.len() });
     if local_fit.is_empty() {
-        ctx.log("warn", format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"));
+        ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"));
         return None;
     }
     let nodes = long(&sub.nodes, device);
@@ -232,4 +310,38 @@ fn to_rows(alpha: &Tensor) -> Vec<Vec<f64>> {
     let (g, n) = (a.size()[0], a.size()[1]);
     let flat: Vec<f64> = Vec::try_from(a.view([-1])).unwrap_or_default();
     (0..g as usize).map(|i| flat[i * n as usize..(i + 1) * n as usize].to_vec()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holdout_split_is_disjoint_sorted_and_seeded() {
+        let val: Vec<i64> = (100..200).collect();
+        let (fit, select) = split_validation(&val, 0.25, 1);
+        assert_eq!((fit.len(), select.len()), (75, 25));
+        assert!(fit.windows(2).all(|w| w[0] < w[1]) && select.windows(2).all(|w| w[0] < w[1]));
+        let mut all: Vec<i64> = fit.iter().chain(&select).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, val);
+        assert_eq!(split_validation(&val, 0.25, 1), (fit.clone(), select.clone()));
+        assert_ne!(split_validation(&val, 0.25, 2).1, select);
+        assert_eq!(split_validation(&val, 0.0, 1), (val.clone(), vec![]), "no holdout: the paper");
+        assert_eq!(split_validation(&[7], 0.5, 1), (vec![7], vec![]), "one node cannot be split");
+    }
+
+    #[test]
+    fn initial_logits_are_uniform_or_seeded_perturbations() {
+        let ones = init_logits(InitKind::Ones, 2, 4, tch::Device::Cpu);
+        assert!(ones.allclose(&Tensor::full([2, 4], 0.25, (Kind::Float, tch::Device::Cpu)), 1e-6, 1e-6, false));
+        rng::seed_thread(9);
+        let a = init_logits(InitKind::Normal, 3, 5, tch::Device::Cpu);
+        rng::seed_thread(9);
+        let b = init_logits(InitKind::Normal, 3, 5, tch::Device::Cpu);
+        assert!(a.equal(&b));
+        assert!(!a.allclose(&Tensor::full([3, 5], 0.2, (Kind::Float, tch::Device::Cpu)), 1e-4, 1e-4, false));
+        let rows = a.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        assert!(rows.allclose(&Tensor::ones([3], (Kind::Float, tch::Device::Cpu)), 1e-5, 1e-5, false));
+    }
 }

@@ -132,3 +132,63 @@ pub fn metis_partition(g: &Graph, k: usize) -> Result<Vec<u32>> {
         .context("partitioning for PLS")?;
     Ok(part.into_iter().map(|p| p as u32).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Graph, GraphParts};
+
+    /// A path 0-1-2-3-4-5 (both directions), split into parts {0,1}, {2,3}, {4,5}.
+    fn path_graph() -> Graph {
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
+        for v in 0..5i64 {
+            src.extend([v, v + 1]);
+            dst.extend([v + 1, v]);
+        }
+        Graph::new(GraphParts {
+            name: "path".into(),
+            num_nodes: 6,
+            src,
+            dst,
+            features: vec![0.0; 6],
+            num_features: 1,
+            labels: vec![0, 1, 0, 1, 0, 1],
+            train: vec![0],
+            val: vec![1],
+            test: vec![2],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_subgraph_keeps_edges_inside_and_between_chosen_parts_only() {
+        let p = Partition::from_assignment(&path_graph(), 3, vec![0, 0, 1, 1, 2, 2]).unwrap();
+        assert_eq!(p.members, vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
+        // Parts 0 and 2: nodes 0,1,4,5; edges 0-1 and 4-5 only (the cut 1-2 and 3-4 go to part 1).
+        let s = p.subgraph(&[0, 2]);
+        assert_eq!(s.nodes, vec![0, 1, 4, 5]);
+        let mut edges: Vec<(i64, i64)> = s.src.iter().zip(&s.dst).map(|(&a, &b)| (s.nodes[a as usize], s.nodes[b as usize])).collect();
+        edges.sort_unstable();
+        assert_eq!(edges, vec![(0, 1), (1, 0), (4, 5), (5, 4)]);
+        // Parts 0 and 1: the cut edge 1-2 between them is kept, both ways, in local ids.
+        let s = p.subgraph(&[0, 1]);
+        assert_eq!(s.nodes, vec![0, 1, 2, 3]);
+        assert_eq!(s.src.len(), 6);
+        assert!(s.src.iter().zip(&s.dst).any(|(&a, &b)| (a, b) == (1, 2)));
+        // Every part: the whole graph.
+        assert_eq!(p.subgraph(&[0, 1, 2]).src.len(), 10);
+    }
+
+    #[test]
+    fn sampling_draws_distinct_sorted_parts_and_refuses_bad_assignments() {
+        let p = Partition::from_assignment(&path_graph(), 3, vec![0, 0, 1, 1, 2, 2]).unwrap();
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+        for _ in 0..20 {
+            let s = p.sample(2, &mut rng);
+            assert!(s.len() == 2 && s[0] < s[1] && s[1] < 3, "{s:?}");
+        }
+        assert_eq!(p.sample(9, &mut rng), vec![0, 1, 2]);
+        assert!(Partition::from_assignment(&path_graph(), 3, vec![0; 5]).is_err());
+        assert!(Partition::from_assignment(&path_graph(), 2, vec![0, 0, 1, 1, 2, 2]).is_err());
+    }
+}

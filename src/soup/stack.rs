@@ -12,7 +12,7 @@ use crate::model::{ArchSpec, ParamMap, ParamRole};
 
 /// How finely mixing weights are learned: one row of weights per tensor (the paper), per layer,
 /// or a single row shared by the whole model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MixGranularity {
     Tensor,
@@ -127,5 +127,75 @@ impl IngredientStack {
     /// Bytes held by the stacked weights.
     pub fn bytes(&self) -> u64 {
         self.stacked.iter().map(|s| (s.numel() * s.kind().elt_size_in_bytes()) as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{CheckpointKind, CheckpointMeta};
+    use crate::model::{Arch, ArchSpec};
+
+    /// Two ingredients of a 2-layer GCN with batch norm, from two seeds, saved and stacked.
+    fn stack() -> (tempfile::TempDir, IngredientStack) {
+        let spec = ArchSpec { arch: Arch::Gcn, in_dim: 3, hidden: 4, out_dim: 2, layers: 2, heads: 1, dropout: 0.5, batch_norm: true, row_normalize: false };
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..2)
+            .map(|i| {
+                let meta = CheckpointMeta {
+                    format_version: checkpoint::FORMAT_VERSION,
+                    kind: CheckpointKind::Ingredient,
+                    arch: spec.clone(),
+                    dataset: "d".into(),
+                    dataset_fingerprint: "f".into(),
+                    init_fingerprint: "i".into(),
+                    seed: Some(i),
+                    epochs: None,
+                    val_acc: None,
+                    test_acc: None,
+                    tool_version: checkpoint::tool_version(),
+                    extra: Default::default(),
+                };
+                let path = dir.path().join(format!("ingredient-{i}.safetensors"));
+                checkpoint::save(&path, &spec.init(i as i64 + 1, Device::Cpu), &meta, false).unwrap();
+                path
+            })
+            .collect();
+        let stack = IngredientStack::load(&paths, Device::Cpu).unwrap();
+        (dir, stack)
+    }
+
+    #[test]
+    fn groups_per_tensor_layer_and_ingredient_with_batch_norm_buffers_following_their_layer() {
+        let (_dir, s) = stack();
+        let (tensor, of_tensor) = s.groups(MixGranularity::Tensor);
+        assert!(!tensor.iter().any(|n| n.contains("running") || n.contains("num_batches")), "buffers have no group: {tensor:?}");
+        let bn_weight = s.names.iter().position(|n| n == "bns.0.weight").unwrap();
+        let running_mean = s.names.iter().position(|n| n == "bns.0.running_mean").unwrap();
+        assert_eq!(of_tensor[running_mean], of_tensor[bn_weight]);
+        let (layer, of_layer) = s.groups(MixGranularity::Layer);
+        assert_eq!(layer, vec!["layer 0", "layer 1"]);
+        let conv1 = s.names.iter().position(|n| n == "convs.1.lin.weight").unwrap();
+        assert_eq!((of_layer[bn_weight], of_layer[conv1]), (0, 1));
+        let (one, of_one) = s.groups(MixGranularity::Ingredient);
+        assert_eq!(one, vec!["all"]);
+        assert!(of_one.iter().all(|&g| g == 0));
+    }
+
+    #[test]
+    fn mixing_with_a_one_hot_row_gives_that_ingredient() {
+        let (_dir, s) = stack();
+        let (names, of) = s.groups(MixGranularity::Tensor);
+        let alpha = Tensor::zeros([names.len() as i64, 2], (Kind::Float, Device::Cpu));
+        let _ = alpha.select(1, 1).fill_(1.0);
+        let mixed = s.mix(&alpha, &of);
+        for (name, t) in s.ingredient(1) {
+            let diff = (&mixed[&name].to_kind(Kind::Double) - t.to_kind(Kind::Double)).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "{name}: {diff}");
+        }
+        let half = s.mix_global(&[0.5, 0.5]);
+        let w = "convs.0.lin.weight";
+        let want = (s.ingredient(0)[w].shallow_clone() + s.ingredient(1)[w].shallow_clone()) * 0.5;
+        assert!(half[w].allclose(&want, 1e-6, 1e-6, false));
     }
 }

@@ -1,14 +1,15 @@
-//! The workbench's state: fed by engine events and keys, read by the drawing code. One owner,
-//! no locks; nothing here touches tensors or the terminal, so it is tested with plain values.
+//! The workbench: its state (see [`super::state`]) fed by engine events, and one key handler per
+//! screen. Keys return an [`Action`] for the event loop to carry out; nothing here touches
+//! tensors or the terminal, so it is tested with plain values.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::setup::{Setup, SetupAction};
-use crate::engine::report::SoupReport;
-use crate::engine::Event;
-use crate::inspect::DiversityReport;
-use crate::soup::{SoupSettings, Strategy};
+use super::keys::Key;
+use super::setup::{Setup, SetupAction, SetupFocus};
+use super::state::{Inspection, JobView, Modal, Panel, RunView, Screen, Ui, Weights};
+use crate::engine::{Evaluated, Event};
+use crate::soup::{CandidateRecord, LogLevel, SoupSettings};
 
 /// What a key press asks the event loop to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,421 +22,353 @@ pub enum Action {
     Start { ingredients: Vec<PathBuf>, dataset: String, device: String, settings: Vec<SoupSettings> },
     /// Measure the diversity of these ingredients (off the UI thread).
     Inspect(Vec<PathBuf>),
-    /// Copy result `report`'s soup and report into the directory `dest`.
-    Save { report: usize, dest: PathBuf },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
-    Char(char),
-    Esc,
-    Tab,
-    Up,
-    Down,
-    Left,
-    Right,
-    Enter,
-    Backspace,
-    /// Ctrl-C: stop or quit from anywhere, even while typing in the form.
-    Interrupt,
-}
-
-/// The screens: setup (pick ingredients and a strategy), the ingredient inspector, and the live
-/// dashboard with the session's results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Screen {
-    #[default]
-    Dashboard,
-    Setup,
-    Inspect,
-}
-
-/// The inspector's content.
-#[derive(Debug, Default)]
-pub enum Inspection {
-    #[default]
-    Idle,
-    /// Loading this many checkpoints.
-    Loading(usize),
-    Ready(Box<DiversityReport>),
-    Failed(String),
-}
-
-/// The loss and validation curves of one strategy run in this session.
-#[derive(Debug, Clone)]
-pub struct RunCurves {
-    pub strategy: Strategy,
-    /// (epoch, loss) and (epoch, val accuracy).
-    pub loss: Vec<(f64, f64)>,
-    pub val: Vec<(f64, f64)>,
-}
-
-/// The dashboard panels Tab cycles through (the focused one is highlighted and scrolls).
-pub const PANELS: [&str; 5] = ["curves", "weights", "progress", "results", "log"];
-
-#[derive(Debug, Clone)]
-pub struct CandidateRow {
-    pub ingredient: usize,
-    pub factor: f64,
-    pub val_acc: f64,
-    pub accepted: bool,
+    /// Copy run `run`'s soup and report into the directory `dest`.
+    Save { run: usize, dest: PathBuf },
 }
 
 #[derive(Debug, Default)]
 pub struct App {
     pub title: String,
-    pub strategy: Option<Strategy>,
-    pub dataset: String,
-    pub nodes: usize,
-    pub edges: usize,
-    pub device: String,
-    pub ingredients: Vec<String>,
-    pub groups: Vec<String>,
-    pub steps: usize,
-    pub step: usize,
-    /// Curves of every strategy run this session, the current one last.
-    pub runs: Vec<RunCurves>,
-    /// Which run the curves panel shows (None: the latest).
-    pub shown_run: Option<usize>,
-    pub lr: f64,
-    /// Mixing weights `[group][ingredient]` after the latest epoch.
-    pub weights: Vec<Vec<f64>>,
-    pub candidates: Vec<CandidateRow>,
-    pub parts: Option<usize>,
-    pub part_uses: Vec<usize>,
-    pub last_sample: Vec<usize>,
-    pub last_subgraph: (usize, usize),
-    pub ingredient_acc: Vec<(f64, f64)>,
-    pub uniform_acc: Option<(f64, f64)>,
-    pub logs: Vec<(String, String)>,
-    pub results: Vec<SoupReport>,
-    /// The run directory each result was written to (None when followed from elsewhere).
-    pub result_dirs: Vec<Option<PathBuf>>,
-    pub failed: Option<String>,
-    pub running: bool,
-    pub started: Option<Instant>,
-    pub elapsed: Duration,
-    // view state
-    pub focus: usize,
-    pub help: bool,
-    pub confirm_quit: bool,
-    /// Curves show the recent window (last 50 epochs) or the whole run.
-    pub whole_run: bool,
-    pub log_scroll: usize,
-    pub weights_scroll: usize,
-    /// The selected row of the results table (what `s` saves).
-    pub results_cursor: usize,
-    /// The save destination being typed, while the save prompt is open.
-    pub save_prompt: Option<String>,
-    /// Where the run writes its files, shown in the footer.
-    pub run_dir: Option<String>,
-    pub log_file: Option<String>,
-    pub screen: Screen,
+    pub job: JobView,
+    /// Every strategy run of this session, oldest first.
+    pub runs: Vec<RunView>,
+    pub logs: Vec<(LogLevel, String)>,
+    pub ui: Ui,
     /// The setup screen (None when attached to a run started elsewhere).
     pub setup: Option<Setup>,
     pub inspection: Inspection,
-    pub inspect_scroll: usize,
-    /// The inspector's matrix: distances (true) or cosines.
-    pub inspect_distance: bool,
+    /// Viewing a run another process writes: closing the viewer leaves it running.
+    pub attached: bool,
+    pub log_file: Option<String>,
 }
 
 impl App {
-    /// A dashboard for a job that is already running (or a run directory being followed).
+    /// A dashboard for a job that is already running here.
     pub fn new(title: impl Into<String>) -> App {
-        App { title: title.into(), running: true, ..Default::default() }
+        App { title: title.into(), job: JobView { running: true, ..Default::default() }, ..Default::default() }
+    }
+
+    /// A viewer of a run directory written by another process.
+    pub fn attached(title: impl Into<String>, run_dir: String) -> App {
+        let mut app = App::new(title);
+        app.attached = true;
+        app.job.run_dir = Some(run_dir);
+        app
     }
 
     /// A session that opens on the setup screen.
     pub fn with_setup(title: impl Into<String>, setup: Setup) -> App {
-        App { title: title.into(), running: false, screen: Screen::Setup, setup: Some(setup), ..Default::default() }
+        App { title: title.into(), setup: Some(setup), ui: Ui { screen: Screen::Setup, ..Default::default() }, ..Default::default() }
     }
 
-    /// The curves the dashboard shows.
-    pub fn shown_curves(&self) -> Option<&RunCurves> {
-        match self.shown_run {
+    /// The run the dashboard's panels show: the one selected, or the latest.
+    pub fn shown_run(&self) -> Option<&RunView> {
+        match self.ui.selected {
             Some(i) => self.runs.get(i),
             None => self.runs.last(),
         }
     }
 
-    /// A job was started from the setup screen: clear what belonged to the previous job (the
-    /// session's results and curves stay).
+    pub fn shown_index(&self) -> Option<usize> {
+        self.ui.selected.or(self.runs.len().checked_sub(1))
+    }
+
+    /// Selects run `i` (the latest means: follow new runs).
+    fn select(&mut self, i: usize) {
+        self.ui.selected = if i + 1 >= self.runs.len() { None } else { Some(i) };
+        self.ui.weights_scroll = 0;
+    }
+
+    /// A job was started here: clear what belonged to the previous job (the session's runs stay).
     pub fn job_started(&mut self, run_dir: String) {
-        self.screen = Screen::Dashboard;
-        self.running = true;
-        self.failed = None;
-        self.ingredient_acc.clear();
-        self.uniform_acc = None;
-        self.shown_run = None;
-        self.run_dir = Some(run_dir);
+        self.ui.screen = Screen::Dashboard;
+        self.ui.selected = None;
+        self.job = JobView { running: true, run_dir: Some(run_dir), ..Default::default() };
+    }
+
+    /// The job ended (its event stream closed).
+    pub fn finish(&mut self) {
+        self.job.running = false;
+    }
+
+    fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        self.logs.push((level, message.into()));
     }
 
     pub fn apply(&mut self, e: &Event) {
         match e {
             Event::Started { strategy, dataset, nodes, edges, device, ingredients, groups, steps, parts } => {
-                self.strategy = Some(*strategy);
-                self.dataset = dataset.clone();
-                self.nodes = *nodes;
-                self.edges = *edges;
-                self.device = device.clone();
-                self.ingredients = ingredients.clone();
-                self.groups = groups.clone();
-                self.steps = *steps;
-                self.step = 0;
-                // Only LS and PLS have epochs: the others keep the last curves on screen.
-                if matches!(strategy, Strategy::Ls | Strategy::Pls) {
-                    self.runs.push(RunCurves { strategy: *strategy, loss: Vec::new(), val: Vec::new() });
-                    self.shown_run = None;
-                }
-                self.lr = 0.0;
-                self.weights.clear();
-                self.weights_scroll = 0;
-                self.candidates.clear();
-                self.parts = *parts;
-                self.part_uses = vec![0; parts.unwrap_or(0)];
-                self.last_sample.clear();
-                self.running = true;
-                self.started = Some(Instant::now());
+                let job = &mut self.job;
+                (job.dataset, job.nodes, job.edges, job.device, job.ingredients) = (dataset.clone(), *nodes, *edges, device.clone(), ingredients.clone());
+                job.running = true;
+                let dir = job.run_dir.as_ref().filter(|_| !self.attached).map(PathBuf::from);
+                self.runs.push(RunView::new(*strategy, groups.clone(), *steps, *parts, dir));
             }
             Event::Epoch { epoch, loss, val_acc, lr, weights, seconds, .. } => {
-                self.step = epoch + 1;
                 if let Some(run) = self.runs.last_mut() {
+                    run.step = epoch + 1;
                     run.loss.push((*epoch as f64, *loss));
                     if val_acc.is_finite() {
                         run.val.push((*epoch as f64, *val_acc));
                     }
+                    run.lr = *lr;
+                    run.weights.rows = weights.clone();
+                    run.elapsed = Duration::from_secs_f64(*seconds);
                 }
-                self.lr = *lr;
-                self.weights = weights.clone();
-                self.elapsed = Duration::from_secs_f64(*seconds);
             }
             Event::Candidate { ingredient, factor, val_acc, accepted, step, .. } => {
-                self.step = *step;
-                self.candidates.push(CandidateRow { ingredient: *ingredient, factor: *factor, val_acc: *val_acc, accepted: *accepted });
+                if let Some(run) = self.runs.last_mut() {
+                    run.step = *step;
+                    run.candidates.push(CandidateRecord { ingredient: *ingredient, factor: *factor, val_acc: *val_acc, accepted: *accepted });
+                }
             }
             Event::PartitionSample { parts, nodes, edges, .. } => {
-                for &p in parts {
-                    if let Some(u) = self.part_uses.get_mut(p) {
-                        *u += 1;
+                if let Some(run) = self.runs.last_mut() {
+                    for &p in parts {
+                        if let Some(u) = run.part_uses.get_mut(p) {
+                            *u += 1;
+                        }
                     }
-                }
-                self.last_sample = parts.clone();
-                self.last_subgraph = (*nodes, *edges);
-            }
-            Event::Evaluation { what, val_acc, test_acc } => {
-                if what == "uniform soup" {
-                    self.uniform_acc = Some((*val_acc, *test_acc));
-                } else if what.starts_with("ingredient") {
-                    self.ingredient_acc.push((*val_acc, *test_acc));
+                    run.last_sample = parts.clone();
+                    run.last_subgraph = (*nodes, *edges);
                 }
             }
-            Event::Log { level, message } => self.logs.push((level.clone(), message.clone())),
+            Event::Evaluation { what, val_acc, test_acc } => match what {
+                Evaluated::UniformSoup => self.job.uniform_acc = Some((*val_acc, *test_acc)),
+                Evaluated::Ingredient(_) => self.job.ingredient_acc.push((*val_acc, *test_acc)),
+            },
+            Event::Log { level, message } => self.log(*level, message.clone()),
             Event::Finished { report } => {
-                self.step = self.steps;
-                self.results.push((**report).clone());
-                // The newest result is the one `s` saves unless the user picks another.
-                self.results_cursor = self.results.len() - 1;
-                self.result_dirs.push(self.run_dir.as_ref().map(PathBuf::from));
-                self.logs.push(("info".into(), format!("{} finished: val {:.2}% test {:.2}%{}", report.strategy, 100.0 * report.val_acc, 100.0 * report.test_acc, if report.partial { " (partial)" } else { "" })));
+                let line = format!("{} finished: val {:.2}% test {:.2}%{}", report.strategy, 100.0 * report.val_acc, 100.0 * report.test_acc, if report.partial { " (partial)" } else { "" });
+                if let Some(run) = self.runs.last_mut().filter(|r| r.strategy == report.strategy && !r.finished()) {
+                    run.step = run.steps;
+                    if !report.weights.is_empty() {
+                        run.weights = Weights::from_report(&report.weights, &run.weights.groups);
+                    }
+                    run.candidates = report.candidates.clone();
+                    run.report = Some((**report).clone());
+                }
+                self.log(LogLevel::Info, line);
             }
             Event::Failed { message } => {
-                self.failed = Some(message.clone());
-                self.running = false;
-                self.logs.push(("error".into(), message.clone()));
+                self.job.failed = Some(message.clone());
+                self.job.running = false;
+                self.log(LogLevel::Error, message.clone());
             }
         }
-    }
-
-    /// The job ended (its event stream closed).
-    pub fn finish(&mut self) {
-        self.running = false;
-    }
-
-    /// Estimated time left for the current strategy, from the average step so far.
-    pub fn eta(&self) -> Option<Duration> {
-        if !self.running || self.step == 0 || self.steps <= self.step {
-            return None;
-        }
-        let per = self.elapsed.as_secs_f64().max(self.started.map_or(0.0, |s| s.elapsed().as_secs_f64())) / self.step as f64;
-        Some(Duration::from_secs_f64(per * (self.steps - self.step) as f64))
-    }
-
-    /// Mean weight of each ingredient over all groups.
-    pub fn mean_weights(&self) -> Vec<f64> {
-        let n = self.weights.first().map_or(0, Vec::len);
-        (0..n).map(|i| self.weights.iter().map(|row| row[i]).sum::<f64>() / self.weights.len() as f64).collect()
     }
 
     pub fn on_key(&mut self, key: Key) -> Action {
         if key == Key::Interrupt {
-            self.help = false;
-            self.save_prompt = None;
-            if !self.running {
-                return Action::Quit;
-            }
-            if self.confirm_quit {
-                self.confirm_quit = false;
-                return Action::Cancel;
-            }
-            self.screen = Screen::Dashboard;
-            self.confirm_quit = true;
-            return Action::None;
+            return self.interrupt();
         }
-        match self.screen {
-            Screen::Setup if !self.confirm_quit && !self.help => return self.setup_key(key),
-            Screen::Inspect if !self.help => return self.inspect_key(key),
-            _ => {}
+        if let Some(modal) = self.ui.modal.take() {
+            return self.modal_key(modal, key);
         }
-        if let Some(dest) = &mut self.save_prompt {
-            match key {
-                Key::Enter => {
-                    let dest = PathBuf::from(dest.trim());
-                    self.save_prompt = None;
-                    return Action::Save { report: self.results_cursor, dest };
-                }
-                Key::Esc => self.save_prompt = None,
-                Key::Backspace => {
-                    dest.pop();
-                }
-                Key::Char(c) if !c.is_control() => dest.push(c),
-                _ => {}
-            }
-            return Action::None;
+        match self.ui.screen {
+            Screen::Setup => self.setup_key(key),
+            Screen::Inspect => self.inspect_key(key),
+            Screen::Dashboard => self.dashboard_key(key),
         }
-        if self.confirm_quit {
-            self.confirm_quit = false;
-            return match key {
-                Key::Char('y') | Key::Char('Y') | Key::Enter => {
-                    if self.running {
-                        Action::Cancel
-                    } else {
-                        Action::Quit
-                    }
-                }
+    }
+
+    /// Ctrl-C, from anywhere: ask to stop a running job (a second one stops it), else quit.
+    fn interrupt(&mut self) -> Action {
+        let confirming = self.ui.modal == Some(Modal::ConfirmStop);
+        self.ui.modal = None;
+        if !self.job.running || self.attached {
+            return Action::Quit;
+        }
+        if confirming {
+            return Action::Cancel;
+        }
+        self.ui.screen = Screen::Dashboard;
+        self.ui.modal = Some(Modal::ConfirmStop);
+        Action::None
+    }
+
+    fn modal_key(&mut self, modal: Modal, key: Key) -> Action {
+        match modal {
+            Modal::Help => Action::None,
+            Modal::ConfirmStop => match key {
+                Key::Char('y') | Key::Char('Y') | Key::Enter if self.job.running => Action::Cancel,
+                Key::Char('y') | Key::Char('Y') | Key::Enter => Action::Quit,
                 _ => Action::None,
-            };
+            },
+            Modal::SavePrompt(mut dest) => {
+                match key {
+                    Key::Enter => return Action::Save { run: self.shown_index().unwrap_or(0), dest: PathBuf::from(dest.trim()) },
+                    Key::Esc => return Action::None,
+                    Key::Backspace => {
+                        dest.pop();
+                    }
+                    Key::Char(c) if !c.is_control() => dest.push(c),
+                    _ => {}
+                }
+                self.ui.modal = Some(Modal::SavePrompt(dest));
+                Action::None
+            }
         }
-        if self.help {
-            self.help = false;
-            return Action::None;
-        }
+    }
+
+    fn dashboard_key(&mut self, key: Key) -> Action {
         match key {
+            // A viewer leaves the run it follows alone: q just closes it.
+            Key::Char('q') if self.attached || !self.job.running => Action::Quit,
             Key::Char('q') => {
-                if self.running {
-                    self.confirm_quit = true;
-                    Action::None
-                } else {
-                    Action::Quit
-                }
+                self.ui.modal = Some(Modal::ConfirmStop);
+                Action::None
             }
-            Key::Esc => {
-                if self.running {
-                    Action::None
-                } else if self.setup.is_some() {
-                    self.screen = Screen::Setup;
-                    Action::None
-                } else {
-                    Action::Quit
-                }
+            Key::Esc if self.job.running && !self.attached => Action::None,
+            Key::Esc if self.setup.is_some() => {
+                self.ui.screen = Screen::Setup;
+                Action::None
             }
+            Key::Esc => Action::Quit,
             Key::Char('n') => {
-                if self.running {
-                    self.logs.push(("info".into(), "a job is running: stop it (q) before starting another".into()));
+                if self.job.running {
+                    self.log(LogLevel::Info, "a job is running: stop it (q) before starting another");
                 } else if self.setup.is_some() {
-                    self.screen = Screen::Setup;
+                    self.ui.screen = Screen::Setup;
                 }
                 Action::None
             }
             Key::Char('s') => {
-                match self.results.get(self.results_cursor) {
-                    Some(r) => self.save_prompt = Some(format!("./soups/{}", r.strategy)),
-                    None => self.logs.push(("info".into(), "no result to save yet".into())),
+                match self.shown_run() {
+                    Some(r) if r.finished() => self.ui.modal = Some(Modal::SavePrompt(format!("./soups/{}", r.strategy))),
+                    Some(r) => self.log(LogLevel::Info, format!("{} has not finished: nothing to save yet", r.strategy)),
+                    None => self.log(LogLevel::Info, "no result to save yet"),
                 }
                 Action::None
             }
             Key::Char('[') | Key::Char(']') => {
-                let n = self.runs.len();
-                if n > 0 {
-                    let at = self.shown_run.unwrap_or(n - 1);
-                    let next = if key == Key::Char(']') { (at + 1).min(n - 1) } else { at.saturating_sub(1) };
-                    self.shown_run = if next + 1 == n { None } else { Some(next) };
-                }
+                self.step_selection(key == Key::Char(']'));
                 Action::None
             }
             Key::Char('?') => {
-                self.help = true;
+                self.ui.modal = Some(Modal::Help);
                 Action::None
             }
             Key::Tab => {
-                self.focus = (self.focus + 1) % PANELS.len();
+                self.ui.focus = self.ui.focus.next();
                 Action::None
             }
             Key::Char('w') => {
-                self.whole_run = !self.whole_run;
+                self.ui.whole_run = !self.ui.whole_run;
                 Action::None
             }
-            Key::Up | Key::Char('k') | Key::Down | Key::Char('j') => {
-                let up = matches!(key, Key::Up | Key::Char('k'));
-                match PANELS[self.focus] {
-                    "weights" => self.weights_scroll = if up { self.weights_scroll.saturating_sub(1) } else { (self.weights_scroll + 1).min(self.mean_weights().len().saturating_sub(1)) },
-                    "results" => self.results_cursor = if up { self.results_cursor.saturating_sub(1) } else { (self.results_cursor + 1).min(self.results.len().saturating_sub(1)) },
-                    // the log scrolls back in time going up
-                    _ => self.log_scroll = if up { self.log_scroll.saturating_add(1).min(self.logs.len().saturating_sub(1)) } else { self.log_scroll.saturating_sub(1) },
+            k => {
+                if let Some(up) = k.vertical() {
+                    self.scroll(up);
                 }
                 Action::None
             }
-            _ => Action::None,
+        }
+    }
+
+    fn step_selection(&mut self, forward: bool) {
+        if let Some(at) = self.shown_index() {
+            let next = if forward { (at + 1).min(self.runs.len() - 1) } else { at.saturating_sub(1) };
+            self.select(next);
+        }
+    }
+
+    /// Up/down in the focused panel: weights and the log scroll, results select a run.
+    fn scroll(&mut self, up: bool) {
+        let ui = &mut self.ui;
+        match ui.focus {
+            Panel::Weights => {
+                let rows = self.shown_run().map_or(0, |r| r.weights.ingredients());
+                let ui = &mut self.ui;
+                ui.weights_scroll = if up { ui.weights_scroll.saturating_sub(1) } else { (ui.weights_scroll + 1).min(rows.saturating_sub(1)) };
+            }
+            Panel::Results | Panel::Curves | Panel::Progress => self.step_selection(!up),
+            // the log scrolls back in time going up
+            Panel::Log => ui.log_scroll = if up { ui.log_scroll.saturating_add(1).min(self.logs.len().saturating_sub(1)) } else { ui.log_scroll.saturating_sub(1) },
         }
     }
 
     fn setup_key(&mut self, key: Key) -> Action {
-        if key == Key::Char('?') && self.setup.as_ref().is_some_and(|s| s.focus == super::setup::SetupFocus::Browser) {
-            self.help = true;
+        let Some(setup) = &mut self.setup else { return Action::None };
+        if key == Key::Char('?') && setup.focus == SetupFocus::Browser {
+            self.ui.modal = Some(Modal::Help);
             return Action::None;
         }
-        let Some(setup) = &mut self.setup else { return Action::None };
         match setup.on_key(key) {
             SetupAction::None => Action::None,
-            SetupAction::Start { ingredients, dataset, device, settings } => {
-                if self.running {
-                    setup.message = Some("a job is running: stop it first".into());
-                    return Action::None;
-                }
-                Action::Start { ingredients, dataset, device, settings }
+            SetupAction::Start { .. } if self.job.running => {
+                setup.message = Some("a job is running: stop it first".into());
+                Action::None
             }
+            SetupAction::Start { ingredients, dataset, device, settings } => Action::Start { ingredients, dataset, device, settings },
             SetupAction::Inspect(paths) => {
-                self.screen = Screen::Inspect;
+                self.ui.screen = Screen::Inspect;
+                self.ui.inspect_scroll = 0;
                 self.inspection = Inspection::Loading(paths.len());
-                self.inspect_scroll = 0;
                 Action::Inspect(paths)
             }
             SetupAction::Back => {
-                if self.running || !self.results.is_empty() || !self.runs.is_empty() || self.failed.is_some() {
-                    self.screen = Screen::Dashboard;
+                if self.job.running || !self.runs.is_empty() || self.job.failed.is_some() {
+                    self.ui.screen = Screen::Dashboard;
                 }
                 Action::None
             }
-            SetupAction::Quit => {
-                if self.running {
-                    self.screen = Screen::Dashboard;
-                    self.confirm_quit = true;
-                    Action::None
-                } else {
-                    Action::Quit
-                }
+            SetupAction::Quit if self.job.running => {
+                self.ui.screen = Screen::Dashboard;
+                self.ui.modal = Some(Modal::ConfirmStop);
+                Action::None
             }
+            SetupAction::Quit => Action::Quit,
         }
     }
 
     fn inspect_key(&mut self, key: Key) -> Action {
+        let ui = &mut self.ui;
         match key {
-            Key::Esc | Key::Char('q') | Key::Char('i') => self.screen = Screen::Setup,
-            Key::Up | Key::Char('k') => self.inspect_scroll = self.inspect_scroll.saturating_sub(1),
-            Key::Down | Key::Char('j') => self.inspect_scroll += 1,
-            Key::Char('m') => self.inspect_distance = !self.inspect_distance,
-            Key::Char('?') => self.help = true,
-            _ => {}
+            Key::Esc | Key::Char('q') | Key::Char('i') => ui.screen = Screen::Setup,
+            Key::Char('m') => ui.inspect_distance = !ui.inspect_distance,
+            Key::Char('?') => ui.modal = Some(Modal::Help),
+            k => match k.vertical() {
+                Some(true) => ui.inspect_scroll = ui.inspect_scroll.saturating_sub(1),
+                Some(false) => ui.inspect_scroll += 1,
+                None => {}
+            },
         }
         Action::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soup::Strategy;
+
+    fn started(strategy: Strategy) -> Event {
+        Event::Started { strategy, dataset: "d".into(), nodes: 1, edges: 1, device: "cpu".into(), ingredients: vec!["a".into(), "b".into()], groups: vec!["all".into()], steps: 2, parts: None }
+    }
+
+    #[test]
+    fn an_attached_viewer_closes_without_asking() {
+        let mut app = App::attached("t", "/r".into());
+        app.apply(&started(Strategy::Ls));
+        assert_eq!(app.on_key(Key::Char('q')), Action::Quit);
+        assert_eq!(app.on_key(Key::Interrupt), Action::Quit);
+        assert_eq!(app.on_key(Key::Esc), Action::Quit);
+        assert!(app.runs[0].dir.is_none(), "a followed run's files are not this session's to save");
+    }
+
+    #[test]
+    fn selection_follows_new_runs_until_the_user_picks_one() {
+        let mut app = App::new("t");
+        app.apply(&started(Strategy::Greedy));
+        app.apply(&started(Strategy::Ls));
+        assert_eq!(app.shown_index(), Some(1));
+        app.on_key(Key::Char('['));
+        assert_eq!(app.shown_index(), Some(0));
+        app.apply(&started(Strategy::Pls));
+        assert_eq!(app.shown_run().unwrap().strategy, Strategy::Greedy, "a picked run stays picked");
+        app.on_key(Key::Char(']'));
+        app.on_key(Key::Char(']'));
+        assert_eq!(app.ui.selected, None, "back at the latest: following again");
     }
 }

@@ -1,24 +1,34 @@
-//! The terminal dashboard (ratatui + crossterm on a tokio task). One loop owns the state and
+//! The terminal workbench (ratatui + crossterm on a tokio task). One loop owns the state and
 //! waits on key presses, engine events and a 100 ms redraw tick; the engine runs on its own
-//! thread and never waits for the screen. `ratatui::init` restores the terminal on panic too.
+//! thread, sends its events straight into the loop's channel and never waits for the screen.
+//! `ratatui::init` restores the terminal on panic too.
+//!
+//! Files: [`state`] (what is shown), [`app`] (events and keys -> state and actions), [`setup`]
+//! (the setup screen's browser and form), [`view`] (drawing, one file per screen), [`attach`]
+//! (following another process's run), [`keys`], [`widgets`], [`system`] (CPU/RAM/GPU readings).
 
 pub mod app;
-pub mod screens;
+pub mod attach;
+pub mod keys;
 pub mod setup;
+pub mod state;
 pub mod system;
-pub mod ui;
+pub mod view;
+pub mod widgets;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
-use ratatui::crossterm::event::{Event as TermEvent, EventStream, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use tokio::sync::mpsc;
 
-use crate::engine::{self, Event, JobHandle, JobSpec};
-use app::{Action, App, Key};
+use crate::engine::{self, report::SoupReport, Event, EventSink, JobHandle, JobSpec};
+use crate::soup::LogLevel;
+use app::{Action, App};
+use keys::Key;
+use state::Inspection;
 
 /// Where the dashboard's events come from.
 pub enum Source {
@@ -26,70 +36,6 @@ pub enum Source {
     Live(JobSpec),
     /// A run directory written by another process (followed live, or replayed when finished).
     Attach(PathBuf),
-}
-
-/// Reads `events.jsonl` from the start and keeps following it, like `tail -f`.
-fn follow(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
-    let mut waited = 0;
-    let file = loop {
-        match std::fs::File::open(&path) {
-            Ok(f) => break f,
-            Err(_) if waited < 50 => {
-                std::thread::sleep(Duration::from_millis(200));
-                waited += 1;
-            }
-            Err(e) => {
-                let _ = tx.send(Msg::Engine(Event::Failed { message: format!("cannot read {}: {e}", path.display()) }));
-                return;
-            }
-        }
-    };
-    let mut reader = std::io::BufReader::new(file);
-    // A line still being written stays in `line` until its newline arrives.
-    let mut line = String::new();
-    loop {
-        match reader.read_line(&mut line) {
-            Ok(0) => std::thread::sleep(Duration::from_millis(200)),
-            Ok(_) if !line.ends_with('\n') => std::thread::sleep(Duration::from_millis(50)),
-            Ok(_) => {
-                if let Ok(e) = serde_json::from_str::<Event>(line.trim()) {
-                    if tx.send(Msg::Engine(e)).is_err() {
-                        return;
-                    }
-                }
-                line.clear();
-            }
-            Err(_) => return,
-        }
-    }
-}
-
-fn key_of(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
-    Some(match code {
-        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Key::Interrupt,
-        KeyCode::Char(c) => Key::Char(c),
-        KeyCode::Esc => Key::Esc,
-        KeyCode::Tab => Key::Tab,
-        KeyCode::Up => Key::Up,
-        KeyCode::Down => Key::Down,
-        KeyCode::Left => Key::Left,
-        KeyCode::Right => Key::Right,
-        KeyCode::Enter => Key::Enter,
-        KeyCode::Backspace => Key::Backspace,
-        _ => return None,
-    })
-}
-
-/// A directory under `runs_dir` named after the time, that does not exist yet.
-pub fn new_run_dir(runs_dir: &Path) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut dir = runs_dir.join(format!("run-{secs}"));
-    let mut n = 1;
-    while dir.exists() {
-        n += 1;
-        dir = runs_dir.join(format!("run-{secs}-{n}"));
-    }
-    dir
 }
 
 /// What the workbench needs to start jobs of its own.
@@ -103,24 +49,41 @@ pub struct Session {
 /// Messages the event loop waits on besides keys and the redraw tick.
 enum Msg {
     Engine(Event),
-    /// The job's event stream closed (it finished, failed or was cancelled).
+    /// The job's thread ended (it finished, failed or was cancelled).
     JobEnded,
     Inspected(Result<crate::inspect::DiversityReport, String>),
 }
 
-/// Runs the workbench until the user quits; returns the session's reports. `start` runs first:
-/// a job (or a run directory to follow) to show on the dashboard straight away.
-pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Option<&Path>) -> Result<Vec<engine::report::SoupReport>> {
+/// The engine's events, sent straight into the event loop's channel.
+struct LoopSink(mpsc::UnboundedSender<Msg>);
+
+impl EventSink for LoopSink {
+    fn event(&self, e: Event) {
+        let _ = self.0.send(Msg::Engine(e));
+    }
+    fn closed(&self) {
+        let _ = self.0.send(Msg::JobEnded);
+    }
+}
+
+/// What the session produced: every finished run's report and the directory it was written to.
+pub struct SessionResults {
+    pub reports: Vec<SoupReport>,
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Runs the workbench until the user quits. `start` runs first: a job (or a run directory to
+/// follow) to show on the dashboard straight away.
+pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Option<&Path>) -> Result<SessionResults> {
     let (tx, rx) = mpsc::unbounded_channel();
     app.log_file = log_file.map(|p| p.display().to_string());
     let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
     match start {
-        Some(Source::Live(job)) => workbench.start(&mut app, job)?,
+        Some(Source::Live(job)) => workbench.start(&mut app, job),
         Some(Source::Attach(dir)) => {
-            app.run_dir = Some(dir.display().to_string());
             let path = dir.join(engine::EVENTS_FILE);
             let tx = workbench.tx.clone();
-            std::thread::Builder::new().name("attach".into()).spawn(move || follow(path, tx)).context("cannot start the follower")?;
+            std::thread::Builder::new().name("attach".into()).spawn(move || attach::follow(path, |e| tx.send(Msg::Engine(e)).is_ok())).context("cannot start the follower")?;
         }
         None => {}
     }
@@ -135,7 +98,8 @@ pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Opti
             tracing::warn!("the job ended with an error: {e:#}");
         }
     }
-    Ok(app.results)
+    let finished: Vec<_> = app.runs.into_iter().filter_map(|r| r.report.map(|rep| (rep, r.dir))).collect();
+    Ok(SessionResults { dirs: finished.iter().filter_map(|(_, d)| d.clone()).collect(), reports: finished.into_iter().map(|(r, _)| r).collect() })
 }
 
 /// Starts jobs and background work for the event loop.
@@ -147,36 +111,19 @@ struct Workbench {
 }
 
 impl Workbench {
-    fn start(&mut self, app: &mut App, job: JobSpec) -> Result<()> {
+    fn start(&mut self, app: &mut App, job: JobSpec) {
         let run_dir = job.out_dir.clone().unwrap_or_default();
-        let mut h = engine::spawn(job);
-        let events = h.take_events();
-        let tx = self.tx.clone();
-        std::thread::Builder::new()
-            .name("engine-events".into())
-            .spawn(move || {
-                for e in events.iter() {
-                    if tx.send(Msg::Engine(e)).is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.send(Msg::JobEnded);
-            })
-            .context("cannot start the event bridge")?;
-        self.handle = Some(h);
+        self.handle = Some(engine::spawn(job, LoopSink(self.tx.clone())));
         self.jobs += 1;
         app.job_started(run_dir.display().to_string());
-        Ok(())
     }
 
-    /// A new run directory for a job started from the setup screen.
+    /// The run directory for a job started from the setup screen.
     fn next_run_dir(&self) -> PathBuf {
-        if self.jobs == 0 {
-            if let Some(d) = &self.session.fixed_out {
-                return d.clone();
-            }
+        match &self.session.fixed_out {
+            Some(d) if self.jobs == 0 => d.clone(),
+            _ => engine::new_run_dir(&self.session.runs_dir),
         }
-        new_run_dir(&self.session.runs_dir)
     }
 
     fn act(&mut self, app: &mut App, action: Action) -> Option<Result<()>> {
@@ -186,50 +133,47 @@ impl Workbench {
             Action::Cancel => match &self.handle {
                 Some(h) => {
                     h.cancel();
-                    app.logs.push(("info".into(), "stopping after the current step...".into()));
+                    app.logs.push((LogLevel::Info, "stopping after the current step...".into()));
                 }
                 None => return Some(Ok(())),
             },
-            Action::Start { ingredients, dataset, device, settings } => {
-                let device = match crate::device::parse_device(&device) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        if let Some(s) = &mut app.setup {
-                            s.message = Some(format!("{e:#}"));
-                        }
-                        return None;
-                    }
-                };
-                let job = JobSpec { ingredients, dataset: Some(dataset), data: self.session.data.clone(), strategies: settings, device, out_dir: Some(self.next_run_dir()), overwrite: false };
-                if let Err(e) = self.start(app, job) {
-                    app.logs.push(("error".into(), format!("{e:#}")));
+            Action::Start { ingredients, dataset, device, settings } => match crate::device::parse_device(&device) {
+                Ok(device) => {
+                    let job = JobSpec { ingredients, dataset: Some(dataset), data: self.session.data.clone(), strategies: settings, device, out_dir: Some(self.next_run_dir()), overwrite: false };
+                    self.start(app, job);
                 }
-            }
+                Err(e) => {
+                    if let Some(s) = &mut app.setup {
+                        s.message = Some(format!("{e:#}"));
+                    }
+                }
+            },
             Action::Inspect(paths) => {
                 let tx = self.tx.clone();
                 let spawned = std::thread::Builder::new().name("inspect".into()).spawn(move || {
                     let _ = tx.send(Msg::Inspected(crate::inspect::analyse(&paths).map_err(|e| format!("{e:#}"))));
                 });
                 if let Err(e) = spawned {
-                    app.inspection = app::Inspection::Failed(e.to_string());
+                    app.inspection = Inspection::Failed(e.to_string());
                 }
             }
-            Action::Save { report, dest } => {
-                let message = match save_result(app, report, &dest) {
-                    Ok(m) => ("info", m),
-                    Err(e) => ("error", format!("not saved: {e:#}")),
+            Action::Save { run, dest } => {
+                let message = match save_result(app, run, &dest) {
+                    Ok(m) => (LogLevel::Info, m),
+                    Err(e) => (LogLevel::Error, format!("not saved: {e:#}")),
                 };
-                app.logs.push((message.0.into(), message.1));
+                app.logs.push(message);
             }
         }
         None
     }
 }
 
-/// Copies result `i`'s soup (when it has one) and report into `dest`, never replacing a file.
+/// Copies run `i`'s soup (when it has one) and report into `dest`, never replacing a file.
 fn save_result(app: &App, i: usize, dest: &Path) -> Result<String> {
-    let report = app.results.get(i).context("no such result")?;
-    let dir = app.result_dirs.get(i).cloned().flatten().context("this result has no run directory (attached run?)")?;
+    let run = app.runs.get(i).context("no such run")?;
+    let report = run.report.as_ref().context("this run has not finished")?;
+    let dir = run.dir.clone().context("this run was written by another process: its files are in its own run directory")?;
     let files: Vec<PathBuf> = [engine::soup_file(&dir, report.strategy), engine::report_file(&dir, report.strategy)].into_iter().filter(|p| p.is_file()).collect();
     if files.is_empty() {
         anyhow::bail!("{} holds no files for {}", dir.display(), report.strategy);
@@ -260,7 +204,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut 
                     snapshot = monitor.sample();
                     sampled = Instant::now();
                 }
-                terminal.draw(|f| ui::draw(f, app, &snapshot))?;
+                terminal.draw(|f| view::draw(f, app, &snapshot))?;
             }
             m = rx.recv() => match m {
                 Some(Msg::Engine(e)) => {
@@ -280,15 +224,15 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut 
                 }
                 Some(Msg::Inspected(r)) => {
                     app.inspection = match r {
-                        Ok(d) => app::Inspection::Ready(Box::new(d)),
-                        Err(e) => app::Inspection::Failed(e),
+                        Ok(d) => Inspection::Ready(Box::new(d)),
+                        Err(e) => Inspection::Failed(e),
                     };
                 }
                 None => {}
             },
             k = keys.next() => match k {
                 Some(Ok(TermEvent::Key(k))) if k.kind == KeyEventKind::Press => {
-                    if let Some(key) = key_of(k.code, k.modifiers) {
+                    if let Some(key) = Key::from_terminal(k.code, k.modifiers) {
                         let action = app.on_key(key);
                         if let Some(done) = workbench.act(app, action) {
                             return done;

@@ -1,17 +1,19 @@
 //! The setup screen's state: a checkpoint browser with multi-select, and the strategy form.
 //!
-//! The browser reads only checkpoint headers (metadata), so listing a directory of large models
-//! is quick. A checkpoint that cannot join the current selection (another architecture, other
+//! The browser reads only checkpoint headers ([`checkpoint::read_meta`]: a few KB per file), so
+//! a directory of large models lists at once. A checkpoint that cannot join the current selection (another architecture, other
 //! data, another shared init, not an ingredient, unreadable) is listed with the reason and
-//! refuses selection. The form holds the chosen strategy's settings as text, filled with its
-//! defaults and validated on every key.
+//! refuses selection. The form holds the chosen strategy's settings as text, one field per entry
+//! of [`SETTINGS`] the strategy reads, filled with its defaults and validated on every key by
+//! the same validator as the command line.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::keys::Key;
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
-use crate::soup::stack::MixGranularity;
-use crate::soup::{InitKind, SoupSettings, Strategy};
+use crate::model::Arch;
+use crate::soup::{Setting, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
 
 // Boxing the metadata would save little: a listing holds a few dozen entries.
 #[allow(clippy::large_enum_variant)]
@@ -51,19 +53,75 @@ pub enum FieldKind {
     Text,
 }
 
-#[derive(Debug, Clone)]
-pub struct Field {
-    pub name: &'static str,
-    pub value: String,
-    pub kind: FieldKind,
-    pub help: &'static str,
+/// What a form field sets.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldTarget {
+    Dataset,
+    Strategy,
+    Device,
+    Setting(&'static Setting),
 }
 
-/// Strategies the form offers: each one, or all with their defaults.
-pub const STRATEGIES: &[&str] = &["ls", "pls", "gis", "greedy", "uniform", "ensemble", "all"];
-const INITS: &[&str] = &["ones", "uniform", "normal"];
-const MIXES: &[&str] = &["tensor", "layer", "ingredient"];
-const ON_OFF: &[&str] = &["on", "off"];
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub target: FieldTarget,
+    pub value: String,
+    pub kind: FieldKind,
+}
+
+impl Field {
+    pub fn name(&self) -> &'static str {
+        match self.target {
+            FieldTarget::Dataset => "dataset",
+            FieldTarget::Strategy => "strategy",
+            FieldTarget::Device => "device",
+            FieldTarget::Setting(s) => s.name,
+        }
+    }
+
+    pub fn help(&self) -> String {
+        match self.target {
+            FieldTarget::Dataset => "dataset name (from the ingredients' metadata)".into(),
+            FieldTarget::Strategy => "left/right to change".into(),
+            FieldTarget::Device => "cpu or a CUDA device found".into(),
+            FieldTarget::Setting(s) => s.help_with_default(),
+        }
+    }
+}
+
+/// Why the form cannot start, and which field is wrong (None: not a field, e.g. no selection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormError {
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl std::fmt::Display for FormError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field {
+            Some(name) => write!(f, "{name}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The devices the form offers: the one asked for on the command line first (so `--device cuda`
+/// is what a run started from the form uses), then "cpu" and each CUDA device found.
+pub fn device_choices(preferred: &str, cuda_devices: usize) -> Vec<String> {
+    let mut all = vec![preferred.to_string()];
+    for d in std::iter::once("cpu".to_string()).chain((0..cuda_devices).map(|i| format!("cuda:{i}"))) {
+        if !all.contains(&d) {
+            all.push(d);
+        }
+    }
+    all
+}
+
+/// Strategy names the form offers: each one, or all with their defaults.
+pub fn strategy_names() -> Vec<String> {
+    let learned_first = Strategy::ALL.iter().filter(|s| s.is_learned()).chain(Strategy::ALL.iter().filter(|s| !s.is_learned()));
+    learned_first.map(|s| s.name().to_string()).chain(std::iter::once("all".to_string())).collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetupFocus {
@@ -85,11 +143,19 @@ pub struct Setup {
     pub devices: Vec<String>,
     /// The last thing worth telling the user (a refused selection, an unreadable directory).
     pub message: Option<String>,
+    /// Settings given on the command line: the form starts with them instead of the defaults.
+    pub overrides: Vec<(&'static Setting, Value)>,
 }
 
 impl Setup {
     /// Opens the browser at `dir`, selecting every ingredient there that fits with the first.
+    /// `devices` are offered in that order, the first chosen.
     pub fn new(dir: &Path, strategy: &str, devices: Vec<String>) -> Setup {
+        Setup::with_overrides(dir, strategy, devices, Vec::new())
+    }
+
+    /// As [`Setup::new`], with the form's settings starting from `overrides`.
+    pub fn with_overrides(dir: &Path, strategy: &str, devices: Vec<String>, overrides: Vec<(&'static Setting, Value)>) -> Setup {
         let mut s = Setup {
             dir: dir.to_path_buf(),
             entries: Vec::new(),
@@ -100,11 +166,12 @@ impl Setup {
             field: 0,
             devices,
             message: None,
+            overrides,
         };
         s.open(dir);
         s.select_all();
         s.cursor = s.entries.iter().position(|e| matches!(e.kind, EntryKind::Checkpoint(_))).unwrap_or(0);
-        s.reset_fields(if STRATEGIES.contains(&strategy) { strategy } else { "ls" }, None);
+        s.reset_fields(if strategy_names().iter().any(|n| n == strategy) { strategy } else { "ls" }, None);
         s
     }
 
@@ -216,91 +283,66 @@ impl Setup {
 
     /// The value of form field `name` ("" when the strategy has no such field).
     pub fn value(&self, name: &str) -> &str {
-        self.fields.iter().find(|f| f.name == name).map_or("", |f| f.value.as_str())
+        self.fields.iter().find(|f| f.name() == name).map_or("", |f| f.value.as_str())
     }
 
-    /// Refills the form with `strategy`'s defaults for the selection's architecture and dataset,
-    /// keeping the dataset and device already chosen.
+    fn arch(&self) -> Arch {
+        self.selected.first().map(|(_, m)| m.arch.arch).unwrap_or(Arch::Gcn)
+    }
+
+    /// Refills the form with `strategy`'s defaults (and the command line's settings) for the
+    /// selection's architecture and dataset, keeping the dataset and device already chosen.
     fn reset_fields(&mut self, strategy: &str, dataset: Option<&str>) {
         let dataset = dataset.map(str::to_string).unwrap_or_else(|| self.value("dataset").to_string());
         let dataset = if dataset.is_empty() { self.selected.first().map(|(_, m)| m.dataset.clone()).unwrap_or_default() } else { dataset };
         let device = if self.value("device").is_empty() { self.devices.first().cloned().unwrap_or_else(|| "cpu".into()) } else { self.value("device").to_string() };
-        let choice = |options: &[&str]| FieldKind::Choice(options.iter().map(|o| o.to_string()).collect());
         let mut fields = vec![
-            Field { name: "dataset", value: dataset.clone(), kind: FieldKind::Text, help: "dataset name (from the ingredients' metadata)" },
-            Field { name: "strategy", value: strategy.into(), kind: choice(STRATEGIES), help: "left/right to change" },
-            Field { name: "device", value: device, kind: FieldKind::Choice(self.devices.clone()), help: "cpu or a CUDA device found" },
+            Field { target: FieldTarget::Dataset, value: dataset.clone(), kind: FieldKind::Text },
+            Field { target: FieldTarget::Strategy, value: strategy.into(), kind: FieldKind::Choice(strategy_names()) },
+            Field { target: FieldTarget::Device, value: device, kind: FieldKind::Choice(self.devices.clone()) },
         ];
-        let arch = self.selected.first().map(|(_, m)| m.arch.arch).unwrap_or(crate::model::Arch::Gcn);
-        if let Ok(s) = <Strategy as clap::ValueEnum>::from_str(strategy, true) {
-            let d = SoupSettings::defaults(s, arch, &dataset);
-            let num = |name, v: String, help| Field { name, value: v, kind: FieldKind::Number, help };
-            match s {
-                Strategy::Gis => fields.push(num("granularity", d.granularity.to_string(), "interpolation points in [0, 1]")),
-                Strategy::Ls | Strategy::Pls => {
-                    fields.push(num("epochs", d.epochs.to_string(), "one SGD step per epoch"));
-                    fields.push(num("lr", d.lr.to_string(), "SGD learning rate (large: the paper uses 5 to 110)"));
-                    fields.push(num("t0", d.t0.to_string(), "cosine warm-restart period, epochs"));
-                    if s == Strategy::Pls {
-                        fields.push(num("parts", d.parts.to_string(), "K: METIS parts"));
-                        fields.push(num("sample", d.sample.to_string(), "R: parts sampled per epoch"));
-                    }
-                    fields.push(Field { name: "init", value: format!("{:?}", d.init).to_lowercase(), kind: choice(INITS), help: "mixing-logit initialisation" });
-                    fields.push(Field { name: "mix", value: "tensor".into(), kind: choice(MIXES), help: "one weight per tensor (paper), layer or ingredient" });
-                    fields.push(Field { name: "dropout", value: "on".into(), kind: choice(ON_OFF), help: "dropout while fitting (the reference keeps it on)" });
-                    fields.push(num("holdout", d.holdout.to_string(), "fraction of val nodes held out for early stopping (0: off)"));
-                    fields.push(num("patience", d.patience.to_string(), "epochs without gain before stopping (with holdout)"));
-                    fields.push(num("seed", d.seed.to_string(), "random seed"));
-                }
-                _ => {}
+        if let Some(s) = Strategy::from_name(strategy) {
+            let d = SoupSettings::defaults(s, self.arch(), &dataset);
+            for setting in SETTINGS.iter().filter(|x| x.applies_to(s)) {
+                let value = self.overrides.iter().find(|(o, _)| o.name == setting.name).map_or_else(|| (setting.get)(&d), |(_, v)| v.clone());
+                let kind = match setting.kind {
+                    SettingKind::Choice(names) => FieldKind::Choice(names.iter().map(|n| n.to_string()).collect()),
+                    SettingKind::Switch => FieldKind::Choice(vec!["on".into(), "off".into()]),
+                    _ => FieldKind::Number,
+                };
+                fields.push(Field { target: FieldTarget::Setting(setting), value: value.to_string(), kind });
             }
         }
         self.fields = fields;
         self.field = self.field.min(self.fields.len() - 1);
     }
 
-    /// The settings the form describes, or what is wrong with them.
-    pub fn settings(&self) -> Result<Vec<SoupSettings>, String> {
-        let (_, first) = self.selected.first().ok_or("select at least one ingredient (space)")?;
+    /// The settings the form describes, or what is wrong with them (and in which field).
+    pub fn settings(&self) -> Result<Vec<SoupSettings>, FormError> {
+        let not_field = |message: &str| FormError { field: None, message: message.into() };
+        let (_, first) = self.selected.first().ok_or_else(|| not_field("select at least one ingredient (space)"))?;
         let dataset = self.value("dataset");
         if dataset.trim().is_empty() {
-            return Err("dataset: empty".into());
+            return Err(FormError { field: Some("dataset"), message: "empty".into() });
         }
         let strategy = self.value("strategy");
         if strategy == "all" {
             return Ok(SoupSettings::all_defaults(first.arch.arch, dataset));
         }
-        let s = <Strategy as clap::ValueEnum>::from_str(strategy, true)?;
-        let mut d = SoupSettings::defaults(s, first.arch.arch, dataset);
+        let s = Strategy::from_name(strategy).ok_or_else(|| FormError { field: Some("strategy"), message: format!("unknown strategy {strategy:?}") })?;
+        let mut settings = SoupSettings::defaults(s, first.arch.arch, dataset);
+        let to_form = |e: crate::soup::SettingError| FormError { field: Some(e.setting), message: e.problem };
         for f in &self.fields {
-            let bad = |what: &str| format!("{}: {what}, got {:?}", f.name, f.value);
-            let int = || f.value.trim().parse::<usize>().map_err(|_| bad("a whole number"));
-            let real = || f.value.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad("a number"));
-            match f.name {
-                "granularity" => d.granularity = int()?,
-                "epochs" => d.epochs = int()?,
-                "lr" => d.lr = real()?,
-                "t0" => d.t0 = int()?,
-                "parts" => d.parts = int()?,
-                "sample" => d.sample = int()?,
-                "holdout" => d.holdout = real()?,
-                "patience" => d.patience = int()?,
-                "seed" => d.seed = f.value.trim().parse().map_err(|_| bad("a whole number"))?,
-                "init" => d.init = match f.value.as_str() { "uniform" => InitKind::Uniform, "normal" => InitKind::Normal, _ => InitKind::Ones },
-                "mix" => d.mix = match f.value.as_str() { "layer" => MixGranularity::Layer, "ingredient" => MixGranularity::Ingredient, _ => MixGranularity::Tensor },
-                "dropout" => d.dropout = f.value == "on",
-                _ => {}
+            if let FieldTarget::Setting(setting) = f.target {
+                let v = setting.parse(&f.value).map_err(to_form)?;
+                settings.set(setting, &v).map_err(to_form)?;
             }
         }
-        if d.holdout > 0.0 && d.patience == 0 {
-            return Err("patience: must be at least 1 with a holdout".into());
-        }
-        d.validate().map_err(|e| e.to_string())?;
-        Ok(vec![d])
+        settings.validate().map_err(to_form)?;
+        Ok(vec![settings])
     }
 
-    pub fn on_key(&mut self, key: super::app::Key) -> SetupAction {
-        use super::app::Key;
+    pub fn on_key(&mut self, key: Key) -> SetupAction {
         // A message answers the key before; the next key makes it stale.
         self.message = None;
         match (self.focus, key) {
@@ -371,7 +413,7 @@ impl Setup {
                     let at = options.iter().position(|o| *o == f.value).unwrap_or(0);
                     let next = if forward { (at + 1) % options.len() } else { (at + options.len() - 1) % options.len() };
                     f.value = options[next].clone();
-                    if f.name == "strategy" {
+                    if matches!(f.target, FieldTarget::Strategy) {
                         let s = f.value.clone();
                         self.reset_fields(&s, None);
                     }

@@ -8,15 +8,16 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/datasets/planetoid`, or None (with a note) when this checkout has no shared folder.
-pub fn planetoid_dir() -> Option<PathBuf> {
+/// `../shared/datasets/planetoid` (or `GNN_SOUP_PLANETOID_DIR`). A test that needs it fails when
+/// it is missing, saying where it looked: a test that passes without its data proves nothing.
+pub fn planetoid_dir() -> PathBuf {
     let dir = std::env::var_os("GNN_SOUP_PLANETOID_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/datasets/planetoid"));
-    if dir.join("ind.cora.x").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: Planetoid files not found at {} (set GNN_SOUP_PLANETOID_DIR)", dir.display());
-        None
-    }
+    assert!(
+        dir.join("ind.cora.x").is_file(),
+        "the Planetoid files (ind.cora.*, ind.citeseer.*) are not at {}: this test needs them. Check out the project with its shared/ folder beside it, or set GNN_SOUP_PLANETOID_DIR",
+        dir.display()
+    );
+    dir
 }
 
 /// The Python of the project's virtual environment (torch, torch_geometric, safetensors).
@@ -44,10 +45,52 @@ pub fn bin() -> Command {
 
 /// Runs the binary, returning (exit success, stdout, stderr).
 pub fn run_bin(args: &[&str]) -> (bool, String, String) {
-    let out = bin().args(args).env("GNN_SOUP_DATA_DIR", planetoid_dir().unwrap_or_else(|| repo())).output().expect("gnn-soup did not start");
+    run_bin_with(args, &[])
+}
+
+/// [`run_bin`] with extra environment variables for the child alone.
+pub fn run_bin_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = bin();
+    cmd.args(args).env("GNN_SOUP_DATA_DIR", planetoid_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("gnn-soup did not start");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 pub fn data_opts(dir: &Path) -> gnn_soup::data::DataOptions {
     gnn_soup::data::DataOptions { data_dir: dir.to_path_buf(), split_seed: 0, download: false }
+}
+
+/// A directory built once per test build and shared by the test processes that need it (nextest
+/// runs each test in its own process, so an in-process `OnceLock` would rebuild it per test).
+/// The first caller builds it under an exclusive lock while the others wait; a rebuilt test
+/// binary gets a fresh one, so it never outlives the code that made it.
+pub fn shared_fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
+    use std::os::unix::io::AsRawFd;
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let stamp = std::fs::metadata(&exe).and_then(|m| m.modified()).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(0);
+    let stem = exe.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let root = repo().join("target/test-fixtures");
+    let dir = root.join(format!("{stem}-{stamp}")).join(name);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "cannot lock {}", dir.display());
+    let done = dir.join(".complete");
+    if !done.is_file() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        build(&dir);
+        std::fs::write(&done, b"").unwrap();
+        // Fixtures of earlier builds of this binary are stale: remove them.
+        for old in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let n = old.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&format!("{stem}-")) && old.path() != dir.parent().unwrap() {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+    }
+    dir
 }

@@ -1,5 +1,14 @@
-//! Plain aligned text tables for terminal summaries.
+//! What the headless commands print: JSON documents, percentages, aligned text tables.
 
+/// Prints a JSON document on stdout (the only thing printed there under `--json`).
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub use crate::units::percent;
+
+/// A plain aligned text table for terminal summaries.
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,

@@ -1,0 +1,351 @@
+//! The command line's arguments. Doc comments here are the help text; the soup settings' flags
+//! come from [`crate::soup::SETTINGS`].
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::DataOptions;
+use crate::model::Arch;
+use crate::soup::{Setting, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
+
+#[derive(Parser, Debug)]
+#[command(name = "gnn-soup", version, about = "Souping graph neural networks: Learned Souping, Partition Learned Souping and every baseline")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Inspect or fetch datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train ingredients: N models from one shared initialisation, saved as checkpoints.
+    Train(TrainArgs),
+    /// Print a checkpoint's metadata and tensors; for a directory, every checkpoint's metadata and
+    /// how diverse the ingredients are.
+    Inspect(InspectArgs),
+    /// Soup ingredients with one strategy or all of them, headless, with progress bars.
+    Soup(SoupArgs),
+    /// Accuracy of any checkpoint on a dataset.
+    Eval(EvalArgs),
+    /// The terminal dashboard: soup live, or attach to a run directory written elsewhere.
+    Tui(TuiArgs),
+    /// The default job on the embedded synthetic dataset (what the README's main command runs).
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TuiArgs {
+    /// Ingredients to soup (default: the demo's, trained on first use).
+    #[arg(long)]
+    pub ingredients: Option<PathBuf>,
+    /// uniform, greedy, gis, ls, pls, ensemble, or all.
+    #[arg(long, value_parser = parse_strategy, default_value = "all")]
+    pub strategy: StrategyChoice,
+    /// Show the run in this directory (its events.jsonl), following it while it is written.
+    #[arg(long, conflicts_with = "ingredients")]
+    pub attach: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Settings for --run, and what the setup form starts with.
+    #[command(flatten)]
+    pub settings: SettingFlags,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Run directory of the first job (default: a new one under ~/.cache/gnn-soup/runs/); later
+    /// jobs started from the setup screen get new directories beside it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Start souping at once with --strategy (skip the setup screen); without a terminal, run
+    /// the same job headless.
+    #[arg(long)]
+    pub run: bool,
+}
+
+/// `--strategy`: one strategy, or `all` of them on the same ingredients.
+#[derive(Debug, Clone, Copy)]
+pub enum StrategyChoice {
+    One(Strategy),
+    All,
+}
+
+impl StrategyChoice {
+    /// The strategies this choice runs.
+    pub fn strategies(self) -> Vec<Strategy> {
+        match self {
+            StrategyChoice::All => Strategy::ALL.to_vec(),
+            StrategyChoice::One(s) => vec![s],
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyChoice::All => "all",
+            StrategyChoice::One(s) => s.name(),
+        }
+    }
+}
+
+pub fn parse_strategy(s: &str) -> Result<StrategyChoice, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(StrategyChoice::All);
+    }
+    Strategy::from_name(s).map(StrategyChoice::One).ok_or_else(|| {
+        let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown strategy {s:?}: expected {} or all", names.join(", "))
+    })
+}
+
+/// Every soup setting of [`SETTINGS`] as a flag (`--lr 11`; a switch also as `--no-dropout`),
+/// with the table's help, range and defaults: the table is the only definition.
+#[derive(Debug, Clone, Default)]
+pub struct SettingFlags {
+    /// The settings given on the command line, checked against their ranges.
+    pub overrides: Vec<(&'static Setting, Value)>,
+}
+
+impl SettingFlags {
+    /// `strategies`' defaults for `arch`/`dataset`, with these flags applied and validated.
+    pub fn resolve(&self, strategies: &[Strategy], arch: Arch, dataset: &str) -> Result<Vec<SoupSettings>> {
+        strategies
+            .iter()
+            .map(|&s| {
+                let settings = SoupSettings::defaults(s, arch, dataset).with(&self.overrides)?;
+                settings.validate().with_context(|| format!("invalid settings for {s}"))?;
+                Ok(settings)
+            })
+            .collect()
+    }
+}
+
+fn negated(setting: &Setting) -> String {
+    format!("no-{}", setting.name)
+}
+
+impl clap::FromArgMatches for SettingFlags {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = SettingFlags::default();
+        flags.update_from_arg_matches(m)?;
+        Ok(flags)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for setting in SETTINGS {
+            if let Some(v) = m.get_one::<Value>(setting.name) {
+                self.overrides.push((setting, v.clone()));
+            }
+            if matches!(setting.kind, SettingKind::Switch) && m.get_flag(&negated(setting)) {
+                self.overrides.push((setting, Value::Switch(false)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for SettingFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for setting in SETTINGS {
+            let parse = move |text: &str| setting.parse(text).map_err(|e| e.problem);
+            let value_name = match setting.kind {
+                SettingKind::Choice(names) => names.join("|"),
+                SettingKind::Switch => "on|off".into(),
+                SettingKind::Real { .. } => "X".into(),
+                _ => "N".into(),
+            };
+            cmd = cmd.arg(
+                clap::Arg::new(setting.name)
+                    .long(setting.name)
+                    .value_name(value_name)
+                    .help(setting.help_with_default())
+                    .value_parser(clap::builder::ValueParser::new(parse))
+                    .help_heading("Soup settings"),
+            );
+            if matches!(setting.kind, SettingKind::Switch) {
+                cmd = cmd.arg(
+                    clap::Arg::new(negated(setting))
+                        .long(negated(setting))
+                        .action(clap::ArgAction::SetTrue)
+                        .conflicts_with(setting.name)
+                        .help(format!("same as --{} off", setting.name))
+                        .help_heading("Soup settings"),
+                );
+            }
+        }
+        cmd
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SoupArgs {
+    /// A directory of ingredient checkpoints (its manifest order), or one checkpoint.
+    #[arg(long)]
+    pub ingredients: PathBuf,
+    /// uniform, greedy, gis, ls, pls, ensemble, or all.
+    #[arg(long, value_parser = parse_strategy, default_value = "ls")]
+    pub strategy: StrategyChoice,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub settings: SettingFlags,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Run directory: soup-<strategy>.safetensors, report-<strategy>.json, events.jsonl.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace results already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the report (a list of reports for `all`) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The checkpoint to evaluate.
+    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Shape, class balance, split sizes and fingerprint of a dataset.
+    Info {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a named dataset into the data directory (Planetoid files, OGB zip).
+    Download {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Which dataset, and where named datasets live.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// cora, citeseer, pubmed, ogbn-arxiv, ogbn-products, ogbn-*, npz:<file>, csbm, csbm-arxiv,
+    /// csbm-products, csbm:key=value,... or the path of an OGB directory/zip. Default: csbm for
+    /// `train` and `data`, the checkpoints' own dataset for `soup` and `eval`.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory of named datasets (Planetoid `ind.*` files, OGB zips or directories).
+    #[arg(long, env = "GNN_SOUP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of the random 20/30-per-class split for datasets without one (npz).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Never download; fail with the list of files to put in place instead.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl DataArgs {
+    /// The dataset named, or the embedded synthetic default.
+    pub fn dataset_or_default(&self) -> &str {
+        self.dataset.as_deref().unwrap_or("csbm")
+    }
+
+    pub fn options(&self) -> DataOptions {
+        DataOptions { data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir), split_seed: self.split_seed, download: !self.offline }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = Arch::Gcn)]
+    pub arch: Arch,
+    /// Number of graph convolution layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Hidden width (per head for GAT). Default: 64, or 8 for GAT.
+    #[arg(long)]
+    pub hidden: Option<i64>,
+    /// Attention heads of GAT's hidden layers (default 8).
+    #[arg(long)]
+    pub heads: Option<i64>,
+    /// Dropout before every layer. Default: 0.5, or 0.6 for GAT.
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam learning rate. Default: 0.01, or 0.005 for GAT.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// L2 weight decay (default 5e-4).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Batch norm between layers.
+    #[arg(long)]
+    pub batch_norm: bool,
+    /// Row-normalise input features (true/false). Default: when all features are non-negative.
+    #[arg(long)]
+    pub row_normalize: Option<bool>,
+    /// How many ingredients to train.
+    #[arg(long, default_value_t = 10)]
+    pub ingredients: usize,
+    /// Output directory (init.safetensors, ingredient-NN.safetensors, manifest.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace checkpoints already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed of the shared initialisation; ingredient i uses seed + 1 + i.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A checkpoint file, or a directory of them.
+    pub path: PathBuf,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// With --json on a directory: print the ingredients' diversity report (norms, pairwise
+    /// distances and cosines, distance from the shared init) instead of their metadata.
+    #[arg(long, requires = "json")]
+    pub diversity: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo's ingredients are kept (reused when present).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+
+impl Cli {
+    /// Whether this invocation will draw the dashboard (stdout is a terminal).
+    pub fn uses_terminal_ui(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self.command, None | Some(Command::Tui(_)) | Some(Command::Demo(_))) && std::io::stdout().is_terminal()
+    }
+}

@@ -1,0 +1,47 @@
+//! `gnn-soup demo` (and `gnn-soup` alone): every strategy on the demo's ingredients. On a
+//! terminal it opens the workbench; otherwise it runs headless and prints the comparison table.
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+
+use super::args::{DataArgs, DemoArgs, SettingFlags, StrategyChoice, TuiArgs};
+use super::headless::{comparison_table, demo_ingredients, execute, write_comparison};
+use crate::data::{self, DataOptions};
+use crate::device::{device_name, parse_device};
+use crate::engine::JobSpec;
+use crate::soup::SoupSettings;
+
+pub fn run(args: &DemoArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    if args.out.is_none() && std::io::stdout().is_terminal() {
+        return super::tui_cmd::run(&TuiArgs {
+            ingredients: None,
+            strategy: StrategyChoice::All,
+            attach: None,
+            data: DataArgs { dataset: None, data_dir: None, split_seed: 0, offline: false },
+            settings: SettingFlags::default(),
+            device: args.device.clone(),
+            out: None,
+            run: true,
+        });
+    }
+    let base = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo"));
+    let ingredients = demo_ingredients(device)?;
+    let g = crate::demo::graph()?;
+    let run_dir = base.join("last-run");
+    let job = JobSpec {
+        ingredients: crate::checkpoint::list_ingredients(&ingredients)?,
+        dataset: None,
+        data: DataOptions::default(),
+        strategies: SoupSettings::all_defaults(crate::demo::ARCH, crate::demo::DATASET),
+        device,
+        out_dir: Some(run_dir.clone()),
+        overwrite: true,
+    };
+    let reports = execute(job)?;
+    println!("\nsouping {} ingredients on {} ({}):", reports.first().map_or(0, |r| r.ingredients.len()), g.name, device_name(device));
+    print!("{}", comparison_table(&reports));
+    write_comparison(&run_dir, &reports)?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! What the headless commands share: running a souping job with progress on stderr, training
+//! with progress bars, and the comparison table of a job's reports.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+
+use super::output::{percent, Table};
+use crate::checkpoint;
+use crate::data::Graph;
+use crate::device::device_name;
+use crate::engine::{self, report::SoupReport, Event, JobSpec};
+use crate::progress;
+use crate::train::{TrainConfig, TrainEvent, TrainReport, TrainedIngredient};
+use crate::units::mib;
+
+/// Runs a job on the engine thread, showing progress on stderr; Ctrl-C cancels cleanly.
+pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
+    let (handle, events) = engine::spawn_with_channel(job);
+    // Ctrl-C asks the engine to stop after its current step (the partial soup is kept); a second
+    // Ctrl-C exits at once.
+    let flag = handle.cancel_flag();
+    let presses = AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::exit(130);
+        }
+        eprintln!("\ncancelling: finishing the current step (Ctrl-C again to quit now)");
+        flag.store(true, Ordering::SeqCst);
+    });
+    let mut view = HeadlessView::default();
+    for event in events.iter() {
+        view.show(&event);
+    }
+    handle.join()
+}
+
+/// Progress bars on a terminal, a few plain lines otherwise.
+#[derive(Default)]
+struct HeadlessView {
+    bar: Option<ProgressBar>,
+    last_line: HashMap<String, usize>,
+}
+
+impl HeadlessView {
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(b) if progress::stderr_is_terminal() => b.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    fn show(&mut self, e: &Event) {
+        match e {
+            Event::Started { strategy, dataset, nodes, edges, device, ingredients, steps, .. } => {
+                eprintln!("{strategy}: {} ingredients on {dataset} ({nodes} nodes, {edges} edges), {device}", ingredients.len());
+                self.bar = (*steps > 0).then(|| progress::steps_bar(*steps as u64, strategy.name()));
+            }
+            Event::Epoch { epoch, epochs, loss, val_acc, lr, .. } => {
+                let msg = format!("loss {loss:.4} val {} lr {lr:.3}", percent(*val_acc));
+                if let Some(b) = &self.bar {
+                    b.set_position(*epoch as u64 + 1);
+                    b.set_message(msg.clone());
+                }
+                if !progress::stderr_is_terminal() && (epoch + 1) % (epochs / 10).max(1) == 0 {
+                    eprintln!("  epoch {}/{epochs}: {msg}", epoch + 1);
+                }
+            }
+            Event::Candidate { ingredient, factor, val_acc, accepted, step, steps } => {
+                if let Some(b) = &self.bar {
+                    b.set_position(*step as u64);
+                }
+                self.println(format!("  candidate {step}/{steps}: ingredient {ingredient} factor {factor:.3} val {} {}", percent(*val_acc), if *accepted { "kept" } else { "rejected" }));
+            }
+            Event::PartitionSample { parts, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_prefix(format!("pls {:>3} parts", parts.len()));
+                }
+            }
+            Event::Log { level, message } => {
+                // A message repeated every epoch is shown three times, not hundreds.
+                let n = self.last_line.entry(message.clone()).or_default();
+                *n += 1;
+                if *n <= 3 {
+                    self.println(format!("{level}: {message}"));
+                }
+            }
+            Event::Evaluation { .. } => {}
+            Event::Finished { report } => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                let partial = if report.partial { " (partial: cancelled)" } else { "" };
+                eprintln!("{}: val {} test {} in {:.2}s{partial}", report.strategy, percent(report.val_acc), percent(report.test_acc), report.seconds);
+            }
+            Event::Failed { message } => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                eprintln!("failed: {message}");
+            }
+        }
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+const COMPARISON_HEADER: [&str; 7] = ["strategy", "val", "test", "seconds", "peak RSS MiB", "peak GPU MiB", ""];
+
+/// The rows of the comparison: the ingredients' mean and best, then one row per report.
+pub fn comparison_rows(reports: &[SoupReport]) -> Vec<[String; 7]> {
+    let mut rows = Vec::new();
+    if let Some(r) = reports.first() {
+        let dash = || "-".to_string();
+        rows.push(["ingredients (mean)".into(), percent(mean(r.ingredients.iter().map(|i| i.val_acc))), percent(mean(r.ingredients.iter().map(|i| i.test_acc))), dash(), dash(), dash(), String::new()]);
+        if let Some(b) = r.ingredients.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc)) {
+            rows.push(["best ingredient (val)".into(), percent(b.val_acc), percent(b.test_acc), dash(), dash(), dash(), String::new()]);
+        }
+    }
+    for r in reports {
+        rows.push([
+            r.strategy.to_string(),
+            percent(r.val_acc),
+            percent(r.test_acc),
+            format!("{:.2}", r.seconds),
+            mib(r.peak_rss_bytes),
+            r.peak_device_bytes.map_or("-".into(), mib),
+            if r.partial { "partial".into() } else { String::new() },
+        ]);
+    }
+    rows
+}
+
+pub fn comparison_table(reports: &[SoupReport]) -> String {
+    let mut t = Table::new(COMPARISON_HEADER);
+    for r in comparison_rows(reports) {
+        t.row(r);
+    }
+    t.render()
+}
+
+fn comparison_markdown(reports: &[SoupReport]) -> String {
+    let mut s = format!("| {} |\n|{}\n", COMPARISON_HEADER.join(" | "), "---|".repeat(COMPARISON_HEADER.len()));
+    for r in comparison_rows(reports) {
+        s.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    s
+}
+
+fn summary_json(r: &SoupReport) -> serde_json::Value {
+    serde_json::json!({
+        "strategy": r.strategy, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds,
+        "peak_rss_bytes": r.peak_rss_bytes, "peak_device_bytes": r.peak_device_bytes, "partial": r.partial, "checkpoint": r.checkpoint,
+    })
+}
+
+/// Writes `comparison.md` and `comparison.json` into the run directory.
+pub fn write_comparison(out: &Path, reports: &[SoupReport]) -> Result<()> {
+    checkpoint::write_atomic(&out.join("comparison.md"), comparison_markdown(reports).as_bytes())?;
+    let json: Vec<serde_json::Value> = reports.iter().map(summary_json).collect();
+    checkpoint::write_atomic(&out.join("comparison.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    eprintln!("wrote {} and {}", out.join("comparison.md").display(), out.join("comparison.json").display());
+    Ok(())
+}
+
+/// The line printed before training starts.
+pub fn announce_training(g: &Graph, cfg: &TrainConfig, device: tch::Device) {
+    eprintln!("training {} {} ingredients on {} ({} nodes, {} edges) on {}", cfg.ingredients, cfg.arch, g.name, g.num_nodes, g.num_edges(), device_name(device));
+}
+
+/// Training progress: a bar per ingredient on a terminal, one line per ingredient otherwise
+/// (and on a terminal too unless `quiet`).
+pub fn training_progress(epochs: usize, ingredients: usize, quiet: bool) -> impl FnMut(TrainEvent) {
+    let mut bar: Option<ProgressBar> = None;
+    move |ev| match ev {
+        TrainEvent::IngredientStarted { index, seed } => {
+            bar = Some(progress::steps_bar(epochs as u64, &format!("ingredient {}/{ingredients}", index + 1)));
+            tracing::info!(index, seed, "ingredient started");
+        }
+        TrainEvent::Epoch { epoch, loss, val_acc, .. } => {
+            if let Some(b) = &bar {
+                b.set_position(epoch as u64 + 1);
+                b.set_message(format!("loss {loss:.4} val {}", percent(val_acc)));
+            }
+        }
+        TrainEvent::IngredientDone { index, path, acc } => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            if !quiet || !progress::stderr_is_terminal() {
+                eprintln!("ingredient {}/{ingredients}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display());
+            }
+        }
+    }
+}
+
+/// The table of trained ingredients, with their mean and best.
+pub fn print_training_summary(report: &TrainReport) {
+    let mut t = Table::new(["ingredient", "seed", "val", "test"]);
+    for i in &report.ingredients {
+        t.row([i.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), i.seed.to_string(), percent(i.val_acc), percent(i.test_acc)]);
+    }
+    let k = report.ingredients.len() as f64;
+    let mean = |f: fn(&TrainedIngredient) -> f64| report.ingredients.iter().map(f).sum::<f64>() / k;
+    let best = |f: fn(&TrainedIngredient) -> f64| report.ingredients.iter().map(f).fold(f64::MIN, f64::max);
+    t.row(["mean".to_string(), String::new(), percent(mean(|i| i.val_acc)), percent(mean(|i| i.test_acc))]);
+    t.row(["best".to_string(), String::new(), percent(best(|i| i.val_acc)), percent(best(|i| i.test_acc))]);
+    println!("{}: {}", report.dataset, report.arch.describe());
+    print!("{}", t.render());
+}
+
+/// The demo's ingredients, trained here with progress on first use.
+pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
+    let cfg = crate::demo::train_config();
+    if !crate::demo::ingredients_present() {
+        announce_training(&crate::demo::graph()?, &cfg, device);
+    }
+    let got = crate::demo::ensure_ingredients(device, &mut training_progress(cfg.epochs, cfg.ingredients, false))?;
+    match &got.trained {
+        Some(report) => {
+            eprintln!("trained {} ingredients in {:.1}s", report.ingredients.len(), report.seconds);
+            print_training_summary(report);
+        }
+        None => eprintln!("using the demo ingredients in {}", got.dir.display()),
+    }
+    Ok(got.dir)
+}

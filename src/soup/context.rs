@@ -1,0 +1,55 @@
+//! What a strategy sees while it runs, and what it hands back.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::Tensor;
+
+use super::progress::{CandidateRecord, EpochRecord, HoldoutResult, LogLevel, Progress};
+use super::settings::SoupSettings;
+use super::stack::IngredientStack;
+use crate::data::Graph;
+use crate::model::{GraphTensors, ParamMap};
+
+pub struct SoupContext<'a> {
+    pub stack: &'a IngredientStack,
+    pub graph: &'a Graph,
+    pub gt: &'a GraphTensors,
+    pub settings: &'a SoupSettings,
+    pub progress: &'a dyn Fn(Progress),
+    pub cancel: &'a AtomicBool,
+    /// Ingredients' validation accuracies (already measured by the engine).
+    pub ingredient_val: &'a [f64],
+}
+
+impl SoupContext<'_> {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+    pub fn report(&self, p: Progress) {
+        (self.progress)(p);
+    }
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        self.report(Progress::Log { level, message: message.into() });
+    }
+}
+
+/// What a strategy hands back.
+#[derive(Default)]
+pub struct SoupOutcome {
+    /// The souped weights (None for the ensemble).
+    pub params: Option<ParamMap>,
+    /// Logits to score instead of a soup (the ensemble).
+    pub logits: Option<Tensor>,
+    /// Final mixing weights per tensor name.
+    pub weights: BTreeMap<String, Vec<f64>>,
+    pub history: Vec<EpochRecord>,
+    pub candidates: Vec<CandidateRecord>,
+    pub holdout: Option<HoldoutResult>,
+    pub partial: bool,
+}
+
+/// Per-tensor weights for a strategy that uses one weight per ingredient everywhere.
+pub fn global_weights(stack: &IngredientStack, w: &[f64]) -> BTreeMap<String, Vec<f64>> {
+    stack.names.iter().map(|n| (n.clone(), w.to_vec())).collect()
+}

@@ -1,0 +1,85 @@
+//! Drawing: one file per screen, and the boxes drawn over any screen (help, stop?, save).
+//! Every widget copes with any size, and selection, refusal and focus are marked by text or
+//! glyph as well as colour.
+
+pub mod dashboard;
+pub mod inspector;
+pub mod setup;
+
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::app::App;
+use super::state::{Modal, Screen};
+use super::system::Snapshot;
+use super::widgets::centered;
+
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!("gnn-soup needs a terminal of at least {MIN_WIDTH}x{MIN_HEIGHT} (this one is {}x{}). q quits.", area.width, area.height);
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    match (app.ui.screen, &app.setup) {
+        (Screen::Setup, Some(setup)) => setup::draw(f, setup, area),
+        (Screen::Inspect, _) => inspector::draw(f, &app.inspection, &app.ui, area),
+        _ => dashboard::draw(f, app, sys, area),
+    }
+    match &app.ui.modal {
+        None => {}
+        Some(Modal::Help) => help(f, app),
+        Some(Modal::ConfirmStop) => {
+            let r = centered(area, 50, 5);
+            f.render_widget(Clear, r);
+            f.render_widget(Paragraph::new("The job is still running.\nStop it (the best soup so far is kept)? y / n").block(Block::bordered().title("stop?")), r);
+        }
+        Some(Modal::SavePrompt(dest)) => {
+            let r = centered(area, 70, 6);
+            let what = app.shown_run().map_or(String::new(), |r| r.strategy.to_string());
+            f.render_widget(Clear, r);
+            let text = format!("Copy the {what} soup and its report into this directory\n(existing files are never replaced):\n> {dest}_\nEnter saves, Esc cancels");
+            f.render_widget(Paragraph::new(text).block(Block::bordered().title("save")), r);
+        }
+    }
+}
+
+const HELP: &[&str] = &[
+    "Dashboard (every panel shows the selected run)",
+    "q        stop the job (asks first) / quit when done;",
+    "         attached: close the viewer, the run goes on",
+    "Esc      back out: to the setup screen, or quit",
+    "[ ]      select the previous / next run",
+    "Tab      next panel; j k / arrows scroll it (weights,",
+    "         log) or select the run (results, curves)",
+    "w        curves: recent 50 epochs / whole run",
+    "s        save the selected run's soup and report",
+    "n        new run on the setup screen",
+    "Setup",
+    "space    select / unselect; a all / none; Enter open dir",
+    "i        inspect the selected ingredients (m there:",
+    "         cosine / distance matrix; Esc back)",
+    "Tab      form: up/down field, left/right choice, type",
+    "s        start (Enter in the form)",
+    "Ctrl-C   as q, from any screen (also while typing)",
+    "?        this help (any key closes it)",
+    "",
+    "Heat map: darker glyph = larger weight. * marks partial",
+    "results and the PLS parts sampled this epoch.",
+];
+
+fn help(f: &mut Frame, app: &App) {
+    let r = centered(f.area(), 70, 26);
+    let mut text: Vec<String> = HELP.iter().map(|s| s.to_string()).collect();
+    if let Some(dir) = &app.job.run_dir {
+        text.push(format!("run directory: {dir}"));
+    }
+    if let Some(log) = &app.log_file {
+        text.push(format!("log file: {log}"));
+    }
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(text.join("\n")).block(Block::bordered().title("keys")), r);
+}
