@@ -77,7 +77,7 @@ impl TrainConfig {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
-        if !(self.lr > 0.0) || !(self.weight_decay >= 0.0) {
+        if self.lr.is_nan() || self.lr <= 0.0 || self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             bail!("--lr must be positive and --weight-decay non-negative");
         }
         Ok(())

@@ -113,7 +113,8 @@ fn paths_in(code: &str, children: &BTreeSet<String>) -> Vec<String> {
     let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut i = 0;
     while i < bytes.len() {
-        if is_ident(bytes[i]) && (i == 0 || (!is_ident(bytes[i - 1]) && !(i >= 2 && &bytes[i - 2..i] == b"::"))) {
+        let starts_path = i == 0 || !(is_ident(bytes[i - 1]) || i >= 2 && &bytes[i - 2..i] == b"::");
+        if is_ident(bytes[i]) && starts_path {
             let mut j = i;
             while j < bytes.len() && (is_ident(bytes[j]) || (bytes[j] == b':' && j + 1 < bytes.len() && bytes[j + 1] == b':')) {
                 j += if bytes[j] == b':' { 2 } else { 1 };

@@ -96,7 +96,7 @@ impl CsbmConfig {
         if !(0.0..=1.0).contains(&self.homophily) {
             bail!("csbm homophily must be in 0..1, got {}", self.homophily);
         }
-        if !(self.degree >= 0.0) || !(self.noise >= 0.0) {
+        if self.degree.is_nan() || self.degree < 0.0 || self.noise.is_nan() || self.noise < 0.0 {
             bail!("csbm degree and noise must be non-negative");
         }
         let total: usize = [self.train, self.val, self.test].iter().map(|&s| self.count(s)).sum();

@@ -25,9 +25,8 @@ pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot, area: Rect) {
     let rows = Layout::vertical([Constraint::Length(4), Constraint::Min(10), Constraint::Length(log_rows), Constraint::Length(1)]).split(area);
     header(f, app, sys, rows[0]);
     let body = Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)]).split(rows[1]);
-    let ingredients = app.shown_run().map_or(app.job.ingredients.len(), |r| r.weights.ingredients().max(app.job.ingredients.len()));
     // The weights panel gets a row per ingredient (plus header, legend and borders) when they fit.
-    let weights_rows = (ingredients as u16 + 6).clamp(7, body[0].height.saturating_sub(6).max(7));
+    let weights_rows = (weights_height(app, body[0].width.saturating_sub(2) as usize) as u16).clamp(7, body[0].height.saturating_sub(6).max(7));
     let left = Layout::vertical([Constraint::Length(weights_rows), Constraint::Min(5)]).split(body[0]);
     weights(f, app, left[0]);
     progress(f, app, left[1]);
@@ -101,6 +100,16 @@ fn curve(f: &mut Frame, app: &App, area: Rect, name: &str, points: &[(f64, f64)]
         .x_axis(Axis::default().bounds([x0, x1]).labels(vec![Span::raw(format!("{x0:.0}")), Span::raw(format!("{x1:.0}"))]))
         .y_axis(Axis::default().bounds([y0, y1]).labels(vec![Span::raw(format!("{y0:.2}")), Span::raw(format!("{y1:.2}"))]));
     f.render_widget(chart, area);
+}
+
+/// Rows the weights panel needs to show every ingredient: header, one per ingredient, the legend
+/// of the groups (about as many lines as its text needs at this width) and the borders.
+fn weights_height(app: &App, inner: usize) -> usize {
+    let run = app.shown_run();
+    let ingredients = run.map_or(0, |r| r.weights.ingredients()).max(app.job.ingredients.len());
+    let legend_chars: usize = run.map_or(0, |r| if r.weights.groups.len() > 1 { r.weights.groups.iter().map(|g| g.len() + 4).sum() } else { 0 });
+    let legend_lines = legend_chars.div_ceil(inner.max(1)).min(3);
+    ingredients + legend_lines + 3
 }
 
 /// One row per ingredient: its mean weight as a number and a bar, then one shaded cell per
