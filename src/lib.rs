@@ -5,6 +5,7 @@
 //! - [`model`]: GCN, GraphSAGE and GAT as functional forwards over PyG-named parameter maps;
 //! - [`checkpoint`]: safetensors ingredients with validated metadata;
 //! - [`train`]: ingredient training from one shared initialisation;
+//! - [`import`]: checkpoints trained elsewhere (PyG `.pt`, plain safetensors) as ingredients;
 //! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
 //! - [`engine`]: runs a souping job off the caller's thread and streams events;
 //! - [`tui`]: the terminal dashboard over the engine's events;
@@ -19,6 +20,7 @@ pub mod data;
 pub mod demo;
 pub mod device;
 pub mod engine;
+pub mod import;
 pub mod inspect;
 pub mod model;
 pub mod optim;

@@ -66,7 +66,7 @@ impl TrainConfig {
             heads: self.heads,
             dropout: self.dropout,
             batch_norm: self.batch_norm,
-            row_normalize: self.row_normalize.unwrap_or_else(|| g.features.iter().all(|&v| v >= 0.0)),
+            row_normalize: self.row_normalize.unwrap_or_else(|| row_normalize_default(g)),
         }
     }
 
@@ -193,6 +193,12 @@ fn eval_every(num_nodes: i64, epochs: usize) -> usize {
     } else {
         (epochs / 20).max(1)
     }
+}
+
+/// Whether input features are row-normalised when nothing says: when they are all non-negative
+/// (bag-of-words counts, as on the Planetoid graphs; PyG's `NormalizeFeatures`).
+pub fn row_normalize_default(g: &Graph) -> bool {
+    g.features.iter().all(|&v| v >= 0.0)
 }
 
 /// Trains one ingredient from `init` with `seed`, returning its final weights.

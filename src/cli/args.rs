@@ -33,6 +33,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// The terminal dashboard: soup live, or attach to a run directory written elsewhere.
     Tui(TuiArgs),
+    /// Turn checkpoints trained elsewhere (PyTorch Geometric `torch.save(model.state_dict())`
+    /// files, plain `.safetensors` state dicts) into gnn-soup ingredients.
+    Import(ImportArgs),
     /// The default job on the embedded synthetic dataset (what the README's main command runs).
     Demo(DemoArgs),
 }
@@ -313,6 +316,43 @@ pub struct TrainArgs {
     /// Seed of the shared initialisation; ingredient i uses seed + 1 + i.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The checkpoints, in the order the ingredients get (`.pt`/`.pth` or `.safetensors`).
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Where the ingredients go: ingredient-NN.safetensors (and init.safetensors with --init).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The shared initial weights the ingredients were trained from, when you have them (souping
+    /// needs ingredients from one initialisation; the inspector measures distances from it).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Strip this prefix from every tensor name (default: whatever comes before the first layer's
+    /// name, e.g. `model.` or `module.`).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Force the architecture instead of inferring it from the names.
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
+    /// The dropout the models were trained with, applied before every layer while LS/PLS fit
+    /// (PyG's examples use 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f64,
+    /// Row-normalise input features (true/false), as PyG's NormalizeFeatures. Default: when all
+    /// features are non-negative.
+    #[arg(long)]
+    pub row_normalize: Option<bool>,
+    /// Replace ingredients already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

@@ -4,6 +4,7 @@
 pub mod args;
 mod data_cmd;
 mod demo_cmd;
+mod import_cmd;
 pub mod headless;
 mod inspect_cmd;
 pub mod logging;
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => soup_cmd::eval(&args),
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Tui(args) => tui_cmd::run(&args),
+        Command::Import(args) => import_cmd::run(&args),
     }
 }

@@ -19,6 +19,9 @@ pub enum Value {
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     Global(String),
+    /// A persistent id (`PERSID`/`BINPERSID`): what the pickler stored outside the pickle, such
+    /// as a tensor's storage in a PyTorch `.pt` file.
+    Persistent(Box<Value>),
     Object { class: String, args: Vec<Value>, state: Option<Box<Value>>, items: Vec<(Value, Value)> },
 }
 
@@ -276,6 +279,14 @@ pub fn parse(data: &[u8]) -> Result<Value> {
                     other => vec![other],
                 };
                 stack.push(Item::Val(Value::Object { class, args, state: None, items: vec![] }))
+            }
+            b'Q' => {
+                let id = pop(&mut stack)?;
+                stack.push(Item::Val(Value::Persistent(Box::new(id))))
+            }
+            b'P' => {
+                let id = line(data, &mut pos)?;
+                stack.push(Item::Val(Value::Persistent(Box::new(Value::Str(id)))))
             }
             b'b' => {
                 let st = pop(&mut stack)?;
