@@ -67,6 +67,7 @@ impl TrainConfig {
             dropout: self.dropout,
             batch_norm: self.batch_norm,
             row_normalize: self.row_normalize.unwrap_or_else(|| row_normalize_default(g)),
+            input_dropout_off: Vec::new(),
         }
     }
 

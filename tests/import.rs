@@ -68,7 +68,21 @@ fn pyg_checkpoints_import_and_compute_what_they_computed_in_pyg() {
     // model_state_dict), PyG's example style (conv1/conv2 inside a wrapper module).
     import_and_check(tmp.path(), &[&made["sage"]], "sage", &[]);
     import_and_check(tmp.path(), &[&made["gat"]], "gat", &["--dropout", "0.6"]);
-    import_and_check(tmp.path(), &[&made["example"]], "example", &[]);
+    let example = import_and_check(tmp.path(), &[&made["example"]], "example", &[]);
+    // Where the source drops: recorded in the architecture, and LS fits with it (the first
+    // layer's input then stays whole, so its aggregation is computed once).
+    let undropped = tmp.path().join("undropped");
+    let (ok, stdout, stderr) = common::run_bin(&[
+        "import", made["example"]["file"].as_str().unwrap(), made["gcn"][0]["file"].as_str().unwrap(), "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--row-normalize", "true",
+        "--input-dropout-off", "0", "--out", undropped.to_str().unwrap(), "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&stdout)["arch"]["input_dropout_off"], serde_json::json!([0]));
+    let ls = json(&run_ok(&[
+        "soup", "--ingredients", undropped.to_str().unwrap(), "--strategy", "ls", "--epochs", "3", "--data-dir", planetoid.to_str().unwrap(), "--device", "cpu", "--out", tmp.path().join("ls").to_str().unwrap(), "--json",
+    ]));
+    assert_eq!(ls["history"].as_array().unwrap().len(), 3);
+    assert!(example.join("ingredient-00.safetensors").is_file());
 
     // Refused, with the file and the names that do not fit; nothing written.
     let bad = tmp.path().join("bad");

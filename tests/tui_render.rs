@@ -50,6 +50,7 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
         history: vec![],
         candidates: vec![],
         holdout: None,
+        notes: vec![],
         checkpoint: None,
     }
 }
@@ -176,7 +177,7 @@ use gnn_soup::tui::state::{Inspection, Screen};
 use gnn_soup::tui::setup::Setup;
 
 fn spec() -> ArchSpec {
-    ArchSpec { arch: Arch::Gcn, in_dim: 8, hidden: 16, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false }
+    ArchSpec { arch: Arch::Gcn, in_dim: 8, hidden: 16, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![] }
 }
 
 /// Writes a tiny checkpoint (random weights; only the metadata matters to the browser).

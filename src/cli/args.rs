@@ -350,6 +350,10 @@ pub struct ImportArgs {
     /// features are non-negative.
     #[arg(long)]
     pub row_normalize: Option<bool>,
+    /// Layers (0-based, comma-separated) whose input the models do not drop, e.g. `0` for a
+    /// model without dropout on its input features. Default: dropout before every layer.
+    #[arg(long, value_delimiter = ',')]
+    pub input_dropout_off: Vec<usize>,
     /// Replace ingredients already in --out.
     #[arg(long)]
     pub overwrite: bool,

@@ -20,6 +20,7 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         arch: args.arch,
         dropout: args.dropout,
         row_normalize: args.row_normalize.unwrap_or_else(|| crate::train::row_normalize_default(&g)),
+        input_dropout_off: args.input_dropout_off.clone(),
     };
     let report = import::import(&args.sources, args.init.as_deref(), &g, &opts, &args.out, args.overwrite)?;
     if args.json {

@@ -294,6 +294,7 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
         history: outcome.history,
         candidates: outcome.candidates,
         holdout: outcome.holdout,
+        notes: outcome.notes,
         checkpoint: None,
     };
     Ok((report, outcome.params))

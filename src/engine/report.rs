@@ -44,6 +44,9 @@ pub struct SoupReport {
     pub history: Vec<EpochRecord>,
     pub candidates: Vec<CandidateRecord>,
     pub holdout: Option<HoldoutResult>,
+    /// How the strategy decided (greedy/GIS: the ranking and its tie rule).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// The souped checkpoint, when written.
     pub checkpoint: Option<PathBuf>,
 }

@@ -21,6 +21,8 @@ pub struct LayoutOptions {
     pub arch: Option<Arch>,
     pub dropout: f64,
     pub row_normalize: bool,
+    /// Layers whose input the source model does not drop (PyG's examples drop every layer's).
+    pub input_dropout_off: Vec<usize>,
 }
 
 /// `name` under gnn-soup's naming: the prefix removed, `conv<N>.` -> `convs.<N-1>.`,
@@ -118,6 +120,7 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
         dropout: opts.dropout,
         batch_norm: t.keys().any(|k| k.starts_with("bns.")),
         row_normalize: opts.row_normalize,
+        input_dropout_off: opts.input_dropout_off.clone(),
     };
     spec.validate()?;
     Ok(spec)
@@ -163,7 +166,7 @@ mod tests {
     }
 
     fn opts() -> LayoutOptions {
-        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true }
+        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true, input_dropout_off: vec![] }
     }
 
     #[test]

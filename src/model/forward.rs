@@ -1,8 +1,9 @@
 //! The functional forward `f(params, graph, train) -> logits` of every architecture, matching
 //! PyG's `GCNConv`, `SAGEConv` (mean) and `GATConv` layer for layer.
 //!
-//! A model is: for each layer, dropout on its input, the convolution, then (except after the last
-//! layer) batch norm when enabled and ReLU.
+//! A model is: for each layer, dropout on its input (unless the architecture turns it off for
+//! that layer: [`ArchSpec::drops_input`]), the convolution, then (except after the last layer)
+//! batch norm when enabled and ReLU.
 
 use tch::{Kind, Tensor};
 
@@ -25,7 +26,8 @@ pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool
 /// dropout is inactive, which the caller guarantees.
 pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool, first_aggregate: Option<&Tensor>) -> Tensor {
     let (input, sparse) = g.input(spec.row_normalize);
-    let x = if sparse { sparse_dropout(input, spec.dropout, train) } else { dropout(input, spec.dropout, train) };
+    let drop = train && spec.drops_input(0);
+    let x = if sparse { sparse_dropout(input, spec.dropout, drop) } else { dropout(input, spec.dropout, drop) };
     let h = conv_train(spec, params, g, 0, x, sparse, first_aggregate, train);
     forward_after_conv(spec, params, g, h, 0, train)
 }
@@ -92,7 +94,7 @@ impl Input {
 pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, train: bool) -> Tensor {
     for j in layer..spec.layers {
         if j > layer {
-            let x = dropout(&h, spec.dropout, train);
+            let x = dropout(&h, spec.dropout, train && spec.drops_input(j));
             drop(h);
             h = conv_train(spec, params, g, j, x, false, None, train);
         }
@@ -233,4 +235,31 @@ pub fn evaluate(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Accurac
     let _guard = tch::no_grad_guard();
     let logits = forward(spec, params, g, false);
     Accuracies { train: accuracy(&logits, &g.labels, &g.train_idx), val: accuracy(&logits, &g.labels, &g.val_idx), test: accuracy(&logits, &g.labels, &g.test_idx) }
+}
+
+#[cfg(test)]
+mod placement_tests {
+    use super::*;
+    use crate::data::{self, DataOptions};
+    use crate::model::{rng, GraphTensors};
+
+    /// In training mode, an input whose dropout the architecture turns off is used as it is: a
+    /// model with every layer's input dropout off computes in training what it computes in
+    /// inference (no batch norm), and one with dropout left on the hidden layer does not.
+    #[test]
+    fn dropout_applies_only_where_the_architecture_places_it() {
+        let g = data::load("csbm:nodes=120,train=30,val=30,test=30", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let gt = GraphTensors::new(&g, tch::Device::Cpu);
+        let mut spec = ArchSpec { arch: Arch::Gcn, in_dim: g.num_features as i64, hidden: 8, out_dim: g.num_classes as i64, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![0, 1] };
+        let params = spec.init(1, tch::Device::Cpu);
+        rng::seed_thread(1);
+        let eval = forward(&spec, &params, &gt, false);
+        assert!(forward(&spec, &params, &gt, true).allclose(&eval, 1e-6, 1e-6, false));
+        spec.input_dropout_off = vec![0];
+        assert!(!forward(&spec, &params, &gt, true).allclose(&eval, 1e-6, 1e-6, false), "the hidden layer's input is still dropped");
+        assert!(spec.drops_input(1) && !spec.drops_input(0));
+        assert!(spec.describe().contains("not on the input of layer 0"), "{}", spec.describe());
+        spec.input_dropout_off = vec![2];
+        assert!(spec.validate().is_err());
+    }
 }

@@ -51,6 +51,11 @@ pub struct ArchSpec {
     /// the GCN and GAT papers do for bag-of-words features.
     #[serde(default)]
     pub row_normalize: bool,
+    /// Layers whose input is not dropped (dropout is part of a model's definition: it decides
+    /// what LS/PLS fit while the model stays in training mode). Empty: dropout before every
+    /// layer, as gnn-soup trains and PyG's examples do; the paper's DGL GCN has `[0]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_dropout_off: Vec<usize>,
 }
 
 /// What a parameter is, which decides its initialisation and how a soup treats it.
@@ -112,6 +117,9 @@ impl ArchSpec {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             bail!("dropout must be in [0, 1), got {}", self.dropout);
+        }
+        if let Some(l) = self.input_dropout_off.iter().find(|&&l| l >= self.layers) {
+            bail!("input dropout turned off for layer {l}, but the model has {} layers", self.layers);
         }
         Ok(())
     }
@@ -200,11 +208,21 @@ impl ArchSpec {
         self.params().iter().filter(|p| !p.role.is_buffer()).map(|p| p.shape.iter().product::<i64>()).sum()
     }
 
+    /// Whether dropout (in training mode) applies to layer `layer`'s input.
+    pub fn drops_input(&self, layer: usize) -> bool {
+        self.dropout > 0.0 && !self.input_dropout_off.contains(&layer)
+    }
+
     /// A one-line human description, e.g. `gcn 2x64 (1433 -> 7), dropout 0.5`.
     pub fn describe(&self) -> String {
         let heads = if self.arch == Arch::Gat { format!(", {} heads", self.heads) } else { String::new() };
         let bn = if self.batch_norm { ", batch norm" } else { "" };
         let norm = if self.row_normalize { ", row-normalised input" } else { "" };
-        format!("{} {}x{} ({} -> {}){heads}, dropout {}{bn}{norm}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
+        let off = if self.input_dropout_off.is_empty() {
+            String::new()
+        } else {
+            format!(" (not on the input of layer {})", self.input_dropout_off.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        format!("{} {}x{} ({} -> {}){heads}, dropout {}{off}{bn}{norm}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
     }
 }

@@ -47,6 +47,8 @@ pub struct SoupOutcome {
     pub candidates: Vec<CandidateRecord>,
     pub holdout: Option<HoldoutResult>,
     pub partial: bool,
+    /// How the strategy decided what the report should say (e.g. its tie rule).
+    pub notes: Vec<String>,
 }
 
 /// Per-tensor weights for a strategy that uses one weight per ingredient everywhere.

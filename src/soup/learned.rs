@@ -136,7 +136,8 @@ impl<'a> Fit<'a> {
             other => bail!("{other} is not a learned strategy"),
         };
         let train_mode = s.dropout && stack.spec.dropout > 0.0;
-        let pre = if pls.is_none() && !train_mode { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
+        // Exact when nothing random touches the first layer's input: dropout off, or not applied there.
+        let pre = if pls.is_none() && (!train_mode || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
         Ok(Fit {
             ctx,
             fit_idx: long(&fit_nodes, device),

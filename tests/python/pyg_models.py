@@ -37,7 +37,8 @@ class Net(torch.nn.Module):
         if self.spec.get("row_normalize"):
             x = x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)  # T.NormalizeFeatures
         for i, conv in enumerate(self.convs):
-            x = torch.nn.functional.dropout(x, p=self.spec["dropout"], training=self.training)
+            if i not in self.spec.get("input_dropout_off", []):
+                x = torch.nn.functional.dropout(x, p=self.spec["dropout"], training=self.training)
             x = conv(x, edge_index)
             if i + 1 < len(self.convs):
                 if self.spec["batch_norm"]:
