@@ -84,6 +84,37 @@ fn pyg_checkpoints_import_and_compute_what_they_computed_in_pyg() {
     assert_eq!(ls["history"].as_array().unwrap().len(), 3);
     assert!(example.join("ingredient-00.safetensors").is_file());
 
+    // soup, eval and inspect take foreign checkpoints directly: imported on the fly (into the
+    // cache, said on stderr; reused the next time), the reference's initial_model.pt as the init.
+    let folder = tmp.path().join("foreign");
+    std::fs::create_dir_all(&folder).unwrap();
+    for g in &gcn {
+        let f = Path::new(g["file"].as_str().unwrap());
+        std::fs::copy(f, folder.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(&init, folder.join("initial_model.pt")).unwrap();
+    let cache = tmp.path().join("cache");
+    let env = [("XDG_CACHE_HOME", cache.to_str().unwrap())];
+    let soup_args = |out: &str| -> Vec<String> {
+        ["soup", "--ingredients", folder.to_str().unwrap(), "--strategy", "uniform", "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--device", "cpu", "--json", "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([tmp.path().join(out).display().to_string()])
+            .collect()
+    };
+    let args: Vec<String> = soup_args("fly1");
+    let (ok, stdout, stderr) = common::run_bin_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    assert!(ok && stderr.contains("imported 3 foreign checkpoint(s)") && stderr.contains("with their init"), "{stderr}");
+    assert_same_accuracy(&json(&stdout), &made["gcn_uniform_soup"], "uniform soup of a foreign folder");
+    let args: Vec<String> = soup_args("fly2");
+    let (ok, _, stderr) = common::run_bin_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    assert!(ok && stderr.contains("using the earlier import"), "{stderr}");
+    let (ok, stdout, stderr) = common::run_bin_with(&["eval", gcn[1]["file"].as_str().unwrap(), "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--device", "cpu", "--json"], &env);
+    assert!(ok, "{stderr}");
+    assert_same_accuracy(&json(&stdout), gcn[1], "eval of a .pt file");
+    let (ok, _, stderr) = common::run_bin_with(&["inspect", folder.to_str().unwrap(), "--data-dir", planetoid.to_str().unwrap()], &env);
+    assert!(!ok && stderr.contains("pass --dataset to import them"), "{stderr}");
+
     // Refused, with the file and the names that do not fit; nothing written.
     let bad = tmp.path().join("bad");
     let (ok, _, stderr) = common::run_bin(&["import", tmp.path().join("with-head.pt").to_str().unwrap(), "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--out", bad.to_str().unwrap()]);

@@ -366,6 +366,9 @@ pub struct ImportArgs {
 pub struct InspectArgs {
     /// A checkpoint file, or a directory of them.
     pub path: PathBuf,
+    /// For checkpoints gnn-soup did not write: the dataset they are imported on (on the fly).
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

@@ -231,3 +231,29 @@ pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
     }
     Ok(got.dir)
 }
+
+/// `path` as gnn-soup ingredients: as it is, or, when it holds checkpoints gnn-soup did not write
+/// (PyG `.pt`, plain `.safetensors`), imported on the fly with the defaults of `gnn-soup import`
+/// into the cache, saying so.
+pub fn resolve_ingredients(path: &Path, data: &super::args::DataArgs) -> Result<std::path::PathBuf> {
+    let Some((sources, init)) = crate::import::foreign_at(path)? else { return Ok(path.to_path_buf()) };
+    let Some(dataset) = &data.dataset else {
+        anyhow::bail!("{} holds checkpoints gnn-soup did not write: pass --dataset to import them on the fly (or run `gnn-soup import` first to choose how)", path.display());
+    };
+    let g = crate::data::load(dataset, &data.options())?;
+    let opts = crate::import::default_options(&g);
+    let (dir, reused) = crate::import::import_cached(&sources, init.as_deref(), &g, &opts, &crate::data::cache_dir().join("imports"))?;
+    let what = format!("{} foreign checkpoint(s) from {}{}", sources.len(), path.display(), if init.is_some() { " with their init" } else { "" });
+    if reused {
+        eprintln!("using the earlier import of {what} in {}", dir.display());
+    } else {
+        eprintln!(
+            "imported {what} into {} as PyG models with dropout {} before every layer{} (`gnn-soup import` chooses otherwise)",
+            dir.display(),
+            opts.dropout,
+            if opts.row_normalize { ", row-normalised input" } else { "" }
+        );
+    }
+    // A single file stays a single ingredient.
+    Ok(if path.is_file() { checkpoint::list_ingredients(&dir)?.remove(0) } else { dir })
+}

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::args::InspectArgs;
+use super::headless::resolve_ingredients;
 use super::output::{percent, print_json, Table};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::inspect::{self, DiversityReport};
@@ -24,15 +25,16 @@ struct Inspected {
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let files = if args.path.is_dir() {
-        let mut files = checkpoint::list_ingredients(&args.path)?;
-        let init = args.path.join(checkpoint::INIT_FILE);
+    let path = resolve_ingredients(&args.path, &args.data)?;
+    let files = if path.is_dir() {
+        let mut files = checkpoint::list_ingredients(&path)?;
+        let init = path.join(checkpoint::INIT_FILE);
         if init.is_file() {
             files.insert(0, init);
         }
         files
     } else {
-        vec![args.path.clone()]
+        vec![path.clone()]
     };
     let mut all = Vec::new();
     for f in &files {
@@ -43,12 +45,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let ingredients: Vec<std::path::PathBuf> = all.iter().filter(|c| c.meta.kind == checkpoint::CheckpointKind::Ingredient).map(|c| c.path.clone().into()).collect();
     if args.diversity {
         if ingredients.len() < 2 {
-            anyhow::bail!("{}: --diversity needs a directory with at least two ingredients", args.path.display());
+            anyhow::bail!("{}: --diversity needs a directory with at least two ingredients", path.display());
         }
         return print_json(&inspect::analyse(&ingredients)?);
     }
     if args.json {
-        return if args.path.is_dir() { print_json(&all) } else { print_json(&all[0]) };
+        return if path.is_dir() { print_json(&all) } else { print_json(&all[0]) };
     }
     if let [one] = all.as_slice() {
         let m = &one.meta;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use super::args::{EvalArgs, SoupArgs, StrategyChoice};
-use super::headless::{comparison_table, execute, write_comparison};
+use super::headless::{comparison_table, execute, resolve_ingredients, write_comparison};
 use super::output::{percent, print_json};
 use crate::checkpoint;
 use crate::data;
@@ -13,7 +13,7 @@ use crate::model::{self, GraphTensors};
 
 pub fn run(args: &SoupArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let ingredients = checkpoint::list_ingredients(&args.ingredients)?;
+    let ingredients = checkpoint::list_ingredients(&resolve_ingredients(&args.ingredients, &args.data)?)?;
     let meta = checkpoint::read_meta(&ingredients[0])?;
     let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
     let strategies = args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?;
@@ -39,7 +39,8 @@ pub fn run(args: &SoupArgs) -> Result<()> {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let ck = checkpoint::load(&args.checkpoint)?;
+    let path = resolve_ingredients(&args.checkpoint, &args.data)?;
+    let ck = checkpoint::load(&path)?;
     let dataset = args.data.dataset.clone().unwrap_or_else(|| ck.meta.dataset.clone());
     let g = data::load(&dataset, &args.data.options())?;
     if g.num_features as i64 != ck.meta.arch.in_dim || g.num_classes as i64 > ck.meta.arch.out_dim {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::args::TuiArgs;
-use super::headless::{comparison_table, demo_ingredients, execute};
+use super::headless::{comparison_table, demo_ingredients, execute, resolve_ingredients};
 use crate::checkpoint;
 use crate::device::{device_name, parse_device};
 use crate::engine::{self, JobSpec};
@@ -29,7 +29,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     }
     let device = parse_device(&args.device)?;
     let ingredients = match &args.ingredients {
-        Some(d) => d.clone(),
+        Some(d) => resolve_ingredients(d, &args.data)?,
         None => demo_ingredients(device)?,
     };
     let paths = checkpoint::list_ingredients(&ingredients)?;

@@ -121,3 +121,67 @@ pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &Layout
     }
     Ok(ImportReport { arch: spec, dataset: g.name.clone(), init: init_path, ingredients })
 }
+
+/// Whether `path` has a name a foreign checkpoint has and is not a gnn-soup checkpoint.
+fn is_foreign(path: &Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "pt" | "pth" | "bin" => true,
+        "safetensors" => checkpoint::read_meta(path).is_err(),
+        _ => false,
+    }
+}
+
+/// File names the shared initial weights go by: ours, and the paper's reference code's.
+const INIT_NAMES: &[&str] = &["init.pt", "init.pth", "initial_model.pt", "init.safetensors"];
+
+/// The foreign checkpoints at `path` (a file, or a folder's in name order) and the shared
+/// initial weights among them (`init.pt`, `initial_model.pt`), or None when `path` holds
+/// gnn-soup checkpoints.
+pub fn foreign_at(path: &Path) -> Result<Option<(Vec<PathBuf>, Option<PathBuf>)>> {
+    if path.is_file() {
+        return Ok(is_foreign(path).then(|| (vec![path.to_path_buf()], None)));
+    }
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    files.sort();
+    let ours = files.iter().any(|f| f.extension().is_some_and(|e| e == "safetensors") && checkpoint::read_meta(f).is_ok());
+    let foreign: Vec<PathBuf> = files.into_iter().filter(|f| is_foreign(f)).collect();
+    if ours || foreign.is_empty() {
+        return Ok(None);
+    }
+    let is_init = |f: &PathBuf| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| INIT_NAMES.contains(&n));
+    let init = foreign.iter().find(|f| is_init(f)).cloned();
+    Ok(Some((foreign.into_iter().filter(|f| !is_init(f)).collect(), init)))
+}
+
+/// The options an on-the-fly import uses: PyG's example defaults for what names cannot tell.
+pub fn default_options(g: &Graph) -> LayoutOptions {
+    LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: crate::train::row_normalize_default(g), input_dropout_off: Vec::new() }
+}
+
+/// Imports `sources` (and `init`) with `opts` into a folder under `cache_root` named by their
+/// contents' stamps (path, size, modification time), the dataset and the options; an earlier
+/// import of the same files is reused. Returns the folder and whether it was reused.
+pub fn import_cached(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &LayoutOptions, cache_root: &Path) -> Result<(PathBuf, bool)> {
+    let mut h = blake3::Hasher::new();
+    for p in sources.iter().map(PathBuf::as_path).chain(init) {
+        let canonical = p.canonicalize().with_context(|| format!("cannot read {}", p.display()))?;
+        let m = std::fs::metadata(&canonical)?;
+        let modified = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        h.update(format!("{}\0{}\0{modified}\0", canonical.display(), m.len()).as_bytes());
+    }
+    h.update(format!("{}\0{:?}", g.fingerprint(), opts).as_bytes());
+    let dir = cache_root.join(&h.finalize().to_hex()[..16]);
+    let done = dir.join(".imported");
+    if done.is_file() {
+        return Ok((dir, true));
+    }
+    // A half-finished earlier import is started over.
+    let _ = std::fs::remove_dir_all(&dir);
+    import(sources, init, g, opts, &dir, false)?;
+    std::fs::write(&done, b"")?;
+    Ok((dir, false))
+}
