@@ -15,22 +15,15 @@ import time
 import numpy as np
 import torch
 from torch.func import functional_call
-from torch_geometric.datasets import Planetoid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
-from pyg_models import load_checkpoint  # noqa: E402
+from pyg_models import load_checkpoint, planetoid  # noqa: E402
 
 ing_dir, planetoid_dir, work, ls_epochs, ls_lr, t0, repeats = sys.argv[1:8]
 ls_epochs, ls_lr, t0, repeats = int(ls_epochs), float(ls_lr), int(t0), int(repeats)
 torch.set_num_threads(torch.get_num_threads())
 
-raw = os.path.join(work, "Cora", "raw")
-os.makedirs(raw, exist_ok=True)
-for s in ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]:
-    link = os.path.join(raw, f"ind.cora.{s}")
-    if not os.path.exists(link):
-        os.symlink(os.path.abspath(os.path.join(planetoid_dir, f"ind.cora.{s}")), link)
-data = Planetoid(work, "Cora")[0]
+data = planetoid("cora", planetoid_dir, work)
 paths = sorted(p for p in glob.glob(os.path.join(ing_dir, "ingredient-*.safetensors")))
 loaded = [load_checkpoint(p) for p in paths]
 model = loaded[0][0]

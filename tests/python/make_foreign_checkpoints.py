@@ -10,20 +10,12 @@ import sys
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from torch_geometric.datasets import Planetoid
 from torch_geometric.nn import GCNConv
 
-from pyg_models import Net
+from pyg_models import Net, planetoid
 
 out, src = sys.argv[1:3]
-work = os.path.join(out, "pyg")
-raw = os.path.join(work, "Cora", "raw")
-os.makedirs(raw, exist_ok=True)
-for suffix in ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]:
-    link = os.path.join(raw, f"ind.cora.{suffix}")
-    if not os.path.exists(link):
-        os.symlink(os.path.abspath(os.path.join(src, f"ind.cora.{suffix}")), link)
-data = Planetoid(work, "Cora")[0]
+data = planetoid("cora", src, os.path.join(out, "pyg"))
 
 
 def accuracy(model):

@@ -2,9 +2,25 @@
 (dropout, conv, then batch norm and ReLU between layers), built from PyG's own layers. Used as
 the reference in the parity tests and to show that gnn-soup checkpoints load in PyG."""
 import json
+import os
 
 import torch
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+
+
+def planetoid(name, src_dir, work):
+    """PyG's own Planetoid dataset (its loader, its processing) read from the `ind.<name>.*` files
+    in src_dir, linked into PyG's raw layout under work."""
+    from torch_geometric.datasets import Planetoid
+
+    pyg_name = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}[name]
+    raw = os.path.join(work, pyg_name, "raw")
+    os.makedirs(raw, exist_ok=True)
+    for suffix in ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]:
+        link = os.path.join(raw, f"ind.{name}.{suffix}")
+        if not os.path.exists(link):
+            os.symlink(os.path.abspath(os.path.join(src_dir, f"ind.{name}.{suffix}")), link)
+    return Planetoid(work, pyg_name)[0]
 
 
 class Net(torch.nn.Module):
