@@ -68,6 +68,7 @@ impl TrainConfig {
             batch_norm: self.batch_norm,
             row_normalize: self.row_normalize.unwrap_or_else(|| row_normalize_default(g)),
             input_dropout_off: Vec::new(),
+            add_self_loops: true,
         }
     }
 

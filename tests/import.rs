@@ -1,7 +1,9 @@
 //! Bring your own ingredients: checkpoints made the way PyTorch Geometric users make them
 //! (`tests/python/make_foreign_checkpoints.py`: PyG's own layers, trained on PyG's Cora, saved
-//! with `torch.save(model.state_dict())` or as plain safetensors) are imported, and gnn-soup
-//! measures on them exactly what PyG measured; their uniform soup is the soup PyG computes.
+//! with `torch.save(model.state_dict())` or as plain safetensors) and the way the paper's
+//! reference code makes them (DGL layout and semantics, `tests/python/reference_soups.py`) are
+//! imported, and gnn-soup measures on them exactly what Python measured; their soups are the
+//! soups Python computes; exported soups load back into the Python models they came from.
 
 mod common;
 
@@ -45,15 +47,34 @@ fn import_and_check(tmp: &Path, files: &[&serde_json::Value], out: &str, extra: 
     dir
 }
 
+/// The checkpoints Python made (built once per test build) and what Python measured on them.
+fn made() -> (std::path::PathBuf, serde_json::Value) {
+    let planetoid = common::planetoid_dir();
+    let dir = common::shared_fixture("foreign", |dir| {
+        let out = common::run_python("make_foreign_checkpoints.py", &[dir.to_str().unwrap(), planetoid.to_str().unwrap()]);
+        std::fs::write(dir.join("made.json"), out.trim()).unwrap();
+    });
+    let made = json(&std::fs::read_to_string(dir.join("made.json")).unwrap());
+    (dir, made)
+}
+
+/// What `check_export.py` measures on an exported file loaded into the Python model `kind`.
+fn python_loads(kind: &str, exported: &Path, work: &Path, expected: Option<&str>) -> serde_json::Value {
+    let planetoid = common::planetoid_dir();
+    let mut args = vec![kind, exported.to_str().unwrap(), planetoid.to_str().unwrap(), work.to_str().unwrap()];
+    args.extend(expected);
+    json(common::run_python("check_export.py", &args).trim())
+}
+
 #[test]
 fn pyg_checkpoints_import_and_compute_what_they_computed_in_pyg() {
     let tmp = tempfile::tempdir().unwrap();
     let planetoid = common::planetoid_dir();
-    let made = json(common::run_python("make_foreign_checkpoints.py", &[tmp.path().to_str().unwrap(), planetoid.to_str().unwrap()]).trim());
+    let (made_dir, made) = made();
 
     // Three GCNs from one init (.pt), imported with their init; their uniform soup is PyG's.
     let gcn: Vec<&serde_json::Value> = made["gcn"].as_array().unwrap().iter().collect();
-    let init = tmp.path().join("init.pt");
+    let init = made_dir.join("init.pt");
     let dir = import_and_check(tmp.path(), &gcn, "gcn", &["--init", init.to_str().unwrap()]);
     assert!(dir.join("init.safetensors").is_file());
     let soup = json(&run_ok(&[
@@ -117,7 +138,7 @@ fn pyg_checkpoints_import_and_compute_what_they_computed_in_pyg() {
 
     // Refused, with the file and the names that do not fit; nothing written.
     let bad = tmp.path().join("bad");
-    let (ok, _, stderr) = common::run_bin(&["import", tmp.path().join("with-head.pt").to_str().unwrap(), "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--out", bad.to_str().unwrap()]);
+    let (ok, _, stderr) = common::run_bin(&["import", made_dir.join("with-head.pt").to_str().unwrap(), "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--out", bad.to_str().unwrap()]);
     assert!(!ok && stderr.contains("with-head.pt") && stderr.contains("head.weight [7, 7] is not part of"), "{stderr}");
     assert!(!bad.exists(), "nothing is written when an import is refused");
     // Mixed architectures in one import are refused, naming both.
@@ -128,6 +149,91 @@ fn pyg_checkpoints_import_and_compute_what_they_computed_in_pyg() {
     // A second import into the same folder does not replace the first.
     let (ok, _, stderr) = common::run_bin(&["import", made["gcn"][0]["file"].as_str().unwrap(), "--dataset", "cora", "--data-dir", planetoid.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
+
+    // Export: the uniform soup, named as its first ingredient's original file (found from the
+    // soup's metadata), loads strictly into the PyG model and computes what gnn-soup computed.
+    let exported = tmp.path().join("soup.pt");
+    run_ok(&["export", tmp.path().join("soup/soup-uniform.safetensors").to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    assert_same_accuracy(&python_loads("pyg-gcn", &exported, tmp.path(), None), &made["gcn_uniform_soup"], "the exported soup in PyG");
+    // PyG's example layout (conv1/conv2 under model.) comes back under its own names.
+    let exported = tmp.path().join("example.pt");
+    run_ok(&["export", example.join("ingredient-00.safetensors").to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    assert_same_accuracy(&python_loads("pyg-example", &exported, tmp.path(), None), &made["example"], "the exported example model in PyG");
+    let (ok, _, stderr) = common::run_bin(&["export", example.join("ingredient-00.safetensors").to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("already exists"), "an export does not replace a file unasked: {stderr}");
+}
+
+#[test]
+fn the_reference_codes_dgl_checkpoints_import_and_soup_as_the_reference_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let planetoid = common::planetoid_dir();
+    let (made_dir, made) = made();
+    let data = ["--dataset", "cora", "--data-dir", planetoid.to_str().unwrap()];
+
+    // The reference's folder as it leaves it: ingredient_<i>.pt and initial_model.pt, GraphConv
+    // weights [in, out]. Imported with the reference's semantics (no self-loops, no dropout on
+    // the features), each computes what it computed in Python.
+    let gcn: Vec<&serde_json::Value> = made["dgl_gcn"].as_array().unwrap().iter().collect();
+    let dir = import_and_check(tmp.path(), &gcn, "gcn", &["--init", made_dir.join("dgl/initial_model.pt").to_str().unwrap()]);
+    let meta = json(&run_ok(&["inspect", dir.join("ingredient-00.safetensors").to_str().unwrap(), "--json"]));
+    let arch = &meta["meta"]["arch"];
+    assert_eq!((arch["input_dropout_off"].clone(), arch["add_self_loops"].clone()), (serde_json::json!([0]), serde_json::json!(false)), "{meta}");
+    // Its 2-layer GraphSAGE (fc_self, fc_neigh, bias) has no dropout at all.
+    let sage = import_and_check(tmp.path(), &[&made["dgl_sage"]], "sage", &[]);
+    let meta = json(&run_ok(&["inspect", sage.join("ingredient-00.safetensors").to_str().unwrap(), "--json"]));
+    assert_eq!(meta["meta"]["arch"]["input_dropout_off"], serde_json::json!([0, 1]), "{meta}");
+
+    // The uniform soup is Python's; LS (dropout off so that it is deterministic) gives the
+    // weights the reference's loop gives, and exported, loads into the reference's model.
+    let soup = |strategy: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["soup", "--ingredients", dir.to_str().unwrap(), "--strategy", strategy, "--device", "cpu", "--json", "--out"];
+        let out = tmp.path().join(out);
+        args.push(out.to_str().unwrap());
+        args.extend(&data[2..]);
+        args.extend(extra);
+        json(&run_ok(&args))
+    };
+    assert_same_accuracy(&soup("uniform", "uniform", &[]), &made["dgl_uniform_soup"], "uniform soup of the DGL imports");
+    let ls = soup("ls", "ls", &["--epochs", "10", "--lr", "11", "--t0", "4", "--init", "ones", "--no-dropout"]);
+    assert_same_accuracy(&ls, &made["dgl_ls_soup"], "LS of the DGL imports");
+    let exported = tmp.path().join("ls.pt");
+    run_ok(&["export", tmp.path().join("ls/soup-ls.safetensors").to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    let back = python_loads("dgl-gcn", &exported, tmp.path(), made["dgl_ls_soup"]["file"].as_str());
+    assert_same_accuracy(&back, &made["dgl_ls_soup"], "the exported LS soup in the reference's model");
+    assert!(back["max_abs_diff"].as_f64().unwrap() < 1e-5, "LS weights differ from the reference loop's: {back}");
+
+    // On the fly: a folder of the reference's files, numbered as it numbers them.
+    let folder = tmp.path().join("reference-folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (i, g) in gcn.iter().enumerate() {
+        std::fs::copy(g["file"].as_str().unwrap(), folder.join(format!("ingredient_{}.pt", [2, 9, 10][i]))).unwrap();
+    }
+    std::fs::copy(made_dir.join("dgl/initial_model.pt"), folder.join("initial_model.pt")).unwrap();
+    let cache = tmp.path().join("cache");
+    let (ok, stdout, stderr) = common::run_bin_with(
+        &["soup", "--ingredients", folder.to_str().unwrap(), "--strategy", "uniform", "--dataset", "cora", "--device", "cpu", "--json", "--out", tmp.path().join("fly").to_str().unwrap()],
+        &[("XDG_CACHE_HOME", cache.to_str().unwrap())],
+    );
+    assert!(ok && stderr.contains("with their init"), "{stderr}");
+    let report = json(&stdout);
+    let names: Vec<String> = report["ingredients"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap_or_default().to_string()).collect();
+    assert_same_accuracy(&report, &made["dgl_uniform_soup"], "uniform soup of the reference's folder");
+    let (ok, stdout, _) = common::run_bin(&["inspect", &names[2], "--json"]);
+    assert!(ok && stdout.contains("ingredient_10.pt"), "the third ingredient is ingredient_10.pt (numbered order): {stdout}");
+
+    // The paper's own GAT is a different model: refused, saying what differs.
+    let gat = tmp.path().join("reference-gat.safetensors");
+    let t = |shape: &[i64]| tch::Tensor::zeros(shape, (tch::Kind::Float, tch::Device::Cpu));
+    tch::Tensor::write_safetensors(
+        &[("convs.0.src_fc.weight", t(&[8, 1433])), ("convs.0.dst_fc.weight", t(&[8, 1433])), ("convs.0.attn_src_fc.weight", t(&[1, 1433])), ("norms.0.weight", t(&[8])), ("pred_linear.weight", t(&[7, 8]))],
+        &gat,
+    )
+    .unwrap();
+    let gat_out = tmp.path().join("gat");
+    let mut args = vec!["import", gat.to_str().unwrap(), "--out", gat_out.to_str().unwrap()];
+    args.extend(data);
+    let (ok, _, stderr) = common::run_bin(&args);
+    assert!(!ok && stderr.contains("reference-gat.safetensors") && stderr.contains("reference GAT") && stderr.contains("pred_linear"), "{stderr}");
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub enum Command {
     /// Turn checkpoints trained elsewhere (PyTorch Geometric `torch.save(model.state_dict())`
     /// files, plain `.safetensors` state dicts) into gnn-soup ingredients.
     Import(ImportArgs),
+    /// Write a gnn-soup checkpoint (a soup, or an ingredient) as a PyG or DGL state dict that the
+    /// model it came from loads (`model.load_state_dict(torch.load(FILE))`).
+    Export(ExportArgs),
     /// The default job on the embedded synthetic dataset (what the README's main command runs).
     Demo(DemoArgs),
 }
@@ -321,6 +324,17 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+/// A comma-separated list of layer indices, or `none`.
+#[derive(Debug, Clone)]
+pub struct LayerList(pub Vec<usize>);
+
+fn parse_layer_list(s: &str) -> Result<LayerList, String> {
+    if s.trim() == "none" {
+        return Ok(LayerList(Vec::new()));
+    }
+    s.split(',').map(|p| p.trim().parse::<usize>().map_err(|_| format!("expected layer numbers like 0,2 or none, got {p:?}"))).collect::<Result<_, _>>().map(LayerList)
+}
+
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The checkpoints, in the order the ingredients get (`.pt`/`.pth` or `.safetensors`).
@@ -342,8 +356,8 @@ pub struct ImportArgs {
     /// Force the architecture instead of inferring it from the names.
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
-    /// The dropout the models were trained with, applied before every layer while LS/PLS fit
-    /// (PyG's examples use 0.5).
+    /// The dropout the models were trained with, applied (where the layout places it) while
+    /// LS/PLS fit (PyG's examples use 0.5).
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f64,
     /// Row-normalise input features (true/false), as PyG's NormalizeFeatures. Default: when all
@@ -351,10 +365,40 @@ pub struct ImportArgs {
     #[arg(long)]
     pub row_normalize: Option<bool>,
     /// Layers (0-based, comma-separated) whose input the models do not drop, e.g. `0` for a
-    /// model without dropout on its input features. Default: dropout before every layer.
-    #[arg(long, value_delimiter = ',')]
-    pub input_dropout_off: Vec<usize>,
+    /// model without dropout on its input features, or `none`. Default: from the layout: PyG
+    /// models drop every layer's input; the paper's DGL GCN all but the features' (`0`), its
+    /// GraphSAGE all but the last layer's with 3+ layers, none with 2.
+    #[arg(long, value_parser = parse_layer_list)]
+    pub input_dropout_off: Option<LayerList>,
+    /// Whether GCN/GAT layers add a self-loop per node (true/false). Default: from the layout:
+    /// PyG's GCNConv/GATConv do, DGL's GraphConv/GATConv aggregate over the graph as it is.
+    #[arg(long)]
+    pub self_loops: Option<bool>,
     /// Replace ingredients already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The checkpoint: a run's soup-<strategy>.safetensors, or an ingredient.
+    pub checkpoint: PathBuf,
+    /// The file to write: `.pt` (torch.save's format, what torch.load reads) or `.safetensors`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name the tensors as this state dict does (e.g. one of the files the ingredients were
+    /// imported from). Default: the first ingredient's original file, when the ingredients were
+    /// imported and it is still there.
+    #[arg(long)]
+    pub like: Option<PathBuf>,
+    /// Without a template: pyg (`convs.<i>.lin.weight`, ...) or dgl (the reference's
+    /// `layers.<i>.weight`, ...). Default: the layout the ingredients were imported from, else pyg.
+    #[arg(long, value_enum, conflicts_with = "like")]
+    pub layout: Option<crate::import::Source>,
+    /// Replace --out if it exists.
     #[arg(long)]
     pub overwrite: bool,
     /// Print one JSON document on stdout.

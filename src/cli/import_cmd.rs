@@ -20,13 +20,14 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         arch: args.arch,
         dropout: args.dropout,
         row_normalize: args.row_normalize.unwrap_or_else(|| crate::train::row_normalize_default(&g)),
-        input_dropout_off: args.input_dropout_off.clone(),
+        input_dropout_off: args.input_dropout_off.as_ref().map(|l| l.0.clone()),
+        add_self_loops: args.self_loops,
     };
     let report = import::import(&args.sources, args.init.as_deref(), &g, &opts, &args.out, args.overwrite)?;
     if args.json {
         return print_json(&report);
     }
-    println!("{}: {}", report.dataset, report.arch.describe());
+    println!("{} ({} layout): {}", report.dataset, report.layout.name(), report.arch.describe());
     let mut t = Table::new(["ingredient", "from", "val", "test"]);
     for i in &report.ingredients {
         t.row([i.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), i.source.display().to_string(), percent(i.val_acc), percent(i.test_acc)]);

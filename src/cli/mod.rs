@@ -4,6 +4,7 @@
 pub mod args;
 mod data_cmd;
 mod demo_cmd;
+mod export_cmd;
 mod import_cmd;
 pub mod headless;
 mod inspect_cmd;
@@ -31,5 +32,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Tui(args) => tui_cmd::run(&args),
         Command::Import(args) => import_cmd::run(&args),
+        Command::Export(args) => export_cmd::run(&args),
     }
 }

@@ -300,6 +300,18 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
     Ok((report, outcome.params))
 }
 
+/// Where imported ingredients came from (their layout and original files), kept on the soup so
+/// that `gnn-soup export` can write it back under the original names.
+fn provenance(metas: &[CheckpointMeta]) -> Vec<(String, serde_json::Value)> {
+    let sources: Vec<&serde_json::Value> = metas.iter().filter_map(|m| m.extra.get("imported_from")).collect();
+    if sources.len() != metas.len() {
+        return Vec::new();
+    }
+    let mut out = vec![("imported_from".to_string(), serde_json::json!(sources))];
+    out.extend(metas[0].extra.get("layout").map(|l| ("layout".to_string(), l.clone())));
+    out
+}
+
 /// Writes the souped checkpoint (when there is one) and the report into the run directory.
 fn save(dir: &Path, overwrite: bool, loaded: &Loaded, mut report: SoupReport, params: Option<&ParamMap>) -> Result<SoupReport> {
     let settings = &report.settings;
@@ -323,6 +335,7 @@ fn save(dir: &Path, overwrite: bool, loaded: &Loaded, mut report: SoupReport, pa
                 ("partial".to_string(), serde_json::json!(report.partial)),
             ]
             .into_iter()
+            .chain(provenance(&loaded.stack.metas))
             .collect(),
         };
         checkpoint::save(&path, params, &meta, overwrite)?;

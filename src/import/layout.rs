@@ -1,14 +1,15 @@
-//! PyTorch Geometric model layouts: which architecture a state dict is, from its names and
-//! shapes alone, and its tensors under gnn-soup's names (which are PyG's: `convs.<i>.lin.weight`,
-//! `bns.<i>.running_mean`, ...). A model whose layers are attributes `conv1`, `conv2` (PyG's
-//! examples) or that lives under a prefix (`model.`, `module.` from DataParallel) is read too.
-//! Anything that does not fit is refused with the names that did not.
+//! Model layouts: which architecture a state dict is, from its names and shapes alone, and its
+//! tensors under gnn-soup's names (which are PyG's: `convs.<i>.lin.weight`,
+//! `bns.<i>.running_mean`, ...). PyG models whose layers are attributes `conv1`, `conv2` (PyG's
+//! examples) or that live under a prefix (`model.`, `module.` from DataParallel) are read, and
+//! DGL models ([`super::dgl`]). Anything that does not fit is refused with the names that did not.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
+use super::dgl;
 use super::torch_file::StateDict;
 use crate::model::{Arch, ArchSpec, ParamMap, ParamRole};
 
@@ -21,13 +22,37 @@ pub struct LayoutOptions {
     pub arch: Option<Arch>,
     pub dropout: f64,
     pub row_normalize: bool,
-    /// Layers whose input the source model does not drop (PyG's examples drop every layer's).
-    pub input_dropout_off: Vec<usize>,
+    /// Layers whose input the source model does not drop. Default: from the layout (PyG's
+    /// examples drop every layer's input; the reference's DGL models: [`dgl::defaults`]).
+    pub input_dropout_off: Option<Vec<usize>>,
+    /// Whether GCN/GAT layers add self-loops. Default: from the layout (PyG's do, DGL's do not).
+    pub add_self_loops: Option<bool>,
+}
+
+/// Where a state dict's layout comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Pyg,
+    Dgl,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Pyg => "pyg",
+            Source::Dgl => "dgl",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Source> {
+        [Source::Pyg, Source::Dgl].into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// `name` under gnn-soup's naming: the prefix removed, `conv<N>.` -> `convs.<N-1>.`,
 /// `bn<N>.` -> `bns.<N-1>.`, and older PyG GATConv's `lin_src` -> `lin`.
-fn rename(name: &str, prefix: &str) -> Option<String> {
+pub(super) fn rename(name: &str, prefix: &str) -> Option<String> {
     let rest = name.strip_prefix(prefix)?;
     let mut parts: Vec<String> = rest.split('.').map(str::to_string).collect();
     if let Some(first) = parts.first().cloned() {
@@ -44,7 +69,7 @@ fn rename(name: &str, prefix: &str) -> Option<String> {
 }
 
 /// The prefix before the first layer's name (`""` for a bare model).
-fn find_prefix(names: &[&str]) -> String {
+pub(super) fn find_prefix(names: &[&str]) -> String {
     for n in names {
         for marker in ["convs.0.", "conv1."] {
             if let Some(i) = n.find(marker) {
@@ -120,19 +145,39 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
         dropout: opts.dropout,
         batch_norm: t.keys().any(|k| k.starts_with("bns.")),
         row_normalize: opts.row_normalize,
-        input_dropout_off: opts.input_dropout_off.clone(),
+        input_dropout_off: Vec::new(),
+        add_self_loops: true,
     };
-    spec.validate()?;
     Ok(spec)
 }
 
-/// The architecture and the weights of a PyG-layout state dict, or why it does not fit (every
-/// name that did not, with its shape).
-pub fn read_pyg(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap)> {
-    let names: Vec<&str> = sd.iter().map(|(n, _)| n.as_str()).collect();
-    let prefix = opts.prefix.clone().unwrap_or_else(|| find_prefix(&names));
-    let (mut tensors, outside) = normalise(sd, &prefix);
-    let spec = infer_spec(&tensors, opts)?;
+/// The architecture and the weights of a PyG- or DGL-layout state dict, and which layout it was,
+/// or why it does not fit (every name that did not, with its shape).
+pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap, Source)> {
+    let (source, mut tensors, prefix, outside) = if dgl::is_dgl(sd) {
+        let stripped: StateDict = match &opts.prefix {
+            Some(p) => sd.iter().filter_map(|(n, t)| n.strip_prefix(p.as_str()).map(|n| (n.to_string(), t.shallow_clone()))).collect(),
+            None => sd.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
+        };
+        let (renamed, _) = dgl::to_pyg(&stripped)?;
+        (Source::Dgl, renamed.into_iter().collect(), String::new(), Vec::new())
+    } else {
+        let names: Vec<&str> = sd.iter().map(|(n, _)| n.as_str()).collect();
+        let prefix = opts.prefix.clone().unwrap_or_else(|| find_prefix(&names));
+        let (tensors, outside) = normalise(sd, &prefix);
+        (Source::Pyg, tensors, prefix, outside)
+    };
+    let mut spec = infer_spec(&tensors, opts)?;
+    let (dropout_off, loops) = match source {
+        Source::Pyg => (Vec::new(), true),
+        Source::Dgl => {
+            let d = dgl::defaults(spec.arch, spec.layers);
+            (d.input_dropout_off, d.add_self_loops)
+        }
+    };
+    spec.input_dropout_off = opts.input_dropout_off.clone().unwrap_or(dropout_off);
+    spec.add_self_loops = opts.add_self_loops.unwrap_or(loops);
+    spec.validate()?;
     let mut params = ParamMap::new();
     let mut problems: Vec<String> = outside.iter().map(|n| format!("{n} (outside the prefix {prefix:?})")).collect();
     for p in spec.params() {
@@ -152,9 +197,9 @@ pub fn read_pyg(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, Param
     }
     problems.extend(tensors.iter().map(|(n, t)| format!("{n} {:?} is not part of {}", t.size(), spec.describe())));
     if !problems.is_empty() {
-        bail!("not a PyG {} layout gnn-soup can read:\n  {}", spec.arch, problems.join("\n  "));
+        bail!("not a {} {} layout gnn-soup can read:\n  {}", source.name(), spec.arch, problems.join("\n  "));
     }
-    Ok((spec, params))
+    Ok((spec, params, source))
 }
 
 #[cfg(test)]
@@ -166,14 +211,14 @@ mod tests {
     }
 
     fn opts() -> LayoutOptions {
-        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true, input_dropout_off: vec![] }
+        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true, input_dropout_off: None, add_self_loops: None }
     }
 
     #[test]
     fn pyg_example_names_under_a_prefix_are_read() {
         // PyG's examples: self.conv1 / self.conv2, here inside a wrapper module.
         let s = sd(&[("model.conv1.lin.weight", &[16, 8]), ("model.conv1.bias", &[16]), ("model.conv2.lin.weight", &[3, 16]), ("model.conv2.bias", &[3])]);
-        let (spec, params) = read_pyg(&s, &opts()).unwrap();
+        let (spec, params, _) = read(&s, &opts()).unwrap();
         assert_eq!((spec.arch, spec.layers, spec.in_dim, spec.hidden, spec.out_dim, spec.batch_norm), (Arch::Gcn, 2, 8, 16, 3, false));
         assert_eq!(params["convs.1.lin.weight"].size(), vec![3, 16]);
     }
@@ -185,26 +230,26 @@ mod tests {
             ("bns.0.weight", &[4]), ("bns.0.bias", &[4]), ("bns.0.running_mean", &[4]), ("bns.0.running_var", &[4]),
             ("convs.1.lin_l.weight", &[2, 4]), ("convs.1.lin_l.bias", &[2]), ("convs.1.lin_r.weight", &[2, 4]),
         ]);
-        let (spec, params) = read_pyg(&sage, &opts()).unwrap();
+        let (spec, params, _) = read(&sage, &opts()).unwrap();
         assert_eq!((spec.arch, spec.batch_norm), (Arch::Sage, true));
         assert_eq!(params["bns.0.num_batches_tracked"].kind(), Kind::Int64, "a missing batch count is filled");
         let gat = sd(&[
             ("convs.0.att_src", &[1, 4, 3]), ("convs.0.att_dst", &[1, 4, 3]), ("convs.0.bias", &[12]), ("convs.0.lin.weight", &[12, 6]),
             ("convs.1.att_src", &[1, 1, 2]), ("convs.1.att_dst", &[1, 1, 2]), ("convs.1.bias", &[2]), ("convs.1.lin.weight", &[2, 12]),
         ]);
-        let (spec, _) = read_pyg(&gat, &opts()).unwrap();
+        let (spec, _, _) = read(&gat, &opts()).unwrap();
         assert_eq!((spec.arch, spec.heads, spec.hidden, spec.out_dim), (Arch::Gat, 4, 3, 2));
     }
 
     #[test]
     fn what_does_not_fit_is_named() {
         let s = sd(&[("convs.0.lin.weight", &[16, 8]), ("convs.0.bias", &[16]), ("convs.1.lin.weight", &[3, 16]), ("convs.1.bias", &[3]), ("convs.1.extra", &[2]), ("head.weight", &[3, 3])]);
-        let e = format!("{:#}", read_pyg(&s, &LayoutOptions { prefix: Some(String::new()), ..opts() }).unwrap_err());
+        let e = format!("{:#}", read(&s, &LayoutOptions { prefix: Some(String::new()), ..opts() }).unwrap_err());
         assert!(e.contains("convs.1.extra [2] is not part of") && e.contains("head.weight [3, 3] is not part of"), "{e}");
         let wrong = sd(&[("convs.0.lin.weight", &[16, 8]), ("convs.0.bias", &[15])]);
-        let e = format!("{:#}", read_pyg(&wrong, &opts()).unwrap_err());
+        let e = format!("{:#}", read(&wrong, &opts()).unwrap_err());
         assert!(e.contains("convs.0.bias has shape [15]"), "{e}");
-        let e = format!("{:#}", read_pyg(&sd(&[("fc.weight", &[2, 2])]), &opts()).unwrap_err());
+        let e = format!("{:#}", read(&sd(&[("fc.weight", &[2, 2])]), &opts()).unwrap_err());
         assert!(e.contains("no graph convolution"), "{e}");
     }
 }

@@ -1,10 +1,11 @@
 //! Bring your own ingredients: checkpoints trained elsewhere (PyTorch Geometric models saved with
-//! `torch.save(model.state_dict(), ...)`, or plain `.safetensors` state dicts) become gnn-soup
-//! ingredients (safetensors with metadata), after their architecture is inferred from their
-//! names and shapes ([`layout`]) and they are checked against the dataset.
-//!
-//! Not yet: the paper's DGL layouts, and soup/inspect/eval reading foreign folders directly.
+//! `torch.save(model.state_dict(), ...)`, the paper's reference DGL models, or plain
+//! `.safetensors` state dicts) become gnn-soup ingredients (safetensors with metadata), after
+//! their architecture is inferred from their names and shapes ([`layout`], [`dgl`]) and they are
+//! checked against the dataset. [`export`] goes the other way.
 
+pub mod dgl;
+pub mod export;
 pub mod layout;
 pub mod torch_file;
 
@@ -17,7 +18,7 @@ use tch::{Device, Tensor};
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta, INIT_FILE};
 use crate::data::Graph;
 use crate::model::{self, ArchSpec, GraphTensors, ParamMap};
-pub use layout::LayoutOptions;
+pub use layout::{LayoutOptions, Source};
 use torch_file::StateDict;
 
 /// The init fingerprint of ingredients imported without their shared initial weights.
@@ -49,18 +50,20 @@ pub struct Imported {
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
     pub arch: ArchSpec,
+    /// The layout the checkpoints were in.
+    pub layout: Source,
     pub dataset: String,
     pub init: Option<PathBuf>,
     pub ingredients: Vec<Imported>,
 }
 
-fn read_model(path: &Path, opts: &LayoutOptions, g: &Graph) -> Result<(ArchSpec, ParamMap)> {
+fn read_model(path: &Path, opts: &LayoutOptions, g: &Graph) -> Result<(ArchSpec, ParamMap, Source)> {
     let sd = read_foreign(path)?;
-    let (spec, params) = layout::read_pyg(&sd, opts).with_context(|| format!("{}", path.display()))?;
+    let (spec, params, source) = layout::read(&sd, opts).with_context(|| format!("{}", path.display()))?;
     if spec.in_dim != g.num_features as i64 || spec.out_dim < g.num_classes as i64 {
         bail!("{}: a model for {} features and {} classes; {} has {} features and {} classes", path.display(), spec.in_dim, spec.out_dim, g.name, g.num_features, g.num_classes);
     }
-    Ok((spec, params))
+    Ok((spec, params, source))
 }
 
 /// Imports `sources` (in order) as `out/ingredient-NN.safetensors`, with `init` (their shared
@@ -77,20 +80,23 @@ pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &Layout
         }
     }
     // Read and check everything before writing anything.
-    let models: Vec<(ArchSpec, ParamMap)> = sources.iter().map(|s| read_model(s, opts, g)).collect::<Result<_>>()?;
+    let models: Vec<(ArchSpec, ParamMap, Source)> = sources.iter().map(|s| read_model(s, opts, g)).collect::<Result<_>>()?;
     let spec = models[0].0.clone();
-    if let Some((i, (other, _))) = models.iter().enumerate().find(|(_, (s, _))| *s != spec) {
+    let layout_source = models[0].2;
+    if let Some((i, (other, _, _))) = models.iter().enumerate().find(|(_, (s, _, _))| *s != spec) {
         bail!("{} is a {}, {} a {}: ingredients must share an architecture", sources[0].display(), spec.describe(), sources[i].display(), other.describe());
     }
     let init_model = init.map(|p| read_model(p, opts, g)).transpose()?;
-    if let (Some(p), Some((s, _))) = (init, &init_model) {
+    if let (Some(p), Some((s, _, _))) = (init, &init_model) {
         if *s != spec {
             bail!("{}: the initial weights are a {}, the ingredients a {}", p.display(), s.describe(), spec.describe());
         }
     }
-    let init_fingerprint = init_model.as_ref().map_or(UNKNOWN_INIT.to_string(), |(_, p)| checkpoint::weights_fingerprint(p));
+    let init_fingerprint = init_model.as_ref().map_or(UNKNOWN_INIT.to_string(), |(_, p, _)| checkpoint::weights_fingerprint(p));
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let gt = GraphTensors::new(g, Device::Cpu);
+    // Recorded absolute, so that `export` finds the original from anywhere.
+    let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let meta = |kind: CheckpointKind, source: &Path, acc: Option<model::Accuracies>| CheckpointMeta {
         format_version: checkpoint::FORMAT_VERSION,
         kind,
@@ -103,10 +109,10 @@ pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &Layout
         val_acc: acc.as_ref().map(|a| a.val),
         test_acc: acc.as_ref().map(|a| a.test),
         tool_version: checkpoint::tool_version(),
-        extra: [("imported_from".to_string(), serde_json::json!(source)), ("layout".to_string(), serde_json::json!("pyg"))].into_iter().collect(),
+        extra: [("imported_from".to_string(), serde_json::json!(absolute(source))), ("layout".to_string(), serde_json::json!(layout_source.name()))].into_iter().collect(),
     };
     let init_path = match (init, &init_model) {
-        (Some(src), Some((_, params))) => {
+        (Some(src), Some((_, params, _))) => {
             let path = out.join(INIT_FILE);
             checkpoint::save(&path, params, &meta(CheckpointKind::Init, src, None), overwrite)?;
             Some(path)
@@ -114,12 +120,12 @@ pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &Layout
         _ => None,
     };
     let mut ingredients = Vec::new();
-    for ((source, (_, params)), path) in sources.iter().zip(&models).zip(targets) {
+    for ((source, (_, params, _)), path) in sources.iter().zip(&models).zip(targets) {
         let acc = model::evaluate(&spec, params, &gt);
         checkpoint::save(&path, params, &meta(CheckpointKind::Ingredient, source, Some(acc)), overwrite)?;
         ingredients.push(Imported { source: source.clone(), path, val_acc: acc.val, test_acc: acc.test });
     }
-    Ok(ImportReport { arch: spec, dataset: g.name.clone(), init: init_path, ingredients })
+    Ok(ImportReport { arch: spec, layout: layout_source, dataset: g.name.clone(), init: init_path, ingredients })
 }
 
 /// Whether `path` has a name a foreign checkpoint has and is not a gnn-soup checkpoint.
@@ -146,7 +152,9 @@ pub fn foreign_at(path: &Path) -> Result<Option<(Vec<PathBuf>, Option<PathBuf>)>
         return Ok(None);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-    files.sort();
+    // `ingredient_10.pt` after `ingredient_9.pt`, as the reference numbers them: the order decides
+    // ranking ties in greedy and GIS.
+    files.sort_by_key(|f| natural_key(f));
     let ours = files.iter().any(|f| f.extension().is_some_and(|e| e == "safetensors") && checkpoint::read_meta(f).is_ok());
     let foreign: Vec<PathBuf> = files.into_iter().filter(|f| is_foreign(f)).collect();
     if ours || foreign.is_empty() {
@@ -159,7 +167,29 @@ pub fn foreign_at(path: &Path) -> Result<Option<(Vec<PathBuf>, Option<PathBuf>)>
 
 /// The options an on-the-fly import uses: PyG's example defaults for what names cannot tell.
 pub fn default_options(g: &Graph) -> LayoutOptions {
-    LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: crate::train::row_normalize_default(g), input_dropout_off: Vec::new() }
+    LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: crate::train::row_normalize_default(g), input_dropout_off: None, add_self_loops: None }
+}
+
+/// A file name as text and number runs, so that names sort as people number them.
+fn natural_key(path: &Path) -> Vec<(String, u128)> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut digits = c.to_string();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), digits.parse().unwrap_or(u128::MAX)));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
 }
 
 /// Imports `sources` (and `init`) with `opts` into a folder under `cache_root` named by their
@@ -184,4 +214,14 @@ pub fn import_cached(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: 
     import(sources, init, g, opts, &dir, false)?;
     std::fs::write(&done, b"")?;
     Ok((dir, false))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbered_files_sort_by_number() {
+        let mut names = vec!["ingredient_10.pt", "ingredient_9.pt", "ingredient_0.pt", "a.pt"];
+        names.sort_by_key(|n| super::natural_key(std::path::Path::new(n)));
+        assert_eq!(names, ["a.pt", "ingredient_0.pt", "ingredient_9.pt", "ingredient_10.pt"]);
+    }
 }

@@ -47,9 +47,9 @@ fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize
     let x = Input { x, sparse };
     let attention_dropout = if train { spec.dropout } else { 0.0 };
     match spec.arch {
-        Arch::Gcn => gcn_conv(params, layer, g, x, pre),
+        Arch::Gcn => gcn_conv(params, layer, g.gcn_adj(spec.add_self_loops), x, pre),
         Arch::Sage => sage_conv(params, layer, g, x, pre),
-        Arch::Gat => gat_conv(params, layer, g, x, &spec.conv_dims()[layer], attention_dropout),
+        Arch::Gat => gat_conv(params, layer, g, spec.add_self_loops, x, &spec.conv_dims()[layer], attention_dropout),
     }
 }
 
@@ -112,7 +112,7 @@ pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, 
 pub fn first_aggregate(spec: &ArchSpec, g: &GraphTensors) -> Option<Tensor> {
     let _guard = tch::no_grad_guard();
     match spec.arch {
-        Arch::Gcn => Some(g.gcn_adj().mm(g.features(spec.row_normalize))),
+        Arch::Gcn => Some(g.gcn_adj(spec.add_self_loops).mm(g.features(spec.row_normalize))),
         Arch::Sage => Some(g.mean_adj().mm(g.features(spec.row_normalize))),
         Arch::Gat => None,
     }
@@ -134,7 +134,7 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &values, x.size(), (x.kind(), x.device()))
 }
 
-fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Tensor>) -> Tensor {
+fn gcn_conv(p: &ParamMap, i: usize, adj: &Tensor, x: Input, pre: Option<&Tensor>) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let b = param(p, &format!("convs.{i}.bias"));
     // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower.
@@ -143,10 +143,10 @@ fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Ten
         None if w.size()[0] <= w.size()[1] || x.sparse => {
             let xw = x.lin(w);
             drop(x);
-            g.gcn_adj().mm(&xw)
+            adj.mm(&xw)
         }
         None => {
-            let ax = g.gcn_adj().mm(&x.x);
+            let ax = adj.mm(&x.x);
             drop(x);
             ax.linear::<&Tensor>(w, None)
         }
@@ -168,7 +168,7 @@ fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Te
     plus(neigh, &root)
 }
 
-fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, d: &ConvDims, attention_dropout: f64) -> Tensor {
+fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: Input, d: &ConvDims, attention_dropout: f64) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let att_src = param(p, &format!("convs.{i}.att_src"));
     let att_dst = param(p, &format!("convs.{i}.att_dst"));
@@ -179,7 +179,8 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, d: &ConvDims, at
     drop(x);
     let a_src = (&h * att_src).sum_dim_intlist(-1, false, Kind::Float); // [N, H]
     let a_dst = (&h * att_dst).sum_dim_intlist(-1, false, Kind::Float);
-    let (src, dst) = g.gat_edges();
+    let (src, dst) = g.gat_edges(add_self_loops);
+    let (src, dst) = (&src, &dst);
     let e = a_src.index_select(0, src) + a_dst.index_select(0, dst); // [E, H]
     let e = e.maximum(&(&e * 0.2)); // LeakyReLU(0.2)
     let alpha = dropout(&segment_softmax(&e, dst, n), attention_dropout, attention_dropout > 0.0);
@@ -250,7 +251,7 @@ mod placement_tests {
     fn dropout_applies_only_where_the_architecture_places_it() {
         let g = data::load("csbm:nodes=120,train=30,val=30,test=30", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
-        let mut spec = ArchSpec { arch: Arch::Gcn, in_dim: g.num_features as i64, hidden: 8, out_dim: g.num_classes as i64, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![0, 1] };
+        let mut spec = ArchSpec { arch: Arch::Gcn, in_dim: g.num_features as i64, hidden: 8, out_dim: g.num_classes as i64, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![0, 1], add_self_loops: true };
         let params = spec.init(1, tch::Device::Cpu);
         rng::seed_thread(1);
         let eval = forward(&spec, &params, &gt, false);

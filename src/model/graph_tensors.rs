@@ -24,6 +24,7 @@ pub struct GraphTensors {
     pub src: Tensor,
     pub dst: Tensor,
     gcn_adj: OnceCell<Tensor>,
+    gcn_adj_as_is: OnceCell<Tensor>,
     mean_adj: OnceCell<Tensor>,
     gat_edges: OnceCell<(Tensor, Tensor)>,
 }
@@ -59,6 +60,7 @@ impl GraphTensors {
             src,
             dst,
             gcn_adj: OnceCell::new(),
+            gcn_adj_as_is: OnceCell::new(),
             mean_adj: OnceCell::new(),
             gat_edges: OnceCell::new(),
         }
@@ -101,18 +103,33 @@ impl GraphTensors {
             .to_sparse_csr(None::<i64>)
     }
 
-    /// D^-1/2 (A + I) D^-1/2 as in PyG's `gcn_norm`, with `A[dst, src]` so that `adj.mm(x)`
-    /// aggregates over in-neighbours.
-    pub fn gcn_adj(&self) -> &Tensor {
-        self.gcn_adj.get_or_init(|| {
+    /// The GCN propagation matrix, with `A[dst, src]` so that `adj.mm(x)` aggregates over
+    /// in-neighbours. `add_self_loops`: D^-1/2 (A + I) D^-1/2 as PyG's `gcn_norm`; otherwise
+    /// DGL's `GraphConv(norm="both")` on the graph as it is: each edge weighs
+    /// out_deg(src)^-1/2 in_deg(dst)^-1/2, degrees clamped at 1.
+    pub fn gcn_adj(&self, add_self_loops: bool) -> &Tensor {
+        let cell = if add_self_loops { &self.gcn_adj } else { &self.gcn_adj_as_is };
+        cell.get_or_init(|| {
             let _g = tch::no_grad_guard();
-            let loops = Tensor::arange(self.num_nodes, (Kind::Int64, self.device));
-            let src = Tensor::cat(&[&self.src, &loops], 0);
-            let dst = Tensor::cat(&[&self.dst, &loops], 0);
-            let ones = Tensor::ones([src.size()[0]], (Kind::Float, self.device));
-            let deg = Tensor::zeros([self.num_nodes], (Kind::Float, self.device)).index_add(0, &dst, &ones);
-            let dinv = deg.pow_tensor_scalar(-0.5);
-            let w = dinv.index_select(0, &src) * dinv.index_select(0, &dst);
+            let (src, dst) = if add_self_loops {
+                let loops = Tensor::arange(self.num_nodes, (Kind::Int64, self.device));
+                (Tensor::cat(&[&self.src, &loops], 0), Tensor::cat(&[&self.dst, &loops], 0))
+            } else {
+                (self.src.shallow_clone(), self.dst.shallow_clone())
+            };
+            let degree = |of: &Tensor| {
+                let ones = Tensor::ones([of.size()[0]], (Kind::Float, self.device));
+                Tensor::zeros([self.num_nodes], (Kind::Float, self.device)).index_add(0, of, &ones).clamp_min(1.0).pow_tensor_scalar(-0.5)
+            };
+            // With self-loops every node's in- and out-degree agree on PyG's symmetric graphs;
+            // PyG uses the in-degree on both sides, and so does this.
+            let (src_norm, dst_norm) = if add_self_loops {
+                let d = degree(&dst);
+                (d.shallow_clone(), d)
+            } else {
+                (degree(&src), degree(&dst))
+            };
+            let w = src_norm.index_select(0, &src) * dst_norm.index_select(0, &dst);
             self.sparse(&dst, &src, &w)
         })
     }
@@ -128,13 +145,18 @@ impl GraphTensors {
         })
     }
 
-    /// Edges with one self-loop per node, as GATConv's `add_self_loops`.
-    pub fn gat_edges(&self) -> &(Tensor, Tensor) {
-        self.gat_edges.get_or_init(|| {
+    /// The edges GAT attends over: with `add_self_loops`, existing loops replaced by one per
+    /// node (PyG's GATConv); otherwise the graph as it is (DGL's GATConv).
+    pub fn gat_edges(&self, add_self_loops: bool) -> (Tensor, Tensor) {
+        if !add_self_loops {
+            return (self.src.shallow_clone(), self.dst.shallow_clone());
+        }
+        let (src, dst) = self.gat_edges.get_or_init(|| {
             let keep = self.src.ne_tensor(&self.dst);
             let loops = Tensor::arange(self.num_nodes, (Kind::Int64, self.device));
             (Tensor::cat(&[self.src.masked_select(&keep), loops.shallow_clone()], 0), Tensor::cat(&[self.dst.masked_select(&keep), loops], 0))
-        })
+        });
+        (src.shallow_clone(), dst.shallow_clone())
     }
 }
 

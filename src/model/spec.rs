@@ -56,6 +56,19 @@ pub struct ArchSpec {
     /// layer, as gnn-soup trains and PyG's examples do; the paper's DGL GCN has `[0]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_dropout_off: Vec<usize>,
+    /// Whether GCN and GAT layers add a self-loop per node before aggregating, as PyG's
+    /// `GCNConv`/`GATConv` do. DGL's `GraphConv`/`GATConv` (the paper's reference code) aggregate
+    /// over the graph as it is, with degrees clamped at 1. SAGE never adds any.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub add_self_loops: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// What a parameter is, which decides its initialisation and how a soup treats it.
@@ -223,6 +236,7 @@ impl ArchSpec {
         } else {
             format!(" (not on the input of layer {})", self.input_dropout_off.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "))
         };
-        format!("{} {}x{} ({} -> {}){heads}, dropout {}{off}{bn}{norm}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
+        let loops = if self.add_self_loops || self.arch == Arch::Sage { "" } else { ", no self-loops added" };
+        format!("{} {}x{} ({} -> {}){heads}, dropout {}{off}{bn}{norm}{loops}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
     }
 }

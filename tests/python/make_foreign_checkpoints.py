@@ -1,6 +1,7 @@
 """Checkpoints as PyTorch Geometric users make them, for the import tests: models built from
 PyG's own layers, trained briefly on PyG's Cora, saved with torch.save(model.state_dict()) or as
-plain safetensors state dicts. Prints what PyG measures on them as JSON.
+plain safetensors state dicts; and as users of the paper's reference code make them (DGL layout
+and semantics, `reference_soups.py`). Prints what Python measures on them as JSON.
 
 usage: make_foreign_checkpoints.py OUT_DIR PLANETOID_DIR"""
 import json
@@ -10,9 +11,8 @@ import sys
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from torch_geometric.nn import GCNConv
 
-from pyg_models import Net, planetoid
+from pyg_models import Net, Wrapper, planetoid
 
 out, src = sys.argv[1:3]
 data = planetoid("cora", src, os.path.join(out, "pyg"))
@@ -72,29 +72,6 @@ result["gat"] = dict(file=os.path.join(out, "gat-checkpoint.pt"), **accuracy(gat
 
 
 # PyG's example style: layers as attributes conv1/conv2, the model inside a wrapper.
-class Example(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = GCNConv(1433, 16)
-        self.conv2 = GCNConv(16, 7)
-
-    def forward(self, x, edge_index):
-        x = x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)
-        x = F.dropout(x, p=0.5, training=self.training)
-        x = self.conv1(x, edge_index).relu()
-        x = F.dropout(x, p=0.5, training=self.training)
-        return self.conv2(x, edge_index)
-
-
-class Wrapper(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = Example()
-
-    def forward(self, x, edge_index):
-        return self.model(x, edge_index)
-
-
 torch.manual_seed(7)
 wrapped = train(Wrapper(), seed=7)
 torch.save(wrapped.state_dict(), os.path.join(out, "example.pt"))
@@ -104,4 +81,52 @@ result["example"] = dict(file=os.path.join(out, "example.pt"), **accuracy(wrappe
 head = Net(spec("gcn")).state_dict()
 head["head.weight"] = torch.zeros(7, 7)
 torch.save(head, os.path.join(out, "with-head.pt"))
+
+# The paper's reference code's models (DGL layout): three GCNs from one initial_model.pt, named
+# as its trainer names them, and a 2-layer GraphSAGE as a plain safetensors file.
+import reference_soups as ref
+
+dgl_dir = os.path.join(out, "dgl")
+os.makedirs(dgl_dir)
+x = data.x / data.x.sum(dim=-1, keepdim=True).clamp(min=1.0)  # DGL's Cora is row-normalised
+g = ref.Graph(x, data.edge_index, data.y, data.train_mask, data.val_mask, data.test_mask)
+
+
+def train_ref(model, seed, epochs=30):
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    for _ in range(epochs):
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(g, g.x)[g.train_mask], g.y[g.train_mask]).backward()
+        opt.step()
+    return model
+
+
+def ref_accuracy(model, state=None):
+    return {"val_acc": ref.accuracy(model, g, g.val_mask, state), "test_acc": ref.accuracy(model, g, g.test_mask, state)}
+
+
+torch.manual_seed(11)
+dgl_init = ref.GCN(1433, 16, 7, 2, 0.5)
+torch.save(dgl_init.state_dict(), os.path.join(dgl_dir, "initial_model.pt"))
+dgl_gcn = []
+for i in range(3):
+    m = ref.GCN(1433, 16, 7, 2, 0.5)
+    m.load_state_dict(dgl_init.state_dict())
+    train_ref(m, seed=20 + i)
+    path = os.path.join(dgl_dir, f"ingredient_{i}.pt")
+    torch.save(m.state_dict(), path)
+    dgl_gcn.append(dict(file=path, **ref_accuracy(m)))
+result["dgl_gcn"] = dgl_gcn
+dgl_states = [torch.load(d["file"]) for d in dgl_gcn]
+result["dgl_uniform_soup"] = ref_accuracy(dgl_init, ref.uniform(dgl_states))
+# LS as the reference runs it, here with dropout off so that the result is exactly comparable.
+ls = ref.learned(ref.GCN(1433, 16, 7, 2, 0.5), g, dgl_states, epochs=10, lr=11.0, t0=4, seed=0, train_mode=False)
+torch.save(ls, os.path.join(dgl_dir, "ls-soup-reference.pt"))
+result["dgl_ls_soup"] = dict(file=os.path.join(dgl_dir, "ls-soup-reference.pt"), **ref_accuracy(dgl_init, ls))
+torch.manual_seed(12)
+dgl_sage = train_ref(ref.SAGE(1433, 16, 7, 2, 0.5), seed=12)
+save_file({k: v.contiguous() for k, v in dgl_sage.state_dict().items()}, os.path.join(out, "dgl-sage.safetensors"))
+result["dgl_sage"] = dict(file=os.path.join(out, "dgl-sage.safetensors"), **ref_accuracy(dgl_sage))
 print(json.dumps(result))

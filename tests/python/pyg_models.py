@@ -5,6 +5,7 @@ import json
 import os
 
 import torch
+import torch.nn.functional as F
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
 
@@ -61,6 +62,31 @@ class Net(torch.nn.Module):
                     x = self.bns[i](x)
                 x = x.relu()
         return x
+
+
+# PyG's example style: layers as attributes conv1/conv2 (a GCN for Cora), the model inside a
+# wrapper module, as users' own scripts often have it.
+class Example(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = GCNConv(1433, 16)
+        self.conv2 = GCNConv(16, 7)
+
+    def forward(self, x, edge_index):
+        x = x / x.sum(dim=-1, keepdim=True).clamp(min=1.0)
+        x = F.dropout(x, p=0.5, training=self.training)
+        x = self.conv1(x, edge_index).relu()
+        x = F.dropout(x, p=0.5, training=self.training)
+        return self.conv2(x, edge_index)
+
+
+class Wrapper(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = Example()
+
+    def forward(self, x, edge_index):
+        return self.model(x, edge_index)
 
 
 def load_checkpoint(path):
