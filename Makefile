@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up what is missing first.
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench fidelity
 
 setup:
 	@scripts/setup.sh
@@ -14,3 +14,7 @@ test: setup
 
 bench: setup
 	scripts/bench.sh
+
+# gnn-soup against a plain-PyTorch re-implementation of the paper's reference code, same files.
+fidelity: setup
+	scripts/fidelity.sh --seeds 5

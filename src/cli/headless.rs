@@ -247,12 +247,9 @@ pub fn resolve_ingredients(path: &Path, data: &super::args::DataArgs) -> Result<
     if reused {
         eprintln!("using the earlier import of {what} in {}", dir.display());
     } else {
-        eprintln!(
-            "imported {what} into {} as PyG models with dropout {} before every layer{} (`gnn-soup import` chooses otherwise)",
-            dir.display(),
-            opts.dropout,
-            if opts.row_normalize { ", row-normalised input" } else { "" }
-        );
+        let first = checkpoint::read_meta(&checkpoint::list_ingredients(&dir)?[0])?;
+        let layout = first.extra.get("layout").and_then(|l| l.as_str()).unwrap_or("pyg");
+        eprintln!("imported {what} into {} as {layout}-layout models: {} (`gnn-soup import` chooses otherwise)", dir.display(), first.arch.describe());
     }
     // A single file stays a single ingredient.
     Ok(if path.is_file() { checkpoint::list_ingredients(&dir)?.remove(0) } else { dir })

@@ -42,8 +42,9 @@ pub fn read_foreign(path: &Path) -> Result<StateDict> {
 pub struct Imported {
     pub source: PathBuf,
     pub path: PathBuf,
-    pub val_acc: f64,
-    pub test_acc: f64,
+    /// Measured on the dataset (None when the import was not asked to evaluate).
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
 }
 
 /// What [`import`] wrote.
@@ -68,8 +69,10 @@ fn read_model(path: &Path, opts: &LayoutOptions, g: &Graph) -> Result<(ArchSpec,
 
 /// Imports `sources` (in order) as `out/ingredient-NN.safetensors`, with `init` (their shared
 /// initial weights, when known) as `out/init.safetensors`. Every one must have the same
-/// architecture. Nothing is replaced without `overwrite`.
-pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &LayoutOptions, out: &Path, overwrite: bool) -> Result<ImportReport> {
+/// architecture. Nothing is replaced without `overwrite`. `evaluate`: measure each one's
+/// accuracy (a full-graph inference pass each, on the CPU; an on-the-fly import leaves it to the
+/// soup, which measures them anyway).
+pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &LayoutOptions, out: &Path, overwrite: bool, evaluate: bool) -> Result<ImportReport> {
     if sources.is_empty() {
         bail!("nothing to import");
     }
@@ -121,9 +124,9 @@ pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &Layout
     };
     let mut ingredients = Vec::new();
     for ((source, (_, params, _)), path) in sources.iter().zip(&models).zip(targets) {
-        let acc = model::evaluate(&spec, params, &gt);
-        checkpoint::save(&path, params, &meta(CheckpointKind::Ingredient, source, Some(acc)), overwrite)?;
-        ingredients.push(Imported { source: source.clone(), path, val_acc: acc.val, test_acc: acc.test });
+        let acc = evaluate.then(|| model::evaluate(&spec, params, &gt));
+        checkpoint::save(&path, params, &meta(CheckpointKind::Ingredient, source, acc), overwrite)?;
+        ingredients.push(Imported { source: source.clone(), path, val_acc: acc.map(|a| a.val), test_acc: acc.map(|a| a.test) });
     }
     Ok(ImportReport { arch: spec, layout: layout_source, dataset: g.name.clone(), init: init_path, ingredients })
 }
@@ -211,7 +214,7 @@ pub fn import_cached(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: 
     }
     // A half-finished earlier import is started over.
     let _ = std::fs::remove_dir_all(&dir);
-    import(sources, init, g, opts, &dir, false)?;
+    import(sources, init, g, opts, &dir, false, false)?;
     std::fs::write(&done, b"")?;
     Ok((dir, false))
 }

@@ -66,11 +66,14 @@ pub fn data_opts(dir: &Path) -> gnn_soup::data::DataOptions {
 /// A directory built once per test build and shared by the test processes that need it (nextest
 /// runs each test in its own process, so an in-process `OnceLock` would rebuild it per test).
 /// The first caller builds it under an exclusive lock while the others wait; a rebuilt test
-/// binary gets a fresh one, so it never outlives the code that made it.
+/// binary or a changed Python helper (tests/python) gets a fresh one, so it never outlives the
+/// code that made it.
 pub fn shared_fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     use std::os::unix::io::AsRawFd;
     let exe = std::env::current_exe().expect("the test binary's path");
-    let stamp = std::fs::metadata(&exe).and_then(|m| m.modified()).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(0);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(0);
+    let helpers = std::fs::read_dir(repo().join("tests/python")).into_iter().flatten().flatten().map(|e| modified(&e.path())).max().unwrap_or(0);
+    let stamp = modified(&exe).max(helpers);
     let stem = exe.file_stem().unwrap_or_default().to_string_lossy().into_owned();
     let root = repo().join("target/test-fixtures");
     let dir = root.join(format!("{stem}-{stamp}")).join(name);

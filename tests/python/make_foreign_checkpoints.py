@@ -26,13 +26,15 @@ def accuracy(model):
     return {"val_acc": acc(data.val_mask), "test_acc": acc(data.test_mask)}
 
 
-def train(model, seed, epochs=30):
+def train(model, seed, epochs=30, inputs=None):
+    """Adam on the training nodes; `inputs` are the model's arguments (PyG's: x, edge_index)."""
+    inputs = inputs or (data.x, data.edge_index)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
     for _ in range(epochs):
         model.train()
         opt.zero_grad()
-        loss = F.cross_entropy(model(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask])
+        loss = F.cross_entropy(model(*inputs)[data.train_mask], data.y[data.train_mask])
         loss.backward()
         opt.step()
     return model
@@ -92,15 +94,8 @@ x = data.x / data.x.sum(dim=-1, keepdim=True).clamp(min=1.0)  # DGL's Cora is ro
 g = ref.Graph(x, data.edge_index, data.y, data.train_mask, data.val_mask, data.test_mask)
 
 
-def train_ref(model, seed, epochs=30):
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
-    for _ in range(epochs):
-        model.train()
-        opt.zero_grad()
-        F.cross_entropy(model(g, g.x)[g.train_mask], g.y[g.train_mask]).backward()
-        opt.step()
-    return model
+def train_ref(model, seed):
+    return train(model, seed, inputs=(g, g.x))
 
 
 def ref_accuracy(model, state=None):
