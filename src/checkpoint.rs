@@ -107,29 +107,23 @@ pub fn save(path: &Path, params: &ParamMap, meta: &CheckpointMeta, overwrite: bo
     write_atomic(path, &bytes)
 }
 
-/// Writes through `<path>.tmp` + rename, so readers never see a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}
+pub use crate::fsio::write_atomic;
 
-/// Reads only the metadata (cheap: the header), for browsing directories.
 /// The largest safetensors header read: the format's own limit.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The largest checkpoint read: far above any GNN's weights, far below what a wrong path (a disk
+/// image, a device) would make the tool read.
+pub const MAX_CHECKPOINT_BYTES: u64 = 16 << 30;
+
+/// The largest manifest read.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// A checkpoint's metadata, from its header alone (8 bytes of length, then the JSON header: a few
 /// KB), so listing a folder of large checkpoints reads almost nothing.
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let size = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+    let (mut file, size) = crate::fsio::open_regular(path, MAX_CHECKPOINT_BYTES)?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len).map_err(|_| anyhow!("{}: not a safetensors file (shorter than its 8-byte header length)", path.display()))?;
     let n = u64::from_le_bytes(len);
@@ -161,7 +155,7 @@ fn parse_meta(path: &Path, md: Option<&std::collections::HashMap<String, String>
 /// Loads and validates a checkpoint: metadata, every expected tensor present with the right shape
 /// and type, nothing unexpected, no NaN or infinite values.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::fsio::read_regular(path, MAX_CHECKPOINT_BYTES)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("{}: corrupt or truncated safetensors file ({e:?})", path.display()))?;
     let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: corrupt safetensors header ({e:?})", path.display()))?;
     let meta = parse_meta(path, md.metadata().as_ref())?;
@@ -202,18 +196,24 @@ pub fn list_ingredients(path: &Path) -> Result<Vec<PathBuf>> {
     }
     let manifest = path.join(MANIFEST);
     if manifest.is_file() {
-        let m: Manifest = serde_json::from_str(&std::fs::read_to_string(&manifest)?).with_context(|| format!("{}: unreadable manifest", manifest.display()))?;
+        let m: Manifest = serde_json::from_str(&crate::fsio::read_text(&manifest, MAX_MANIFEST_BYTES)?).with_context(|| format!("{}: unreadable manifest", manifest.display()))?;
         let files: Vec<PathBuf> = m.ingredients.iter().map(|e| path.join(&e.file)).collect();
         if let Some(missing) = files.iter().find(|f| !f.is_file()) {
             bail!("{}: lists {} which does not exist", manifest.display(), missing.display());
         }
         return Ok(files);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+    let named: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("cannot list {}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors") && p.file_name().is_some_and(|n| n != INIT_FILE))
         .collect();
+    // An entry that is not a file (a directory, a dangling or looping link) is skipped, saying
+    // so, instead of failing the whole folder.
+    let (mut files, junk): (Vec<PathBuf>, Vec<PathBuf>) = named.into_iter().partition(|p| p.is_file());
+    for j in &junk {
+        tracing::warn!("skipping {}: not a readable file", j.display());
+    }
     files.sort();
     if files.is_empty() {
         bail!("{}: no .safetensors checkpoints found", path.display());

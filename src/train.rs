@@ -91,6 +91,8 @@ pub enum TrainEvent<'a> {
     IngredientStarted { index: usize, seed: u64 },
     Epoch { index: usize, epoch: usize, loss: f64, val_acc: f64 },
     IngredientDone { index: usize, path: &'a Path, acc: Accuracies },
+    /// Finished by an earlier, interrupted run into the same folder: kept, not trained again.
+    IngredientKept { index: usize, path: &'a Path },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,7 +113,47 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
+/// What an earlier, interrupted training into the same folder left that this one can keep: the
+/// ingredients it finished (by index). Anything else already there is refused by name.
+fn resumable(out: &Path, spec: &ArchSpec, cfg: &TrainConfig, g: &Graph, init_fp: &str, file_of: &dyn Fn(usize) -> PathBuf) -> Result<Vec<Option<TrainedIngredient>>> {
+    let mut kept = vec![None; cfg.ingredients];
+    let init_path = out.join(INIT_FILE);
+    if out.join(MANIFEST).exists() {
+        bail!("{} already holds a finished training run ({MANIFEST}); choose another --out or pass --overwrite", out.display());
+    }
+    if !init_path.exists() {
+        if let Some(existing) = (0..cfg.ingredients).map(file_of).find(|p| p.exists()) {
+            bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
+        }
+        return Ok(kept);
+    }
+    let same_run = |meta: &CheckpointMeta| {
+        meta.arch == *spec && meta.dataset_fingerprint == g.fingerprint() && meta.init_fingerprint == init_fp && meta.extra.get("training") == serde_json::to_value(cfg).ok().as_ref()
+    };
+    let init_meta = checkpoint::read_meta(&init_path)?;
+    if !same_run(&init_meta) {
+        bail!("{} is from another training run (other settings, data or seed); choose another --out or pass --overwrite", init_path.display());
+    }
+    for (index, slot) in kept.iter_mut().enumerate() {
+        let path = file_of(index);
+        if !path.exists() {
+            continue;
+        }
+        let ck = checkpoint::load(&path).with_context(|| format!("{} (from the interrupted run) cannot be kept", path.display()))?;
+        let seed = cfg.seed + 1 + index as u64;
+        match (same_run(&ck.meta) && ck.meta.seed == Some(seed), ck.meta.val_acc, ck.meta.test_acc) {
+            (true, Some(val_acc), Some(test_acc)) => *slot = Some(TrainedIngredient { path, seed, val_acc, test_acc }),
+            _ => bail!("{} is not this run's ingredient {index}; choose another --out or pass --overwrite", path.display()),
+        }
+    }
+    Ok(kept)
+}
+
 /// Trains `cfg.ingredients` models from one shared initialisation and writes them to `out`.
+/// An interrupted run into the same `out` (its init there, no manifest yet) is resumed: the
+/// ingredients it finished are kept and only the missing ones are trained. A signal stops
+/// training after the current epoch, keeping the finished ingredients
+/// ([`crate::signals::Interrupted`]).
 pub fn train_ingredients(
     g: &Graph,
     cfg: &TrainConfig,
@@ -124,18 +166,15 @@ pub fn train_ingredients(
     let spec = cfg.spec_for(g);
     spec.validate()?;
     let file_of = |i: usize| out.join(format!("ingredient-{i:02}.safetensors"));
-    if !overwrite {
-        let planned = std::iter::once(out.join(INIT_FILE)).chain((0..cfg.ingredients).map(file_of)).chain(std::iter::once(out.join(MANIFEST)));
-        if let Some(existing) = planned.into_iter().find(|p| p.exists()) {
-            bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
-        }
-    }
+    // The init depends on the seed alone, so an interrupted run's is recognised by its fingerprint.
+    let init = spec.init(cfg.seed as i64, Device::Cpu);
+    let init_fp = checkpoint::weights_fingerprint(&init);
+    let kept = if overwrite { vec![None; cfg.ingredients] } else { resumable(out, &spec, cfg, g, &init_fp, &file_of)? };
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let start = Instant::now();
     let gt = GraphTensors::new(g, device);
-    let init = spec.init(cfg.seed as i64, device);
-    let init_fp = checkpoint::weights_fingerprint(&init);
+    let init = checkpoint::to_device(&init, device);
     let meta = |kind, seed, epochs, acc: Option<Accuracies>| CheckpointMeta {
         format_version: checkpoint::FORMAT_VERSION,
         kind,
@@ -151,13 +190,30 @@ pub fn train_ingredients(
         extra: [("training".to_string(), serde_json::to_value(cfg).unwrap())].into_iter().collect(),
     };
     let init_path = out.join(INIT_FILE);
-    checkpoint::save(&init_path, &init, &meta(CheckpointKind::Init, Some(cfg.seed), Some(0), None), overwrite)?;
+    let resuming = kept.iter().any(Option::is_some) || (!overwrite && init_path.exists());
+    if !resuming {
+        checkpoint::save(&init_path, &init, &meta(CheckpointKind::Init, Some(cfg.seed), Some(0), None), overwrite)?;
+    }
 
     let mut trained = Vec::new();
-    for index in 0..cfg.ingredients {
+    for (index, earlier) in kept.into_iter().enumerate() {
+        if let Some(done) = earlier {
+            on_event(TrainEvent::IngredientKept { index, path: &done.path });
+            trained.push(done);
+            continue;
+        }
         let seed = cfg.seed + 1 + index as u64;
         on_event(TrainEvent::IngredientStarted { index, seed });
         let params = train_one(&spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| on_event(TrainEvent::Epoch { index, epoch, loss, val_acc }));
+        if crate::signals::interrupted() {
+            return Err(crate::signals::Interrupted(format!(
+                "{} of {} ingredients trained into {}; run the same command again to train the rest",
+                trained.len(),
+                cfg.ingredients,
+                out.display()
+            ))
+            .into());
+        }
         let acc = model::evaluate(&spec, &params, &gt);
         let path = file_of(index);
         checkpoint::save(&path, &params, &meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), overwrite)?;
@@ -232,6 +288,10 @@ pub fn train_one(
             val_acc = model::evaluate(spec, &params, g).val;
         }
         on_epoch(epoch, loss.double_value(&[]), val_acc);
+        // A signal: the caller discards this unfinished ingredient.
+        if crate::signals::interrupted() {
+            break;
+        }
     }
     params.into_iter().map(|(k, v)| (k, v.detach())).collect()
 }

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use super::args::{DataArgs, DemoArgs, SettingFlags, StrategyChoice, TuiArgs};
-use super::headless::{comparison_table, demo_ingredients, execute, write_comparison};
+use super::headless::{comparison_table, completed, demo_ingredients, execute, split_outcome, write_comparison};
 use crate::data::{self, DataOptions};
 use crate::device::{device_name, parse_device};
 use crate::engine::JobSpec;
@@ -39,9 +39,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         out_dir: Some(run_dir.clone()),
         overwrite: true,
     };
-    let reports = execute(job)?;
+    let (reports, error) = split_outcome(execute(job));
+    if reports.is_empty() {
+        return Err(error.unwrap_or_else(|| anyhow::anyhow!("the demo produced no result")));
+    }
     println!("\nsouping {} ingredients on {} ({}):", reports.first().map_or(0, |r| r.ingredients.len()), g.name, device_name(device));
     print!("{}", comparison_table(&reports));
     write_comparison(&run_dir, &reports)?;
-    Ok(())
+    match error {
+        Some(e) => Err(e),
+        None => completed(&reports, &run_dir),
+    }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 use indicatif::ProgressBar;
@@ -17,20 +16,11 @@ use crate::progress;
 use crate::train::{TrainConfig, TrainEvent, TrainReport, TrainedIngredient};
 use crate::units::mib;
 
-/// Runs a job on the engine thread, showing progress on stderr; Ctrl-C cancels cleanly.
+/// Runs a job on the engine thread, showing progress on stderr. A signal (Ctrl-C, SIGTERM,
+/// SIGHUP) stops it after its current step with the best soup so far saved ([`crate::signals`]).
 pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
     let (handle, events) = engine::spawn_with_channel(job);
-    // Ctrl-C asks the engine to stop after its current step (the partial soup is kept); a second
-    // Ctrl-C exits at once.
-    let flag = handle.cancel_flag();
-    let presses = AtomicUsize::new(0);
-    let _ = ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) > 0 {
-            std::process::exit(130);
-        }
-        eprintln!("\ncancelling: finishing the current step (Ctrl-C again to quit now)");
-        flag.store(true, Ordering::SeqCst);
-    });
+    crate::signals::watch(handle.cancel_flag());
     let mut view = HeadlessView::default();
     for event in events.iter() {
         view.show(&event);
@@ -160,6 +150,45 @@ fn summary_json(r: &SoupReport) -> serde_json::Value {
     })
 }
 
+/// The reports a job finished, and its error: a job whose strategies failed in part still
+/// returns the others' reports ([`engine::StrategiesFailed`]).
+pub fn split_outcome(result: Result<Vec<SoupReport>>) -> (Vec<SoupReport>, Option<anyhow::Error>) {
+    match result {
+        Ok(reports) => (reports, None),
+        Err(e) => match e.downcast::<engine::StrategiesFailed>() {
+            Ok(failed) => {
+                let reports = failed.reports.clone();
+                (reports, Some(failed.into()))
+            }
+            Err(e) => (Vec::new(), Some(e)),
+        },
+    }
+}
+
+/// Ok when the job ran to its end; [`crate::signals::Interrupted`] (exit status 3) when a signal
+/// or a cancel stopped it with partial results saved in `out`.
+pub fn completed(reports: &[SoupReport], out: &Path) -> Result<()> {
+    if crate::signals::interrupted() || reports.iter().any(|r| r.partial) {
+        let what = if reports.iter().any(|r| r.partial) { "the best soup so far is saved (its report says partial)" } else { "the finished strategies' results are saved" };
+        return Err(crate::signals::Interrupted(format!("stopped before the end; {what} in {}", out.display())).into());
+    }
+    Ok(())
+}
+
+/// Comparison files a run would write into `out`, refused when they exist (without overwrite).
+pub fn check_comparison_free(out: &Path, overwrite: bool) -> Result<()> {
+    if overwrite {
+        return Ok(());
+    }
+    for name in ["comparison.md", "comparison.json"] {
+        let p = out.join(name);
+        if p.exists() || p.is_symlink() {
+            anyhow::bail!("{} already exists; choose another --out or pass --overwrite", p.display());
+        }
+    }
+    Ok(())
+}
+
 /// Writes `comparison.md` and `comparison.json` into the run directory.
 pub fn write_comparison(out: &Path, reports: &[SoupReport]) -> Result<()> {
     checkpoint::write_atomic(&out.join("comparison.md"), comparison_markdown(reports).as_bytes())?;
@@ -197,6 +226,7 @@ pub fn training_progress(epochs: usize, ingredients: usize, quiet: bool) -> impl
                 eprintln!("ingredient {}/{ingredients}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display());
             }
         }
+        TrainEvent::IngredientKept { index, path } => eprintln!("ingredient {}/{ingredients}: kept from the interrupted run  -> {}", index + 1, path.display()),
     }
 }
 

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use super::args::{EvalArgs, SoupArgs, StrategyChoice};
-use super::headless::{comparison_table, execute, resolve_ingredients, write_comparison};
+use super::headless::{check_comparison_free, comparison_table, completed, execute, resolve_ingredients, split_outcome, write_comparison};
 use super::output::{percent, print_json};
 use crate::checkpoint;
 use crate::data;
@@ -17,6 +17,10 @@ pub fn run(args: &SoupArgs) -> Result<()> {
     let meta = checkpoint::read_meta(&ingredients[0])?;
     let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
     let strategies = args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?;
+    let comparing = strategies.len() > 1;
+    if comparing {
+        check_comparison_free(&args.out, args.overwrite)?;
+    }
     let job = JobSpec {
         ingredients,
         dataset: Some(dataset),
@@ -26,15 +30,24 @@ pub fn run(args: &SoupArgs) -> Result<()> {
         out_dir: Some(args.out.clone()),
         overwrite: args.overwrite,
     };
-    let reports = execute(job)?;
+    // Whatever finished is printed and written even when another strategy failed.
+    let (reports, error) = split_outcome(execute(job));
     if args.json {
-        return if reports.len() == 1 && !matches!(args.strategy, StrategyChoice::All) { print_json(&reports[0]) } else { print_json(&reports) };
+        match reports.as_slice() {
+            [one] if !matches!(args.strategy, StrategyChoice::All) => print_json(one)?,
+            [] if error.is_some() => {}
+            all => print_json(&all)?,
+        }
+    } else if !reports.is_empty() {
+        print!("{}", comparison_table(&reports));
     }
-    print!("{}", comparison_table(&reports));
-    if reports.len() > 1 {
+    if comparing && !reports.is_empty() {
         write_comparison(&args.out, &reports)?;
     }
-    Ok(())
+    if let Some(e) = error {
+        return Err(e);
+    }
+    completed(&reports, &args.out)
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::args::TuiArgs;
-use super::headless::{comparison_table, demo_ingredients, execute, resolve_ingredients};
+use super::headless::{comparison_table, completed, demo_ingredients, execute, resolve_ingredients, split_outcome};
 use crate::checkpoint;
 use crate::device::{device_name, parse_device};
 use crate::engine::{self, JobSpec};
@@ -43,10 +43,13 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     let first_dir = args.out.clone().unwrap_or_else(|| engine::new_run_dir(&runs_dir));
     let job = JobSpec { ingredients: paths, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(first_dir.clone()), overwrite: false };
     if !terminal {
-        let reports = execute(job)?;
+        let (reports, error) = split_outcome(execute(job));
         print!("{}", comparison_table(&reports));
         eprintln!("results in {}", first_dir.display());
-        return Ok(());
+        return match error {
+            Some(e) => Err(e),
+            None => completed(&reports, &first_dir),
+        };
     }
     let ingredients_dir = if ingredients.is_dir() { ingredients.clone() } else { ingredients.parent().map(PathBuf::from).unwrap_or_default() };
     let mut setup = Setup::with_overrides(&ingredients_dir, args.strategy.name(), device_choices(&device_name(device), if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 }), args.settings.overrides.clone());
@@ -56,11 +59,15 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     let app = App::with_setup("gnn-soup", setup);
     let start = args.run.then_some(Source::Live(job));
     let results = tui::run(app, start, session, Some(&log))?;
+    let mut dirs: Vec<String> = results.dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.dedup();
     if !results.reports.is_empty() {
         print!("{}", comparison_table(&results.reports));
-        let mut dirs: Vec<String> = results.dirs.iter().map(|d| d.display().to_string()).collect();
-        dirs.dedup();
         eprintln!("results in {}", dirs.join(", "));
+    }
+    // A signal ends the workbench with the job's partial result saved: say so in the exit status.
+    if crate::signals::interrupted() {
+        return completed(&results.reports, std::path::Path::new(&dirs.join(", ")));
     }
     Ok(())
 }

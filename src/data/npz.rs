@@ -58,7 +58,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Npy> {
 }
 
 pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (file, _) = crate::fsio::open_regular(path, super::MAX_DATA_FILE_BYTES)?;
     let mut archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not an .npz (zip) archive", path.display()))?;
     let mut array = |key: &str| -> Result<Option<Npy>> {
         let member = format!("{key}.npy");

@@ -38,7 +38,7 @@ impl Source {
         if path.is_dir() {
             return Ok(Source::Dir(path.to_path_buf()));
         }
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let (file, _) = crate::fsio::open_regular(path, super::MAX_DATA_FILE_BYTES)?;
         let archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable zip archive", path.display()))?;
         // The archive holds `<short>/raw/...`; find that prefix instead of assuming it.
         let prefix = archive

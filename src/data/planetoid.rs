@@ -72,7 +72,7 @@ impl Files<'_> {
 
     fn read(&self, s: &str) -> Result<Value> {
         let p = self.path(s);
-        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let bytes = crate::fsio::read_regular(&p, super::MAX_DATA_FILE_BYTES)?;
         pickle::parse(&bytes).with_context(|| format!("{} is not a readable pickle", p.display()))
     }
 
@@ -91,8 +91,7 @@ impl Files<'_> {
     /// `test.index`: one node id per line, one per test row.
     fn test_index(&self, test_rows: usize) -> Result<Vec<usize>> {
         let index_path = self.path("test.index");
-        let index: Vec<usize> = std::fs::read_to_string(&index_path)
-            .with_context(|| format!("cannot read {}", index_path.display()))?
+        let index: Vec<usize> = crate::fsio::read_text(&index_path, super::MAX_DATA_FILE_BYTES)?
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| l.trim().parse::<usize>().map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display())))

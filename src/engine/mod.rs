@@ -97,14 +97,15 @@ pub fn spawn(job: JobSpec, sink: impl EventSink) -> JobHandle {
         .name("soup-engine".into())
         .spawn(move || {
             let emit = |e: Event| sink.event(e);
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &flag, &emit)));
-            let result = match result {
+            // run_job reports its own errors as events; a panic outside its guards still gets one.
+            let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &flag, &emit))) {
                 Ok(r) => r,
-                Err(p) => Err(anyhow::anyhow!("the souping job panicked: {}", panic_message(&p))),
+                Err(p) => {
+                    let e = anyhow::anyhow!("the souping job panicked: {}", panic_message(&p));
+                    emit(Event::Failed { message: format!("{e:#}") });
+                    Err(e)
+                }
             };
-            if let Err(e) = &result {
-                emit(Event::Failed { message: format!("{e:#}") });
-            }
             sink.closed();
             result
         })
@@ -160,48 +161,83 @@ struct Loaded {
     uniform: IngredientAccuracy,
 }
 
-/// Runs a job on the calling thread (the CLI and the workbench use [`spawn`]).
+/// Some strategies of a job failed; the others' reports are kept (the CLI still prints and
+/// writes them).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", failures.join("\n"))]
+pub struct StrategiesFailed {
+    pub reports: Vec<SoupReport>,
+    pub failures: Vec<String>,
+}
+
+/// `f()`, with a panic turned into an error (a bug must not take the run's other results down).
+fn catching<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(anyhow::anyhow!("internal error (please report it): {}", panic_message(&p))),
+    }
+}
+
+/// Runs a job on the calling thread (the CLI and the workbench use [`spawn`]). Every error also
+/// becomes a `failed` event, in `events.jsonl` once it exists. A strategy that fails does not stop
+/// the ones after it; the job then ends in [`StrategiesFailed`] carrying the finished reports.
 pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> Result<Vec<SoupReport>> {
+    let fail = |e: anyhow::Error, emit: &dyn Fn(Event)| {
+        emit(Event::Failed { message: format!("{e:#}") });
+        e
+    };
     if job.ingredients.is_empty() {
-        bail!("no ingredients to soup");
+        return Err(fail(anyhow::anyhow!("no ingredients to soup"), forward));
     }
     for s in &job.strategies {
-        s.validate().with_context(|| format!("invalid settings for {}", s.strategy))?;
+        s.validate().with_context(|| format!("invalid settings for {}", s.strategy)).map_err(|e| fail(e, forward))?;
     }
-    let log = EventLog { file: open_run_dir(job)?, forward };
+    let log = EventLog { file: open_run_dir(job).map_err(|e| fail(e, forward))?, forward };
     let emit = |e: Event| log.emit(e);
-    let loaded = load(job, &emit)?;
+    let loaded = catching(|| load(job, &emit)).map_err(|e| fail(e, &emit))?;
     let mut reports = Vec::new();
+    let mut failures = Vec::new();
     for settings in &job.strategies {
-        let (report, params) = run_strategy(job, &loaded, settings, cancel, &emit)?;
-        let report = match &job.out_dir {
-            Some(dir) => save(dir, job.overwrite, &loaded, report, params.as_ref())?,
-            None => report,
-        };
-        emit(Event::Finished { report: Box::new(report.clone()) });
-        reports.push(report);
+        let done = catching(|| {
+            let (report, params) = run_strategy(job, &loaded, settings, cancel, &emit)?;
+            match &job.out_dir {
+                Some(dir) => save(dir, job.overwrite, &loaded, report, params.as_ref()),
+                None => Ok(report),
+            }
+        });
+        match done {
+            Ok(report) => {
+                emit(Event::Finished { report: Box::new(report.clone()) });
+                reports.push(report);
+            }
+            Err(e) => failures.push(format!("{:#}", fail(e.context(format!("{} failed", settings.strategy)), &emit))),
+        }
         if cancel.load(Ordering::Relaxed) {
             break;
         }
     }
-    Ok(reports)
+    if failures.is_empty() {
+        Ok(reports)
+    } else {
+        Err(StrategiesFailed { reports, failures }.into())
+    }
 }
 
 /// Checks that no result would be replaced (without `overwrite`), creates the run directory and
 /// opens its `events.jsonl`.
 fn open_run_dir(job: &JobSpec) -> Result<Option<Mutex<std::fs::File>>> {
     let Some(dir) = &job.out_dir else { return Ok(None) };
+    let path = dir.join(EVENTS_FILE);
     if !job.overwrite {
-        for s in &job.strategies {
-            for p in [soup_file(dir, s.strategy), report_file(dir, s.strategy)] {
-                if p.exists() {
-                    bail!("{} already exists; choose another --out or pass --overwrite", p.display());
-                }
+        // events.jsonl too: another run's log is a result (tui --attach replays it).
+        let results = job.strategies.iter().flat_map(|s| [soup_file(dir, s.strategy), report_file(dir, s.strategy)]);
+        for p in results.chain([path.clone()]) {
+            if p.exists() || p.is_symlink() {
+                bail!("{} already exists; choose another --out or pass --overwrite", p.display());
             }
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(EVENTS_FILE);
     let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(Mutex::new(f)))
 }

@@ -21,11 +21,7 @@ const MAX_BYTES: u64 = 8 << 30;
 /// The state dict in a `.pt` file: the file's top-level dict of tensors, or the dict of tensors
 /// under `state_dict` / `model_state_dict` / `model` in a training checkpoint.
 pub fn read_state_dict(path: &Path) -> Result<StateDict> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if size > MAX_BYTES {
-        bail!("{}: {size} bytes is more than a GNN checkpoint should hold", path.display());
-    }
+    let (file, _) = crate::fsio::open_regular(path, MAX_BYTES)?;
     let mut head = [0u8; 4];
     let _ = (&file).read(&mut head);
     if head != *b"PK\x03\x04" {
@@ -34,7 +30,7 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
             path.display()
         );
     }
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(path)?).map_err(|e| anyhow!("{}: not a readable zip ({e})", path.display()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| anyhow!("{}: not a readable zip ({e})", path.display()))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     let pkl = names.iter().find(|n| n.ends_with("/data.pkl") || *n == "data.pkl").ok_or_else(|| anyhow!("{}: no data.pkl inside: not a torch.save file", path.display()))?.clone();
     let root = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();

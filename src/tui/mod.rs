@@ -75,7 +75,7 @@ pub struct SessionResults {
 /// Runs the workbench until the user quits. `start` runs first: a job (or a run directory to
 /// follow) to show on the dashboard straight away.
 pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Option<&Path>) -> Result<SessionResults> {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::unbounded_channel();
     app.log_file = log_file.map(|p| p.display().to_string());
     let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
     match start {
@@ -88,16 +88,26 @@ pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Opti
         None => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    crate::signals::set_terminal_ui(true);
     let mut terminal = ratatui::init();
-    let result = rt.block_on(event_loop(&mut terminal, &mut app, rx, &mut workbench));
+    let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &mut workbench));
     ratatui::restore();
-    result?;
+    crate::signals::set_terminal_ui(false);
+    // Also when the loop failed (a hung-up terminal cannot be drawn on): the job still stops
+    // cleanly and saves its best result before the process ends.
     if let Some(h) = workbench.handle.take() {
         h.cancel();
         if let Err(e) = h.join() {
             tracing::warn!("the job ended with an error: {e:#}");
         }
+        // Its last events (the partial report) arrived after the loop ended.
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Engine(e) = m {
+                app.apply(&e);
+            }
+        }
     }
+    result?;
     let finished: Vec<_> = app.runs.into_iter().filter_map(|r| r.report.map(|rep| (rep, r.dir))).collect();
     Ok(SessionResults { dirs: finished.iter().filter_map(|(_, d)| d.clone()).collect(), reports: finished.into_iter().map(|(r, _)| r).collect() })
 }
@@ -184,14 +194,14 @@ fn save_result(app: &App, i: usize, dest: &Path) -> Result<String> {
         anyhow::bail!("{} already exists (choose another directory)", t.display());
     }
     for (from, to) in files.iter().zip(&targets) {
-        let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+        let bytes = crate::fsio::read_regular(from, crate::checkpoint::MAX_CHECKPOINT_BYTES)?;
         crate::checkpoint::write_atomic(to, &bytes)?;
     }
     let names: Vec<String> = targets.iter().map(|t| t.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
     Ok(format!("saved {} to {}", names.join(" and "), dest.display()))
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut rx: mpsc::UnboundedReceiver<Msg>, workbench: &mut Workbench) -> Result<()> {
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, rx: &mut mpsc::UnboundedReceiver<Msg>, workbench: &mut Workbench) -> Result<()> {
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut monitor = system::Monitor::new();
@@ -200,6 +210,10 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut 
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                // SIGTERM / SIGHUP / SIGINT: leave (the job is stopped and saved on the way out).
+                if crate::signals::interrupted() {
+                    return Ok(());
+                }
                 if sampled.elapsed() >= Duration::from_secs(1) {
                     snapshot = monitor.sample();
                     sampled = Instant::now();
