@@ -79,8 +79,11 @@ impl TrainConfig {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
-        if self.lr.is_nan() || self.lr <= 0.0 || self.weight_decay.is_nan() || self.weight_decay < 0.0 {
-            bail!("--lr must be positive and --weight-decay non-negative");
+        if !self.lr.is_finite() || self.lr <= 0.0 || !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
+            bail!("--lr must be a positive number and --weight-decay a non-negative one (got {} and {})", self.lr, self.weight_decay);
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("--dropout must be in [0, 1), got {}", self.dropout);
         }
         Ok(())
     }

@@ -9,6 +9,24 @@ pub fn percent(x: f64) -> String {
     }
 }
 
+/// Serde for a number that may be "not measured" (NaN): JSON has no NaN, so it is written as
+/// `null` and read back as NaN (a run's `events.jsonl` must replay in `tui --attach`).
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// Bytes as whole MiB.
 pub fn mib(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / (1u64 << 20) as f64)
@@ -21,5 +39,11 @@ mod tests {
         assert_eq!(super::percent(0.81234), "81.23%");
         assert_eq!(super::percent(f64::NAN), "-");
         assert_eq!(super::mib(3 << 20), "3");
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct R(#[serde(with = "super::nan_as_null")] f64);
+        let text = serde_json::to_string(&R(f64::NAN)).unwrap();
+        assert_eq!(text, "null");
+        assert!(serde_json::from_str::<R>(&text).unwrap().0.is_nan());
+        assert_eq!(serde_json::from_str::<R>("0.5").unwrap().0, 0.5);
     }
 }

@@ -141,9 +141,10 @@ fn a_seed_reproduces_ls_and_pls_even_when_runs_overlap() {
 }
 
 #[test]
-fn ls_with_ones_and_no_epochs_is_the_uniform_soup() {
+fn ls_with_ones_and_no_movement_is_the_uniform_soup() {
     let f = cora();
-    let ls = SoupSettings { epochs: 0, init: InitKind::Ones, ..settings(f, Strategy::Ls) };
+    // One step at a negligible rate: LS's starting point (epochs 0 is refused as a setting).
+    let ls = SoupSettings { epochs: 1, lr: 1e-12, init: InitKind::Ones, ..settings(f, Strategy::Ls) };
     let out = tempfile::tempdir().unwrap();
     let reports = run(f, vec![settings(f, Strategy::Uniform), ls], Some(out.path().to_path_buf()));
     let a = checkpoint::load(reports[0].checkpoint.as_ref().unwrap()).unwrap();

@@ -1,6 +1,6 @@
 //! The one in-memory graph type every loader produces and every model consumes.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 /// Everything a loader produces; `Graph::new` validates it.
@@ -56,6 +56,21 @@ pub struct GraphInfo {
     pub fingerprint: String,
 }
 
+/// The most feature values a dataset may claim (16 GB of floats).
+pub const MAX_FEATURE_VALUES: u64 = 4 << 30;
+
+/// Labels are class numbers: non-negative, and fewer classes than nodes (a label of 10^12 would
+/// otherwise size a vector of that many classes).
+pub fn check_labels(labels: &[i64], num_nodes: usize) -> Result<()> {
+    if let Some(bad) = labels.iter().find(|&&l| l < 0) {
+        bail!("negative label {bad}");
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l as u64 >= num_nodes.max(2) as u64) {
+        bail!("label {bad} for {num_nodes} nodes: more classes than nodes (a corrupt label?)");
+    }
+    Ok(())
+}
+
 impl Graph {
     /// Validates the parts (index ranges, sizes, finite features) and fingerprints the content.
     pub fn new(p: GraphParts) -> Result<Graph> {
@@ -83,10 +98,16 @@ impl Graph {
         if p.labels.len() != n {
             bail!("{}: {} labels for {n} nodes", p.name, p.labels.len());
         }
-        if let Some(bad) = p.labels.iter().find(|&&l| l < 0) {
-            bail!("{}: negative label {bad}", p.name);
-        }
+        check_labels(&p.labels, n).with_context(|| p.name.clone())?;
         let num_classes = p.labels.iter().copied().max().unwrap_or(0) as usize + 1;
+        let mut seen = vec![false; num_classes];
+        for &l in &p.labels {
+            seen[l as usize] = true;
+        }
+        let empty = seen.iter().filter(|s| !**s).count();
+        if empty > 0 {
+            tracing::warn!("{}: {empty} of {num_classes} classes have no node (gaps in the label numbers)", p.name);
+        }
         for (split, idx) in [("train", &p.train), ("val", &p.val), ("test", &p.test)] {
             if idx.is_empty() {
                 bail!("{}: the {split} split is empty", p.name);

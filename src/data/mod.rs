@@ -66,10 +66,45 @@ impl DatasetSpec {
         if path.is_dir() && path.join("raw").is_dir() || path.extension().is_some_and(|e| e == "zip") {
             return Ok(DatasetSpec::OgbPath(path.to_path_buf()));
         }
+        let guess = suggestion(&lower).map(|g| format!("did you mean {g}? ")).unwrap_or_default();
         bail!(
-            "unknown dataset {t:?}: expected cora, citeseer, pubmed, ogbn-<name>, npz:<file>, csbm, csbm-arxiv, \
+            "unknown dataset {t:?}: {guess}expected cora, citeseer, pubmed, ogbn-<name>, npz:<file>, csbm, csbm-arxiv, \
              csbm-products, csbm:key=value,..., or the path of an OGB directory/zip"
         )
+    }
+}
+
+/// The known dataset name closest to a mistyped one (at most two edits away).
+fn suggestion(typed: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &["cora", "citeseer", "pubmed", "csbm", "csbm-arxiv", "csbm-products", "ogbn-arxiv", "ogbn-products", "ogbn-papers100m", "ogbn-proteins"];
+    KNOWN.iter().map(|k| (edit_distance(typed, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod suggestion_tests {
+    #[test]
+    fn a_typo_gets_the_name_it_meant() {
+        assert_eq!(super::suggestion("coar"), Some("cora"));
+        assert_eq!(super::suggestion("citseer"), Some("citeseer"));
+        assert_eq!(super::suggestion("imagenet"), None);
+        let e = super::DatasetSpec::parse("coar").unwrap_err().to_string();
+        assert!(e.contains("did you mean cora?"), "{e}");
     }
 }
 

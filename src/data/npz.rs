@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::graph::{symmetrize, Graph, GraphParts};
+use super::graph::{check_labels, symmetrize, Graph, GraphParts};
 use super::pickle::{decode_numeric, Csr};
 
 /// A numeric array read from a `.npy` member.
@@ -107,7 +107,10 @@ pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
         if attr.rows != n {
             bail!("{}: {} attribute rows for {n} nodes", path.display(), attr.rows);
         }
-        let mut f = vec![0f32; n * attr.cols];
+        let values = n.checked_mul(attr.cols).filter(|&v| v as u64 <= super::graph::MAX_FEATURE_VALUES).with_context(|| {
+            format!("{}: {n} nodes x {} attribute columns is more than {} feature values", path.display(), attr.cols, super::graph::MAX_FEATURE_VALUES)
+        })?;
+        let mut f = vec![0f32; values];
         attr.scatter_into(&mut f, 0);
         (f, attr.cols)
     };
@@ -115,7 +118,11 @@ pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
     if labels_arr.shape.len() != 1 || labels_arr.data.len() != n {
         bail!("{}: labels have shape {:?} for {n} nodes", path.display(), labels_arr.shape);
     }
+    if let Some(bad) = labels_arr.data.iter().find(|v| !v.is_finite() || v.fract() != 0.0) {
+        bail!("{}: label {bad} is not a class number", path.display());
+    }
     let labels: Vec<i64> = labels_arr.data.iter().map(|&v| v as i64).collect();
+    check_labels(&labels, n).with_context(|| format!("{}: labels", path.display()))?;
     let (train, val, test) = per_class_split(&labels, 20, 30, split_seed);
     Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test })
         .with_context(|| format!("invalid npz data in {}", path.display()))

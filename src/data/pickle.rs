@@ -62,9 +62,53 @@ enum Item {
     Val(Value),
 }
 
+/// How much a value weighs (elements and bytes), counted up to `limit`.
+fn weight(v: &Value, limit: usize) -> usize {
+    let mut total = 1;
+    let mut pending = vec![v];
+    while let Some(v) = pending.pop() {
+        if total > limit {
+            break;
+        }
+        match v {
+            Value::Bytes(b) => total += b.len(),
+            Value::Str(s) | Value::Global(s) => total += s.len(),
+            Value::Tuple(xs) | Value::List(xs) => {
+                total += xs.len();
+                pending.extend(xs);
+            }
+            Value::Dict(kv) => {
+                total += kv.len();
+                pending.extend(kv.iter().flat_map(|(k, v)| [k, v]));
+            }
+            Value::Persistent(x) => pending.push(x),
+            Value::Object { args, state, items, .. } => {
+                total += args.len() + items.len();
+                pending.extend(args);
+                pending.extend(state.as_deref());
+                pending.extend(items.iter().flat_map(|(k, v)| [k, v]));
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
 pub fn parse(data: &[u8]) -> Result<Value> {
     let mut stack: Vec<Item> = Vec::new();
     let mut memo: std::collections::HashMap<u32, Value> = Default::default();
+    // Memo references copy values: a pickle of a few bytes that references a value twice, then
+    // that pair twice, and so on, would double memory per step. The copies are bounded by what
+    // a pickle of this size can honestly hold.
+    let budget = 64 * data.len() + (1 << 20);
+    let mut copied = 0usize;
+    let mut copy = |v: &Value| -> Result<Value> {
+        copied += weight(v, budget);
+        if copied > budget {
+            bail!("the pickle's memo references expand beyond what its {} bytes can hold (a malicious or corrupt file?)", data.len());
+        }
+        Ok(v.clone())
+    };
     let mut pos = 0usize;
     let take = |pos: &mut usize, n: usize| -> Result<&[u8]> {
         let end = pos.checked_add(n).filter(|&e| e <= data.len()).ok_or_else(|| anyhow!("truncated pickle at byte {}", *pos))?;
@@ -297,26 +341,26 @@ pub fn parse(data: &[u8]) -> Result<Value> {
             }
             b'q' => {
                 let k = take(&mut pos, 1)?[0] as u32;
-                let v = top(&mut stack)?.clone();
+                let v = copy(top(&mut stack)?)?;
                 memo.insert(k, v);
             }
             b'r' => {
                 let k = u32::from_le_bytes(take(&mut pos, 4)?.try_into()?);
-                let v = top(&mut stack)?.clone();
+                let v = copy(top(&mut stack)?)?;
                 memo.insert(k, v);
             }
             0x94 => {
                 let k = memo.len() as u32;
-                let v = top(&mut stack)?.clone();
+                let v = copy(top(&mut stack)?)?;
                 memo.insert(k, v);
             }
             b'h' => {
                 let k = take(&mut pos, 1)?[0] as u32;
-                stack.push(Item::Val(memo.get(&k).cloned().ok_or_else(|| anyhow!("pickle memo {k} missing"))?))
+                stack.push(Item::Val(copy(memo.get(&k).ok_or_else(|| anyhow!("pickle memo {k} missing"))?)?))
             }
             b'j' => {
                 let k = u32::from_le_bytes(take(&mut pos, 4)?.try_into()?);
-                stack.push(Item::Val(memo.get(&k).cloned().ok_or_else(|| anyhow!("pickle memo {k} missing"))?))
+                stack.push(Item::Val(copy(memo.get(&k).ok_or_else(|| anyhow!("pickle memo {k} missing"))?)?))
             }
             b'0' => {
                 pop(&mut stack)?;

@@ -43,9 +43,22 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     if ty.shape[1] != num_classes || ty.shape[0] != tx.rows || ally.shape[0] != allx.rows {
         bail!("{}: label arrays do not match the feature matrices", dir.display());
     }
+    if num_classes == 0 || num_features == 0 {
+        bail!("{}: the label arrays have no columns or the feature matrices none", dir.display());
+    }
+    if ally.data.len() != allx.rows * num_classes || ty.data.len() != tx.rows * num_classes {
+        bail!("{}: label arrays hold {} and {} values for {} and {} rows of {num_classes} classes", dir.display(), ally.data.len(), ty.data.len(), allx.rows, tx.rows);
+    }
     let test_index = files.test_index(tx.rows)?;
     let mut sorted = test_index.clone();
     sorted.sort_unstable();
+    // Sizes come from the files: the padded test range (CiteSeer) and the feature matrix are
+    // bounded before anything is allocated from them.
+    let test_span = sorted[sorted.len() - 1] - sorted[0] + 1;
+    let rows = allx.rows.checked_add(if name == "citeseer" { test_span } else { tx.rows });
+    if test_span > 4 * tx.rows.max(1) + 1000 || rows.and_then(|r| r.checked_mul(num_features)).is_none_or(|v| v as u64 > super::graph::MAX_FEATURE_VALUES) {
+        bail!("{}: the test index spans {test_span} nodes for {} test rows, or the features would exceed {} values", files.path("test.index").display(), tx.rows, super::graph::MAX_FEATURE_VALUES);
+    }
     let (mut nodes, n) = assemble_nodes(name, &allx, &ally, &tx, &ty, &sorted);
     if test_index.iter().any(|&t| t >= n) {
         bail!("{}: a test index is beyond the {n} nodes", files.path("test.index").display());

@@ -26,6 +26,12 @@ pub struct CsbmConfig {
     pub seed: u64,
 }
 
+/// Bounds on a generated graph (its sizes come from the command line).
+const MAX_NODES: usize = 100_000_000;
+const MAX_FEATURES: usize = 100_000;
+const MAX_FEATURE_VALUES: f64 = 4e9;
+const MAX_EDGES: f64 = 4e9;
+
 impl CsbmConfig {
     /// The small embedded default: trains in seconds, yet hard enough that soups differ.
     pub fn small() -> Self {
@@ -96,16 +102,27 @@ impl CsbmConfig {
         if !(0.0..=1.0).contains(&self.homophily) {
             bail!("csbm homophily must be in 0..1, got {}", self.homophily);
         }
-        if self.degree.is_nan() || self.degree < 0.0 || self.noise.is_nan() || self.noise < 0.0 {
-            bail!("csbm degree and noise must be non-negative");
+        if !self.degree.is_finite() || self.degree < 0.0 || !self.noise.is_finite() || self.noise < 0.0 {
+            bail!("csbm degree and noise must be non-negative numbers");
         }
-        let total: usize = [self.train, self.val, self.test].iter().map(|&s| self.count(s)).sum();
+        // Sizes come from the command line: bounded before anything is allocated from them.
+        if self.nodes > MAX_NODES || self.features > MAX_FEATURES || (self.nodes as f64) * (self.features as f64) > MAX_FEATURE_VALUES {
+            bail!("csbm: {} nodes x {} features is more than this tool generates ({MAX_NODES} nodes, {MAX_FEATURES} features, {MAX_FEATURE_VALUES:e} values)", self.nodes, self.features);
+        }
+        if self.nodes as f64 * self.degree > MAX_EDGES {
+            bail!("csbm: {} nodes of degree {} is more than {MAX_EDGES:e} edges", self.nodes, self.degree);
+        }
+        if [self.train, self.val, self.test].iter().any(|s| !s.is_finite() || *s < 0.0) {
+            bail!("csbm split sizes must be non-negative numbers (a fraction below 1, or a count)");
+        }
+        let total: usize = [self.train, self.val, self.test].iter().map(|&s| self.count(s)).fold(0usize, usize::saturating_add);
         if total > self.nodes || [self.train, self.val, self.test].iter().any(|&s| self.count(s) == 0) {
             bail!("csbm split train={} val={} test={} does not fit {} nodes", self.train, self.val, self.test, self.nodes);
         }
         Ok(())
     }
 
+    /// A split size as a node count: a fraction of the nodes below 1, a count from 1 on.
     fn count(&self, size: f64) -> usize {
         if size < 1.0 {
             (size * self.nodes as f64).round() as usize

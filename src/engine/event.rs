@@ -31,6 +31,8 @@ pub enum Event {
         epoch: usize,
         epochs: usize,
         loss: f64,
+        /// NaN (null in JSON) until first measured.
+        #[serde(with = "crate::units::nan_as_null")]
         val_acc: f64,
         /// Accuracy on the held-out selection nodes, when early stopping is on.
         select_acc: Option<f64>,

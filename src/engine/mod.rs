@@ -23,7 +23,7 @@ use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
 use crate::model::{self, GraphTensors, ParamMap};
-use crate::soup::{self, IngredientStack, Progress, SoupContext, SoupSettings, Strategy};
+use crate::soup::{self, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy};
 
 /// What to soup, on what, how, and where results go.
 #[derive(Debug, Clone)]
@@ -258,7 +258,18 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
             graph.fingerprint()
         );
     }
+    // The widths are checked here, before libtorch sees them: a mismatch there is a C++ trace.
+    let spec = &first_meta.arch;
+    if spec.in_dim != graph.num_features as i64 {
+        bail!("{} takes {} input features; {dataset} has {}", job.ingredients[0].display(), spec.in_dim, graph.num_features);
+    }
+    if spec.out_dim < graph.num_classes as i64 {
+        bail!("{} predicts {} classes; {dataset} has {}", job.ingredients[0].display(), spec.out_dim, graph.num_classes);
+    }
     let stack = IngredientStack::load(&job.ingredients, job.device)?;
+    if stack.len() == 1 {
+        emit(Event::Log { level: LogLevel::Warn, message: format!("only one ingredient ({}): every soup of it is that model", job.ingredients[0].display()) });
+    }
     let gt = GraphTensors::new(&graph, job.device);
     let load_seconds = load_start.elapsed().as_secs_f64();
 

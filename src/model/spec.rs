@@ -71,6 +71,13 @@ fn is_yes(b: &bool) -> bool {
     *b
 }
 
+/// Bounds on what an architecture may claim (a checkpoint's metadata, a command line): far above
+/// any real GNN, low enough that nothing is sized from a corrupt number.
+const MAX_LAYERS: usize = 64;
+const MAX_HEADS: i64 = 64;
+const MAX_WIDTH: i64 = 1 << 24;
+const MAX_PARAMETERS: i64 = 1 << 34;
+
 /// What a parameter is, which decides its initialisation and how a soup treats it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamRole {
@@ -121,12 +128,25 @@ impl ConvDims {
 }
 
 impl ArchSpec {
+    /// Checks the description before anything is sized from it (it may come from a file): counts
+    /// within sane bounds, and the parameter count computed without overflow.
     pub fn validate(&self) -> Result<()> {
         if self.layers == 0 {
             bail!("a model needs at least one layer");
         }
+        if self.layers > MAX_LAYERS {
+            bail!("{} layers: more than the {MAX_LAYERS} a GNN can sensibly have", self.layers);
+        }
         if self.in_dim <= 0 || self.out_dim <= 0 || self.hidden <= 0 || self.heads <= 0 {
             bail!("input, output, hidden and head counts must be positive");
+        }
+        if [self.in_dim, self.out_dim, self.hidden].iter().any(|&d| d > MAX_WIDTH) || self.heads > MAX_HEADS {
+            bail!("widths above {MAX_WIDTH} or more than {MAX_HEADS} heads (in {}, hidden {}, out {}, heads {})", self.in_dim, self.hidden, self.out_dim, self.heads);
+        }
+        let widest = self.hidden.checked_mul(self.heads).and_then(|w| w.max(self.in_dim).checked_mul(w.max(self.out_dim)));
+        match widest.and_then(|per_layer| per_layer.checked_mul(self.layers as i64)) {
+            Some(n) if n <= MAX_PARAMETERS => {}
+            _ => bail!("about {} parameters or more: more than the {MAX_PARAMETERS} this tool handles", widest.unwrap_or(i64::MAX)),
         }
         if !(0.0..1.0).contains(&self.dropout) {
             bail!("dropout must be in [0, 1), got {}", self.dropout);

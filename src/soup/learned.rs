@@ -129,6 +129,9 @@ impl<'a> Fit<'a> {
         let device = stack.device;
         let (group_names, group_of) = stack.groups(s.mix);
         rng::seed_thread(s.seed);
+        if s.holdout > 0.0 && ctx.graph.val.len() < 2 {
+            bail!("--holdout needs at least 2 validation nodes to hold some out; {} has {}", ctx.graph.name, ctx.graph.val.len());
+        }
         let (fit_nodes, select_nodes) = split_validation(&ctx.graph.val, s.holdout, s.seed);
         let pls = match s.strategy {
             Strategy::Pls => Some(Parts { partition: load_partition(ctx)?, in_fit: membership(ctx.graph.num_nodes, &fit_nodes) }),

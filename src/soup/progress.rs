@@ -45,6 +45,8 @@ pub enum Progress {
 pub struct EpochRecord {
     pub epoch: usize,
     pub loss: f64,
+    /// NaN until first measured (large graphs measure every few epochs).
+    #[serde(with = "crate::units::nan_as_null")]
     pub val_acc: f64,
     /// Accuracy on the held-out selection nodes, when early stopping is on.
     pub select_acc: Option<f64>,

@@ -279,7 +279,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "epochs",
         help: "LS/PLS epochs (one optimisation step each)",
         strategies: LEARNED,
-        kind: SettingKind::Count { min: 0 },
+        kind: SettingKind::Count { min: 1 },
         from_paper: true,
         default: |d| Value::Count(match (d.paper, d.strategy) {
             (Some(r), Strategy::Pls) => r.pls_epochs,

@@ -112,7 +112,11 @@ impl App {
                         run.val.push((*epoch as f64, *val_acc));
                     }
                     run.lr = *lr;
-                    run.weights.rows = weights.clone();
+                    // An events file from elsewhere may be malformed: ragged rows are not drawn.
+                    let width = weights.first().map_or(0, Vec::len);
+                    if weights.iter().all(|r| r.len() == width) {
+                        run.weights.rows = weights.clone();
+                    }
                     run.elapsed = Duration::from_secs_f64(*seconds);
                 }
             }
