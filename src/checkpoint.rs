@@ -140,10 +140,14 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     parse_meta(path, md.as_ref())
 }
 
+/// A readable safetensors file without gnn-soup's metadata: a plain state dict from elsewhere
+/// (importable), as opposed to a corrupt file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: no gnn-soup metadata (not written by gnn-soup?)")]
+pub struct NoMetadata(pub String);
+
 fn parse_meta(path: &Path, md: Option<&std::collections::HashMap<String, String>>) -> Result<CheckpointMeta> {
-    let text = md
-        .and_then(|m| m.get(META_KEY))
-        .ok_or_else(|| anyhow!("{}: no gnn-soup metadata (not written by gnn-soup?)", path.display()))?;
+    let text = md.and_then(|m| m.get(META_KEY)).ok_or_else(|| NoMetadata(path.display().to_string()))?;
     let meta: CheckpointMeta = serde_json::from_str(text).with_context(|| format!("{}: unreadable gnn-soup metadata", path.display()))?;
     if meta.format_version > FORMAT_VERSION {
         bail!("{}: checkpoint format {} is newer than this tool understands ({FORMAT_VERSION})", path.display(), meta.format_version);

@@ -50,12 +50,15 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Npy> {
         bail!("array of Python objects (dtype {descr}) cannot be read");
     }
     let data = decode_numeric(descr, false, &bytes[start + header_len..])?;
-    let expected: usize = shape.iter().product();
-    if data.len() != expected {
+    let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if expected != Some(data.len()) {
         bail!("{} values for shape {shape:?}", data.len());
     }
     Ok(Npy { shape, data })
 }
+
+/// The largest dimension a CSR shape may claim (nodes or feature columns).
+const MAX_DIM: f64 = 1e9;
 
 pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
     let (file, _) = crate::fsio::open_regular(path, super::MAX_DATA_FILE_BYTES)?;
@@ -63,8 +66,13 @@ pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
     let mut array = |key: &str| -> Result<Option<Npy>> {
         let member = format!("{key}.npy");
         let Ok(mut f) = archive.by_name(&member) else { return Ok(None) };
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).with_context(|| format!("{}: cannot read {member}", path.display()))?;
+        // The declared size is checked before reading (a deflate bomb), and enforced while reading.
+        let cap = super::graph::MAX_FEATURE_VALUES * 8;
+        if f.size() > cap {
+            bail!("{}: {member} claims {} bytes, more than a dataset array can hold", path.display(), f.size());
+        }
+        let mut bytes = Vec::with_capacity(f.size() as usize);
+        (&mut f).take(cap).read_to_end(&mut bytes).with_context(|| format!("{}: cannot read {member}", path.display()))?;
         parse_npy(&bytes).map(Some).with_context(|| format!("{}: {member}", path.display()))
     };
     let required = |a: Option<Npy>, key: &str| a.ok_or_else(|| anyhow!("{}: no '{key}' array (not a gnn-benchmark npz?)", path.display()));
@@ -73,9 +81,16 @@ pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
             a(&format!("{prefix}_{k}"))?.ok_or_else(|| anyhow!("{}: no '{prefix}_{k}' array", path.display()))
         };
         let shape = get("shape", array)?.data;
+        let dim = |i: usize| -> Result<usize> {
+            let d = *shape.get(i).ok_or_else(|| anyhow!("{}: {prefix}_shape has {} dimensions", path.display(), shape.len()))?;
+            if !(0.0..=MAX_DIM).contains(&d) || d.fract() != 0.0 {
+                bail!("{}: {prefix}_shape claims a dimension of {d}", path.display());
+            }
+            Ok(d as usize)
+        };
         let m = Csr {
-            rows: *shape.first().ok_or_else(|| anyhow!("empty {prefix}_shape"))? as usize,
-            cols: *shape.get(1).ok_or_else(|| anyhow!("{prefix}_shape has one dimension"))? as usize,
+            rows: dim(0)?,
+            cols: dim(1)?,
             indptr: get("indptr", array)?.data.iter().map(|&v| v as usize).collect(),
             indices: get("indices", array)?.data.iter().map(|&v| v as usize).collect(),
             data: get("data", array)?.data,

@@ -33,6 +33,9 @@ enum Source {
     Zip { path: PathBuf, archive: zip::ZipArchive<std::fs::File>, prefix: String },
 }
 
+/// The most a `.csv.gz` member may expand by (numbers in CSV compress about 3 to 10 times).
+const MAX_GZIP_RATIO: u64 = 100;
+
 impl Source {
     fn open(path: &Path) -> Result<Source> {
         if path.is_dir() {
@@ -84,17 +87,25 @@ impl Source {
     fn read_gz(&mut self, rel: &str) -> Result<Vec<u8>> {
         let what = self.describe(rel);
         let mut out = Vec::new();
-        match self {
+        // A gzip stream is decompressed up to what CSV of numbers can expand to from its size
+        // (a few KB of "gzip bomb" must not fill memory).
+        let limit = |compressed: u64| compressed.saturating_mul(MAX_GZIP_RATIO).clamp(1 << 30, super::MAX_DATA_FILE_BYTES);
+        let cap = match self {
             Source::Dir(d) => {
-                let f = std::fs::File::open(d.join(rel)).with_context(|| format!("cannot open {what}"))?;
-                MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f)).read_to_end(&mut out)
+                let (f, size) = crate::fsio::open_regular(&d.join(rel), super::MAX_DATA_FILE_BYTES)?;
+                let cap = limit(size);
+                MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f)).take(cap + 1).read_to_end(&mut out).map(|_| cap)
             }
             Source::Zip { archive, prefix, .. } => {
                 let member = archive.by_name(&format!("{prefix}{rel}")).with_context(|| format!("missing {what}"))?;
-                MultiGzDecoder::new(BufReader::with_capacity(1 << 20, member)).read_to_end(&mut out)
+                let cap = limit(member.compressed_size());
+                MultiGzDecoder::new(BufReader::with_capacity(1 << 20, member)).take(cap + 1).read_to_end(&mut out).map(|_| cap)
             }
         }
         .with_context(|| format!("{what}: not a valid gzip file"))?;
+        if out.len() as u64 > cap {
+            bail!("{what}: decompresses to more than {cap} bytes (a corrupt or malicious file?)");
+        }
         Ok(out)
     }
 }

@@ -136,7 +136,8 @@ fn is_foreign(path: &Path) -> bool {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
         "pt" | "pth" | "bin" => true,
-        "safetensors" => checkpoint::read_meta(path).is_err(),
+        // A plain state dict; a corrupt file is not foreign but broken, and says so where read.
+        "safetensors" => checkpoint::read_meta(path).is_err_and(|e| e.downcast_ref::<checkpoint::NoMetadata>().is_some()),
         _ => false,
     }
 }

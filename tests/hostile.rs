@@ -1,0 +1,326 @@
+//! Hostile input, as a table: checkpoints, datasets of every format, settings, paths and events
+//! files that are corrupt, mismatched, huge-claiming or not files at all. For each case the tool
+//! must exit with the documented code (1 error, 2 usage), print a message naming the file or
+//! setting and the problem, never panic, stay within a small memory bound (the cases run under
+//! a 1 GiB data-segment limit), never hang (each has a deadline), and leave everything outside
+//! a fresh `--out` as it was.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A small trained run the cases start from: two GCN ingredients on a tiny synthetic graph.
+fn ingredients() -> PathBuf {
+    common::shared_fixture("hostile-ingredients", |dir| {
+        let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=400,features=8,classes=3,train=60,val=100,test=200", "--ingredients", "2", "--epochs", "3", "--hidden", "8", "--device", "cpu", "--out", dir.join("run").to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+    })
+    .join("run")
+}
+
+/// A safetensors file with this JSON header (the `__metadata__` inside it) and these bytes.
+fn safetensors(path: &Path, header: &serde_json::Value, data: &[u8]) {
+    let h = header.to_string();
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(h.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A copy of ingredient 0 with its gnn-soup metadata edited by `edit`.
+fn edited_checkpoint(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    let src = ingredients().join("ingredient-00.safetensors");
+    let bytes = std::fs::read(&src).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(header["__metadata__"]["gnn_soup"].as_str().unwrap()).unwrap();
+    edit(&mut meta);
+    header["__metadata__"]["gnn_soup"] = serde_json::Value::String(meta.to_string());
+    safetensors(path, &header, &bytes[8 + n..]);
+}
+
+/// An `.npz` (zip of `.npy` arrays) with these float64 arrays.
+fn npz(path: &Path, arrays: &[(&str, Vec<usize>, Vec<f64>)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, shape, data) in arrays {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+        let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for v in data {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        zip.start_file(format!("{name}.npy"), zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// A valid small npz graph (4 nodes in a ring, 2 features, 2 classes) with `labels`.
+fn ring_npz(path: &Path, labels: Vec<f64>, attr_shape: Vec<f64>) {
+    npz(
+        path,
+        &[
+            ("adj_shape", vec![2], vec![4.0, 4.0]),
+            ("adj_indptr", vec![5], vec![0.0, 1.0, 2.0, 3.0, 4.0]),
+            ("adj_indices", vec![4], vec![1.0, 2.0, 3.0, 0.0]),
+            ("adj_data", vec![4], vec![1.0; 4]),
+            ("attr_shape", vec![2], attr_shape),
+            ("attr_indptr", vec![5], vec![0.0, 1.0, 2.0, 3.0, 4.0]),
+            ("attr_indices", vec![4], vec![0.0, 1.0, 0.0, 1.0]),
+            ("attr_data", vec![4], vec![1.0; 4]),
+            ("labels", vec![4], labels),
+        ],
+    );
+}
+
+/// A `torch.save`-style zip whose data.pkl is `pickle`.
+fn torch_zip(path: &Path, pickle: &[u8]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    zip.start_file("archive/data.pkl", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(pickle).unwrap();
+    zip.finish().unwrap();
+}
+
+/// A pickle of a few hundred bytes whose memo references double a list 60 times.
+fn memo_bomb() -> Vec<u8> {
+    let mut p = vec![0x80, 2, b']', b'q', 0]; // PROTO 2, EMPTY_LIST, BINPUT 0
+    for i in 0..60u8 {
+        p.extend_from_slice(&[b'h', i, b'h', i, 0x86, b'q', i + 1]); // BINGET i twice, TUPLE2, BINPUT i+1
+    }
+    p.push(b'.');
+    p
+}
+
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    /// Exit status expected (1 error, 2 usage).
+    code: i32,
+    /// What the message must name (a file, a setting) and say.
+    says: Vec<String>,
+}
+
+/// Every file under `dir` (but `skip`) with its size and modification time.
+fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.starts_with(skip) {
+                continue;
+            }
+            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+            if m.is_dir() {
+                pending.push(p.clone());
+            }
+            out.insert(p, (m.len(), m.modified().unwrap_or(std::time::UNIX_EPOCH)));
+        }
+    }
+    out
+}
+
+/// Runs one case under a 1 GiB data limit and a 60 s deadline: (exit code, stderr).
+fn run_limited(args: &[String], cwd: &Path) -> (Option<i32>, String) {
+    let mut cmd = common::bin();
+    cmd.args(args).current_dir(cwd).env("XDG_CACHE_HOME", cwd.join("cache")).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; called in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("gnn-soup did not start");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return (status.code(), err);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, "(killed after 60 s: it hung)".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn hostile_inputs_get_a_clear_error_and_change_nothing() {
+    let run = ingredients();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let p = |name: &str| t.join(name).display().to_string();
+    let ing0 = run.join("ingredient-00.safetensors").display().to_string();
+    let run_s = run.display().to_string();
+    let out = t.join("out");
+    let out_s = out.display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let case = |name: &'static str, args: Vec<String>, code: i32, says: &[&str]| Case { name, args, code, says: says.iter().map(|x| x.to_string()).collect() };
+
+    // --- checkpoints ---
+    std::fs::write(t.join("empty.safetensors"), b"").unwrap();
+    std::fs::write(t.join("garbage.safetensors"), b"\x01\x02 definitely not a checkpoint").unwrap();
+    std::fs::write(t.join("huge-header.safetensors"), [0xffu8; 16]).unwrap();
+    let mut not_json = 12u64.to_le_bytes().to_vec();
+    not_json.extend_from_slice(b"{not json!!}");
+    std::fs::write(t.join("not-json.safetensors"), not_json).unwrap();
+    safetensors(&t.join("no-meta.safetensors"), &serde_json::json!({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}), &[0; 4]);
+    edited_checkpoint(&t.join("layers.safetensors"), |m| m["arch"]["layers"] = serde_json::json!(1_000_000_000_000u64));
+    edited_checkpoint(&t.join("hidden.safetensors"), |m| m["arch"]["hidden"] = serde_json::json!(1_000_000_000_000_000i64));
+    edited_checkpoint(&t.join("negative.safetensors"), |m| m["arch"]["in_dim"] = serde_json::json!(-5));
+    edited_checkpoint(&t.join("future.safetensors"), |m| m["format_version"] = serde_json::json!(999));
+    edited_checkpoint(&t.join("shape.safetensors"), |m| m["arch"]["hidden"] = serde_json::json!(9));
+    edited_checkpoint(&t.join("wide-in.safetensors"), |m| m["arch"]["in_dim"] = serde_json::json!(9));
+    let fifo = t.join("fifo.safetensors");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink(t.join("loop-b.safetensors"), t.join("loop-a.safetensors")).unwrap();
+    std::os::unix::fs::symlink(t.join("loop-a.safetensors"), t.join("loop-b.safetensors")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", t.join("device.safetensors")).unwrap();
+    std::fs::create_dir_all(t.join("only-junk/x.safetensors")).unwrap();
+    std::fs::create_dir_all(t.join("bad-manifest")).unwrap();
+    std::fs::copy(&ing0, t.join("bad-manifest/ingredient-00.safetensors")).unwrap();
+    std::fs::write(t.join("bad-manifest/manifest.json"), b"{ this is not json").unwrap();
+    std::fs::create_dir_all(t.join("missing-listed")).unwrap();
+    std::fs::write(t.join("missing-listed/manifest.json"), std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    std::fs::create_dir_all(t.join("mixed")).unwrap();
+    std::fs::copy(&ing0, t.join("mixed/a.safetensors")).unwrap();
+    std::fs::copy(t.join("shape.safetensors"), t.join("mixed/b.safetensors")).unwrap();
+    std::fs::write(t.join("garbage.pt"), b"\x80\x02legacy pickle, not zip").unwrap();
+    torch_zip(&t.join("no-pkl.pt"), b"");
+    std::fs::remove_file(t.join("no-pkl.pt")).unwrap();
+    {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(t.join("no-pkl.pt")).unwrap());
+        zip.start_file("archive/other", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(b"x").unwrap();
+        zip.finish().unwrap();
+    }
+    torch_zip(&t.join("memo-bomb.pt"), &memo_bomb());
+
+    // --- datasets ---
+    ring_npz(&t.join("negative-label.npz"), vec![0.0, 1.0, -1.0, 0.0], vec![4.0, 2.0]);
+    ring_npz(&t.join("nan-label.npz"), vec![0.0, 1.0, f64::NAN, 0.0], vec![4.0, 2.0]);
+    ring_npz(&t.join("huge-label.npz"), vec![0.0, 1.0, 1e12, 0.0], vec![4.0, 2.0]);
+    ring_npz(&t.join("huge-shape.npz"), vec![0.0, 1.0, 1.0, 0.0], vec![4.0, 1e12]);
+    std::fs::write(t.join("not-zip.npz"), b"PK? no").unwrap();
+    npz(&t.join("no-labels.npz"), &[("adj_shape", vec![2], vec![1.0, 1.0])]);
+    std::fs::create_dir_all(t.join("planetoid")).unwrap();
+    for suffix in ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"] {
+        std::fs::write(t.join(format!("planetoid/ind.cora.{suffix}")), b"\x80\x02truncated").unwrap();
+    }
+    std::fs::create_dir_all(t.join("ogb/raw")).unwrap();
+    let data = |d: &str| vec!["data".to_string(), "info".into(), "--dataset".into(), d.to_string()];
+
+    let cases = vec![
+        case("empty checkpoint", s(&["eval", &p("empty.safetensors"), "--device", "cpu"]), 1, &["empty.safetensors", "corrupt or truncated safetensors"]),
+        case("garbage checkpoint", s(&["eval", &p("garbage.safetensors"), "--device", "cpu"]), 1, &["garbage.safetensors", "corrupt or truncated safetensors"]),
+        case("header length huge", s(&["inspect", &p("huge-header.safetensors")]), 1, &["huge-header.safetensors", "corrupt or truncated safetensors"]),
+        case("header not JSON", s(&["inspect", &p("not-json.safetensors")]), 1, &["not-json.safetensors", "corrupt or truncated safetensors"]),
+        case("no gnn-soup metadata", s(&["soup", "--ingredients", &p("no-meta.safetensors"), "--out", &out_s]), 1, &["no-meta.safetensors"]),
+        case("10^12 layers in metadata", s(&["eval", &p("layers.safetensors"), "--device", "cpu"]), 1, &["layers.safetensors", "layers"]),
+        case("10^18 hidden width", s(&["inspect", &p("hidden.safetensors")]), 1, &["hidden.safetensors", "widths above"]),
+        case("negative width", s(&["eval", &p("negative.safetensors"), "--device", "cpu"]), 1, &["negative.safetensors", "must be positive"]),
+        case("newer format", s(&["inspect", &p("future.safetensors")]), 1, &["future.safetensors", "newer than this tool"]),
+        case("tensor shapes disagree with metadata", s(&["eval", &p("shape.safetensors"), "--device", "cpu"]), 1, &["shape.safetensors", "has shape"]),
+        case("input width differs from the dataset", s(&["soup", "--ingredients", &p("wide-in.safetensors"), "--strategy", "uniform", "--device", "cpu", "--out", &out_s]), 1, &["wide-in.safetensors", "input features"]),
+        case("a FIFO as checkpoint", s(&["eval", &p("fifo.safetensors"), "--device", "cpu"]), 1, &["fifo.safetensors", "not a regular file"]),
+        case("a symlink loop", s(&["eval", &p("loop-a.safetensors"), "--device", "cpu"]), 1, &["loop-a.safetensors", "loop of symbolic links"]),
+        case("a link to /dev/zero", s(&["inspect", &p("device.safetensors")]), 1, &["device.safetensors", "not a regular file"]),
+        case("a folder of junk only", s(&["soup", "--ingredients", &p("only-junk"), "--out", &out_s]), 1, &["only-junk", "no .safetensors checkpoints"]),
+        case("corrupt manifest", s(&["soup", "--ingredients", &p("bad-manifest"), "--out", &out_s]), 1, &["manifest.json", "unreadable manifest"]),
+        case("manifest lists missing files", s(&["soup", "--ingredients", &p("missing-listed"), "--out", &out_s]), 1, &["manifest.json", "does not exist"]),
+        case("mixed architectures", s(&["soup", "--ingredients", &p("mixed"), "--strategy", "uniform", "--device", "cpu", "--out", &out_s]), 1, &["b.safetensors"]),
+        case("legacy .pt", s(&["import", &p("garbage.pt"), "--dataset", "csbm", "--out", &out_s]), 1, &["garbage.pt", "legacy format"]),
+        case(".pt without data.pkl", s(&["import", &p("no-pkl.pt"), "--dataset", "csbm", "--out", &out_s]), 1, &["no-pkl.pt", "no data.pkl"]),
+        case("pickle memo bomb", s(&["import", &p("memo-bomb.pt"), "--dataset", "csbm", "--out", &out_s]), 1, &["memo-bomb.pt", "memo references expand"]),
+        // --- datasets ---
+        case("npz negative label", data(&format!("npz:{}", p("negative-label.npz"))), 1, &["negative-label.npz", "negative label"]),
+        case("npz NaN label", data(&format!("npz:{}", p("nan-label.npz"))), 1, &["nan-label.npz", "not a class number"]),
+        case("npz label 10^12", data(&format!("npz:{}", p("huge-label.npz"))), 1, &["huge-label.npz", "more classes than nodes"]),
+        case("npz claims 10^12 columns", data(&format!("npz:{}", p("huge-shape.npz"))), 1, &["huge-shape.npz", "attr_shape claims"]),
+        case("npz not a zip", data(&format!("npz:{}", p("not-zip.npz"))), 1, &["not-zip.npz", "not an .npz"]),
+        case("npz without labels", data(&format!("npz:{}", p("no-labels.npz"))), 1, &["no-labels.npz"]),
+        case("npz path missing", data(&format!("npz:{}", p("absent.npz"))), 1, &["absent.npz", "no such file"]),
+        case("planetoid pickles truncated", s(&["data", "info", "--dataset", "cora", "--data-dir", &p("planetoid")]), 1, &["ind.cora.x", "pickle"]),
+        case("OGB directory without files", s(&["data", "info", "--dataset", &p("ogb")]), 1, &["ogb"]),
+        case("csbm 10^12 nodes", data("csbm:nodes=1000000000000"), 1, &["csbm", "nodes"]),
+        case("csbm 10^9 features", data("csbm:features=1000000000"), 1, &["csbm", "features"]),
+        case("csbm degree 1e300", data("csbm:degree=1e300"), 1, &["csbm", "degree"]),
+        case("csbm negative split", data("csbm:train=-1"), 1, &["csbm split sizes"]),
+        case("csbm not a number", data("csbm:nodes=abc"), 1, &["csbm setting nodes", "not a whole number"]),
+        case("csbm unknown key", data("csbm:colour=red"), 1, &["unknown csbm setting"]),
+        case("dataset typo", data("coar"), 1, &["did you mean cora?"]),
+        // --- settings ---
+        case("LS with 0 epochs", s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--epochs", "0", "--out", &out_s]), 2, &["--epochs"]),
+        case("lr inf", s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--lr", "inf", "--out", &out_s]), 2, &["--lr"]),
+        case("lr negative", s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--lr=-1", "--out", &out_s]), 2, &["--lr"]),
+        case("patience 0", s(&["soup", "--ingredients", &run_s, "--patience", "0", "--out", &out_s]), 2, &["--patience"]),
+        case("holdout 1.5", s(&["soup", "--ingredients", &run_s, "--holdout", "1.5", "--out", &out_s]), 2, &["--holdout"]),
+        case("one part", s(&["soup", "--ingredients", &run_s, "--strategy", "pls", "--parts", "1", "--out", &out_s]), 2, &["--parts"]),
+        case("unknown strategy", s(&["soup", "--ingredients", &run_s, "--strategy", "best", "--out", &out_s]), 2, &["best"]),
+        case("train lr inf", s(&["train", "--lr", "inf", "--out", &out_s]), 1, &["--lr"]),
+        case("train hidden 10^12", s(&["train", "--hidden", "1000000000000", "--out", &out_s]), 1, &["widths above"]),
+        case("train 10^6 layers", s(&["train", "--layers", "1000000", "--out", &out_s]), 1, &["layers"]),
+        case("train dropout 1.5", s(&["train", "--dropout", "1.5", "--out", &out_s]), 1, &["--dropout"]),
+        case("a GPU that is not there", s(&["soup", "--ingredients", &run_s, "--device", "cuda:7", "--out", &out_s]), 1, &["cuda:7"]),
+        // --- paths and events files ---
+        case("attach to a folder without events", s(&["tui", "--attach", &p("only-junk")]), 1, &["only-junk", "events.jsonl"]),
+        case("--out is a file", s(&["soup", "--ingredients", &run_s, "--strategy", "uniform", "--device", "cpu", "--out", &p("garbage.pt")]), 1, &["garbage.pt"]),
+        case("--out holds another run's events", s(&["soup", "--ingredients", &run_s, "--strategy", "uniform", "--device", "cpu", "--out", &p("earlier-run")]), 1, &["events.jsonl", "already exists"]),
+        case("export onto an existing file", s(&["export", &ing0, "--out", &p("garbage.pt")]), 1, &["garbage.pt", "already exists"]),
+    ];
+    // An earlier run's folder: its events must not be truncated by a later run.
+    std::fs::create_dir_all(t.join("earlier-run")).unwrap();
+    std::fs::write(t.join("earlier-run/events.jsonl"), b"{\"kind\":\"log\"}\n").unwrap();
+
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for c in &cases {
+        let _ = std::fs::remove_dir_all(&out);
+        let before = snapshot(t, &out);
+        let (code, stderr) = run_limited(&c.args, t);
+        let after = snapshot(t, &out);
+        let mut wrong = Vec::new();
+        if code != Some(c.code) {
+            wrong.push(format!("exit {code:?}, expected {}", c.code));
+        }
+        for needle in &c.says {
+            if !stderr.contains(needle.as_str()) {
+                wrong.push(format!("message does not say {needle:?}"));
+            }
+        }
+        if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") || stderr.contains("libtorch") && stderr.contains("Exception raised") {
+            wrong.push("a panic or C++ trace".into());
+        }
+        if before != after {
+            let changed: Vec<String> = after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).map(|k| k.display().to_string()).collect();
+            wrong.push(format!("changed outside --out: {changed:?}"));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("{}: {}\n    gnn-soup {}\n    stderr: {}", c.name, wrong.join("; "), c.args.join(" "), stderr.trim()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} hostile cases went wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
