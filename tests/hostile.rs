@@ -324,3 +324,27 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     }
     assert!(failures.is_empty(), "{} of {} hostile cases went wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+/// A strategy that fails does not take the others' results with it: they are printed (`--json`),
+/// compared and written; the failure is the last word on stderr and in `events.jsonl`; exit 1.
+#[test]
+fn a_failing_strategy_keeps_the_others_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // One validation node: LS and PLS cannot hold any out for --holdout, the others are fine.
+    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=300,train=60,val=1,test=100", "--ingredients", "2", "--epochs", "3", "--device", "cpu", "--out", run.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let out = tmp.path().join("all");
+    let (ok, stdout, stderr) = common::run_bin(&["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--holdout", "0.5", "--device", "cpu", "--json", "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("ls failed: --holdout needs at least 2 validation nodes") && stderr.contains("pls failed"), "{stderr}");
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--json still prints the finished reports ({e}): {stdout}"));
+    let names: Vec<&str> = reports.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["uniform", "greedy", "gis", "ensemble"]);
+    assert!(out.join("comparison.md").is_file() && out.join("comparison.json").is_file(), "--json with all writes the comparison too");
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert_eq!(events.matches("\"event\":\"failed\"").count(), 2, "both failures are in events.jsonl");
+    // A second run into the same folder is refused before anything is touched.
+    let (ok, _, stderr) = common::run_bin(&["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--device", "cpu", "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(out.join("events.jsonl")).unwrap(), events, "the earlier run's events are kept");
+}

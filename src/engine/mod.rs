@@ -195,6 +195,12 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
     let log = EventLog { file: open_run_dir(job).map_err(|e| fail(e, forward))?, forward };
     let emit = |e: Event| log.emit(e);
     let loaded = catching(|| load(job, &emit)).map_err(|e| fail(e, &emit))?;
+    // What only the graph can tell is checked before any strategy spends time.
+    for s in job.strategies.iter().filter(|s| s.strategy == Strategy::Pls) {
+        if s.parts > loaded.graph.num_nodes {
+            return Err(fail(anyhow::anyhow!("--parts {}: {} has only {} nodes", s.parts, loaded.graph.name, loaded.graph.num_nodes), &emit));
+        }
+    }
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for settings in &job.strategies {
