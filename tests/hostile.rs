@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A small trained run the cases start from: two GCN ingredients on a tiny synthetic graph.
 fn ingredients() -> PathBuf {
@@ -148,21 +148,7 @@ fn run_limited(args: &[String], cwd: &Path) -> (Option<i32>, String) {
         });
     }
     let mut child = cmd.spawn().expect("gnn-soup did not start");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            return (status.code(), err);
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, "(killed after 60 s: it hung)".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_deadline(&mut child, Duration::from_secs(60)).unwrap_or((None, "(killed after 60 s: it hung)".into()))
 }
 
 #[test]

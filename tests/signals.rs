@@ -52,20 +52,7 @@ fn wait_for_text(path: &Path, text: &str, limit: Duration) {
 /// The exit code (None: killed) and stderr, waiting at most `limit`.
 fn finish(mut running: Running, limit: Duration) -> (Option<i32>, String) {
     let mut child = running.0.take().unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            return (status.code(), err);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("still running {limit:?} after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_deadline(&mut child, limit).unwrap_or_else(|| panic!("still running {limit:?} after the signal"))
 }
 
 #[test]

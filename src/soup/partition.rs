@@ -191,4 +191,43 @@ mod tests {
         assert!(Partition::from_assignment(&path_graph(), 3, vec![0; 5]).is_err());
         assert!(Partition::from_assignment(&path_graph(), 2, vec![0, 0, 1, 1, 2, 2]).is_err());
     }
+
+    /// Property, over 300 random graphs, assignments and choices of parts: a subgraph holds
+    /// exactly the chosen parts' nodes and exactly the edges whose two ends are in chosen parts.
+    #[test]
+    fn subgraphs_are_the_induced_graph_of_the_chosen_parts() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..300 {
+            let n = rng.gen_range(2..60usize);
+            let k = rng.gen_range(1..=n.min(8));
+            let edges: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n)).map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64))).collect();
+            let (src, dst): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
+            let g = Graph::new(GraphParts {
+                name: "random".into(),
+                num_nodes: n,
+                src,
+                dst,
+                features: vec![0.0; n],
+                num_features: 1,
+                labels: vec![0; n],
+                train: vec![0],
+                val: vec![0],
+                test: vec![0],
+            })
+            .unwrap();
+            let part: Vec<u32> = (0..n).map(|_| rng.gen_range(0..k as u32)).collect();
+            let p = Partition::from_assignment(&g, k, part.clone()).unwrap();
+            let chosen = p.sample(rng.gen_range(1..=k), &mut rng);
+            let s = p.subgraph(&chosen);
+            let inside = |v: i64| chosen.contains(&(part[v as usize] as usize));
+            let want_nodes: Vec<i64> = (0..n as i64).filter(|&v| inside(v)).collect();
+            assert_eq!(s.nodes, want_nodes);
+            let mut got: Vec<(i64, i64)> = s.src.iter().zip(&s.dst).map(|(&a, &b)| (s.nodes[a as usize], s.nodes[b as usize])).collect();
+            let mut want: Vec<(i64, i64)> = edges.iter().copied().filter(|&(a, b)| inside(a) && inside(b)).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "n {n}, k {k}, parts {chosen:?}");
+        }
+    }
 }

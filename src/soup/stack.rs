@@ -198,4 +198,34 @@ mod tests {
         let want = (s.ingredient(0)[w].shallow_clone() + s.ingredient(1)[w].shallow_clone()) * 0.5;
         assert!(half[w].allclose(&want, 1e-6, 1e-6, false));
     }
+
+    /// Property, over 200 random points of the simplex per mixing granularity: every mixed
+    /// tensor is the convex combination sum_i w_i x_i of the ingredients (to 1e-5) and so lies
+    /// between their elementwise minimum and maximum.
+    #[test]
+    fn simplex_weights_give_the_convex_combination() {
+        use rand::{Rng, SeedableRng};
+        let (_dir, s) = stack();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for mix in [MixGranularity::Tensor, MixGranularity::Layer, MixGranularity::Ingredient] {
+            let (names, of) = s.groups(mix);
+            for _ in 0..200 {
+                let raw: Vec<f32> = (0..names.len() * 2).map(|_| rng.gen_range(-6.0..6.0)).collect();
+                let alpha = Tensor::from_slice(&raw).view([names.len() as i64, 2]).softmax(1, Kind::Float);
+                let mixed = s.mix(&alpha, &of);
+                for (k, name) in s.names.iter().enumerate() {
+                    if s.roles[k] == ParamRole::BatchCount {
+                        continue;
+                    }
+                    let (a, b) = (s.ingredient(0)[name].shallow_clone(), s.ingredient(1)[name].shallow_clone());
+                    let w = alpha.get(of[k] as i64);
+                    let want = &a * w.get(0) + &b * w.get(1);
+                    let got = &mixed[name];
+                    assert!(got.allclose(&want, 1e-5, 1e-5, false), "{name}: not the convex combination");
+                    let (lo, hi) = (a.minimum(&b) - 1e-5, a.maximum(&b) + 1e-5);
+                    assert!(bool::try_from(got.ge_tensor(&lo).all()).unwrap() && bool::try_from(got.le_tensor(&hi).all()).unwrap(), "{name}: outside its ingredients' range");
+                }
+            }
+        }
+    }
 }

@@ -97,3 +97,23 @@ pub fn shared_fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     }
     dir
 }
+
+/// Waits for `child` (started with its stderr piped) at most `limit`: its exit code (None when a
+/// signal ended it) and stderr, or None when it was still running (it is then killed).
+pub fn wait_deadline(child: &mut std::process::Child, limit: std::time::Duration) -> Option<(Option<i32>, String)> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for gnn-soup") {
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            return Some((status.code(), err));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
