@@ -122,7 +122,7 @@ fn resumable(out: &Path, spec: &ArchSpec, cfg: &TrainConfig, g: &Graph, init_fp:
     let mut kept = vec![None; cfg.ingredients];
     let init_path = out.join(INIT_FILE);
     if out.join(MANIFEST).exists() {
-        bail!("{} already holds a finished training run ({MANIFEST}); choose another --out or pass --overwrite", out.display());
+        bail!("{} already exists (a finished training run); choose another --out or pass --overwrite", out.join(MANIFEST).display());
     }
     if !init_path.exists() {
         if let Some(existing) = (0..cfg.ingredients).map(file_of).find(|p| p.exists()) {

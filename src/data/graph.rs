@@ -56,6 +56,9 @@ pub struct GraphInfo {
     pub fingerprint: String,
 }
 
+/// The largest dataset file read (ogbn-papers100M's zip is 57 GiB; everything else is far less).
+pub const MAX_DATA_FILE_BYTES: u64 = 64 << 30;
+
 /// The most feature values a dataset may claim (16 GB of floats).
 pub const MAX_FEATURE_VALUES: u64 = 4 << 30;
 

@@ -12,9 +12,6 @@ pub mod pickle;
 pub mod planetoid;
 pub mod synthetic;
 
-/// The largest dataset file read (ogbn-papers100M's zip is 57 GiB; everything else is far less).
-pub const MAX_DATA_FILE_BYTES: u64 = 64 << 30;
-
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};

@@ -61,7 +61,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Npy> {
 const MAX_DIM: f64 = 1e9;
 
 pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
-    let (file, _) = crate::fsio::open_regular(path, super::MAX_DATA_FILE_BYTES)?;
+    let (file, _) = crate::fsio::open_regular(path, super::graph::MAX_DATA_FILE_BYTES)?;
     let mut archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not an .npz (zip) archive", path.display()))?;
     let mut array = |key: &str| -> Result<Option<Npy>> {
         let member = format!("{key}.npy");

@@ -41,7 +41,7 @@ impl Source {
         if path.is_dir() {
             return Ok(Source::Dir(path.to_path_buf()));
         }
-        let (file, _) = crate::fsio::open_regular(path, super::MAX_DATA_FILE_BYTES)?;
+        let (file, _) = crate::fsio::open_regular(path, super::graph::MAX_DATA_FILE_BYTES)?;
         let archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable zip archive", path.display()))?;
         // The archive holds `<short>/raw/...`; find that prefix instead of assuming it.
         let prefix = archive
@@ -89,10 +89,10 @@ impl Source {
         let mut out = Vec::new();
         // A gzip stream is decompressed up to what CSV of numbers can expand to from its size
         // (a few KB of "gzip bomb" must not fill memory).
-        let limit = |compressed: u64| compressed.saturating_mul(MAX_GZIP_RATIO).clamp(1 << 30, super::MAX_DATA_FILE_BYTES);
+        let limit = |compressed: u64| compressed.saturating_mul(MAX_GZIP_RATIO).clamp(1 << 30, super::graph::MAX_DATA_FILE_BYTES);
         let cap = match self {
             Source::Dir(d) => {
-                let (f, size) = crate::fsio::open_regular(&d.join(rel), super::MAX_DATA_FILE_BYTES)?;
+                let (f, size) = crate::fsio::open_regular(&d.join(rel), super::graph::MAX_DATA_FILE_BYTES)?;
                 let cap = limit(size);
                 MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f)).take(cap + 1).read_to_end(&mut out).map(|_| cap)
             }

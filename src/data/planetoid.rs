@@ -85,7 +85,7 @@ impl Files<'_> {
 
     fn read(&self, s: &str) -> Result<Value> {
         let p = self.path(s);
-        let bytes = crate::fsio::read_regular(&p, super::MAX_DATA_FILE_BYTES)?;
+        let bytes = crate::fsio::read_regular(&p, super::graph::MAX_DATA_FILE_BYTES)?;
         pickle::parse(&bytes).with_context(|| format!("{} is not a readable pickle", p.display()))
     }
 
@@ -104,7 +104,7 @@ impl Files<'_> {
     /// `test.index`: one node id per line, one per test row.
     fn test_index(&self, test_rows: usize) -> Result<Vec<usize>> {
         let index_path = self.path("test.index");
-        let index: Vec<usize> = crate::fsio::read_text(&index_path, super::MAX_DATA_FILE_BYTES)?
+        let index: Vec<usize> = crate::fsio::read_text(&index_path, super::graph::MAX_DATA_FILE_BYTES)?
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| l.trim().parse::<usize>().map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display())))
