@@ -160,8 +160,13 @@ fn parse_meta(path: &Path, md: Option<&std::collections::HashMap<String, String>
 /// and type, nothing unexpected, no NaN or infinite values.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = crate::fsio::read_regular(path, MAX_CHECKPOINT_BYTES)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("{}: corrupt or truncated safetensors file ({e:?})", path.display()))?;
-    let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: corrupt safetensors header ({e:?})", path.display()))?;
+    load_bytes(path, &bytes)
+}
+
+/// [`load`] of a checkpoint's bytes (`path` names it in messages; also the fuzz target's entry).
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{}: corrupt or truncated safetensors file ({e:?})", path.display()))?;
+    let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{}: corrupt safetensors header ({e:?})", path.display()))?;
     let meta = parse_meta(path, md.metadata().as_ref())?;
 
     let expected = meta.arch.params();

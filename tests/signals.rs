@@ -85,6 +85,47 @@ fn a_signal_during_ls_pls_or_gis_saves_the_partial_soup_and_exits_3() {
     }
 }
 
+/// `soup --resume RUN_DIR` after a SIGTERM continues LS and PLS from their saved state and ends
+/// on the weights an uninterrupted run with the same seed ends on.
+#[test]
+fn a_stopped_ls_or_pls_resumes_to_the_uninterrupted_result() {
+    let run = ingredients();
+    let tmp = tempfile::tempdir().unwrap();
+    for (strategy, epochs) in [("ls", "2500"), ("pls", "1500")] {
+        let out = |name: &str| tmp.path().join(format!("{strategy}-{name}"));
+        let args = |dir: &Path| -> Vec<String> {
+            ["soup", "--ingredients", run.to_str().unwrap(), "--strategy", strategy, "--epochs", epochs, "--parts", "4", "--sample", "2", "--seed", "3", "--device", "cpu", "--out", dir.to_str().unwrap()].iter().map(|s| s.to_string()).collect()
+        };
+        let stopped = out("stopped");
+        let a = args(&stopped);
+        let child = spawn(&a.iter().map(String::as_str).collect::<Vec<_>>(), &tmp.path().join("cache"));
+        wait_for_text(&stopped.join("events.jsonl"), "\"event\":\"epoch\"", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(&child, libc::SIGTERM);
+        let (code, stderr) = finish(child, Duration::from_secs(30));
+        assert_eq!(code, Some(3), "{stderr}");
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stopped.join(format!("state-{strategy}.json"))).unwrap()).unwrap();
+        let at = state["next_epoch"].as_u64().unwrap();
+        assert!(at > 0 && at < epochs.parse().unwrap(), "{strategy}: stopped mid-way, at epoch {at}");
+
+        let (ok, _, stderr) = common::run_bin(&["soup", "--resume", stopped.to_str().unwrap(), "--device", "cpu"]);
+        assert!(ok && stderr.contains(&format!("resuming at epoch {at}")), "{stderr}");
+        assert!(!stopped.join(format!("state-{strategy}.json")).exists(), "the state goes once the fit is done");
+        let whole = out("whole");
+        let w = args(&whole);
+        let (ok, _, stderr) = common::run_bin(&w.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ok, "{stderr}");
+        let resumed = gnn_soup::checkpoint::load(&stopped.join(format!("soup-{strategy}.safetensors"))).unwrap();
+        let uninterrupted = gnn_soup::checkpoint::load(&whole.join(format!("soup-{strategy}.safetensors"))).unwrap();
+        for (name, t) in &uninterrupted.params {
+            let diff = (t - &resumed.params[name]).abs().max().double_value(&[]);
+            assert!(diff <= 1e-6, "{strategy} {name}: the resumed soup differs by {diff}");
+        }
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stopped.join(format!("report-{strategy}.json"))).unwrap()).unwrap();
+        assert_eq!((report["partial"].as_bool(), report["history"].as_array().unwrap().len()), (Some(false), epochs.parse().unwrap()));
+    }
+}
+
 #[test]
 fn an_interrupted_train_is_resumed_by_the_same_command() {
     let tmp = tempfile::tempdir().unwrap();

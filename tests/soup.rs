@@ -52,7 +52,7 @@ fn settings(f: &Fixture, strategy: Strategy) -> SoupSettings {
 }
 
 fn job(f: &Fixture, paths: &[PathBuf], strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> JobSpec {
-    JobSpec { ingredients: paths.to_vec(), dataset: None, data: f.data.clone(), strategies, device: Device::Cpu, out_dir: out, overwrite: false }
+    JobSpec { ingredients: paths.to_vec(), dataset: None, data: f.data.clone(), strategies, device: Device::Cpu, out_dir: out, overwrite: false, resume: false }
 }
 
 fn run(f: &Fixture, strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> Vec<SoupReport> {

@@ -189,8 +189,8 @@ impl clap::Args for SettingFlags {
 #[derive(Args, Debug)]
 pub struct SoupArgs {
     /// A directory of ingredient checkpoints (its manifest order), or one checkpoint.
-    #[arg(long)]
-    pub ingredients: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub ingredients: Option<PathBuf>,
     /// uniform, greedy, gis, ls, pls, ensemble, or all.
     #[arg(long, value_parser = parse_strategy, default_value = "ls")]
     pub strategy: StrategyChoice,
@@ -202,11 +202,16 @@ pub struct SoupArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Run directory: soup-<strategy>.safetensors, report-<strategy>.json, events.jsonl.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
     /// Replace results already in --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// Continue the stopped run in this directory with the settings it was started with:
+    /// finished strategies are kept, an interrupted LS/PLS goes on from its last saved epoch
+    /// (saved every few seconds and when stopped) and ends as an uninterrupted run would.
+    #[arg(long, conflicts_with_all = ["ingredients", "out", "overwrite"])]
+    pub resume: Option<PathBuf>,
     /// Print the report (a list of reports for `all`) as JSON on stdout.
     #[arg(long)]
     pub json: bool,

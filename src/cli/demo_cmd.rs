@@ -38,6 +38,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         device,
         out_dir: Some(run_dir.clone()),
         overwrite: true,
+        resume: false,
     };
     let (reports, error) = split_outcome(execute(job));
     if reports.is_empty() {

@@ -8,33 +8,23 @@ use super::output::{percent, print_json};
 use crate::checkpoint;
 use crate::data;
 use crate::device::parse_device;
-use crate::engine::JobSpec;
+use crate::engine::{self, JobSpec};
 use crate::model::{self, GraphTensors};
 
 pub fn run(args: &SoupArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let ingredients = checkpoint::list_ingredients(&resolve_ingredients(&args.ingredients, &args.data)?)?;
-    let meta = checkpoint::read_meta(&ingredients[0])?;
-    let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
-    let strategies = args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?;
-    let comparing = strategies.len() > 1;
-    if comparing {
-        check_comparison_free(&args.out, args.overwrite)?;
-    }
-    let job = JobSpec {
-        ingredients,
-        dataset: Some(dataset),
-        data: args.data.options(),
-        strategies,
-        device,
-        out_dir: Some(args.out.clone()),
-        overwrite: args.overwrite,
+    let job = match &args.resume {
+        Some(dir) => engine::job_for_resume(dir, device)?,
+        None => new_job(args, device)?,
     };
+    let out = job.out_dir.clone().unwrap_or_default();
+    let comparing = job.strategies.len() > 1;
+    let all = comparing || matches!(args.strategy, StrategyChoice::All);
     // Whatever finished is printed and written even when another strategy failed.
     let (reports, error) = split_outcome(execute(job));
     if args.json {
         match reports.as_slice() {
-            [one] if !matches!(args.strategy, StrategyChoice::All) => print_json(one)?,
+            [one] if !all => print_json(one)?,
             [] if error.is_some() => {}
             all => print_json(&all)?,
         }
@@ -42,12 +32,25 @@ pub fn run(args: &SoupArgs) -> Result<()> {
         print!("{}", comparison_table(&reports));
     }
     if comparing && !reports.is_empty() {
-        write_comparison(&args.out, &reports)?;
+        write_comparison(&out, &reports)?;
     }
     if let Some(e) = error {
         return Err(e);
     }
-    completed(&reports, &args.out)
+    completed(&reports, &out)
+}
+
+/// The job the flags describe (without --resume).
+fn new_job(args: &SoupArgs, device: tch::Device) -> Result<JobSpec> {
+    let (Some(from), Some(out)) = (&args.ingredients, &args.out) else { bail!("--ingredients and --out are needed (or --resume RUN_DIR)") };
+    let ingredients = checkpoint::list_ingredients(&resolve_ingredients(from, &args.data)?)?;
+    let meta = checkpoint::read_meta(&ingredients[0])?;
+    let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
+    let strategies = args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?;
+    if strategies.len() > 1 {
+        check_comparison_free(out, args.overwrite)?;
+    }
+    Ok(JobSpec { ingredients, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(out.clone()), overwrite: args.overwrite, resume: false })
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {

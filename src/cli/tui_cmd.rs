@@ -41,7 +41,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");
     }
     let first_dir = args.out.clone().unwrap_or_else(|| engine::new_run_dir(&runs_dir));
-    let job = JobSpec { ingredients: paths, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(first_dir.clone()), overwrite: false };
+    let job = JobSpec { ingredients: paths, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(first_dir.clone()), overwrite: false, resume: false };
     if !terminal {
         let (reports, error) = split_outcome(execute(job));
         print!("{}", comparison_table(&reports));

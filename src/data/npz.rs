@@ -62,6 +62,11 @@ const MAX_DIM: f64 = 1e9;
 
 pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
     let (file, _) = crate::fsio::open_regular(path, super::graph::MAX_DATA_FILE_BYTES)?;
+    load_from(file, path, name, split_seed)
+}
+
+/// [`load`] from any seekable reader (`path` names it in messages; the fuzz target's entry).
+pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
     let mut archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not an .npz (zip) archive", path.display()))?;
     let mut array = |key: &str| -> Result<Option<Npy>> {
         let member = format!("{key}.npy");

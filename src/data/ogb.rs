@@ -111,8 +111,8 @@ impl Source {
 }
 
 /// Parses a comma-separated numeric file in one pass over its bytes, returning the values and
-/// the number of columns (every row must have the same count).
-fn parse_csv<T: std::str::FromStr>(bytes: &[u8], what: &str) -> Result<(Vec<T>, usize)> {
+/// the number of columns (every row must have the same count). Public for the fuzz targets.
+pub fn parse_csv<T: std::str::FromStr>(bytes: &[u8], what: &str) -> Result<(Vec<T>, usize)> {
     let mut values = Vec::with_capacity(bytes.len() / 8);
     let mut columns = 0usize;
     for (row, line) in bytes.split(|&b| b == b'\n').enumerate() {

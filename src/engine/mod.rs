@@ -23,7 +23,7 @@ use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
 use crate::model::{self, GraphTensors, ParamMap};
-use crate::soup::{self, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy};
+use crate::soup::{self, FitState, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy};
 
 /// What to soup, on what, how, and where results go.
 #[derive(Debug, Clone)]
@@ -38,6 +38,9 @@ pub struct JobSpec {
     /// Run directory: souped checkpoints, reports and `events.jsonl`. None: nothing written.
     pub out_dir: Option<PathBuf>,
     pub overwrite: bool,
+    /// Continue the run in `out_dir` ([`job_for_resume`]): finished strategies are kept, an
+    /// interrupted LS/PLS continues from its saved state, `events.jsonl` is appended to.
+    pub resume: bool,
 }
 
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -204,6 +207,12 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for settings in &job.strategies {
+        if let Some(done) = job.out_dir.as_deref().filter(|_| job.resume).and_then(|d| finished_report(d, settings.strategy)) {
+            emit(Event::Log { level: LogLevel::Info, message: format!("{} finished in the earlier run: kept", settings.strategy) });
+            emit(Event::Finished { report: Box::new(done.clone()) });
+            reports.push(done);
+            continue;
+        }
         let done = catching(|| {
             let (report, params) = run_strategy(job, &loaded, settings, cancel, &emit)?;
             match &job.out_dir {
@@ -234,6 +243,11 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
 fn open_run_dir(job: &JobSpec) -> Result<Option<Mutex<std::fs::File>>> {
     let Some(dir) = &job.out_dir else { return Ok(None) };
     let path = dir.join(EVENTS_FILE);
+    if job.resume {
+        // The same run, continued: its log goes on.
+        let f = std::fs::OpenOptions::new().append(true).open(&path).with_context(|| format!("cannot append to {}", path.display()))?;
+        return Ok(Some(Mutex::new(f)));
+    }
     if !job.overwrite {
         // events.jsonl too: another run's log is a result (tui --attach replays it).
         let results = job.strategies.iter().flat_map(|s| [soup_file(dir, s.strategy), report_file(dir, s.strategy)]);
@@ -244,8 +258,59 @@ fn open_run_dir(job: &JobSpec) -> Result<Option<Mutex<std::fs::File>>> {
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let saved = SavedJob {
+        ingredients: job.ingredients.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect(),
+        dataset: job.dataset.clone(),
+        data_dir: job.data.data_dir.canonicalize().unwrap_or_else(|_| job.data.data_dir.clone()),
+        split_seed: job.data.split_seed,
+        strategies: job.strategies.clone(),
+    };
+    checkpoint::write_atomic(&dir.join(JOB_FILE), serde_json::to_string_pretty(&saved)?.as_bytes())?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW: a link planted at events.jsonl does not send the log elsewhere.
+    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).custom_flags(libc::O_NOFOLLOW).open(&path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(Mutex::new(f)))
+}
+
+/// What a run directory records of its job (`job.json`), so that `soup --resume` can continue it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SavedJob {
+    ingredients: Vec<PathBuf>,
+    dataset: Option<String>,
+    data_dir: PathBuf,
+    split_seed: u64,
+    strategies: Vec<SoupSettings>,
+}
+
+pub const JOB_FILE: &str = "job.json";
+
+/// Where an LS/PLS fit keeps its state while it runs (removed when it finishes).
+pub fn state_file(out: &Path, strategy: soup::Strategy) -> PathBuf {
+    out.join(format!("state-{strategy}.json"))
+}
+
+/// The job of the run in `dir`, to continue it on `device`: the strategies that finished are
+/// kept, an interrupted LS/PLS goes on from its saved state, the others run.
+pub fn job_for_resume(dir: &Path, device: Device) -> Result<JobSpec> {
+    let path = dir.join(JOB_FILE);
+    let text = crate::fsio::read_text(&path, 64 << 20).with_context(|| format!("{} is not a run directory gnn-soup can resume", dir.display()))?;
+    let saved: SavedJob = serde_json::from_str(&text).with_context(|| format!("{}: unreadable", path.display()))?;
+    Ok(JobSpec {
+        ingredients: saved.ingredients,
+        dataset: saved.dataset,
+        data: DataOptions { data_dir: saved.data_dir, split_seed: saved.split_seed, download: false },
+        strategies: saved.strategies,
+        device,
+        out_dir: Some(dir.to_path_buf()),
+        overwrite: true,
+        resume: true,
+    })
+}
+
+/// A strategy's finished (not partial) report in `dir`, if it has one.
+fn finished_report(dir: &Path, strategy: soup::Strategy) -> Option<SoupReport> {
+    let text = crate::fsio::read_text(&report_file(dir, strategy), 256 << 20).ok()?;
+    serde_json::from_str::<SoupReport>(&text).ok().filter(|r| !r.partial)
 }
 
 /// Loads the dataset (checking it is the one the ingredients were trained on) and the
@@ -316,8 +381,25 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
     let start = Instant::now();
     let ingredient_val: Vec<f64> = loaded.ingredients.iter().map(|i| i.val_acc).collect();
     let progress = |p: Progress| emit(p.into());
-    let ctx = SoupContext { stack, graph, gt, settings, progress: &progress, cancel, ingredient_val: &ingredient_val };
+    // LS/PLS keep their state in the run directory while they fit, for `soup --resume`.
+    let state_path = job.out_dir.as_deref().filter(|_| strategy.is_learned()).map(|d| state_file(d, strategy));
+    let resume: Option<FitState> = match state_path.as_deref().filter(|p| job.resume && p.exists()) {
+        Some(p) => Some(serde_json::from_str(&crate::fsio::read_text(p, 1 << 30)?).with_context(|| format!("{}: unreadable saved state", p.display()))?),
+        None => None,
+    };
+    let save_state = |s: &FitState| {
+        if let Some(p) = &state_path {
+            let written = serde_json::to_vec(s).map_err(anyhow::Error::from).and_then(|b| checkpoint::write_atomic(p, &b));
+            if let Err(e) = written {
+                tracing::warn!("cannot save the fit's state for --resume: {e:#}");
+            }
+        }
+    };
+    let ctx = SoupContext { stack, graph, gt, settings, progress: &progress, cancel, ingredient_val: &ingredient_val, resume: resume.as_ref(), save_state: Some(&save_state) };
     let outcome = soup::run_strategy(&ctx)?;
+    if let Some(p) = state_path.as_deref().filter(|_| !outcome.partial) {
+        let _ = std::fs::remove_file(p);
+    }
     let (val_acc, test_acc) = {
         let _g = tch::no_grad_guard();
         let logits = match (&outcome.params, &outcome.logits) {

@@ -22,6 +22,17 @@ pub fn seed_thread(seed: u64) {
     }
 }
 
+/// Where this thread's stream is (saved with a fit so that a resumed run draws what the
+/// uninterrupted one would have).
+pub fn stream_state() -> u64 {
+    STREAM.with(Cell::get)
+}
+
+/// Puts this thread's stream back where [`stream_state`] found it.
+pub fn restore_stream(state: u64) {
+    STREAM.with(|s| s.set(state));
+}
+
 /// The next 64 random bits of this thread's stream.
 pub fn next_u64() -> u64 {
     STREAM.with(|s| {

@@ -20,6 +20,10 @@ pub struct SoupContext<'a> {
     pub cancel: &'a AtomicBool,
     /// Ingredients' validation accuracies (already measured by the engine).
     pub ingredient_val: &'a [f64],
+    /// LS/PLS: continue from this saved state (`soup --resume`).
+    pub resume: Option<&'a super::state::FitState>,
+    /// LS/PLS: where the fit's state goes every few seconds and when it is stopped.
+    pub save_state: Option<&'a dyn Fn(&super::state::FitState)>,
 }
 
 impl SoupContext<'_> {

@@ -7,7 +7,7 @@
 //! by one contraction per tensor), evaluation runs without autograd, and full-graph LS computes
 //! the first layer's weight-independent aggregation once when dropout is off.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use rand::distributions::{Distribution, Uniform};
@@ -19,9 +19,17 @@ use tch::{Kind, Tensor};
 use super::context::{SoupContext, SoupOutcome};
 use super::partition::{self, Partition};
 use super::progress::{EpochRecord, HoldoutResult, LogLevel, Progress};
+use super::state::FitState;
 use super::settings::{InitKind, Strategy};
 use crate::model::{self, rng, GraphTensors};
 use crate::optim::{cosine_warm_restarts, sgd_step};
+
+/// How often the state is saved while a fit runs (and always when it is stopped).
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.detach().to_device(tch::Device::Cpu).contiguous().view([-1])).unwrap_or_default()
+}
 
 /// The raw mixing logits at initialisation (see `shared/docs/souping.md`), drawn from this
 /// thread's random stream ([`rng`]).
@@ -93,7 +101,6 @@ struct Fit<'a> {
     /// Otherwise an extra inference pass measures it: every epoch on small graphs, every 5th on
     /// large ones.
     eval_every: usize,
-    rng: rand::rngs::StdRng,
     started: Instant,
     val_acc: f64,
     /// (held-out accuracy, epoch, weights) of the best epoch so far, with early stopping.
@@ -105,10 +112,22 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
     let mut fit = Fit::prepare(ctx)?;
     let mut out = SoupOutcome::default();
     let mut stopped_early = false;
-    for epoch in 0..ctx.settings.epochs {
+    let mut first = 0;
+    if let Some(state) = ctx.resume {
+        first = fit.restore(state)?;
+        out.history = state.history.clone();
+        ctx.log(LogLevel::Info, format!("resuming at epoch {first} of {}", ctx.settings.epochs));
+    }
+    let mut saved = Instant::now();
+    for epoch in first..ctx.settings.epochs {
         if ctx.cancelled() {
             out.partial = true;
+            fit.save(epoch, &out.history);
             break;
+        }
+        if saved.elapsed() >= SAVE_EVERY {
+            fit.save(epoch, &out.history);
+            saved = Instant::now();
         }
         let Some((loss, lr)) = fit.step(epoch)? else { continue };
         let record = fit.measure(epoch, loss, lr);
@@ -123,6 +142,43 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
 }
 
 impl<'a> Fit<'a> {
+    /// Hands the state at the start of `next_epoch` to the engine, which keeps it.
+    fn save(&self, next_epoch: usize, history: &[EpochRecord]) {
+        let Some(save) = self.ctx.save_state else { return };
+        let size = self.logits_a.size();
+        save(&FitState {
+            next_epoch,
+            groups: size[0] as usize,
+            ingredients: size[1] as usize,
+            logits: to_vec(&self.logits_a),
+            beta: self.beta.double_value(&[]) as f32,
+            stream: rng::stream_state(),
+            val_acc: self.val_acc,
+            best: self.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, to_vec(alpha))),
+            since_best: self.since_best,
+            history: history.to_vec(),
+        });
+    }
+
+    /// Continues from a saved state; returns the epoch to start at.
+    fn restore(&mut self, s: &FitState) -> Result<usize> {
+        let size = self.logits_a.size();
+        if [s.groups as i64, s.ingredients as i64] != [size[0], size[1]] || s.logits.len() != s.groups * s.ingredients {
+            bail!("the saved state mixes {} groups of {} ingredients; this run has {} of {}", s.groups, s.ingredients, size[0], size[1]);
+        }
+        let device = self.logits_a.device();
+        let tensor = |v: &[f32]| Tensor::from_slice(v).view([s.groups as i64, s.ingredients as i64]).to_device(device);
+        self.logits_a = tensor(&s.logits).set_requires_grad(true);
+        self.beta = Tensor::from(s.beta).to_device(device).set_requires_grad(true);
+        rng::restore_stream(s.stream);
+        self.val_acc = s.val_acc;
+        self.best = s.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, tensor(alpha)));
+        self.since_best = s.since_best;
+        let done = s.history.last().map_or(0.0, |r| r.seconds);
+        self.started = Instant::now().checked_sub(Duration::from_secs_f64(done)).unwrap_or_else(Instant::now);
+        Ok(s.next_epoch.min(self.ctx.settings.epochs))
+    }
+
     fn prepare(ctx: &'a SoupContext<'a>) -> Result<Fit<'a>> {
         let s = ctx.settings;
         let stack = ctx.stack;
@@ -149,7 +205,6 @@ impl<'a> Fit<'a> {
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
             logits_a: init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true),
             beta: Tensor::ones([], (Kind::Float, device)).set_requires_grad(true),
-            rng: rand::rngs::StdRng::seed_from_u64(s.seed),
             group_of,
             fit_nodes,
             select_nodes,
@@ -182,7 +237,8 @@ impl<'a> Fit<'a> {
                 }
                 model::loss(&(logits * &self.beta), &ctx.gt.labels, &self.fit_idx)
             }
-            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.train_mode, epoch, &mut self.rng) {
+            // Each epoch's parts from the seed and the epoch alone, so a resumed run draws the same.
+            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.train_mode, epoch, &mut rand::rngs::StdRng::seed_from_u64(rng::splitmix64(ctx.settings.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))) {
                 Some(l) => l,
                 None => return Ok(None),
             },

@@ -7,6 +7,7 @@
 pub mod baselines;
 pub mod context;
 pub mod learned;
+pub mod state;
 pub mod partition;
 pub mod progress;
 pub mod settings;
@@ -18,6 +19,7 @@ pub use context::{global_weights, SoupContext, SoupOutcome};
 pub use progress::{CandidateRecord, EpochRecord, HoldoutResult, LogLevel, Progress};
 pub use settings::{InitKind, Setting, SettingError, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
 pub use stack::{IngredientStack, MixGranularity};
+pub use state::FitState;
 
 /// Runs one strategy.
 pub fn run_strategy(ctx: &SoupContext) -> Result<SoupOutcome> {

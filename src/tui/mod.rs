@@ -149,7 +149,7 @@ impl Workbench {
             },
             Action::Start { ingredients, dataset, device, settings } => match crate::device::parse_device(&device) {
                 Ok(device) => {
-                    let job = JobSpec { ingredients, dataset: Some(dataset), data: self.session.data.clone(), strategies: settings, device, out_dir: Some(self.next_run_dir()), overwrite: false };
+                    let job = JobSpec { ingredients, dataset: Some(dataset), data: self.session.data.clone(), strategies: settings, device, out_dir: Some(self.next_run_dir()), overwrite: false, resume: false };
                     self.start(app, job);
                 }
                 Err(e) => {
