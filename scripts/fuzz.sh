@@ -44,16 +44,18 @@ printf '0.5,-1.25,3e-2\n1,2,3\n' > fuzz/corpus/ogb_csv/features.csv
 export LD_LIBRARY_PATH="$PWD/.venv/libtorch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "| target | seconds | executions | crashes |"
 echo "|---|---|---|---|"
+mkdir -p fuzz/logs
 for t in "${targets[@]}"; do
-    log="$work/$t.log"
+    log="fuzz/logs/$t.log"
     # No sanitizer: libtorch is not built with one. -rss_limit_mb: an input that makes the reader
     # allocate beyond 2 GiB counts as a finding too.
     set +e
     cargo +nightly fuzz run --sanitizer none "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1
     rc=$?
     set -e
-    runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -1)
+    # libFuzzer's last status line ("#N ..."), also when it stopped at a finding.
+    runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
     crashes=$(ls "fuzz/artifacts/$t" 2>/dev/null | wc -l)
-    echo "| $t | $seconds | ${runs:-? (exit $rc, see below)} | $crashes |"
-    if [ "$rc" -ne 0 ]; then tail -30 "$log" >&2; fi
+    echo "| $t | $seconds | ${runs:-?} | $crashes |"
+    if [ "$rc" -ne 0 ]; then echo "$t stopped with exit $rc; its log: $log" >&2; grep -E "panicked|ERROR|allocation" "$log" | head -5 >&2 || true; fi
 done

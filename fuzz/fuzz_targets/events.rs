@@ -6,7 +6,7 @@ fuzz_target!(|data: &[u8]| {
     let mut follower = gnn_soup::tui::attach::Follower::default();
     let mut reader = std::io::BufReader::new(data);
     if let Ok(events) = follower.poll(&mut reader) {
-        let mut app = gnn_soup::tui::app::App::attached("fuzz".into(), "fuzz".into());
+        let mut app = gnn_soup::tui::app::App::attached("fuzz", "fuzz".to_string());
         for e in &events {
             app.apply(e);
         }

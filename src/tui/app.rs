@@ -351,6 +351,19 @@ mod tests {
         Event::Started { strategy, dataset: "d".into(), nodes: 1, edges: 1, device: "cpu".into(), ingredients: vec!["a".into(), "b".into()], groups: vec!["all".into()], steps: 2, parts: None }
     }
 
+    /// Found by fuzzing the events reader: an events file claiming 4e15 PLS parts aborted the
+    /// viewer allocating a counter per part; ragged weight rows are ignored.
+    #[test]
+    fn absurd_or_ragged_events_from_a_file_are_survived() {
+        let mut app = App::attached("t", "/r".into());
+        let Event::Started { strategy, dataset, nodes, edges, device, ingredients, groups, steps, .. } = started(Strategy::Pls) else { unreachable!() };
+        app.apply(&Event::Started { strategy, dataset, nodes, edges, device, ingredients, groups, steps, parts: Some(4_000_000_000_000_000) });
+        assert!(app.runs[0].part_uses.len() <= 1 << 16);
+        app.apply(&Event::Epoch { epoch: 0, epochs: 2, loss: 1.0, val_acc: f64::NAN, select_acc: None, lr: 1.0, weights: vec![vec![0.5, 0.5], vec![1.0]], seconds: 0.1 });
+        assert!(app.runs[0].weights.rows.is_empty(), "ragged rows are not taken");
+        assert_eq!(app.runs[0].weights.mean(), Vec::<f64>::new());
+    }
+
     #[test]
     fn an_attached_viewer_closes_without_asking() {
         let mut app = App::attached("t", "/r".into());

@@ -167,6 +167,8 @@ pub struct RunView {
 
 impl RunView {
     pub fn new(strategy: Strategy, groups: Vec<String>, steps: usize, parts: Option<usize>, dir: Option<PathBuf>) -> RunView {
+        /// More PLS parts than any run uses; beyond it parts are not counted one by one.
+        const MAX_PARTS_SHOWN: usize = 1 << 16;
         RunView {
             strategy,
             steps,
@@ -177,7 +179,9 @@ impl RunView {
             weights: Weights { groups, rows: Vec::new() },
             candidates: Vec::new(),
             parts,
-            part_uses: vec![0; parts.unwrap_or(0)],
+            // The count comes from an events file that may be corrupt: bounded (found by fuzzing:
+            // a claimed 4e15 parts aborted the viewer).
+            part_uses: vec![0; parts.unwrap_or(0).min(MAX_PARTS_SHOWN)],
             last_sample: Vec::new(),
             last_subgraph: (0, 0),
             report: None,

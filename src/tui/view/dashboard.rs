@@ -222,7 +222,8 @@ fn ls_schedule(f: &mut Frame, app: &App, run: &RunView, area: Rect) {
 fn pls_parts(f: &mut Frame, app: &App, run: &RunView, area: Rect) {
     let k = run.parts.unwrap_or(0);
     let block = panel(app, Panel::Progress, format!("PLS parts: {} of {k} sampled", run.last_sample.len()));
-    let spans: Vec<Span> = (0..k)
+    // part_uses is bounded even when an events file claims absurd K.
+    let spans: Vec<Span> = (0..k.min(run.part_uses.len()))
         .map(|p| {
             let sampled = run.last_sample.contains(&p);
             let text = format!("{:>3}{}", run.part_uses.get(p).copied().unwrap_or(0), if sampled { "*" } else { " " });
