@@ -1,8 +1,8 @@
 //! Signals and interruption: SIGINT, SIGTERM and SIGHUP (a dropped SSH connection) during LS, PLS
 //! and GIS stop `soup` with the best soup so far and its report written and marked partial,
 //! `events.jsonl` ending in that report, and exit status 3. An interrupted `train` is resumed by
-//! the same command. The workbench, signalled in tmux, leaves the alternate screen and shows the
-//! cursor again.
+//! the same command, and a stopped soup by `soup --resume`. The workbench, signalled in tmux
+//! during LS, PLS or GIS, leaves the alternate screen, shows the cursor again and saves the run.
 
 mod common;
 
@@ -163,38 +163,42 @@ fn the_workbench_signalled_in_tmux_restores_the_terminal_and_saves_the_run() {
     assert!(found, "this test drives the workbench through tmux: install tmux (apt-get install tmux)");
     let run = ingredients();
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("tui-run");
-    let name = format!("gnn-soup-signal-{}", std::process::id());
     let tmux = |args: &[&str]| String::from_utf8_lossy(&Command::new("tmux").args(args).output().unwrap().stdout).trim().to_string();
-    let command = format!(
-        "env XDG_CACHE_HOME={cache} {bin} tui --ingredients {ing} --strategy ls --epochs 10000000 --device cpu --run --out {out}; echo EXITED $?; sleep 60",
-        cache = tmp.path().join("cache").display(),
-        bin = env!("CARGO_BIN_EXE_gnn-soup"),
-        ing = run.display(),
-        out = out.display(),
-    );
-    let started = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command]).output().unwrap();
-    assert!(started.status.success());
-    let _cleanup = KillSession(name.clone());
-    wait_for_text(&out.join("events.jsonl"), "\"event\":\"epoch\"", Duration::from_secs(60));
-    assert_eq!(tmux(&["display", "-p", "-t", &name, "#{alternate_on}"]), "1", "the workbench is on the alternate screen");
-    let pid: i32 = tmux(&["display", "-p", "-t", &name, "#{pane_pid}"]).parse().unwrap();
-    // The pane runs `sh -c "env ... gnn-soup ..."`: signal gnn-soup itself.
-    let child = Command::new("pgrep").args(["-P", &pid.to_string()]).output().unwrap();
-    let gnn: i32 = String::from_utf8_lossy(&child.stdout).trim().lines().next().expect("gnn-soup runs in the pane").parse().unwrap();
-    // SAFETY: kill(2) on the process this test started in the pane.
-    assert_eq!(unsafe { libc::kill(gnn, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    while !tmux(&["capture-pane", "-p", "-t", &name]).contains("EXITED") {
-        assert!(start.elapsed() < Duration::from_secs(30), "the workbench did not end after SIGTERM:\n{}", tmux(&["capture-pane", "-p", "-t", &name]));
-        std::thread::sleep(Duration::from_millis(200));
+    let cases: [(&str, &str, i32); 3] = [("ls", "--epochs 10000000", libc::SIGTERM), ("pls", "--epochs 10000000 --parts 4 --sample 2", libc::SIGHUP), ("gis", "--granularity 10000000", libc::SIGINT)];
+    for (strategy, flags, sig) in cases {
+        let out = tmp.path().join(format!("tui-{strategy}"));
+        let name = format!("gnn-soup-signal-{}-{strategy}", std::process::id());
+        let command = format!(
+            "env XDG_CACHE_HOME={cache} {bin} tui --ingredients {ing} --strategy {strategy} {flags} --device cpu --run --out {out}; echo EXITED $?; sleep 60",
+            cache = tmp.path().join("cache").display(),
+            bin = env!("CARGO_BIN_EXE_gnn-soup"),
+            ing = run.display(),
+            out = out.display(),
+        );
+        let started = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command]).output().unwrap();
+        assert!(started.status.success());
+        let _cleanup = KillSession(name.clone());
+        wait_for_text(&out.join("events.jsonl"), "\"event\":\"started\"", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(tmux(&["display", "-p", "-t", &name, "#{alternate_on}"]), "1", "{strategy}: the workbench is on the alternate screen");
+        let pid: i32 = tmux(&["display", "-p", "-t", &name, "#{pane_pid}"]).parse().unwrap();
+        // The pane runs `sh -c "env ... gnn-soup ..."`: signal gnn-soup itself.
+        let child = Command::new("pgrep").args(["-P", &pid.to_string()]).output().unwrap();
+        let gnn: i32 = String::from_utf8_lossy(&child.stdout).trim().lines().next().expect("gnn-soup runs in the pane").parse().unwrap();
+        // SAFETY: kill(2) on the process this test started in the pane.
+        assert_eq!(unsafe { libc::kill(gnn, sig) }, 0);
+        let start = Instant::now();
+        while !tmux(&["capture-pane", "-p", "-t", &name]).contains("EXITED") {
+            assert!(start.elapsed() < Duration::from_secs(30), "{strategy}: the workbench did not end after signal {sig}:\n{}", tmux(&["capture-pane", "-p", "-t", &name]));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let screen = tmux(&["capture-pane", "-p", "-t", &name]);
+        assert!(screen.contains("EXITED 3"), "{strategy}: exit status 3:\n{screen}");
+        assert_eq!(tmux(&["display", "-p", "-t", &name, "#{alternate_on}"]), "0", "{strategy}: the alternate screen is left");
+        assert_eq!(tmux(&["display", "-p", "-t", &name, "#{cursor_flag}"]), "1", "{strategy}: the cursor is shown again");
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(format!("report-{strategy}.json"))).unwrap()).unwrap();
+        assert_eq!(report["partial"], true, "{strategy}");
     }
-    let screen = tmux(&["capture-pane", "-p", "-t", &name]);
-    assert!(screen.contains("EXITED 3"), "exit status 3:\n{screen}");
-    assert_eq!(tmux(&["display", "-p", "-t", &name, "#{alternate_on}"]), "0", "the alternate screen is left");
-    assert_eq!(tmux(&["display", "-p", "-t", &name, "#{cursor_flag}"]), "1", "the cursor is shown again");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report-ls.json")).unwrap()).unwrap();
-    assert_eq!(report["partial"], true);
 }
 
 struct KillSession(String);

@@ -157,7 +157,7 @@ pub fn load(path: &Path, name: &str) -> Result<Graph> {
     let feat_bytes = src.read_gz("raw/node-feat.csv.gz")?;
     let (features, num_features) = parse_csv::<f32>(&feat_bytes, &src.describe("raw/node-feat.csv.gz"))?;
     drop(feat_bytes);
-    if features.len() != num_nodes * num_features {
+    if num_nodes.checked_mul(num_features) != Some(features.len()) {
         bail!("{}: {} rows for {num_nodes} nodes", src.describe("raw/node-feat.csv.gz"), features.len() / num_features.max(1));
     }
 
