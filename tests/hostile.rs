@@ -217,6 +217,17 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
         std::fs::write(t.join(format!("planetoid/ind.cora.{suffix}")), b"\x80\x02truncated").unwrap();
     }
     std::fs::create_dir_all(t.join("ogb/raw")).unwrap();
+    // A gzip bomb: 100 KB that inflate to 100 MB, beyond what its size allows a CSV to expand to.
+    std::fs::create_dir_all(t.join("ogb-bomb/raw")).unwrap();
+    {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(t.join("ogb-bomb/raw/num-node-list.csv.gz")).unwrap(), flate2::Compression::best());
+        let zeros = vec![b'0'; 1 << 20];
+        for _ in 0..100 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap();
+    }
     let data = |d: &str| vec!["data".to_string(), "info".into(), "--dataset".into(), d.to_string()];
 
     let cases = vec![
@@ -251,6 +262,7 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
         case("npz path missing", data(&format!("npz:{}", p("absent.npz"))), 1, &["absent.npz", "no such file"]),
         case("planetoid pickles truncated", s(&["data", "info", "--dataset", "cora", "--data-dir", &p("planetoid")]), 1, &["ind.cora.x", "pickle"]),
         case("OGB directory without files", s(&["data", "info", "--dataset", &p("ogb")]), 1, &["ogb"]),
+        case("OGB gzip bomb", s(&["data", "info", "--dataset", &p("ogb-bomb")]), 1, &["num-node-list.csv.gz", "decompresses to more than"]),
         case("csbm 10^12 nodes", data("csbm:nodes=1000000000000"), 1, &["csbm", "nodes"]),
         case("csbm 10^9 features", data("csbm:features=1000000000"), 1, &["csbm", "features"]),
         case("csbm degree 1e300", data("csbm:degree=1e300"), 1, &["csbm", "degree"]),

@@ -89,7 +89,7 @@ impl Source {
         let mut out = Vec::new();
         // A gzip stream is decompressed up to what CSV of numbers can expand to from its size
         // (a few KB of "gzip bomb" must not fill memory).
-        let limit = |compressed: u64| compressed.saturating_mul(MAX_GZIP_RATIO).clamp(1 << 30, super::graph::MAX_DATA_FILE_BYTES);
+        let limit = |compressed: u64| compressed.saturating_mul(MAX_GZIP_RATIO).clamp(64 << 20, super::graph::MAX_DATA_FILE_BYTES);
         let cap = match self {
             Source::Dir(d) => {
                 let (f, size) = crate::fsio::open_regular(&d.join(rel), super::graph::MAX_DATA_FILE_BYTES)?;
