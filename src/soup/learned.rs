@@ -101,6 +101,8 @@ struct Fit<'a> {
     /// Otherwise an extra inference pass measures it: every epoch on small graphs, every 5th on
     /// large ones.
     eval_every: usize,
+    /// PLS: draws each epoch's parts (one draw per epoch, so a resumed fit replays them).
+    rng: rand::rngs::StdRng,
     started: Instant,
     val_acc: f64,
     /// (held-out accuracy, epoch, weights) of the best epoch so far, with early stopping.
@@ -174,6 +176,12 @@ impl<'a> Fit<'a> {
         self.val_acc = s.val_acc;
         self.best = s.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, tensor(alpha)));
         self.since_best = s.since_best;
+        // PLS's part draws: replayed up to where the stopped fit was (one per epoch).
+        if let Some(parts) = &self.pls {
+            for _ in 0..s.next_epoch {
+                parts.partition.sample(self.ctx.settings.sample, &mut self.rng);
+            }
+        }
         let done = s.history.last().map_or(0.0, |r| r.seconds);
         self.started = Instant::now().checked_sub(Duration::from_secs_f64(done)).unwrap_or_else(Instant::now);
         Ok(s.next_epoch.min(self.ctx.settings.epochs))
@@ -212,6 +220,7 @@ impl<'a> Fit<'a> {
             train_mode,
             pre,
             started: Instant::now(),
+            rng: rand::rngs::StdRng::seed_from_u64(s.seed),
             val_acc: f64::NAN,
             best: None,
             since_best: 0,
@@ -237,8 +246,7 @@ impl<'a> Fit<'a> {
                 }
                 model::loss(&(logits * &self.beta), &ctx.gt.labels, &self.fit_idx)
             }
-            // Each epoch's parts from the seed and the epoch alone, so a resumed run draws the same.
-            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.train_mode, epoch, &mut rand::rngs::StdRng::seed_from_u64(rng::splitmix64(ctx.settings.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))) {
+            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.train_mode, epoch, &mut self.rng) {
                 Some(l) => l,
                 None => return Ok(None),
             },
