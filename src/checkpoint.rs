@@ -92,19 +92,24 @@ pub fn save(path: &Path, params: &ParamMap, meta: &CheckpointMeta, overwrite: bo
     if path.exists() && !overwrite {
         bail!("{} already exists; not overwriting it (pass --overwrite to replace it)", path.display());
     }
-    let data: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = params
-        .iter()
-        .map(|(k, t)| Ok((k.clone(), tensor_bytes(&t.detach()), dtype_of(t.kind())?, t.size().iter().map(|&d| d as usize).collect())))
+    let mut md = std::collections::HashMap::new();
+    md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
+    md.insert("format".to_string(), "pt".to_string());
+    let bytes = safetensors_bytes(params.iter().map(|(k, t)| (k.as_str(), t)), Some(md)).with_context(|| format!("serialising {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Named tensors (f32, f64 or i64) as the bytes of a safetensors file with `metadata`: gnn-soup's
+/// checkpoints, and plain state dicts for `export`.
+pub fn safetensors_bytes<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor)>, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
+    let data: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = tensors
+        .map(|(k, t)| Ok((k.to_string(), tensor_bytes(&t.detach()), dtype_of(t.kind())?, t.size().iter().map(|&d| d as usize).collect())))
         .collect::<Result<_>>()?;
     let views: Vec<(String, TensorView)> = data
         .iter()
         .map(|(k, bytes, dt, shape)| Ok((k.clone(), TensorView::new(*dt, shape.clone(), bytes).map_err(|e| anyhow!("{k}: {e:?}"))?)))
         .collect::<Result<_>>()?;
-    let mut md = std::collections::HashMap::new();
-    md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
-    md.insert("format".to_string(), "pt".to_string());
-    let bytes = safetensors::serialize(views, &Some(md)).map_err(|e| anyhow!("serialising {}: {e:?}", path.display()))?;
-    write_atomic(path, &bytes)
+    safetensors::serialize(views, &metadata).map_err(|e| anyhow!("{e:?}"))
 }
 
 pub use crate::fsio::write_atomic;

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 
 use anyhow::{bail, Result};
-use tch::Tensor;
 
 use super::dgl;
 use super::layout::{find_prefix, rename};
@@ -95,32 +94,17 @@ fn leaf_of(name: &str) -> &str {
 /// or `torch.save`'s zip (`.pt`, `.pth`, `.bin`).
 pub fn file_bytes(sd: &StateDict, path: &std::path::Path) -> Result<Vec<u8>> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => {
-            let views: Vec<(String, Tensor)> = sd.iter().map(|(n, t)| (n.clone(), t.contiguous())).collect();
-            let tmp = tempfile_path(path);
-            Tensor::write_safetensors(&views, &tmp)?;
-            let bytes = std::fs::read(&tmp);
-            let _ = std::fs::remove_file(&tmp);
-            Ok(bytes?)
-        }
+        Some("safetensors") => crate::checkpoint::safetensors_bytes(sd.iter().map(|(n, t)| (n.as_str(), t)), None),
         Some("pt" | "pth" | "bin") => super::torch_file::state_dict_bytes(sd),
         _ => bail!("{}: name the format by the extension: .pt (torch.save) or .safetensors", path.display()),
     }
-}
-
-/// A scratch file beside `path` for libraries that only write to files.
-fn tempfile_path(path: &std::path::Path) -> std::path::PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{}.partial", std::process::id()));
-    path.with_file_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Arch;
-    use tch::{Kind, Device};
+    use tch::{Device, Kind, Tensor};
 
     fn spec(arch: Arch) -> ArchSpec {
         ArchSpec { arch, in_dim: 5, hidden: 4, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![], add_self_loops: true }
