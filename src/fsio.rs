@@ -64,6 +64,12 @@ pub fn read_text(path: &Path, max_bytes: u64) -> Result<String> {
 /// synced to disk before it is renamed over `path`. On any error the temporary file is removed
 /// and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes).map_err(Into::into))
+}
+
+/// As [`write_atomic`], for content written piece by piece (too large to hold in memory twice):
+/// `write` gets the temporary file, positioned at its start.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
     let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -73,7 +79,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".partial").tempfile_in(&dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
+    write(tmp.as_file_mut()).with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
     tmp.as_file().sync_all().with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
     tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot move the new {} into place: {}", path.display(), e.error))?;
     Ok(())

@@ -25,6 +25,10 @@ pub struct TrainConfig {
     pub batch_norm: bool,
     /// Row-normalise input features; None: when they are non-negative (bag-of-words).
     pub row_normalize: Option<bool>,
+    /// Layers whose input is not dropped (the paper's DGL GCN: `[0]`); empty: every layer's.
+    pub input_dropout_off: Vec<usize>,
+    /// GCN/GAT layers add a self-loop per node (PyG); false: the graph as it is (DGL).
+    pub add_self_loops: bool,
     pub epochs: usize,
     pub lr: f64,
     pub weight_decay: f64,
@@ -44,6 +48,8 @@ impl TrainConfig {
             dropout: 0.5,
             batch_norm: false,
             row_normalize: None,
+            input_dropout_off: Vec::new(),
+            add_self_loops: true,
             epochs: 200,
             lr: 0.01,
             weight_decay: 5e-4,
@@ -67,8 +73,8 @@ impl TrainConfig {
             dropout: self.dropout,
             batch_norm: self.batch_norm,
             row_normalize: self.row_normalize.unwrap_or_else(|| row_normalize_default(g)),
-            input_dropout_off: Vec::new(),
-            add_self_loops: true,
+            input_dropout_off: self.input_dropout_off.clone(),
+            add_self_loops: self.add_self_loops,
         }
     }
 

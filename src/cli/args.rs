@@ -245,6 +245,18 @@ pub enum DataCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Write a dataset (a synthetic one especially) as an .npz that NumPy and PyTorch Geometric
+    /// read: edge_index [2, E], x [N, F], y, train_idx, val_idx, test_idx.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The .npz file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 /// Which dataset, and where named datasets live.
@@ -309,6 +321,14 @@ pub struct TrainArgs {
     /// Row-normalise input features (true/false). Default: when all features are non-negative.
     #[arg(long)]
     pub row_normalize: Option<bool>,
+    /// Layers (0-based, comma-separated) whose input is not dropped, e.g. `0` as the paper's
+    /// GCN (dropout on hidden activations only), or `none` (the default: every layer's input).
+    #[arg(long, value_parser = parse_layer_list)]
+    pub input_dropout_off: Option<LayerList>,
+    /// Whether GCN/GAT layers add a self-loop per node (true, PyG's default) or aggregate over
+    /// the graph as it is (false, DGL's GraphConv/GATConv).
+    #[arg(long)]
+    pub self_loops: Option<bool>,
     /// How many ingredients to train.
     #[arg(long, default_value_t = 10)]
     pub ingredients: usize,

@@ -28,6 +28,16 @@ pub fn info(args: &DataArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn export(args: &DataArgs, out: &std::path::Path, overwrite: bool) -> Result<()> {
+    if out.exists() && !overwrite {
+        bail!("{} exists; pass --overwrite to replace it", out.display());
+    }
+    let g = data::load(args.dataset_or_default(), &args.options())?;
+    data::npz::write_graph(&g, out)?;
+    eprintln!("{}: {} nodes, {} edges, {} features -> {}", g.name, g.num_nodes, g.num_edges(), g.num_features, out.display());
+    Ok(())
+}
+
 pub fn download(args: &DataArgs) -> Result<()> {
     let opts = args.options();
     match DatasetSpec::parse(args.dataset_or_default())? {

@@ -20,6 +20,8 @@ pub fn config_from(args: &TrainArgs) -> TrainConfig {
         dropout: args.dropout.unwrap_or(d.dropout),
         batch_norm: args.batch_norm,
         row_normalize: args.row_normalize,
+        input_dropout_off: args.input_dropout_off.as_ref().map_or(d.input_dropout_off, |l| l.0.clone()),
+        add_self_loops: args.self_loops.unwrap_or(d.add_self_loops),
         epochs: args.epochs.unwrap_or(d.epochs),
         lr: args.lr.unwrap_or(d.lr),
         weight_decay: args.weight_decay.unwrap_or(d.weight_decay),

@@ -1,7 +1,7 @@
 //! The gnn-benchmark `.npz` layout (PyG's CitationFull, Amazon, Coauthor): CSR adjacency, CSR or
 //! dense attributes, labels; no split, so a seeded random 20/30 per-class train/val split is drawn.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -170,4 +170,83 @@ pub fn per_class_split(labels: &[i64], train_per_class: usize, val_per_class: us
         s.sort_unstable();
     }
     (train, val, test)
+}
+
+/// Writes `g` as an `.npz` that NumPy and PyTorch Geometric read directly (`np.load`), for
+/// taking a graph (a synthetic one especially) to other tools: `edge_index` `[2, E]` (source,
+/// target; int64), `x` `[N, F]` (float32), `y`, `train_idx`, `val_idx`, `test_idx` (int64).
+/// Uncompressed, written through a temporary file renamed into place.
+pub fn write_graph(g: &Graph, path: &Path) -> Result<()> {
+    let (n, f) = (g.num_nodes, g.num_features);
+    crate::fsio::write_atomic_with(path, |file| {
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+        let mut member = |name: &str, descr: &str, shape: &[usize], chunks: &[&[u8]]| -> Result<()> {
+            zip.start_file(format!("{name}.npy"), opts)?;
+            zip.write_all(&npy_header(descr, shape))?;
+            for c in chunks {
+                zip.write_all(c)?;
+            }
+            Ok(())
+        };
+        let e = g.src.len();
+        member("edge_index", "<i8", &[2, e], &[as_bytes(&g.src), as_bytes(&g.dst)])?;
+        member("x", "<f4", &[n, f], &[as_bytes(&g.features)])?;
+        member("y", "<i8", &[n], &[as_bytes(&g.labels)])?;
+        for (name, idx) in [("train_idx", &g.train), ("val_idx", &g.val), ("test_idx", &g.test)] {
+            member(name, "<i8", &[idx.len()], &[as_bytes(idx)])?;
+        }
+        zip.finish()?.flush()?;
+        Ok(())
+    })
+}
+
+/// The header of a version-1 `.npy` array (padded so the data starts at a multiple of 64).
+fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
+}
+
+/// The little-endian bytes of plain numbers (this crate builds for little-endian targets only).
+fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: i64/f32 have no padding and every byte pattern is a valid u8; the slice borrows `v`.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn a_written_graph_reads_back_array_by_array() {
+        let g = super::super::load("csbm:nodes=50,train=10,val=10,test=10", &super::super::DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.npz");
+        write_graph(&g, &path).unwrap();
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut read = |name: &str| {
+            let mut bytes = Vec::new();
+            zip.by_name(&format!("{name}.npy")).unwrap().read_to_end(&mut bytes).unwrap();
+            parse_npy(&bytes).unwrap()
+        };
+        let ei = read("edge_index");
+        assert_eq!(ei.shape, vec![2, g.src.len()]);
+        assert_eq!(ei.data[..g.src.len()].iter().map(|&v| v as i64).collect::<Vec<_>>(), g.src);
+        assert_eq!(ei.data[g.src.len()..].iter().map(|&v| v as i64).collect::<Vec<_>>(), g.dst);
+        let x = read("x");
+        assert_eq!(x.shape, vec![g.num_nodes, g.num_features]);
+        assert_eq!(x.data.iter().map(|&v| v as f32).collect::<Vec<_>>(), g.features);
+        assert_eq!(read("y").data.iter().map(|&v| v as i64).collect::<Vec<_>>(), g.labels);
+        assert_eq!(read("val_idx").data.iter().map(|&v| v as i64).collect::<Vec<_>>(), g.val);
+        assert!(dir.path().read_dir().unwrap().count() == 1, "no temporary file left");
+    }
 }
