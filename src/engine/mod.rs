@@ -375,6 +375,8 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
         },
         parts: (strategy == Strategy::Pls).then_some(settings.parts),
     });
+    // What an earlier strategy freed goes back first, so this one's reading is its own.
+    memory::return_free_host_memory();
     memory::reset_peak_rss();
     let rss_start_bytes = memory::rss_bytes();
     let device_peak = memory::DevicePeakSampler::start(job.device);
