@@ -21,6 +21,8 @@ fn logits_match_pyg_for_every_architecture() {
     let x = tensors["x"].shallow_clone();
     let n = x.size()[0];
     let split = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+    let endpoints = |k: &str| Vec::<i64>::try_from(&tensors[k]).unwrap();
+    let symmetric = gnn_soup::data::graph::edges_symmetric(&endpoints("src"), &endpoints("dst"));
     let g = GraphTensors::from_parts(
         n,
         x,
@@ -28,6 +30,7 @@ fn logits_match_pyg_for_every_architecture() {
         tensors["src"].shallow_clone(),
         tensors["dst"].shallow_clone(),
         [split.shallow_clone(), split.shallow_clone(), split],
+        symmetric,
     );
     assert_eq!(cases.len(), 6, "gcn, sage, gat, each with and without batch norm");
     for (case, spec) in &cases {

@@ -186,6 +186,16 @@ fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
 
 /// Turns any edge list into the stored form: both directions, sorted by (src, dst), without
 /// duplicates or self-loops. Endpoints must be non-negative and below 2^32.
+/// Whether every edge's reverse is an edge too (checked on a sorted copy of the packed pairs).
+pub fn edges_symmetric(src: &[i64], dst: &[i64]) -> bool {
+    let pack = |a: i64, b: i64| (a as u64) << 32 | (b as u64 & 0xffff_ffff);
+    let mut forward: Vec<u64> = src.iter().zip(dst).map(|(&s, &d)| pack(s, d)).collect();
+    let mut reverse: Vec<u64> = src.iter().zip(dst).map(|(&s, &d)| pack(d, s)).collect();
+    forward.sort_unstable();
+    reverse.sort_unstable();
+    forward == reverse
+}
+
 pub fn symmetrize(pairs: impl IntoIterator<Item = (i64, i64)>) -> (Vec<i64>, Vec<i64>) {
     // Packing a pair into one u64 makes the sort of tens of millions of edges several times faster.
     let mut keys: Vec<u64> = Vec::new();
@@ -199,4 +209,18 @@ pub fn symmetrize(pairs: impl IntoIterator<Item = (i64, i64)>) -> (Vec<i64>, Vec
     keys.sort_unstable();
     keys.dedup();
     keys.iter().map(|&k| ((k >> 32) as i64, (k & 0xffff_ffff) as i64)).unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetry_is_every_edge_having_its_reverse() {
+        let (src, dst) = symmetrize([(0, 1), (1, 2), (2, 2), (3, 0)]);
+        assert!(edges_symmetric(&src, &dst));
+        assert!(!edges_symmetric(&[0, 1, 1], &[1, 0, 2]), "1 -> 2 has no 2 -> 1");
+        assert!(!edges_symmetric(&[0, 0], &[1, 1]), "a repeated edge is not its reverse");
+        assert!(edges_symmetric(&[], &[]));
+    }
 }

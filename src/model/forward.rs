@@ -47,7 +47,7 @@ fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize
     let x = Input { x, sparse };
     let attention_dropout = if train { spec.dropout } else { 0.0 };
     match spec.arch {
-        Arch::Gcn => gcn_conv(params, layer, g.gcn_adj(spec.add_self_loops), x, pre),
+        Arch::Gcn => gcn_conv(params, layer, g, spec.add_self_loops, x, pre),
         Arch::Sage => sage_conv(params, layer, g, x, pre),
         Arch::Gat => gat_conv(params, layer, g, spec.add_self_loops, x, &spec.conv_dims()[layer], attention_dropout),
     }
@@ -112,8 +112,8 @@ pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, 
 pub fn first_aggregate(spec: &ArchSpec, g: &GraphTensors) -> Option<Tensor> {
     let _guard = tch::no_grad_guard();
     match spec.arch {
-        Arch::Gcn => Some(g.gcn_adj(spec.add_self_loops).mm(g.features(spec.row_normalize))),
-        Arch::Sage => Some(g.mean_adj().mm(g.features(spec.row_normalize))),
+        Arch::Gcn => Some(g.gcn_propagate(spec.add_self_loops, g.features(spec.row_normalize))),
+        Arch::Sage => Some(g.mean_aggregate(g.features(spec.row_normalize))),
         Arch::Gat => None,
     }
 }
@@ -134,7 +134,7 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &values, x.size(), (x.kind(), x.device()))
 }
 
-fn gcn_conv(p: &ParamMap, i: usize, adj: &Tensor, x: Input, pre: Option<&Tensor>) -> Tensor {
+fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: Input, pre: Option<&Tensor>) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let b = param(p, &format!("convs.{i}.bias"));
     // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower.
@@ -143,10 +143,10 @@ fn gcn_conv(p: &ParamMap, i: usize, adj: &Tensor, x: Input, pre: Option<&Tensor>
         None if w.size()[0] <= w.size()[1] || x.sparse => {
             let xw = x.lin(w);
             drop(x);
-            adj.mm(&xw)
+            g.gcn_propagate(add_self_loops, &xw)
         }
         None => {
-            let ax = adj.mm(&x.x);
+            let ax = g.gcn_propagate(add_self_loops, &x.x);
             drop(x);
             ax.linear::<&Tensor>(w, None)
         }
@@ -161,8 +161,8 @@ fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Te
     let root = x.lin(wr);
     let neigh = match pre {
         Some(mx) => mx.linear(wl, Some(bl)),
-        None if wl.size()[0] < wl.size()[1] || x.sparse => plus(g.mean_adj().mm(&x.lin(wl)), bl),
-        None => g.mean_adj().mm(&x.x).linear(wl, Some(bl)),
+        None if wl.size()[0] < wl.size()[1] || x.sparse => plus(g.mean_aggregate(&x.lin(wl)), bl),
+        None => g.mean_aggregate(&x.x).linear(wl, Some(bl)),
     };
     drop(x);
     plus(neigh, &root)

@@ -5,7 +5,38 @@ use std::cell::OnceCell;
 
 use tch::{Device, Kind, Tensor};
 
+use super::sparse_ops::spmm;
 use crate::data::Graph;
+
+/// A sparse propagation operator (CSR) and, built on first need, its transpose, which the
+/// backward pass multiplies by (see [`spmm`]).
+struct Operator {
+    matrix: Tensor,
+    transpose: OnceCell<Tensor>,
+    symmetric: bool,
+}
+
+impl Operator {
+    fn new(matrix: Tensor, symmetric: bool) -> Operator {
+        Operator { matrix, transpose: OnceCell::new(), symmetric }
+    }
+
+    /// `matrix x`.
+    fn apply(&self, x: &Tensor) -> Tensor {
+        if !x.requires_grad() {
+            return self.matrix.mm(x);
+        }
+        let transpose = if self.symmetric {
+            &self.matrix
+        } else {
+            self.transpose.get_or_init(|| {
+                let _g = tch::no_grad_guard();
+                self.matrix.transpose(0, 1).to_sparse_csr(None::<i64>)
+            })
+        };
+        spmm(&self.matrix, transpose, x)
+    }
+}
 
 pub struct GraphTensors {
     pub num_nodes: i64,
@@ -23,9 +54,12 @@ pub struct GraphTensors {
     /// Edge endpoints (source -> target), int64 on `device`.
     pub src: Tensor,
     pub dst: Tensor,
-    gcn_adj: OnceCell<Tensor>,
-    gcn_adj_as_is: OnceCell<Tensor>,
-    mean_adj: OnceCell<Tensor>,
+    /// Every edge's reverse is an edge too (what every loader gives): the GCN operators are then
+    /// their own transposes.
+    pub symmetric: bool,
+    gcn_adj: OnceCell<Operator>,
+    gcn_adj_as_is: OnceCell<Operator>,
+    mean_adj: OnceCell<Operator>,
     gat_edges: OnceCell<(Tensor, Tensor)>,
 }
 
@@ -39,11 +73,13 @@ impl GraphTensors {
             long(&g.src),
             long(&g.dst),
             [long(&g.train), long(&g.val), long(&g.test)],
+            crate::data::graph::edges_symmetric(&g.src, &g.dst),
         )
     }
 
-    /// Builds from tensors already on one device (used for PLS subgraphs).
-    pub fn from_parts(num_nodes: i64, x: Tensor, labels: Tensor, src: Tensor, dst: Tensor, splits: [Tensor; 3]) -> GraphTensors {
+    /// Builds from tensors already on one device (used for PLS subgraphs: the subgraph a set of
+    /// nodes induces in a symmetric graph is symmetric too).
+    pub fn from_parts(num_nodes: i64, x: Tensor, labels: Tensor, src: Tensor, dst: Tensor, splits: [Tensor; 3], symmetric: bool) -> GraphTensors {
         let device = x.device();
         let x_sparse = sparse_if_mostly_zero(&x);
         let [train_idx, val_idx, test_idx] = splits;
@@ -59,6 +95,7 @@ impl GraphTensors {
             test_idx,
             src,
             dst,
+            symmetric,
             gcn_adj: OnceCell::new(),
             gcn_adj_as_is: OnceCell::new(),
             mean_adj: OnceCell::new(),
@@ -103,11 +140,25 @@ impl GraphTensors {
             .to_sparse_csr(None::<i64>)
     }
 
+    /// GCN's propagation `A x`, aggregating over in-neighbours (see [`GraphTensors::gcn_adj`]).
+    pub fn gcn_propagate(&self, add_self_loops: bool, x: &Tensor) -> Tensor {
+        self.gcn_operator(add_self_loops).apply(x)
+    }
+
+    /// The mean of each node's in-neighbours' rows of `x` (0 without any).
+    pub fn mean_aggregate(&self, x: &Tensor) -> Tensor {
+        self.mean_operator().apply(x)
+    }
+
     /// The GCN propagation matrix, with `A[dst, src]` so that `adj.mm(x)` aggregates over
     /// in-neighbours. `add_self_loops`: D^-1/2 (A + I) D^-1/2 as PyG's `gcn_norm`; otherwise
     /// DGL's `GraphConv(norm="both")` on the graph as it is: each edge weighs
-    /// out_deg(src)^-1/2 in_deg(dst)^-1/2, degrees clamped at 1.
+    /// out_deg(src)^-1/2 in_deg(dst)^-1/2, degrees clamped at 1. Symmetric when the edges are.
     pub fn gcn_adj(&self, add_self_loops: bool) -> &Tensor {
+        &self.gcn_operator(add_self_loops).matrix
+    }
+
+    fn gcn_operator(&self, add_self_loops: bool) -> &Operator {
         let cell = if add_self_loops { &self.gcn_adj } else { &self.gcn_adj_as_is };
         cell.get_or_init(|| {
             let _g = tch::no_grad_guard();
@@ -130,18 +181,19 @@ impl GraphTensors {
                 (degree(&src), degree(&dst))
             };
             let w = src_norm.index_select(0, &src) * dst_norm.index_select(0, &dst);
-            self.sparse(&dst, &src, &w)
+            Operator::new(self.sparse(&dst, &src, &w), self.symmetric)
         })
     }
 
     /// Row-normalised adjacency: `adj.mm(x)` is the mean over in-neighbours (0 without any).
-    pub fn mean_adj(&self) -> &Tensor {
+    /// Never symmetric (rows sum to 1, columns do not): its transpose is built when needed.
+    fn mean_operator(&self) -> &Operator {
         self.mean_adj.get_or_init(|| {
             let _g = tch::no_grad_guard();
             let ones = Tensor::ones([self.src.size()[0]], (Kind::Float, self.device));
             let deg = Tensor::zeros([self.num_nodes], (Kind::Float, self.device)).index_add(0, &self.dst, &ones);
             let w = deg.clamp_min(1.0).reciprocal().index_select(0, &self.dst);
-            self.sparse(&self.dst, &self.src, &w)
+            Operator::new(self.sparse(&self.dst, &self.src, &w), false)
         })
     }
 

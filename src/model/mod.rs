@@ -5,6 +5,7 @@ pub mod dropout;
 pub mod forward;
 pub mod graph_tensors;
 pub mod rng;
+mod sparse_ops;
 pub mod spec;
 
 pub use forward::{accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv, forward_from, loss, Accuracies};

@@ -366,6 +366,7 @@ fn pls_step_loss(
         long(&sub.src, device),
         long(&sub.dst, device),
         [fit.shallow_clone(), fit.shallow_clone(), fit.shallow_clone()],
+        ctx.gt.symmetric,
     );
     let alpha = logits_a.softmax(1, Kind::Float);
     let params = ctx.stack.mix(&alpha, group_of);

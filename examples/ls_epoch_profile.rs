@@ -1,0 +1,89 @@
+//! Where an LS epoch's time goes, piece by piece, on real ingredients:
+//! `cargo run --release --example ls_epoch_profile -- INGREDIENT_DIR [DATASET] [REPEATS]`.
+use std::time::Instant;
+
+use gnn_soup::data::{self, DataOptions};
+use gnn_soup::model::{self, GraphTensors};
+use gnn_soup::soup::IngredientStack;
+use tch::{Kind, Tensor};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(&args[1]);
+    let dataset = args.get(2).cloned().unwrap_or_else(|| "csbm-arxiv".into());
+    let repeats: usize = args.get(3).map_or(3, |r| r.parse().unwrap());
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ingredient-")).collect();
+    paths.sort();
+    let stack = IngredientStack::load(&paths, tch::Device::Cpu).unwrap();
+    let data_dir = std::env::var("GNN_SOUP_DATA_DIR").unwrap_or_else(|_| ".".into());
+    let g = data::load(&dataset, &DataOptions { data_dir: data_dir.into(), split_seed: 0, download: false }).unwrap();
+    let gt = GraphTensors::new(&g, tch::Device::Cpu);
+    let spec = &stack.spec;
+    let (_, group_of) = stack.groups(gnn_soup::soup::MixGranularity::Tensor);
+    let pre = model::first_aggregate(spec, &gt);
+    let _ = gt.gcn_adj(spec.add_self_loops);
+    let logits_a = Tensor::ones([group_of.iter().max().unwrap() + 1, stack.len()].map(|v| v as i64), (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let time = |label: &str, f: &mut dyn FnMut()| {
+        f();
+        let mut v: Vec<f64> = (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        println!("{label:<40} {:8.1} ms", v[v.len() / 2] * 1000.0);
+    };
+    let single: model::ParamMap = stack.ingredient(0).into_iter().map(|(k, v)| (k, v.copy().set_requires_grad(true))).collect();
+    time("single model fwd (train)", &mut || {
+        let _ = model::forward(spec, &single, &gt, true);
+    });
+    time("single model fwd+bwd (train)", &mut || {
+        model::loss(&model::forward(spec, &single, &gt, true), &gt.labels, &gt.val_idx).backward();
+    });
+    time("single model fwd+bwd, first aggregate reused", &mut || {
+        model::loss(&model::forward_from(spec, &single, &gt, true, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+    });
+    time("mix", &mut || {
+        let _ = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
+    });
+    time("LS step: mix + fwd", &mut || {
+        let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
+        let _ = model::forward_from(spec, &p, &gt, true, pre.as_ref());
+    });
+    time("LS step: mix + fwd + bwd", &mut || {
+        let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
+        model::loss(&model::forward_from(spec, &p, &gt, true, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+    });
+    time("LS step without dropout", &mut || {
+        let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
+        model::loss(&model::forward_from(spec, &p, &gt, false, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+    });
+    time("evaluation pass", &mut || {
+        let p = tch::no_grad(|| stack.mix(&logits_a.softmax(1, Kind::Float), &group_of));
+        let _ = model::evaluate(spec, &p, &gt);
+    });
+    let h = Tensor::randn([g.num_nodes as i64, 256], (Kind::Float, tch::Device::Cpu));
+    let w = Tensor::randn([256, 256], (Kind::Float, tch::Device::Cpu));
+    let adj = gt.gcn_adj(spec.add_self_loops).shallow_clone();
+    time("dense [N,256]x[256,256]", &mut || {
+        let _ = h.mm(&w);
+    });
+    time("sparse adj x [N,256]", &mut || {
+        let _ = adj.mm(&h);
+    });
+    let hg = h.copy().set_requires_grad(true);
+    time("sparse adj x [N,256] fwd+bwd", &mut || {
+        adj.mm(&hg).sum(Kind::Float).backward();
+    });
+    time("operator x [N,256] fwd+bwd (given transpose)", &mut || {
+        gt.gcn_propagate(spec.add_self_loops, &hg).sum(Kind::Float).backward();
+    });
+    time("dropout mask [N,256]", &mut || {
+        let _ = model::dropout::dropout(&h, 0.5, true);
+    });
+    time("libtorch dropout [N,256]", &mut || {
+        let _ = h.dropout(0.5, true);
+    });
+}
