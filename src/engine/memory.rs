@@ -16,11 +16,57 @@ pub fn reset_peak_rss() {
 /// freed pages at all.
 pub fn return_free_host_memory() {
     // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena's unused dirty pages.
-    let name = b"arena.4096.purge\0";
     // SAFETY: a documented jemalloc control that takes and returns nothing.
     unsafe {
-        tikv_jemalloc_sys::mallctl(name.as_ptr() as *const _, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        tikv_jemalloc_sys::mallctl(c"arena.4096.purge".as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0);
     }
+}
+
+/// While alive, every allocator arena hands freed pages back to the kernel at once instead of
+/// keeping them for reuse: for work whose point is a low peak (PLS), whose buffers change size
+/// every step so that kept pages fragment (measured on the arxiv-shaped graph: 870 MiB added by
+/// PLS with pages kept, 551 MiB without, for 0.45 against 0.6 s an epoch).
+pub struct ReturnFreedPages {
+    /// The default for arenas created later, then each existing arena's setting.
+    previous: (isize, Vec<isize>),
+}
+
+impl ReturnFreedPages {
+    pub fn start() -> ReturnFreedPages {
+        let default = set_dirty_decay_ms("arenas.dirty_decay_ms", 0);
+        let arenas = (0..arena_count()).map(|i| set_dirty_decay_ms(&format!("arena.{i}.dirty_decay_ms"), 0)).collect();
+        ReturnFreedPages { previous: (default, arenas) }
+    }
+}
+
+impl Drop for ReturnFreedPages {
+    fn drop(&mut self) {
+        set_dirty_decay_ms("arenas.dirty_decay_ms", self.previous.0);
+        for (i, &ms) in self.previous.1.iter().enumerate() {
+            set_dirty_decay_ms(&format!("arena.{i}.dirty_decay_ms"), ms);
+        }
+    }
+}
+
+fn arena_count() -> u32 {
+    let mut n: u32 = 0;
+    let mut len = std::mem::size_of::<u32>();
+    // SAFETY: "arenas.narenas" is an unsigned read into `n`, whose size is passed.
+    let rc = unsafe { tikv_jemalloc_sys::mallctl(c"arenas.narenas".as_ptr(), &mut n as *mut u32 as *mut _, &mut len, std::ptr::null_mut(), 0) };
+    if rc == 0 { n } else { 0 }
+}
+
+/// Sets a dirty-page decay time (an arena's, or the default of new ones) and returns the
+/// previous one (jemalloc's default, 10 s, when it cannot be read).
+fn set_dirty_decay_ms(control: &str, ms: isize) -> isize {
+    let name = std::ffi::CString::new(control).expect("no NUL");
+    let (mut old, mut len, mut new) = (10_000isize, std::mem::size_of::<isize>(), ms);
+    // SAFETY: an ssize_t read into `old` and written from `new`, sizes passed; an arena that
+    // does not exist (never initialised) returns an error and nothing is changed.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(name.as_ptr(), &mut old as *mut isize as *mut _, &mut len, &mut new as *mut isize as *mut _, len);
+    }
+    old
 }
 
 /// `VmHWM` of this process in bytes (0 where unavailable).

@@ -377,6 +377,9 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
     });
     // What an earlier strategy freed goes back first, so this one's reading is its own.
     memory::return_free_host_memory();
+    // PLS is there to keep the peak low, and its subgraphs change size every step: pages kept
+    // for reuse would fragment. The others repeat the same buffers and keep them.
+    let _low_peak = (strategy == Strategy::Pls).then(memory::ReturnFreedPages::start);
     memory::reset_peak_rss();
     let rss_start_bytes = memory::rss_bytes();
     let device_peak = memory::DevicePeakSampler::start(job.device);

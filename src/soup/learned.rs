@@ -133,6 +133,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
         }
         let Some((loss, lr)) = fit.step(epoch)? else { continue };
         let record = fit.measure(epoch, loss, lr);
+
         out.history.push(record);
         if fit.select_idx.is_some() && fit.since_best >= ctx.settings.patience {
             stopped_early = true;
