@@ -12,8 +12,10 @@ demo: setup
 test: setup
 	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --no-fail-fast; else cargo test --no-fail-fast; fi
 
+# gnn-soup and the reference approach side by side on the arxiv-shaped graph (README, Performance).
 bench: setup
-	scripts/bench.sh
+	scripts/bench-large.sh gcn
+	scripts/bench-large.sh sage
 
 # gnn-soup against a plain-PyTorch re-implementation of the paper's reference code, same files.
 fidelity: setup

@@ -24,6 +24,7 @@ fn compile_operators(lib: &Path) {
     cc::Build::new()
         .cpp(true)
         .file("csrc/sparse_ops.cpp")
+        .file("csrc/device_memory.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

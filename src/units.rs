@@ -32,6 +32,24 @@ pub fn mib(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / (1u64 << 20) as f64)
 }
 
+/// A size as people write it: `512MiB`, `20G`, `1.5GiB`, `4096` (bytes). Powers of 1024.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    let bytes = number * (1u64 << shift) as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -45,5 +63,11 @@ mod tests {
         assert_eq!(text, "null");
         assert!(serde_json::from_str::<R>(&text).unwrap().0.is_nan());
         assert_eq!(serde_json::from_str::<R>("0.5").unwrap().0, 0.5);
+        assert_eq!(super::parse_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(super::parse_bytes("1.5G"), Some(3 << 29));
+        assert_eq!(super::parse_bytes(" 4096 "), Some(4096));
+        assert_eq!(super::parse_bytes("20 GB"), Some(20 << 30));
+        assert_eq!(super::parse_bytes("lots"), None);
+        assert_eq!(super::parse_bytes("5 parsecs"), None);
     }
 }

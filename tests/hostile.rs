@@ -346,3 +346,29 @@ fn a_failing_strategy_keeps_the_others_results() {
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
     assert_eq!(std::fs::read_to_string(out.join("events.jsonl")).unwrap(), events, "the earlier run's events are kept");
 }
+
+/// A learned strategy whose step would not fit in the memory left is refused before it starts,
+/// with what it needs, what is there, and what PLS would need; the others still run. A limit
+/// that is not a size is an error that names the variable.
+#[test]
+fn a_fit_that_would_not_fit_is_refused_with_the_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=4000", "--hidden", "256", "--layers", "3", "--ingredients", "2", "--epochs", "2", "--device", "cpu", "--out", run.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let soup = |limit: &str, out: &str| {
+        let out = tmp.path().join(out);
+        let args = ["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--epochs", "3", "--parts", "32", "--sample", "2", "--device", "cpu", "--json", "--out", out.to_str().unwrap()];
+        common::run_bin_with(&args, &[("GNN_SOUP_MEMORY_LIMIT", limit)])
+    };
+    // LS on 4000 nodes x (3 layers of 256) needs ~19 MiB; PLS with 2 of 32 parts ~8 MiB.
+    let (ok, stdout, stderr) = soup("12MiB", "small");
+    assert!(!ok, "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("ls failed")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("needs about") && line.contains("GiB is available in memory") && line.contains("--strategy pls needs about"), "{line}");
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = reports.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["uniform", "greedy", "gis", "pls", "ensemble"], "{stderr}");
+    let (ok, _, stderr) = soup("lots", "bad");
+    assert!(!ok && stderr.contains("GNN_SOUP_MEMORY_LIMIT=\"lots\" is not a size"), "{stderr}");
+}

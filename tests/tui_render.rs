@@ -43,6 +43,7 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
         peak_rss_bytes: 1 << 28,
         rss_start_bytes: 1 << 27,
         peak_device_bytes: None,
+        peak_device_allocated_bytes: None,
         partial,
         ingredients: vec![IngredientResult { path: "a".into(), val_acc: 0.79, test_acc: 0.81 }],
         uniform: IngredientAccuracy { val_acc: 0.80, test_acc: 0.81 },

@@ -146,7 +146,7 @@ fn comparison_markdown(reports: &[SoupReport]) -> String {
 fn summary_json(r: &SoupReport) -> serde_json::Value {
     serde_json::json!({
         "strategy": r.strategy, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds,
-        "peak_rss_bytes": r.peak_rss_bytes, "peak_device_bytes": r.peak_device_bytes, "partial": r.partial, "checkpoint": r.checkpoint,
+        "peak_rss_bytes": r.peak_rss_bytes, "peak_device_bytes": r.peak_device_bytes, "peak_device_allocated_bytes": r.peak_device_allocated_bytes, "partial": r.partial, "checkpoint": r.checkpoint,
     })
 }
 

@@ -24,8 +24,8 @@ pub fn return_free_host_memory() {
 
 /// While alive, every allocator arena hands freed pages back to the kernel at once instead of
 /// keeping them for reuse: for work whose point is a low peak (PLS), whose buffers change size
-/// every step so that kept pages fragment (measured on the arxiv-shaped graph: 870 MiB added by
-/// PLS with pages kept, 551 MiB without, for 0.45 against 0.6 s an epoch).
+/// every step so that kept pages fragment. Measured on the arxiv-shaped graph (GCN 3x256, K 32,
+/// R 8): pages kept, 922 MiB added and 0.39 s an epoch; given back, 585 MiB and 0.56 s.
 pub struct ReturnFreedPages {
     /// The default for arenas created later, then each existing arena's setting.
     previous: (isize, Vec<isize>),
@@ -139,6 +139,28 @@ impl Drop for DevicePeakSampler {
     }
 }
 
+extern "C" {
+    fn gnn_soup_cuda_peak_allocated_bytes(device: i32) -> i64;
+    fn gnn_soup_cuda_reset_peak(device: i32) -> i32;
+}
+
+/// Restarts libtorch's peak-allocation counter on a CUDA `device` (nothing elsewhere).
+pub fn reset_libtorch_device_peak(device: Device) {
+    if let Device::Cuda(i) = device {
+        // SAFETY: plain integer in and out; the C++ side catches every exception.
+        unsafe { gnn_soup_cuda_reset_peak(i as i32) };
+    }
+}
+
+/// libtorch's own peak of allocated bytes on a CUDA `device` since the last reset (see
+/// `csrc/device_memory.cpp`); None on CPU or without a CUDA allocator.
+pub fn libtorch_device_peak(device: Device) -> Option<u64> {
+    let Device::Cuda(i) = device else { return None };
+    // SAFETY: as above.
+    let peak = unsafe { gnn_soup_cuda_peak_allocated_bytes(i as i32) };
+    u64::try_from(peak).ok()
+}
+
 /// This process's memory over every device NVML lists, or None when no device reports it.
 fn process_device_bytes(nvml: &nvml_wrapper::Nvml) -> Option<u64> {
     let mut total = None;
@@ -159,4 +181,62 @@ pub fn process_bytes_on(device: &nvml_wrapper::Device) -> Option<u64> {
         UsedGpuMemory::Used(b) => Some(b),
         UsedGpuMemory::Unavailable => None,
     })
+}
+
+/// Caps what [`available_bytes`] reports (`20GiB`, `512MiB`): to share a machine, or to see
+/// what a smaller one would refuse.
+pub const MEMORY_LIMIT_ENV: &str = "GNN_SOUP_MEMORY_LIMIT";
+
+/// Memory the job can still take on `device`: on the host the kernel's `MemAvailable`, capped
+/// by the cgroup's limit (containers, Slurm jobs); on CUDA the device's free memory (NVML); in
+/// both cases capped by [`MEMORY_LIMIT_ENV`]. None when it cannot be read.
+pub fn available_bytes(device: Device) -> anyhow::Result<Option<u64>> {
+    let limit = match std::env::var(MEMORY_LIMIT_ENV) {
+        Ok(v) => Some(crate::units::parse_bytes(&v).ok_or_else(|| anyhow::anyhow!("{MEMORY_LIMIT_ENV}={v:?} is not a size (like 20GiB or 512MiB)"))?),
+        Err(_) => None,
+    };
+    Ok(match (measured_available_bytes(device), limit) {
+        (Some(a), Some(l)) => Some(a.min(l)),
+        (a, l) => a.or(l),
+    })
+}
+
+fn measured_available_bytes(device: Device) -> Option<u64> {
+    if let Device::Cuda(i) = device {
+        let nvml = nvml_wrapper::Nvml::init().ok()?;
+        return nvml.device_by_index(i as u32).ok()?.memory_info().ok().map(|m| m.free);
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let available = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())? * 1024;
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let cgroup_left = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
+        _ => None,
+    };
+    Some(cgroup_left.map_or(available, |c| c.min(available)))
+}
+
+/// What one LS step on `nodes` nodes and `edges` edges keeps alive at its peak (forward
+/// activations held for the backward pass, dropout masks, the gradients flowing back), as
+/// measured: GCN 3x256 on csbm-arxiv added 1,375 MiB, this gives 1,455 MiB.
+pub fn fit_step_bytes(spec: &crate::model::ArchSpec, nodes: u64, edges: u64) -> u64 {
+    use crate::model::Arch;
+    let hidden = (spec.hidden * spec.heads.max(1)) as u64;
+    let hidden_layers = spec.layers.saturating_sub(1) as u64;
+    let per_node = spec.in_dim as u64 + 4 * hidden * hidden_layers + 2 * spec.out_dim as u64;
+    let per_node = match spec.arch {
+        Arch::Gcn => per_node,
+        // Two linear maps per layer, and the aggregation of each.
+        Arch::Sage => per_node + 2 * hidden * hidden_layers,
+        Arch::Gat => per_node + hidden * hidden_layers,
+    };
+    // GAT keeps scores, softmax and messages per edge and head.
+    let per_edge = if spec.arch == Arch::Gat { 4 * spec.heads.max(1) as u64 * spec.layers as u64 } else { 0 };
+    4 * (nodes * per_node + edges * per_edge)
+}
+
+/// What full-graph inference holds: one layer's input and output.
+pub fn inference_bytes(spec: &crate::model::ArchSpec, nodes: u64) -> u64 {
+    let widest = (spec.hidden * spec.heads.max(1)).max(spec.in_dim).max(spec.out_dim) as u64;
+    4 * nodes * 2 * widest
 }

@@ -357,7 +357,50 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
 }
 
 /// Runs one strategy, timed and memory-sampled, and scores its result on the full graph.
+/// Set to skip [`check_fits`] (when the estimate is wrong for a setup, or swap is wanted).
+pub const NO_MEMORY_CHECK_ENV: &str = "GNN_SOUP_NO_MEMORY_CHECK";
+
+/// Refuses, before it starts, a learned strategy whose step would not fit in the memory left on
+/// its device: a clear message instead of the kernel's out-of-memory killer hours later (or
+/// libtorch's allocation error on a GPU), with what PLS would need instead.
+fn check_fits(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings) -> Result<()> {
+    if !settings.strategy.is_learned() || std::env::var_os(NO_MEMORY_CHECK_ENV).is_some() {
+        return Ok(());
+    }
+    let Some(available) = memory::available_bytes(job.device)? else { return Ok(()) };
+    let spec = &loaded.stack.spec;
+    let (nodes, edges) = (loaded.graph.num_nodes as u64, loaded.graph.num_edges() as u64);
+    let pls_need = |parts: usize, sample: usize| {
+        let share = |v: u64| v * sample as u64 / parts.max(1) as u64;
+        memory::fit_step_bytes(spec, share(nodes), share(edges)).max(memory::inference_bytes(spec, nodes))
+    };
+    let need = match settings.strategy {
+        Strategy::Pls => pls_need(settings.parts, settings.sample),
+        _ => memory::fit_step_bytes(spec, nodes, edges),
+    };
+    if need <= available {
+        return Ok(());
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let place = if job.device.is_cuda() { format!("free on {}", device_name(job.device)) } else { "available in memory".to_string() };
+    let advice = match settings.strategy {
+        Strategy::Pls => format!("sample fewer parts per step (--sample {}) or split into more (--parts {})", (settings.sample / 2).max(1), settings.parts * 2),
+        _ => {
+            let (k, r) = (settings.parts.max(2), settings.sample.min(settings.parts.max(2)));
+            format!("PLS fits the graph part by part: --strategy pls needs about {:.1} GiB with --parts {k} --sample {r}", gib(pls_need(k, r)))
+        }
+    };
+    bail!(
+        "{} on {} ({nodes} nodes, {edges} edges) needs about {:.1} GiB for one step's activations; {:.1} GiB is {place}. {advice}. (Set {NO_MEMORY_CHECK_ENV}=1 to try anyway.)",
+        settings.strategy,
+        loaded.graph.name,
+        gib(need),
+        gib(available)
+    )
+}
+
 fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel: &AtomicBool, emit: &dyn Fn(Event)) -> Result<(SoupReport, Option<ParamMap>)> {
+    check_fits(job, loaded, settings)?;
     let Loaded { graph, stack, gt, .. } = loaded;
     let strategy = settings.strategy;
     emit(Event::Started {
@@ -383,6 +426,7 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
     memory::reset_peak_rss();
     let rss_start_bytes = memory::rss_bytes();
     let device_peak = memory::DevicePeakSampler::start(job.device);
+    memory::reset_libtorch_device_peak(job.device);
     let start = Instant::now();
     let ingredient_val: Vec<f64> = loaded.ingredients.iter().map(|i| i.val_acc).collect();
     let progress = |p: Progress| emit(p.into());
@@ -427,6 +471,7 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
         peak_rss_bytes: memory::peak_rss_bytes(),
         rss_start_bytes,
         peak_device_bytes: device_peak.and_then(memory::DevicePeakSampler::finish),
+        peak_device_allocated_bytes: memory::libtorch_device_peak(job.device),
         partial: outcome.partial,
         ingredients: loaded.ingredients.clone(),
         uniform: loaded.uniform,

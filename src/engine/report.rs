@@ -33,8 +33,13 @@ pub struct SoupReport {
     /// Resident memory when the strategy started (dataset, ingredients, libtorch): the souping
     /// itself added `peak_rss_bytes - rss_start_bytes` at most.
     pub rss_start_bytes: u64,
-    /// CUDA only: peak device memory of this process, where it can be read.
+    /// CUDA only: peak device memory of this process as the driver sees it (NVML: the CUDA
+    /// context and libtorch's whole cached pool), where it can be read.
     pub peak_device_bytes: Option<u64>,
+    /// CUDA only: the most bytes libtorch's caching allocator had handed out at once during the
+    /// strategy (`torch.cuda.max_memory_allocated`'s counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_device_allocated_bytes: Option<u64>,
     /// Cancelled before the end: the best soup so far.
     pub partial: bool,
     pub ingredients: Vec<IngredientResult>,

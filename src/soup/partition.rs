@@ -54,16 +54,18 @@ impl Partition {
         }
         let mut nodes: Vec<i64> = chosen.iter().flat_map(|&p| self.members[p].iter().copied()).collect();
         nodes.sort_unstable();
-        let mut local = std::collections::HashMap::with_capacity(nodes.len());
+        // Global -> local node numbers: a dense table (4 bytes a node) is several times faster
+        // than a hash map for the ~10^5-10^6 lookups of a step.
+        let mut local = vec![0u32; self.part.len()];
         for (i, &v) in nodes.iter().enumerate() {
-            local.insert(v, i as i64);
+            local[v as usize] = i as u32;
         }
         let (mut src, mut dst) = (Vec::new(), Vec::new());
         for &p in chosen {
             for &(s, d) in &self.edges_by_part[p] {
                 if in_sub[self.part[d as usize] as usize] {
-                    src.push(local[&s]);
-                    dst.push(local[&d]);
+                    src.push(local[s as usize] as i64);
+                    dst.push(local[d as usize] as i64);
                 }
             }
         }

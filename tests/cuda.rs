@@ -1,0 +1,82 @@
+//! What only a GPU can check. Ignored by default (the CI machine has none); run on a CUDA machine
+//! with `cargo test --release --test cuda -- --include-ignored` (`scripts/gpu-check.sh` does).
+//! Each test fails, saying so, when CUDA is not there: none passes by skipping.
+
+mod common;
+
+use gnn_soup::data;
+use gnn_soup::model::{self, GraphTensors};
+use gnn_soup::soup::IngredientStack;
+use tch::{Device, Kind, Tensor};
+
+fn cuda() -> Device {
+    assert!(tch::Cuda::is_available(), "these tests need CUDA: libtorch sees no CUDA device (tch::Cuda::is_available() is false)");
+    Device::Cuda(0)
+}
+
+fn train(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=3000", "--hidden", "64", "--ingredients", "3", "--epochs", "20", "--device", "cuda", "--out", dir.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    (0..3).map(|i| dir.join(format!("ingredient-{i:02}.safetensors"))).collect()
+}
+
+/// The same ingredients give the same logits on the GPU as on the CPU, for every architecture's
+/// forward (the sparse products, GAT's segment softmax) and the gradient through the sparse
+/// product with a given transpose.
+#[test]
+#[ignore = "needs CUDA; scripts/gpu-check.sh runs it"]
+fn forward_and_sparse_gradients_match_the_cpu() {
+    let gpu = cuda();
+    let g = data::load("csbm:nodes=2000", &common::data_opts(std::path::Path::new("."))).unwrap();
+    let (cpu_g, gpu_g) = (GraphTensors::new(&g, Device::Cpu), GraphTensors::new(&g, gpu));
+    for arch in [model::Arch::Gcn, model::Arch::Sage, model::Arch::Gat] {
+        let spec = gnn_soup::train::TrainConfig::defaults(arch).spec_for(&g);
+        let params = spec.init(3, Device::Cpu);
+        let on_gpu: model::ParamMap = params.iter().map(|(k, v)| (k.clone(), v.to_device(gpu))).collect();
+        let a = model::forward(&spec, &params, &cpu_g, false);
+        let b = model::forward(&spec, &on_gpu, &gpu_g, false).to_device(Device::Cpu);
+        assert!(a.allclose(&b, 1e-4, 1e-4, false), "{arch}: max difference {}", (&a - &b).abs().max().double_value(&[]));
+    }
+    for (name, graph) in [("cpu", &cpu_g), ("cuda", &gpu_g)] {
+        let x = Tensor::ones([g.num_nodes as i64, 4], (Kind::Float, graph.device)).set_requires_grad(true);
+        graph.mean_aggregate(&x).sum(Kind::Float).backward();
+        // d/dx_j of sum_i mean_{k in N(i)} x_k = sum over j's out-neighbours i of 1/deg(i).
+        let total = x.grad().sum(Kind::Double).double_value(&[]);
+        let with_neighbours = g.dst.iter().collect::<std::collections::BTreeSet<_>>().len() as f64 * 4.0;
+        assert!((total - with_neighbours).abs() < 1e-2, "{name}: gradient mass {total}, expected {with_neighbours}");
+    }
+}
+
+/// A soup run on `--device cuda` matches the CPU's (LS without dropout, to float tolerance) and
+/// reports its device memory both ways: NVML's view of the process and
+/// libtorch's allocator counter, the first at least the second.
+#[test]
+#[ignore = "needs CUDA; scripts/gpu-check.sh runs it"]
+fn soups_on_the_gpu_match_the_cpu_and_report_device_memory() {
+    cuda();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let paths = train(&run);
+    let soup = |device: &str| {
+        let out = tmp.path().join(format!("soup-{device}"));
+        let (ok, stdout, stderr) = common::run_bin(&[
+            "soup", "--ingredients", run.to_str().unwrap(), "--strategy", "ls", "--epochs", "20", "--no-dropout", "--device", device, "--json", "--out", out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let (cpu, gpu) = (soup("cpu"), soup("cuda"));
+    {
+        let (c, g) = (&cpu, &gpu);
+        let (vc, vg) = (c["val_acc"].as_f64().unwrap(), g["val_acc"].as_f64().unwrap());
+        assert!((vc - vg).abs() <= 0.002, "{}: val {vc} on CPU, {vg} on CUDA", c["strategy"]);
+        let nvml = g["peak_device_bytes"].as_u64();
+        let allocator = g["peak_device_allocated_bytes"].as_u64().unwrap_or_else(|| panic!("no libtorch peak in {g}"));
+        assert!(allocator > 0);
+        if let Some(nvml) = nvml {
+            assert!(nvml >= allocator, "NVML saw {nvml} bytes, less than libtorch's allocator peak {allocator}");
+        }
+    }
+    let stack = IngredientStack::load(&paths, Device::Cuda(0)).unwrap();
+    assert_eq!(stack.device, Device::Cuda(0));
+}
