@@ -8,6 +8,12 @@ use gnn_soup::soup::IngredientStack;
 use tch::{Kind, Tensor};
 
 fn main() {
+    // On a thread of its own, as the binary runs its commands (see src/main.rs: libtorch's CPU
+    // work is much slower on the main thread).
+    std::thread::spawn(body).join().unwrap()
+}
+
+fn body() {
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::PathBuf::from(&args[1]);
     let dataset = args.get(2).cloned().unwrap_or_else(|| "csbm-arxiv".into());

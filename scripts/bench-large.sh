@@ -6,7 +6,8 @@
 #
 # usage: scripts/bench-large.sh [ARCH] [EPOCHS] [REPEATS]     (ARCH gcn or sage; default gcn 20 2)
 # results: target/bench/large-ARCH.md (and the JSON of every run beside it)
-# BENCH_SKIP_GIS=1 leaves GIS out (it is the long one: about 10 minutes for both sides).
+# BENCH_SKIP_GIS=1 leaves GIS out (it is the long one: about 5 minutes for both sides);
+# BENCH_REUSE=1 keeps the runs whose results are already there (to redo only the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${1:-gcn}
@@ -37,10 +38,12 @@ fi
 
 ours() { # name strategy extra...
   local name=$1 s=$2; shift 2
+  [ -n "${BENCH_REUSE:-}" ] && [ -s "$OUT/$ARCH-ours-$name.json" ] && return
   $B soup --ingredients "$ING" --strategy "$s" --device cpu --out "$OUT/soup-$ARCH-$name" --overwrite --json "$@" > "$OUT/$ARCH-ours-$name.json" 2>/dev/null
 }
 theirs() { # name strategy extra...
   local name=$1 s=$2; shift 2
+  [ -n "${BENCH_REUSE:-}" ] && [ -s "$OUT/$ARCH-ref-$name.json" ] && return
   $PY benches/reference_large.py "$OUT/csbm-arxiv.npz" "$ING" "$s" --threads "$THREADS" "$@" > "$OUT/$ARCH-ref-$name.json" 2>/dev/null
 }
 # Alternate the two sides so that both see the same machine load.
