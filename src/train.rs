@@ -95,6 +95,33 @@ impl TrainConfig {
     }
 }
 
+/// Refuses, before the first epoch, a full-batch training step that would not fit in the memory
+/// left on `device` (a clear message rather than the kernel's out-of-memory killer):
+/// activations as an LS step keeps them, plus building the graph's sparse operator.
+fn check_fits(g: &Graph, spec: &ArchSpec, device: Device) -> Result<()> {
+    use crate::engine::memory;
+    if std::env::var_os(memory::NO_MEMORY_CHECK_ENV).is_some() {
+        return Ok(());
+    }
+    let Some(available) = memory::available_bytes(device)? else { return Ok(()) };
+    let need = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64) + memory::operator_build_bytes(g.num_edges() as u64);
+    if need > available {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        bail!(
+            "full-batch training of {} on {} ({} nodes, {} edges) needs about {:.1} GiB; {:.1} GiB is available on {}. Use a device with more memory, fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
+            spec.describe(),
+            g.name,
+            g.num_nodes,
+            g.num_edges(),
+            gib(need),
+            gib(available),
+            crate::device::device_name(device),
+            memory::NO_MEMORY_CHECK_ENV
+        );
+    }
+    Ok(())
+}
+
 /// What a watcher of training is told.
 pub enum TrainEvent<'a> {
     IngredientStarted { index: usize, seed: u64 },
@@ -183,6 +210,7 @@ pub fn train_ingredients(
 
     let start = Instant::now();
     let gt = GraphTensors::new(g, device);
+    check_fits(g, &spec, device)?;
     let init = checkpoint::to_device(&init, device);
     let meta = |kind, seed, epochs, acc: Option<Accuracies>| CheckpointMeta {
         format_version: checkpoint::FORMAT_VERSION,

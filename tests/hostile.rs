@@ -361,7 +361,8 @@ fn a_fit_that_would_not_fit_is_refused_with_the_numbers() {
         let args = ["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--epochs", "3", "--parts", "32", "--sample", "2", "--device", "cpu", "--json", "--out", out.to_str().unwrap()];
         common::run_bin_with(&args, &[("GNN_SOUP_MEMORY_LIMIT", limit)])
     };
-    // LS on 4000 nodes x (3 layers of 256) needs ~19 MiB; PLS with 2 of 32 parts ~8 MiB.
+    // LS on 4000 nodes x (3 layers of 256) needs ~32 MiB; PLS with 2 of 32 parts ~8 MiB (its
+    // full-graph evaluation).
     let (ok, stdout, stderr) = soup("12MiB", "small");
     assert!(!ok, "{stderr}");
     let line = stderr.lines().find(|l| l.contains("ls failed")).unwrap_or_else(|| panic!("{stderr}"));
@@ -371,4 +372,10 @@ fn a_fit_that_would_not_fit_is_refused_with_the_numbers() {
     assert_eq!(names, ["uniform", "greedy", "gis", "pls", "ensemble"], "{stderr}");
     let (ok, _, stderr) = soup("lots", "bad");
     assert!(!ok && stderr.contains("GNN_SOUP_MEMORY_LIMIT=\"lots\" is not a size"), "{stderr}");
+    // Training is checked the same way, before its first epoch, and leaves no ingredient.
+    let refused = tmp.path().join("refused");
+    let args = ["train", "--dataset", "csbm:nodes=4000", "--hidden", "256", "--layers", "3", "--ingredients", "2", "--epochs", "2", "--device", "cpu", "--out", refused.to_str().unwrap()];
+    let (ok, _, stderr) = common::run_bin_with(&args, &[("GNN_SOUP_MEMORY_LIMIT", "4MiB")]);
+    assert!(!ok && stderr.contains("full-batch training of gcn") && stderr.contains("needs about") && !stderr.contains("panicked"), "{stderr}");
+    assert!(!refused.join("ingredient-00.safetensors").exists());
 }

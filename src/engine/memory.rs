@@ -183,6 +183,10 @@ pub fn process_bytes_on(device: &nvml_wrapper::Device) -> Option<u64> {
     })
 }
 
+/// Set to skip the checks that refuse work which would not fit (when the estimate is wrong for
+/// a setup, or swap is wanted).
+pub const NO_MEMORY_CHECK_ENV: &str = "GNN_SOUP_NO_MEMORY_CHECK";
+
 /// Caps what [`available_bytes`] reports (`20GiB`, `512MiB`): to share a machine, or to see
 /// what a smaller one would refuse.
 pub const MEMORY_LIMIT_ENV: &str = "GNN_SOUP_MEMORY_LIMIT";
@@ -233,6 +237,12 @@ pub fn fit_step_bytes(spec: &crate::model::ArchSpec, nodes: u64, edges: u64) -> 
     // GAT keeps scores, softmax and messages per edge and head.
     let per_edge = if spec.arch == Arch::Gat { 4 * spec.heads.max(1) as u64 * spec.layers as u64 } else { 0 };
     4 * (nodes * per_node + edges * per_edge)
+}
+
+/// Building a graph's sparse operator from its edge list: the index pairs stacked, sorted
+/// (coalesced) and converted to CSR, about 48 bytes an edge at the peak.
+pub fn operator_build_bytes(edges: u64) -> u64 {
+    48 * edges
 }
 
 /// What full-graph inference holds: one layer's input and output.

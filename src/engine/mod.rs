@@ -22,7 +22,7 @@ use report::{IngredientAccuracy, IngredientResult, SoupReport};
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
-use crate::model::{self, GraphTensors, ParamMap};
+use crate::model::{self, ArchSpec, GraphTensors, ParamMap};
 use crate::soup::{self, FitState, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy};
 
 /// What to soup, on what, how, and where results go.
@@ -342,6 +342,14 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
         emit(Event::Log { level: LogLevel::Warn, message: format!("only one ingredient ({}): every soup of it is that model", job.ingredients[0].display()) });
     }
     let gt = GraphTensors::new(&graph, job.device);
+    // A job of learned strategies none of which fits stops here, before the ingredients' full-graph
+    // evaluations (minutes on a large graph); otherwise each is checked again when its turn comes.
+    let fits: Vec<Result<()>> = job.strategies.iter().map(|s| check_fits(job.device, &graph, &stack.spec, s)).collect();
+    if fits.iter().all(Result::is_err) {
+        if let Some(Err(e)) = fits.into_iter().next() {
+            return Err(e.context(format!("{} failed", job.strategies[0].strategy)));
+        }
+    }
     let load_seconds = load_start.elapsed().as_secs_f64();
 
     let mut ingredients = Vec::with_capacity(stack.len());
@@ -356,20 +364,15 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     Ok(Loaded { graph, stack, gt, load_seconds, ingredients, uniform: IngredientAccuracy { val_acc: acc.val, test_acc: acc.test } })
 }
 
-/// Runs one strategy, timed and memory-sampled, and scores its result on the full graph.
-/// Set to skip [`check_fits`] (when the estimate is wrong for a setup, or swap is wanted).
-pub const NO_MEMORY_CHECK_ENV: &str = "GNN_SOUP_NO_MEMORY_CHECK";
-
 /// Refuses, before it starts, a learned strategy whose step would not fit in the memory left on
 /// its device: a clear message instead of the kernel's out-of-memory killer hours later (or
 /// libtorch's allocation error on a GPU), with what PLS would need instead.
-fn check_fits(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings) -> Result<()> {
-    if !settings.strategy.is_learned() || std::env::var_os(NO_MEMORY_CHECK_ENV).is_some() {
+fn check_fits(device: Device, graph: &Graph, spec: &ArchSpec, settings: &SoupSettings) -> Result<()> {
+    if !settings.strategy.is_learned() || std::env::var_os(memory::NO_MEMORY_CHECK_ENV).is_some() {
         return Ok(());
     }
-    let Some(available) = memory::available_bytes(job.device)? else { return Ok(()) };
-    let spec = &loaded.stack.spec;
-    let (nodes, edges) = (loaded.graph.num_nodes as u64, loaded.graph.num_edges() as u64);
+    let Some(available) = memory::available_bytes(device)? else { return Ok(()) };
+    let (nodes, edges) = (graph.num_nodes as u64, graph.num_edges() as u64);
     let pls_need = |parts: usize, sample: usize| {
         let share = |v: u64| v * sample as u64 / parts.max(1) as u64;
         memory::fit_step_bytes(spec, share(nodes), share(edges)).max(memory::inference_bytes(spec, nodes))
@@ -382,7 +385,7 @@ fn check_fits(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings) -> Result
         return Ok(());
     }
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    let place = if job.device.is_cuda() { format!("free on {}", device_name(job.device)) } else { "available in memory".to_string() };
+    let place = if device.is_cuda() { format!("free on {}", device_name(device)) } else { "available in memory".to_string() };
     let advice = match settings.strategy {
         Strategy::Pls => format!("sample fewer parts per step (--sample {}) or split into more (--parts {})", (settings.sample / 2).max(1), settings.parts * 2),
         _ => {
@@ -391,17 +394,19 @@ fn check_fits(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings) -> Result
         }
     };
     bail!(
-        "{} on {} ({nodes} nodes, {edges} edges) needs about {:.1} GiB for one step's activations; {:.1} GiB is {place}. {advice}. (Set {NO_MEMORY_CHECK_ENV}=1 to try anyway.)",
+        "{} on {} ({nodes} nodes, {edges} edges) needs about {:.1} GiB for one step's activations; {:.1} GiB is {place}. {advice}. (Set {}=1 to try anyway.)",
         settings.strategy,
-        loaded.graph.name,
+        graph.name,
         gib(need),
-        gib(available)
+        gib(available),
+        memory::NO_MEMORY_CHECK_ENV
     )
 }
 
+/// Runs one strategy, timed and memory-sampled, and scores its result on the full graph.
 fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel: &AtomicBool, emit: &dyn Fn(Event)) -> Result<(SoupReport, Option<ParamMap>)> {
-    check_fits(job, loaded, settings)?;
     let Loaded { graph, stack, gt, .. } = loaded;
+    check_fits(job.device, graph, &stack.spec, settings)?;
     let strategy = settings.strategy;
     emit(Event::Started {
         strategy,
