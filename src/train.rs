@@ -99,14 +99,9 @@ impl TrainConfig {
 /// left on `device` (a clear message rather than the kernel's out-of-memory killer):
 /// activations as an LS step keeps them, plus building the graph's sparse operator.
 fn check_fits(g: &Graph, spec: &ArchSpec, device: Device) -> Result<()> {
-    use crate::engine::memory;
-    if std::env::var_os(memory::NO_MEMORY_CHECK_ENV).is_some() {
-        return Ok(());
-    }
-    let Some(available) = memory::available_bytes(device)? else { return Ok(()) };
+    use crate::engine::memory::{self, gib};
     let need = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64) + memory::operator_build_bytes(g.num_edges() as u64);
-    if need > available {
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if let Some(available) = memory::shortfall(device, need)? {
         bail!(
             "full-batch training of {} on {} ({} nodes, {} edges) needs about {:.1} GiB; {:.1} GiB is available on {}. Use a device with more memory, fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
             spec.describe(),

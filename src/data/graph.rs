@@ -186,9 +186,25 @@ fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
 
 /// Turns any edge list into the stored form: both directions, sorted by (src, dst), without
 /// duplicates or self-loops. Endpoints must be non-negative and below 2^32.
-/// Whether every edge's reverse is an edge too (checked on a sorted copy of the packed pairs).
+/// Whether every edge's reverse is an edge too. Every loader gives its edges sorted by (source,
+/// target) ([`symmetrize`]): each reverse is then found by binary search, with no copy of the
+/// edges (2 GB on a products-sized graph); other edge lists are sorted into a copy first.
 pub fn edges_symmetric(src: &[i64], dst: &[i64]) -> bool {
     let pack = |a: i64, b: i64| (a as u64) << 32 | (b as u64 & 0xffff_ffff);
+    let sorted = src.iter().zip(dst).map(|(&s, &d)| pack(s, d)).is_sorted();
+    if sorted {
+        let has = |s: i64, d: i64| {
+            let first = src.partition_point(|&v| v < s);
+            let last = first + src[first..].partition_point(|&v| v == s);
+            dst[first..last].binary_search(&d).is_ok()
+        };
+        // Sorted with repeats: a repeated edge needs a repeated reverse, which binary search
+        // cannot count; loaders never repeat one.
+        let repeats = src.windows(2).zip(dst.windows(2)).any(|(s, d)| s[0] == s[1] && d[0] == d[1]);
+        if !repeats {
+            return src.iter().zip(dst).all(|(&s, &d)| has(d, s));
+        }
+    }
     let mut forward: Vec<u64> = src.iter().zip(dst).map(|(&s, &d)| pack(s, d)).collect();
     let mut reverse: Vec<u64> = src.iter().zip(dst).map(|(&s, &d)| pack(d, s)).collect();
     forward.sort_unstable();
@@ -222,5 +238,9 @@ mod tests {
         assert!(!edges_symmetric(&[0, 1, 1], &[1, 0, 2]), "1 -> 2 has no 2 -> 1");
         assert!(!edges_symmetric(&[0, 0], &[1, 1]), "a repeated edge is not its reverse");
         assert!(edges_symmetric(&[], &[]));
+        // Unsorted lists take the sorting path and agree.
+        assert!(edges_symmetric(&[2, 0, 1, 1], &[1, 1, 0, 2]));
+        assert!(!edges_symmetric(&[2, 0, 1], &[1, 1, 0]), "2 -> 1 has no 1 -> 2");
+        assert!(edges_symmetric(&[0, 0, 1, 1], &[1, 1, 0, 0]), "repeats matched by repeats");
     }
 }

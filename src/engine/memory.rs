@@ -80,8 +80,13 @@ pub fn rss_bytes() -> u64 {
 }
 
 fn status_kib(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    kib_field("/proc/self/status", key)
+}
+
+/// A `key: N kB` line of a /proc file.
+fn kib_field(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Peak device memory of this process on CUDA, sampled through NVML while a strategy runs.
@@ -191,6 +196,21 @@ pub const NO_MEMORY_CHECK_ENV: &str = "GNN_SOUP_NO_MEMORY_CHECK";
 /// what a smaller one would refuse.
 pub const MEMORY_LIMIT_ENV: &str = "GNN_SOUP_MEMORY_LIMIT";
 
+/// What is available on `device` when `need` bytes do not fit there; None when they fit, when
+/// the checks are off ([`NO_MEMORY_CHECK_ENV`]) or when nothing can be read. The one decision
+/// behind every "would not fit" refusal.
+pub fn shortfall(device: Device, need: u64) -> anyhow::Result<Option<u64>> {
+    if std::env::var_os(NO_MEMORY_CHECK_ENV).is_some() {
+        return Ok(None);
+    }
+    Ok(available_bytes(device)?.filter(|&available| need > available))
+}
+
+/// Bytes in GiB, for messages.
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
 /// Memory the job can still take on `device`: on the host the kernel's `MemAvailable`, capped
 /// by the cgroup's limit (containers, Slurm jobs); on CUDA the device's free memory (NVML); in
 /// both cases capped by [`MEMORY_LIMIT_ENV`]. None when it cannot be read.
@@ -210,8 +230,7 @@ fn measured_available_bytes(device: Device) -> Option<u64> {
         let nvml = nvml_wrapper::Nvml::init().ok()?;
         return nvml.device_by_index(i as u32).ok()?.memory_info().ok().map(|m| m.free);
     }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let available = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())? * 1024;
+    let available = kib_field("/proc/meminfo", "MemAvailable:")? * 1024;
     let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok().and_then(|v| v.trim().parse::<u64>().ok());
     let cgroup_left = match (read("memory.max"), read("memory.current")) {
         (Some(max), Some(current)) => Some(max.saturating_sub(current)),

@@ -368,10 +368,9 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
 /// its device: a clear message instead of the kernel's out-of-memory killer hours later (or
 /// libtorch's allocation error on a GPU), with what PLS would need instead.
 fn check_fits(device: Device, graph: &Graph, spec: &ArchSpec, settings: &SoupSettings) -> Result<()> {
-    if !settings.strategy.is_learned() || std::env::var_os(memory::NO_MEMORY_CHECK_ENV).is_some() {
+    if !settings.strategy.is_learned() {
         return Ok(());
     }
-    let Some(available) = memory::available_bytes(device)? else { return Ok(()) };
     let (nodes, edges) = (graph.num_nodes as u64, graph.num_edges() as u64);
     let pls_need = |parts: usize, sample: usize| {
         let share = |v: u64| v * sample as u64 / parts.max(1) as u64;
@@ -381,10 +380,8 @@ fn check_fits(device: Device, graph: &Graph, spec: &ArchSpec, settings: &SoupSet
         Strategy::Pls => pls_need(settings.parts, settings.sample),
         _ => memory::fit_step_bytes(spec, nodes, edges),
     };
-    if need <= available {
-        return Ok(());
-    }
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let Some(available) = memory::shortfall(device, need)? else { return Ok(()) };
+    let gib = memory::gib;
     let place = if device.is_cuda() { format!("free on {}", device_name(device)) } else { "available in memory".to_string() };
     let advice = match settings.strategy {
         Strategy::Pls => format!("sample fewer parts per step (--sample {}) or split into more (--parts {})", (settings.sample / 2).max(1), settings.parts * 2),
