@@ -204,8 +204,8 @@ pub fn train_ingredients(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let start = Instant::now();
-    let gt = GraphTensors::new(g, device);
     check_fits(g, &spec, device)?;
+    let gt = GraphTensors::new(g, device);
     let init = checkpoint::to_device(&init, device);
     let meta = |kind, seed, epochs, acc: Option<Accuracies>| CheckpointMeta {
         format_version: checkpoint::FORMAT_VERSION,

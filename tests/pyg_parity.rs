@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use gnn_soup::model::graph_tensors::InAdjacency;
 use gnn_soup::model::{self, ArchSpec, GraphTensors, ParamMap};
 use tch::{Device, Kind, Tensor};
 
@@ -24,11 +25,9 @@ fn logits_match_pyg_for_every_architecture() {
     let endpoints = |k: &str| Vec::<i64>::try_from(&tensors[k]).unwrap();
     let symmetric = gnn_soup::data::graph::edges_symmetric(&endpoints("src"), &endpoints("dst"));
     let g = GraphTensors::from_parts(
-        n,
         x,
         Tensor::zeros([n], (Kind::Int64, Device::Cpu)),
-        tensors["src"].shallow_clone(),
-        tensors["dst"].shallow_clone(),
+        InAdjacency::from_edges(n as usize, &endpoints("src"), &endpoints("dst")),
         [split.shallow_clone(), split.shallow_clone(), split],
         symmetric,
     );

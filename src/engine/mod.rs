@@ -452,9 +452,8 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
         let _ = std::fs::remove_file(p);
     }
     let (val_acc, test_acc) = {
-        let _g = tch::no_grad_guard();
         let logits = match (&outcome.params, &outcome.logits) {
-            (Some(p), _) => model::forward(&stack.spec, p, gt, false),
+            (Some(p), _) => model::infer(&stack.spec, p, gt),
             (None, Some(l)) => l.shallow_clone(),
             (None, None) => bail!("{strategy} produced no result"),
         };

@@ -59,9 +59,12 @@ struct Input {
     sparse: bool,
 }
 
-/// `a + b`, in place when no backward pass records `a` (inference), saving a buffer.
+/// `a + b` in place, saving an activation-sized buffer (in training too: `a` is always a
+/// product's fresh output, which no backward pass reads; autograd's version counters would
+/// refuse the backward pass if one did). A leaf that requires a gradient cannot be changed in
+/// place and is added to.
 fn plus(mut a: Tensor, b: &Tensor) -> Tensor {
-    if a.requires_grad() || b.requires_grad() {
+    if a.requires_grad() && a.is_leaf() {
         a + b
     } else {
         let _ = a.g_add_(b);
@@ -69,9 +72,10 @@ fn plus(mut a: Tensor, b: &Tensor) -> Tensor {
     }
 }
 
-/// ReLU, in place under the same condition as [`plus`].
+/// ReLU in place, under the same condition as [`plus`] (its backward pass reads its output,
+/// not its input).
 fn relu(mut h: Tensor) -> Tensor {
-    if h.requires_grad() {
+    if h.requires_grad() && h.is_leaf() {
         h.relu()
     } else {
         let _ = h.relu_();
@@ -211,6 +215,126 @@ fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, train: bool) -> Tensor {
     Tensor::batch_norm(x, Some(w), Some(b), Some(mean), Some(var), train, 0.1, 1e-5, false)
 }
 
+/// Rows per block of full-graph inference: a block's temporary is then 16 MiB at 256 features,
+/// and each product stays large enough to keep every core busy.
+pub const INFERENCE_BLOCK_ROWS: i64 = 16_384;
+
+/// Inference-mode logits of the whole graph (no dropout, running batch-norm statistics, no
+/// autograd), computed as PyG's and DGL's large-graph inference does: layer by layer, each
+/// layer's output filled in blocks of rows, so that at most one layer's input and output (and
+/// one block's temporaries) are held, whatever the graph's size. GAT, whose attention runs over
+/// edges, takes the whole-graph [`forward`].
+pub fn infer(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Tensor {
+    infer_in_blocks(spec, params, g, None, INFERENCE_BLOCK_ROWS)
+}
+
+/// As [`infer`], given the first convolution's output `first_conv` (before batch norm and
+/// activation), which GIS forms by interpolation.
+pub fn infer_after_first_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, first_conv: Tensor) -> Tensor {
+    infer_in_blocks(spec, params, g, Some(first_conv), INFERENCE_BLOCK_ROWS)
+}
+
+/// [`infer`] with a chosen block size (tests use small blocks to cross many block edges).
+pub fn infer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, first_conv: Option<Tensor>, block_rows: i64) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    if spec.arch == Arch::Gat {
+        return match first_conv {
+            Some(h) => forward_after_conv(spec, params, g, h, 0, false),
+            None => forward(spec, params, g, false),
+        };
+    }
+    let mut h = match first_conv {
+        Some(h) => {
+            for (start, len) in blocks(g.num_nodes, block_rows) {
+                let _ = activate(spec, params, 0, h.narrow(0, start, len));
+            }
+            h
+        }
+        None => {
+            let (input, sparse) = g.input(spec.row_normalize);
+            layer_in_blocks(spec, params, g, 0, input, sparse, block_rows)
+        }
+    };
+    for layer in 1..spec.layers {
+        h = layer_in_blocks(spec, params, g, layer, &h, false, block_rows);
+    }
+    h
+}
+
+/// `(start, len)` of each block of `block_rows` rows covering `n` rows.
+fn blocks(n: i64, block_rows: i64) -> impl Iterator<Item = (i64, i64)> {
+    let step = block_rows.max(1);
+    (0..n).step_by(step as usize).map(move |start| (start, step.min(n - start)))
+}
+
+/// Batch norm and ReLU after convolution `layer` (none after the last), in place on `h`.
+fn activate(spec: &ArchSpec, params: &ParamMap, layer: usize, mut h: Tensor) -> Tensor {
+    if layer + 1 < spec.layers {
+        if spec.batch_norm {
+            let normed = batch_norm(params, layer, &h, false);
+            let _ = h.copy_(&normed);
+        }
+        let _ = h.relu_();
+    }
+    h
+}
+
+/// Layer `layer` of inference (convolution, then batch norm and ReLU unless it is the last)
+/// for the whole graph, its output filled a block of rows at a time. A block needs all of its
+/// rows' in-neighbours, so the layer's input stays whole. Where the layer narrows (its output
+/// is smaller than its input) or the input is sparse, the input's linear map is taken once for
+/// all rows first; otherwise each block aggregates its rows' neighbours first.
+fn layer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, block_rows: i64) -> Tensor {
+    let input = Input { x: x.shallow_clone(), sparse };
+    let n = g.num_nodes;
+    // Each block is written straight into its rows of the output (a contiguous view).
+    match spec.arch {
+        Arch::Gcn => {
+            let w = param(params, &format!("convs.{layer}.lin.weight"));
+            let b = param(params, &format!("convs.{layer}.bias"));
+            let out = Tensor::empty([n, w.size()[0]], (Kind::Float, g.device));
+            // Mapped whole only where that is smaller than the input (not merely as small:
+            // the mapped copy would be a third activation-sized buffer).
+            let mapped = (w.size()[0] < w.size()[1] || sparse).then(|| input.lin(w));
+            for (start, len) in blocks(n, block_rows) {
+                let rows = out.narrow(0, start, len);
+                let a = g.gcn_rows(spec.add_self_loops, start, len);
+                let _ = match &mapped {
+                    Some(xw) => a.mm_out(&rows, xw),
+                    None => a.mm(x).linear_out::<&Tensor>(&rows, w, None),
+                };
+                let _ = activate(spec, params, layer, plus(rows, b));
+            }
+            out
+        }
+        Arch::Sage => {
+            let wl = param(params, &format!("convs.{layer}.lin_l.weight"));
+            let bl = param(params, &format!("convs.{layer}.lin_l.bias"));
+            let wr = param(params, &format!("convs.{layer}.lin_r.weight"));
+            let out = Tensor::empty([n, wl.size()[0]], (Kind::Float, g.device));
+            let mapped = (wl.size()[0] < wl.size()[1] || sparse).then(|| input.lin(wl));
+            // Rows of a sparse input cannot be taken cheaply: its root term is mapped whole.
+            let root = sparse.then(|| input.lin(wr));
+            for (start, len) in blocks(n, block_rows) {
+                let rows = out.narrow(0, start, len);
+                let m = g.mean_rows(start, len);
+                let _ = match &mapped {
+                    Some(xw) => m.mm_out(&rows, xw),
+                    None => m.mm(x).linear_out::<&Tensor>(&rows, wl, None),
+                };
+                let mut rows = plus(rows, bl);
+                let _ = match &root {
+                    Some(r) => rows.g_add_(&r.narrow(0, start, len)),
+                    None => rows.addmm_(&x.narrow(0, start, len), &wr.tr()),
+                };
+                let _ = activate(spec, params, layer, rows);
+            }
+            out
+        }
+        Arch::Gat => unreachable!("GAT infers over the whole graph"),
+    }
+}
+
 /// Fraction of `idx` nodes whose arg-max logit is the label.
 pub fn accuracy(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
     let pred = logits.index_select(0, idx).argmax(1, false);
@@ -233,8 +357,7 @@ pub struct Accuracies {
 
 /// Evaluates in inference mode (no dropout, running batch-norm statistics, no autograd).
 pub fn evaluate(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Accuracies {
-    let _guard = tch::no_grad_guard();
-    let logits = forward(spec, params, g, false);
+    let logits = infer(spec, params, g);
     Accuracies { train: accuracy(&logits, &g.labels, &g.train_idx), val: accuracy(&logits, &g.labels, &g.val_idx), test: accuracy(&logits, &g.labels, &g.test_idx) }
 }
 
@@ -262,5 +385,51 @@ mod placement_tests {
         assert!(spec.describe().contains("not on the input of layer 0"), "{}", spec.describe());
         spec.input_dropout_off = vec![2];
         assert!(spec.validate().is_err());
+    }
+}
+
+#[cfg(test)]
+mod inference_tests {
+    use super::*;
+    use crate::data::{self, DataOptions};
+    use crate::model::GraphTensors;
+
+    /// Inference in row blocks gives the whole-graph forward's logits, for GCN and SAGE, with and
+    /// without batch norm, self-loops and sparse (row-normalised) input, with blocks that do not
+    /// divide the node count; and from a given first convolution's output as well.
+    #[test]
+    fn inference_in_row_blocks_is_the_whole_graph_forward() {
+        let g = data::load("csbm:nodes=300,train=30,val=30,test=30", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let gt = GraphTensors::new(&g, tch::Device::Cpu);
+        // Bag-of-words features, stored sparse.
+        let bow = GraphTensors::from_parts(gt.x.gt(5.0).to_kind(Kind::Float), gt.labels.shallow_clone(), crate::model::graph_tensors::InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst), [gt.train_idx.shallow_clone(), gt.val_idx.shallow_clone(), gt.test_idx.shallow_clone()], true);
+        assert!(bow.x_sparse.is_some() && gt.x_sparse.is_none());
+        let mut checked = 0;
+        for arch in [Arch::Gcn, Arch::Sage] {
+            for (batch_norm, add_self_loops, row_normalize, graph) in [(false, true, false, &gt), (true, false, false, &gt), (false, true, true, &bow), (true, true, false, &bow)] {
+                let spec = ArchSpec { arch, in_dim: graph.x.size()[1], hidden: 24, out_dim: g.num_classes as i64, layers: 3, heads: 1, dropout: 0.5, batch_norm, row_normalize, input_dropout_off: vec![], add_self_loops };
+                let params = spec.init(3, tch::Device::Cpu);
+                if batch_norm {
+                    // running statistics away from 0 and 1, so that batch norm does something
+                    for (name, t) in &params {
+                        let value = if name.ends_with("running_mean") { Tensor::randn_like(t) * 0.1 } else if name.ends_with("running_var") { Tensor::rand_like(t) + 0.5 } else { continue };
+                        let _ = tch::no_grad(|| t.shallow_clone().copy_(&value));
+                    }
+                }
+                let want = tch::no_grad(|| forward(&spec, &params, graph, false));
+                for block_rows in [7, 64, 1000] {
+                    let got = infer_in_blocks(&spec, &params, graph, None, block_rows);
+                    let diff = (&got - &want).abs().max().double_value(&[]);
+                    assert!(diff < 1e-4, "{arch:?} bn {batch_norm} loops {add_self_loops} sparse {row_normalize}, blocks of {block_rows}: {diff}");
+                }
+                let (input, sparse) = graph.input(spec.row_normalize);
+                let first = tch::no_grad(|| conv(&spec, &params, graph, 0, input, sparse, None));
+                let diff = (infer_in_blocks(&spec, &params, graph, Some(first), 50) - &want).abs().max().double_value(&[]);
+                assert!(diff < 1e-4, "{arch:?} from the first convolution: {diff}");
+                assert!(want.abs().max().double_value(&[]) > 1e-3, "{arch:?} bn {batch_norm} loops {add_self_loops} sparse {row_normalize}: logits are all ~0: {}", want.abs().max().double_value(&[]));
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 8);
     }
 }

@@ -7,23 +7,35 @@ use torch_sys::C_tensor;
 
 extern "C" {
     fn gnn_soup_spmm(a: *const C_tensor, a_t: *const C_tensor, x: *const C_tensor) -> *mut C_tensor;
+    fn gnn_soup_masked_dropout(x: *const C_tensor, mask: *const C_tensor, scale: f64) -> *mut C_tensor;
     fn gnn_soup_last_error() -> *const c_char;
+}
+
+/// The tensor a C++ operator returned, or a panic with its message: only shape, type or device
+/// mismatches fail, which the callers rule out (a bug).
+///
+/// # Safety
+/// `out` is null or a new tensor whose ownership passes to the returned `Tensor`.
+unsafe fn take(out: *mut C_tensor, what: &str) -> Tensor {
+    if out.is_null() {
+        panic!("{what} failed: {}", CStr::from_ptr(gnn_soup_last_error()).to_string_lossy());
+    }
+    Tensor::from_ptr(out)
+}
+
+/// `x * mask * scale` for a float CPU `x` and a `Uint8` mask of 0s and 1s of its shape,
+/// differentiable in `x`: autograd keeps the byte mask, a quarter of a float one.
+pub fn masked_dropout(x: &Tensor, mask: &Tensor, scale: f64) -> Tensor {
+    // SAFETY: both pointers are live tensors borrowed for the call.
+    unsafe { take(gnn_soup_masked_dropout(x.as_ptr(), mask.as_ptr(), scale), "masked dropout") }
 }
 
 /// `a.mm(x)` for a sparse CSR `a`, differentiable in `x` with the gradient `a_t.mm(grad)`:
 /// `a_t` must be `a`'s transpose as CSR (`a` itself when symmetric). libtorch would otherwise
 /// convert `a`'s transpose to CSR on every backward pass.
 pub fn spmm(a: &Tensor, a_t: &Tensor, x: &Tensor) -> Tensor {
-    // SAFETY: the three pointers are live tensors borrowed for the call; a non-null result is a
-    // new tensor whose ownership passes to the returned `Tensor`.
-    unsafe {
-        let out = gnn_soup_spmm(a.as_ptr(), a_t.as_ptr(), x.as_ptr());
-        if out.is_null() {
-            // Only shape or device mismatches get here, which the callers rule out: a bug.
-            panic!("sparse product failed: {}", CStr::from_ptr(gnn_soup_last_error()).to_string_lossy());
-        }
-        Tensor::from_ptr(out)
-    }
+    // SAFETY: the three pointers are live tensors borrowed for the call.
+    unsafe { take(gnn_soup_spmm(a.as_ptr(), a_t.as_ptr(), x.as_ptr()), "sparse product") }
 }
 
 #[cfg(test)]

@@ -12,8 +12,7 @@ fn val_acc(ctx: &SoupContext, logits: &Tensor) -> f64 {
 }
 
 fn eval_logits(ctx: &SoupContext, params: &ParamMap) -> Tensor {
-    let _g = tch::no_grad_guard();
-    model::forward(&ctx.stack.spec, params, ctx.gt, false)
+    model::infer(&ctx.stack.spec, params, ctx.gt)
 }
 
 /// How greedy and GIS order the ingredients, as the report states it.
@@ -124,8 +123,8 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
                 let w: Vec<f64> = soup_w.iter().zip(&cand_w).map(|(s, m)| a * s + (1.0 - a) * m).collect();
                 let params = ctx.stack.mix_global(&w);
                 let logits = match &first {
-                    Some((hs, hm)) => model::forward_after_conv(spec, &params, ctx.gt, hs * a + hm * (1.0 - a), 0, false),
-                    None => model::forward(spec, &params, ctx.gt, false),
+                    Some((hs, hm)) => model::infer_after_first_conv(spec, &params, ctx.gt, hs * a + hm * (1.0 - a)),
+                    None => model::infer(spec, &params, ctx.gt),
                 };
                 val_acc(ctx, &logits)
             };

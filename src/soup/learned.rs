@@ -270,7 +270,7 @@ impl<'a> Fit<'a> {
         let mut select_acc = None;
         let due = self.select_idx.is_some() || (!self.free_val && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
         if due {
-            let logits = tch::no_grad(|| model::forward(&ctx.stack.spec, &ctx.stack.mix(&alpha, &self.group_of), ctx.gt, false));
+            let logits = tch::no_grad(|| model::infer(&ctx.stack.spec, &ctx.stack.mix(&alpha, &self.group_of), ctx.gt));
             self.val_acc = model::accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
             if let Some(sel) = &self.select_idx {
                 let acc = model::accuracy(&logits, &ctx.gt.labels, sel);
@@ -297,7 +297,7 @@ impl<'a> Fit<'a> {
         };
         let params = tch::no_grad(|| ctx.stack.mix(&final_alpha, &self.group_of));
         if let (Some(_), Some((sel_acc, best_epoch, _))) = (&self.select_idx, &self.best) {
-            let logits = tch::no_grad(|| model::forward(&ctx.stack.spec, &params, ctx.gt, false));
+            let logits = model::infer(&ctx.stack.spec, &params, ctx.gt);
             out.holdout = Some(HoldoutResult {
                 fit_nodes: self.fit_nodes.len(),
                 select_nodes: self.select_nodes.len(),
@@ -353,7 +353,7 @@ fn pls_step_loss(
     let chosen = parts.partition.sample(s.sample, rng);
     let sub = parts.partition.subgraph(&chosen);
     let local_fit: Vec<i64> = sub.nodes.iter().enumerate().filter(|(_, &v)| parts.in_fit[v as usize]).map(|(i, _)| i as i64).collect();
-    ctx.report(Progress::PartitionSample { epoch, parts: chosen, nodes: sub.nodes.len(), edges: sub.src.len(), val_nodes: local_fit.len() });
+    ctx.report(Progress::PartitionSample { epoch, parts: chosen, nodes: sub.nodes.len(), edges: sub.num_edges(), val_nodes: local_fit.len() });
     if local_fit.is_empty() {
         ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"));
         return None;
@@ -361,11 +361,9 @@ fn pls_step_loss(
     let nodes = long(&sub.nodes, device);
     let fit = long(&local_fit, device);
     let sg = GraphTensors::from_parts(
-        sub.nodes.len() as i64,
         ctx.gt.x.index_select(0, &nodes),
         ctx.gt.labels.index_select(0, &nodes),
-        long(&sub.src, device),
-        long(&sub.dst, device),
+        sub.edges,
         [fit.shallow_clone(), fit.shallow_clone(), fit.shallow_clone()],
         ctx.gt.symmetric,
     );

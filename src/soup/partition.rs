@@ -8,6 +8,7 @@ use rand::seq::index::sample;
 use rand::Rng;
 
 use crate::data::Graph;
+use crate::model::graph_tensors::InAdjacency;
 
 pub struct Partition {
     pub k: usize,
@@ -15,8 +16,11 @@ pub struct Partition {
     pub part: Vec<u32>,
     /// Nodes of each part, ascending.
     pub members: Vec<Vec<i64>>,
-    /// Edges grouped by the part of their source: `(src, dst)` global ids.
-    edges_by_part: Vec<Vec<(i64, i64)>>,
+    /// The whole graph's in-adjacency: the sources of the edges into `v` are
+    /// `sources[offsets[v]..offsets[v + 1]]`, ascending (4 bytes an edge: 0.5 GB on a
+    /// products-sized graph where a list of pairs took 2 GB).
+    offsets: Vec<i64>,
+    sources: Vec<u32>,
 }
 
 /// One epoch's subgraph: the union of the chosen parts with the edges between them.
@@ -24,9 +28,14 @@ pub struct Subgraph {
     pub parts: Vec<usize>,
     /// Global ids of the subgraph's nodes, ascending (local id = position).
     pub nodes: Vec<i64>,
-    /// Local endpoints.
-    pub src: Vec<i64>,
-    pub dst: Vec<i64>,
+    /// Its edges in local ids, as an in-adjacency with ascending rows.
+    pub edges: InAdjacency,
+}
+
+impl Subgraph {
+    pub fn num_edges(&self) -> usize {
+        self.edges.col.len()
+    }
 }
 
 impl Partition {
@@ -38,11 +47,12 @@ impl Partition {
         for (v, &p) in part.iter().enumerate() {
             members.get_mut(p as usize).ok_or_else(|| anyhow!("part {p} outside 0..{k}"))?.push(v as i64);
         }
-        let mut edges_by_part = vec![Vec::new(); k];
-        for (&s, &d) in g.src.iter().zip(&g.dst) {
-            edges_by_part[part[s as usize] as usize].push((s, d));
+        if g.num_nodes > u32::MAX as usize {
+            bail!("{} nodes: PLS partitions number nodes in 32 bits", g.num_nodes);
         }
-        Ok(Partition { k, part, members, edges_by_part })
+        let InAdjacency { crow: offsets, col } = InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst);
+        let sources = col.into_iter().map(|s| s as u32).collect();
+        Ok(Partition { k, part, members, offsets, sources })
     }
 
     /// Builds the subgraph of `chosen` parts: their nodes, the edges inside each part and the cut
@@ -60,16 +70,21 @@ impl Partition {
         for (i, &v) in nodes.iter().enumerate() {
             local[v as usize] = i as u32;
         }
-        let (mut src, mut dst) = (Vec::new(), Vec::new());
-        for &p in chosen {
-            for &(s, d) in &self.edges_by_part[p] {
-                if in_sub[self.part[d as usize] as usize] {
-                    src.push(local[s as usize] as i64);
-                    dst.push(local[d as usize] as i64);
+        // Rows in ascending node order, sources ascending within a row: the subgraph's
+        // in-adjacency directly, with no sort.
+        let mut crow = Vec::with_capacity(nodes.len() + 1);
+        let mut col = Vec::new();
+        crow.push(0);
+        for &v in &nodes {
+            let v = v as usize;
+            for &s in &self.sources[self.offsets[v] as usize..self.offsets[v + 1] as usize] {
+                if in_sub[self.part[s as usize] as usize] {
+                    col.push(local[s as usize] as i64);
                 }
             }
+            crow.push(col.len() as i64);
         }
-        Subgraph { parts: chosen.to_vec(), nodes, src, dst }
+        Subgraph { parts: chosen.to_vec(), nodes, edges: InAdjacency { crow, col } }
     }
 
     /// R of the K parts, uniformly without replacement, in ascending order.
@@ -140,6 +155,18 @@ mod tests {
     use super::*;
     use crate::data::{Graph, GraphParts};
 
+    /// A subgraph's edges as (source, target) pairs of global ids, sorted.
+    fn global_edges(s: &Subgraph) -> Vec<(i64, i64)> {
+        let mut edges = Vec::new();
+        for (target, w) in s.edges.crow.windows(2).enumerate() {
+            for &source in &s.edges.col[w[0] as usize..w[1] as usize] {
+                edges.push((s.nodes[source as usize], s.nodes[target]));
+            }
+        }
+        edges.sort_unstable();
+        edges
+    }
+
     /// A path 0-1-2-3-4-5 (both directions), split into parts {0,1}, {2,3}, {4,5}.
     fn path_graph() -> Graph {
         let (mut src, mut dst) = (Vec::new(), Vec::new());
@@ -169,16 +196,14 @@ mod tests {
         // Parts 0 and 2: nodes 0,1,4,5; edges 0-1 and 4-5 only (the cut 1-2 and 3-4 go to part 1).
         let s = p.subgraph(&[0, 2]);
         assert_eq!(s.nodes, vec![0, 1, 4, 5]);
-        let mut edges: Vec<(i64, i64)> = s.src.iter().zip(&s.dst).map(|(&a, &b)| (s.nodes[a as usize], s.nodes[b as usize])).collect();
-        edges.sort_unstable();
-        assert_eq!(edges, vec![(0, 1), (1, 0), (4, 5), (5, 4)]);
+        assert_eq!(global_edges(&s), vec![(0, 1), (1, 0), (4, 5), (5, 4)]);
         // Parts 0 and 1: the cut edge 1-2 between them is kept, both ways, in local ids.
         let s = p.subgraph(&[0, 1]);
         assert_eq!(s.nodes, vec![0, 1, 2, 3]);
-        assert_eq!(s.src.len(), 6);
-        assert!(s.src.iter().zip(&s.dst).any(|(&a, &b)| (a, b) == (1, 2)));
+        assert_eq!(s.num_edges(), 6);
+        assert!(global_edges(&s).contains(&(1, 2)));
         // Every part: the whole graph.
-        assert_eq!(p.subgraph(&[0, 1, 2]).src.len(), 10);
+        assert_eq!(p.subgraph(&[0, 1, 2]).num_edges(), 10);
     }
 
     #[test]
@@ -203,7 +228,9 @@ mod tests {
         for _ in 0..300 {
             let n = rng.gen_range(2..60usize);
             let k = rng.gen_range(1..=n.min(8));
-            let edges: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n)).map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64))).collect();
+            // sorted by source, as loaders give them (repeats and self-loops allowed)
+            let mut edges: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n)).map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64))).collect();
+            edges.sort_unstable();
             let (src, dst): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
             let g = Graph::new(GraphParts {
                 name: "random".into(),
@@ -225,10 +252,11 @@ mod tests {
             let inside = |v: i64| chosen.contains(&(part[v as usize] as usize));
             let want_nodes: Vec<i64> = (0..n as i64).filter(|&v| inside(v)).collect();
             assert_eq!(s.nodes, want_nodes);
-            let mut got: Vec<(i64, i64)> = s.src.iter().zip(&s.dst).map(|(&a, &b)| (s.nodes[a as usize], s.nodes[b as usize])).collect();
+            let got = global_edges(&s);
             let mut want: Vec<(i64, i64)> = edges.iter().copied().filter(|&(a, b)| inside(a) && inside(b)).collect();
-            got.sort_unstable();
             want.sort_unstable();
+            // rows are in order and each row's sources ascending
+            assert!(s.edges.crow.windows(2).all(|w| s.edges.col[w[0] as usize..w[1] as usize].is_sorted()));
             assert_eq!(got, want, "n {n}, k {k}, parts {chosen:?}");
         }
     }
