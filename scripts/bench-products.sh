@@ -32,7 +32,7 @@ if [ ! -f "$SMALL/manifest.json" ]; then
   $B train --dataset "csbm:nodes=200000,classes=47,features=100,degree=50,homophily=0.8,train=0.08,val=0.016,test=0.904" \
     "${TRAIN[@]}" --epochs 3 --out "$SMALL" --overwrite --json > "$OUT/products-train.json"
 fi
-if [ ! -f "$ING/manifest.json" ]; then
+if [ ! -f "$ING/ingredient-09.safetensors" ]; then
   # As weights from elsewhere: plain PyG state dicts, then imported for csbm-products.
   mkdir -p "$OUT/products-sage-pyg"
   for f in "$SMALL"/init.safetensors "$SMALL"/ingredient-*.safetensors; do
@@ -50,14 +50,14 @@ set -e
 peak products-eval $B eval "$ING/ingredient-00.safetensors" --json > "$OUT/products-eval.json"
 
 python3 - "$OUT" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 out = sys.argv[1]
 t = lambda n: [float(v) for v in open(f"{out}/{n}.time").read().split()]
 data_s, data_kib = t("products-data")
 pls = json.load(open(f"{out}/products-pls.json"))
 h = pls["history"]
 per = statistics.median([b["seconds"] - a["seconds"] for a, b in zip(h, h[1:])])
-pls_s, pls_kib = t("products-pls")
+pls_s, _ = t("products-pls")
 eval_s = json.load(open(f"{out}/products-eval.json"))["seconds"]
 info = json.load(open(f"{out}/products-data.json"))
 ls_err = open(f"{out}/products-ls.err").read().strip().splitlines()
@@ -74,9 +74,11 @@ lines = [
     f"| PLS (K 32, R 8) median s/epoch | {per:.1f} |",
     f"| PLS total for {len(h)} epochs (fit only) | {pls['seconds']:.0f} s |",
     f"| PLS whole command (loading, METIS, evaluations) | {pls_s:.0f} s |",
-    f"| PLS peak RSS (whole process) | {pls_kib / 2**20:.1f} GiB |",
+    f"| PLS peak RSS during the strategy | {pls['peak_rss_bytes'] / 2**30:.1f} GiB |",
+    *([f"| peak RSS before it (loading, the ingredients' full-graph evaluations) | {pls['load_peak_rss_bytes'] / 2**30:.1f} GiB |"] if pls.get("load_peak_rss_bytes") else []),
     f"| PLS memory added by souping | {(pls['peak_rss_bytes'] - pls['rss_start_bytes']) / 2**30:.1f} GiB |",
     f"| one full-graph inference pass (`eval`; building the sparse operator included) | {eval_s:.0f} s |",
+    *([f"| `import` of the 10 ingredients, each evaluated on the whole graph: time, peak RSS | {t('products-import')[0]:.0f} s, {t('products-import')[1] / 2**20:.1f} GiB |"] if os.path.exists(f"{out}/products-import.time") else []),
     f"| GIS projected: {passes} passes | at most {passes * eval_s / 3600:.1f} h |",
     "",
     f"LS: `{ls_line.strip()}`",

@@ -42,6 +42,7 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
         load_seconds: 0.1,
         peak_rss_bytes: 1 << 28,
         rss_start_bytes: 1 << 27,
+        load_peak_rss_bytes: 1 << 28,
         peak_device_bytes: None,
         peak_device_allocated_bytes: None,
         partial,

@@ -425,6 +425,7 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
     // PLS is there to keep the peak low, and its subgraphs change size every step: pages kept
     // for reuse would fragment. The others repeat the same buffers and keep them.
     let _low_peak = (strategy == Strategy::Pls).then(memory::ReturnFreedPages::start);
+    let load_peak_rss_bytes = memory::peak_rss_bytes();
     memory::reset_peak_rss();
     let rss_start_bytes = memory::rss_bytes();
     let device_peak = memory::DevicePeakSampler::start(job.device);
@@ -470,6 +471,7 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
         seconds: start.elapsed().as_secs_f64(),
         load_seconds: loaded.load_seconds,
         peak_rss_bytes: memory::peak_rss_bytes(),
+        load_peak_rss_bytes,
         rss_start_bytes,
         peak_device_bytes: device_peak.and_then(memory::DevicePeakSampler::finish),
         peak_device_allocated_bytes: memory::libtorch_device_peak(job.device),

@@ -28,8 +28,13 @@ pub struct SoupReport {
     /// Souping wall time, loading excluded.
     pub seconds: f64,
     pub load_seconds: f64,
-    /// High-water mark of this process's resident memory during the job.
+    /// High-water mark of this process's resident memory during the strategy (the kernel's
+    /// counter is restarted when it starts).
     pub peak_rss_bytes: u64,
+    /// High-water mark before the strategy started: loading the dataset and ingredients, their
+    /// full-graph evaluations, and earlier strategies of the same job.
+    #[serde(default)]
+    pub load_peak_rss_bytes: u64,
     /// Resident memory when the strategy started (dataset, ingredients, libtorch): the souping
     /// itself added `peak_rss_bytes - rss_start_bytes` at most.
     pub rss_start_bytes: u64,

@@ -272,7 +272,7 @@ fn activate(spec: &ArchSpec, params: &ParamMap, layer: usize, mut h: Tensor) -> 
     if layer + 1 < spec.layers {
         if spec.batch_norm {
             let normed = batch_norm(params, layer, &h, false);
-            let _ = h.copy_(&normed);
+            h.copy_(&normed);
         }
         let _ = h.relu_();
     }
@@ -413,7 +413,7 @@ mod inference_tests {
                     // running statistics away from 0 and 1, so that batch norm does something
                     for (name, t) in &params {
                         let value = if name.ends_with("running_mean") { Tensor::randn_like(t) * 0.1 } else if name.ends_with("running_var") { Tensor::rand_like(t) + 0.5 } else { continue };
-                        let _ = tch::no_grad(|| t.shallow_clone().copy_(&value));
+                        tch::no_grad(|| t.shallow_clone().copy_(&value));
                     }
                 }
                 let want = tch::no_grad(|| forward(&spec, &params, graph, false));

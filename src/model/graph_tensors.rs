@@ -420,7 +420,9 @@ mod tests {
             let gcn_as_is = dense(&|v, u| a[v][u] / (in_deg[v].max(1.0) * out_deg[u].max(1.0)).sqrt());
             let mean = dense(&|v, u| a[v][u] / in_deg[v].max(1.0));
             let y = Tensor::randn([n as i64, 3], (Kind::Float, Device::Cpu));
-            let cases: [(&Tensor, &dyn Fn(&Tensor) -> Tensor, &dyn Fn(i64, i64) -> Tensor); 3] = [
+            type Apply<'a> = &'a dyn Fn(&Tensor) -> Tensor;
+            type Rows<'a> = &'a dyn Fn(i64, i64) -> Tensor;
+            let cases: [(&Tensor, Apply, Rows); 3] = [
                 (&gcn_loops, &|t| g.gcn_propagate(true, t), &|s, l| g.gcn_rows(true, s, l)),
                 (&gcn_as_is, &|t| g.gcn_propagate(false, t), &|s, l| g.gcn_rows(false, s, l)),
                 (&mean, &|t| g.mean_aggregate(t), &|s, l| g.mean_rows(s, l)),

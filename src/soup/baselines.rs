@@ -123,7 +123,8 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
                 let w: Vec<f64> = soup_w.iter().zip(&cand_w).map(|(s, m)| a * s + (1.0 - a) * m).collect();
                 let params = ctx.stack.mix_global(&w);
                 let logits = match &first {
-                    Some((hs, hm)) => model::infer_after_first_conv(spec, &params, ctx.gt, hs * a + hm * (1.0 - a)),
+                    // one new buffer: hm + a (hs - hm)
+                    Some((hs, hm)) => model::infer_after_first_conv(spec, &params, ctx.gt, hm.lerp(hs, a)),
                     None => model::infer(spec, &params, ctx.gt),
                 };
                 val_acc(ctx, &logits)
