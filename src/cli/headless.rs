@@ -21,7 +21,7 @@ use crate::units::mib;
 pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
     let (handle, events) = engine::spawn_with_channel(job);
     crate::signals::watch(handle.cancel_flag());
-    let mut view = HeadlessView::default();
+    let mut view = HeadlessView { previous: Some(std::time::Instant::now()), ..HeadlessView::default() };
     for event in events.iter() {
         view.show(&event);
     }
@@ -33,7 +33,14 @@ pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
 struct HeadlessView {
     bar: Option<ProgressBar>,
     last_line: HashMap<String, usize>,
+    /// When the previous event arrived: evaluations that took a while are reported.
+    previous: Option<std::time::Instant>,
 }
+
+/// An evaluation of an ingredient (or the uniform soup) before souping is reported when it took
+/// longer than this: on a large graph each is a full-graph pass, and minutes pass before the
+/// first epoch.
+const REPORT_EVALUATIONS_OVER: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl HeadlessView {
     fn println(&self, line: String) {
@@ -44,6 +51,7 @@ impl HeadlessView {
     }
 
     fn show(&mut self, e: &Event) {
+        let took = self.previous.replace(std::time::Instant::now()).map(|t| t.elapsed());
         match e {
             Event::Started { strategy, dataset, nodes, edges, device, ingredients, steps, .. } => {
                 eprintln!("{strategy}: {} ingredients on {dataset} ({nodes} nodes, {edges} edges), {device}", ingredients.len());
@@ -78,7 +86,11 @@ impl HeadlessView {
                     self.println(format!("{level}: {message}"));
                 }
             }
-            Event::Evaluation { .. } => {}
+            Event::Evaluation { what, val_acc, test_acc } => {
+                if let Some(took) = took.filter(|t| *t > REPORT_EVALUATIONS_OVER) {
+                    self.println(format!("  evaluated {}: val {} test {} ({:.1}s)", String::from(*what), percent(*val_acc), percent(*test_acc), took.as_secs_f64()));
+                }
+            }
             Event::Finished { report } => {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
