@@ -12,7 +12,7 @@ use tch::Device;
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST};
 use crate::data::Graph;
 use crate::model::{self, Accuracies, Arch, ArchSpec, GraphTensors, ParamMap};
-use crate::optim::Adam;
+use crate::optim;
 
 /// Model shape and optimisation settings of a training run.
 #[derive(Debug, Clone, Serialize)]
@@ -236,7 +236,7 @@ pub fn train_ingredients(
         }
         let seed = cfg.seed + 1 + index as u64;
         on_event(TrainEvent::IngredientStarted { index, seed });
-        let params = train_one(&spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| on_event(TrainEvent::Epoch { index, epoch, loss, val_acc }));
+        let params = train_one(&spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| on_event(TrainEvent::Epoch { index, epoch, loss, val_acc }))?;
         if crate::signals::interrupted() {
             return Err(crate::signals::Interrupted(format!(
                 "{} of {} ingredients trained into {}; run the same command again to train the rest",
@@ -299,23 +299,23 @@ pub fn train_one(
     cfg: &TrainConfig,
     seed: u64,
     on_epoch: &mut dyn FnMut(usize, f64, f64),
-) -> ParamMap {
+) -> Result<ParamMap> {
     model::rng::seed_thread(seed);
     let infos = spec.params();
     let mut params: ParamMap = init.iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
     let trainable: Vec<String> = infos.iter().filter(|p| !p.role.is_buffer()).map(|p| p.name.clone()).collect();
-    let mut leaves: Vec<tch::Tensor> = trainable.iter().map(|k| params[k].set_requires_grad(true)).collect();
+    let leaves: Vec<tch::Tensor> = trainable.iter().map(|k| params[k].set_requires_grad(true)).collect();
     for (k, t) in trainable.iter().zip(&leaves) {
         params.insert(k.clone(), t.shallow_clone());
     }
-    let mut adam = Adam::new(&leaves.iter().collect::<Vec<_>>(), cfg.lr, cfg.weight_decay);
+    let adam = optim::adam(&leaves, cfg.lr, cfg.weight_decay)?;
     let every = eval_every(g.num_nodes, cfg.epochs);
     let mut val_acc = f64::NAN;
     for epoch in 0..cfg.epochs {
         let logits = model::forward(spec, &params, g, true);
         let loss = model::loss(&logits, &g.labels, &g.train_idx);
         loss.backward();
-        adam.step(&mut leaves);
+        optim::step(&adam)?;
         if (epoch + 1) % every == 0 || epoch + 1 == cfg.epochs {
             val_acc = model::evaluate(spec, &params, g).val;
         }
@@ -325,5 +325,5 @@ pub fn train_one(
             break;
         }
     }
-    params.into_iter().map(|(k, v)| (k, v.detach())).collect()
+    Ok(params.into_iter().map(|(k, v)| (k, v.detach())).collect())
 }

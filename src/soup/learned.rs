@@ -22,7 +22,7 @@ use super::progress::{EpochRecord, HoldoutResult, LogLevel, Progress};
 use super::state::FitState;
 use super::settings::{InitKind, Strategy};
 use crate::model::{self, rng, GraphTensors};
-use crate::optim::{cosine_warm_restarts, sgd_step};
+use crate::optim::{self, cosine_warm_restarts};
 
 /// How often the state is saved while a fit runs (and always when it is stopped).
 const SAVE_EVERY: Duration = Duration::from_secs(5);
@@ -80,8 +80,9 @@ struct Parts {
     in_fit: Vec<bool>,
 }
 
-/// The state of one LS/PLS fit, set up once and advanced one epoch at a time.
-struct Fit<'a> {
+/// The state of one LS/PLS fit, set up once and advanced one epoch at a time ([`learned`] drives
+/// it; public so the benchmarks time one step of the real thing).
+pub struct Fit<'a> {
     ctx: &'a SoupContext<'a>,
     group_of: Vec<usize>,
     fit_nodes: Vec<i64>,
@@ -95,6 +96,8 @@ struct Fit<'a> {
     pre: Option<Tensor>,
     logits_a: Tensor,
     beta: Tensor,
+    /// SGD over `logits_a` and `beta` (the same tensors, updated in place).
+    opt: tch::COptimizer,
     /// Full-graph LS without dropout scores validation accuracy from its own forward pass (the
     /// weights the epoch's loss was computed at), so it needs no second pass.
     free_val: bool,
@@ -171,8 +174,11 @@ impl<'a> Fit<'a> {
         }
         let device = self.logits_a.device();
         let tensor = |v: &[f32]| Tensor::from_slice(v).view([s.groups as i64, s.ingredients as i64]).to_device(device);
-        self.logits_a = tensor(&s.logits).set_requires_grad(true);
-        self.beta = Tensor::from(s.beta).to_device(device).set_requires_grad(true);
+        // In place: the optimiser holds these tensors.
+        tch::no_grad(|| {
+            self.logits_a.copy_(&tensor(&s.logits));
+            self.beta.copy_(&Tensor::from(s.beta).to_device(device));
+        });
         rng::restore_stream(s.stream);
         self.val_acc = s.val_acc;
         self.best = s.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, tensor(alpha)));
@@ -188,7 +194,8 @@ impl<'a> Fit<'a> {
         Ok(s.next_epoch.min(self.ctx.settings.epochs))
     }
 
-    fn prepare(ctx: &'a SoupContext<'a>) -> Result<Fit<'a>> {
+    /// Everything before the first epoch: node sets, PLS's partition, the logits, the optimiser.
+    pub fn prepare(ctx: &'a SoupContext<'a>) -> Result<Fit<'a>> {
         let s = ctx.settings;
         let stack = ctx.stack;
         let device = stack.device;
@@ -206,14 +213,18 @@ impl<'a> Fit<'a> {
         let train_mode = s.dropout && stack.spec.dropout > 0.0;
         // Exact when nothing random touches the first layer's input: dropout off, or not applied there.
         let pre = if pls.is_none() && (!train_mode || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
+        let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
+        let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
+        let opt = optim::sgd(&[logits_a.shallow_clone(), beta.shallow_clone()], s.lr)?;
         Ok(Fit {
             ctx,
             fit_idx: long(&fit_nodes, device),
             select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
             free_val: pls.is_none() && !train_mode,
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
-            logits_a: init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true),
-            beta: Tensor::ones([], (Kind::Float, device)).set_requires_grad(true),
+            logits_a,
+            beta,
+            opt,
             group_of,
             fit_nodes,
             select_nodes,
@@ -234,7 +245,7 @@ impl<'a> Fit<'a> {
 
     /// One optimisation step: the loss at the current weights, its gradient, an SGD update.
     /// None when a PLS sample holds no fitting node (the step is skipped).
-    fn step(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
+    pub fn step(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
         let ctx = self.ctx;
         let lr = cosine_warm_restarts(ctx.settings.lr, 0.0, ctx.settings.t0, epoch);
         let loss = match &self.pls {
@@ -252,8 +263,9 @@ impl<'a> Fit<'a> {
                 None => return Ok(None),
             },
         };
+        self.opt.set_learning_rate(lr)?;
         loss.backward();
-        sgd_step(&mut [self.logits_a.shallow_clone(), self.beta.shallow_clone()], lr);
+        optim::step(&self.opt)?;
         let loss = loss.double_value(&[]);
         if !loss.is_finite() {
             bail!("the loss became {loss} at epoch {epoch}: lower --lr");
