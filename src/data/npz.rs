@@ -80,7 +80,10 @@ pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split
         (&mut f).take(cap).read_to_end(&mut bytes).with_context(|| format!("{}: cannot read {member}", path.display()))?;
         parse_npy(&bytes).map(Some).with_context(|| format!("{}: {member}", path.display()))
     };
-    let required = |a: Option<Npy>, key: &str| a.ok_or_else(|| anyhow!("{}: no '{key}' array (not a gnn-benchmark npz?)", path.display()));
+    if let Some(edge_index) = array("edge_index")? {
+        return edge_index_layout(edge_index, &mut array, path, name, split_seed);
+    }
+    let required = |a: Option<Npy>, key: &str| a.ok_or_else(|| anyhow!("{}: no '{key}' array (neither a gnn-benchmark npz, with adj_*, nor one with edge_index, x, y)", path.display()));
     let csr = |prefix: &str, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>| -> Result<Csr> {
         let get = |k: &str, a: &mut dyn FnMut(&str) -> Result<Option<Npy>>| -> Result<Npy> {
             a(&format!("{prefix}_{k}"))?.ok_or_else(|| anyhow!("{}: no '{prefix}_{k}' array", path.display()))
@@ -146,6 +149,60 @@ pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split
     let (train, val, test) = per_class_split(&labels, 20, 30, split_seed);
     Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test })
         .with_context(|| format!("invalid npz data in {}", path.display()))
+}
+
+/// The layout `gnn-soup data export` writes, and what `np.savez(path, edge_index=..., x=..., y=...)`
+/// makes from a PyTorch Geometric `Data` (how Flickr or Reddit come in): `edge_index` `[2, E]`
+/// (source, target; kept as given, so an undirected graph lists both directions, as PyG's do),
+/// `x` `[N, F]`, `y` `[N]`, and the split as `train_idx`/`val_idx`/`test_idx`, or as boolean
+/// `train_mask`/`val_mask`/`test_mask`, or else a seeded 20/30 per-class split.
+fn edge_index_layout(ei: Npy, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>, path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
+    let p = path.display();
+    let mut get = |key: &str| -> Result<Npy> { array(key)?.ok_or_else(|| anyhow!("{p}: has edge_index but no '{key}' array (expected edge_index, x, y)")) };
+    let x = get("x")?;
+    let y = get("y")?;
+    if x.shape.len() != 2 {
+        bail!("{p}: x has shape {:?}, expected [nodes, features]", x.shape);
+    }
+    let (n, num_features) = (x.shape[0], x.shape[1]);
+    if ei.shape.len() != 2 || ei.shape[0] != 2 {
+        bail!("{p}: edge_index has shape {:?}, expected [2, edges]", ei.shape);
+    }
+    let node = |v: f64| -> Result<i64> {
+        if v.fract() != 0.0 || v < 0.0 || v >= n as f64 {
+            bail!("{p}: edge_index holds {v}, not a node of 0..{n}");
+        }
+        Ok(v as i64)
+    };
+    let e = ei.shape[1];
+    let src = ei.data[..e].iter().map(|&v| node(v)).collect::<Result<Vec<_>>>()?;
+    let dst = ei.data[e..].iter().map(|&v| node(v)).collect::<Result<Vec<_>>>()?;
+    // y may be [N] or PyG's [N, 1].
+    if y.data.len() != n || y.shape.iter().product::<usize>() != n {
+        bail!("{p}: y has shape {:?} for {n} nodes", y.shape);
+    }
+    if let Some(bad) = y.data.iter().find(|v| !v.is_finite() || v.fract() != 0.0) {
+        bail!("{p}: label {bad} in y is not a class number");
+    }
+    let labels: Vec<i64> = y.data.iter().map(|&v| v as i64).collect();
+    check_labels(&labels, n).with_context(|| format!("{p}: y"))?;
+    let mut split = |kind: &str| -> Result<Option<Vec<i64>>> {
+        if let Some(idx) = array(&format!("{kind}_idx"))? {
+            return idx.data.iter().map(|&v| node(v)).collect::<Result<Vec<_>>>().map(Some).with_context(|| format!("{p}: {kind}_idx"));
+        }
+        match array(&format!("{kind}_mask"))? {
+            Some(mask) if mask.data.len() == n => Ok(Some((0..n as i64).filter(|&i| mask.data[i as usize] != 0.0).collect())),
+            Some(mask) => bail!("{p}: {kind}_mask has {} entries for {n} nodes", mask.data.len()),
+            None => Ok(None),
+        }
+    };
+    let (train, val, test) = match (split("train")?, split("val")?, split("test")?) {
+        (Some(train), Some(val), Some(test)) => (train, val, test),
+        (None, None, None) => per_class_split(&labels, 20, 30, split_seed),
+        _ => bail!("{p}: has some of train/val/test (as _idx or _mask) but not all three"),
+    };
+    let features = x.data.iter().map(|&v| v as f32).collect();
+    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test }).with_context(|| format!("invalid npz data in {p}"))
 }
 
 /// The usual protocol for splitless datasets: per class, `train_per_class` random training nodes,
@@ -248,5 +305,40 @@ mod write_tests {
         assert_eq!(read("y").data.iter().map(|&v| v as i64).collect::<Vec<_>>(), g.labels);
         assert_eq!(read("val_idx").data.iter().map(|&v| v as i64).collect::<Vec<_>>(), g.val);
         assert!(dir.path().read_dir().unwrap().count() == 1, "no temporary file left");
+        // And `--dataset npz:FILE` reads it back as the same graph.
+        let back = load(&path, &g.name, 0).unwrap();
+        assert_eq!(back.fingerprint(), g.fingerprint());
+    }
+
+    /// An npz as `np.savez` makes it from a PyG `Data`: masks for the split, y as [N, 1].
+    fn savez(path: &Path, arrays: &[(&str, &str, Vec<usize>, Vec<u8>)]) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, descr, shape, bytes) in arrays {
+            zip.start_file(format!("{name}.npy"), zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(&npy_header(descr, shape)).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    #[test]
+    fn a_pyg_style_npz_with_masks_loads_and_mistakes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flickr.npz");
+        let i8s = |v: &[i64]| as_bytes(v).to_vec();
+        let edges = i8s(&[0, 1, 1, 2, 1, 0, 2, 1]);
+        let x = as_bytes(&[1f32, 0., 0., 1., 1., 1.]).to_vec();
+        let mask = |m: [u8; 3]| ("", "|b1", vec![3], m.to_vec());
+        let (train, val, test) = (mask([1, 0, 0]), mask([0, 1, 0]), mask([0, 0, 1]));
+        savez(&path, &[("edge_index", "<i8", vec![2, 4], edges.clone()), ("x", "<f4", vec![3, 2], x.clone()), ("y", "<i8", vec![3, 1], i8s(&[0, 1, 0])), ("train_mask", train.1, train.2, train.3), ("val_mask", val.1, val.2, val.3.clone()), ("test_mask", test.1, test.2, test.3)]);
+        let g = load(&path, "flickr", 0).unwrap();
+        assert_eq!((g.num_nodes, g.num_features, g.src.len()), (3, 2, 4));
+        assert_eq!((g.train.clone(), g.val.clone(), g.test.clone(), g.labels.clone()), (vec![0], vec![1], vec![2], vec![0, 1, 0]));
+        // Only part of the split: refused, not silently replaced.
+        savez(&path, &[("edge_index", "<i8", vec![2, 4], edges.clone()), ("x", "<f4", vec![3, 2], x.clone()), ("y", "<i8", vec![3], i8s(&[0, 1, 0])), ("val_mask", "|b1", vec![3], val.3)]);
+        assert!(format!("{:#}", load(&path, "f", 0).unwrap_err()).contains("not all three"));
+        // An edge to a node that does not exist.
+        savez(&path, &[("edge_index", "<i8", vec![2, 4], i8s(&[0, 1, 1, 7, 1, 0, 2, 1])), ("x", "<f4", vec![3, 2], x), ("y", "<i8", vec![3], i8s(&[0, 1, 0]))]);
+        assert!(format!("{:#}", load(&path, "f", 0).unwrap_err()).contains("edge_index holds 7, not a node of 0..3"));
     }
 }
