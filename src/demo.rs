@@ -1,27 +1,41 @@
-//! The main job's ingredients: 10 GCNs on the embedded synthetic graph (`csbm`), trained on first
-//! use and kept in the cache, so `make demo` and the workbench work on a fresh clone with no data.
+//! The main job: 10 GCNs on the embedded synthetic graph (`csbm`), trained on first use and kept
+//! with the results (`paths::results_dir`), so `make demo` and the workbench work on a fresh clone
+//! with no data; souped as `assets/recipes/demo.toml` says.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::checkpoint::MANIFEST;
 use crate::data::{self, DataOptions, Graph};
 use crate::model::Arch;
+use crate::recipe::Recipe;
 use crate::train::{train_ingredients, TrainConfig, TrainEvent, TrainReport};
 
 /// The embedded dataset the demo trains and soups on.
 pub const DATASET: &str = "csbm";
 pub const ARCH: Arch = Arch::Gcn;
+/// The demo's ingredients' dropout: high, so that they disagree (see the recipe's comment).
+pub const DROPOUT: f64 = 0.8;
 
-/// Where the demo's ingredients are kept.
+/// The demo's recipe, built into the binary (the file stays in `assets/` for users to copy).
+const RECIPE: &str = include_str!("../assets/recipes/demo.toml");
+
+/// Where the demo's ingredients are kept (named by what they are, so a changed recipe trains
+/// new ones instead of reusing old ones).
 pub fn ingredients_dir() -> PathBuf {
-    data::cache_dir().join("demo").join("csbm-gcn")
+    crate::paths::results_dir().join("demo").join("csbm-gcn-dropout0.8")
 }
 
-/// How the demo's ingredients are trained: the defaults for a GCN.
+/// How the demo's ingredients are trained: the defaults for a GCN, with dropout [`DROPOUT`].
 pub fn train_config() -> TrainConfig {
-    TrainConfig::defaults(ARCH)
+    TrainConfig { dropout: DROPOUT, ..TrainConfig::defaults(ARCH) }
+}
+
+/// How the demo soups: `assets/recipes/demo.toml`.
+pub fn recipe() -> Recipe {
+    // A test loads the file itself; a failure here would be a broken build, not bad input.
+    Recipe::from_toml(RECIPE, Path::new("assets/recipes/demo.toml")).expect("assets/recipes/demo.toml is a valid recipe")
 }
 
 /// Whether the ingredients are already there (their manifest is written last).

@@ -8,9 +8,11 @@
 //! - [`import`]: checkpoints trained elsewhere (PyG `.pt`, plain safetensors) as ingredients;
 //! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
 //! - [`engine`]: runs a souping job off the caller's thread and streams events;
+//! - [`recipe`]: a souping job described in a TOML file or a report, to rerun;
 //! - [`tui`]: the terminal dashboard over the engine's events;
 //! - [`demo`]: the main job's ingredients (the embedded synthetic graph);
-//! - [`cli`]: the `gnn-soup` command line.
+//! - [`cli`]: the `gnn-soup` command line;
+//! - [`paths`]: where results, cache and the log live (XDG).
 //!
 //! No module imports one that imports it back (`tests/architecture.rs` checks it).
 
@@ -46,7 +48,9 @@ pub mod import;
 pub mod inspect;
 pub mod model;
 pub mod optim;
+pub mod paths;
 pub mod progress;
+pub mod recipe;
 pub mod signals;
 pub mod soup;
 pub mod train;

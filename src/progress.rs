@@ -1,3 +1,5 @@
+//! Terminal conventions for headless work: progress bars, and whether colour is wanted.
+//!
 //! Progress bars for long headless work. They draw on stderr only when it is a terminal, so logs
 //! and pipes stay clean.
 
@@ -7,6 +9,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// Whether the user asked for no colour (`NO_COLOR` set and not empty: no-color.org).
+pub fn color_disabled() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 fn target() -> ProgressDrawTarget {

@@ -44,7 +44,7 @@ fn cora() -> &'static Fixture {
 /// A small synthetic graph: always available, trained in seconds.
 fn synthetic() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| train_fixture("csbm-gcn", "csbm:nodes=800,train=80,val=200,test=300", common::data_opts(std::path::Path::new(".")), 60))
+    F.get_or_init(|| train_fixture("csbm-gcn", "csbm:nodes=800,train=80,val=200,test=300,homophily=0.6,noise=3", common::data_opts(std::path::Path::new(".")), 60))
 }
 
 fn settings(f: &Fixture, strategy: Strategy) -> SoupSettings {
@@ -247,4 +247,46 @@ fn soup_cli_json_has_the_documented_fields() {
     assert!(ok, "{stderr}");
     let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(e["test_acc"].as_f64(), v["test_acc"].as_f64());
+}
+
+#[test]
+fn a_recipe_runs_and_its_report_reruns_to_the_same_soup() {
+    let f = synthetic();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("r.toml");
+    let text = format!(
+        "description = \"test\"\ningredients = {:?}\ndataset = {:?}\nstrategy = [\"gis\", \"ls\"]\nout = \"run\"\ndevice = \"cpu\"\n\
+         [settings]\nlr = 3\n[gis]\ngranularity = 3\n[ls]\nepochs = 6\nt0 = 2\n",
+        f.dir, f.dataset
+    );
+    std::fs::write(&recipe, text).unwrap();
+    let (ok, stdout, stderr) = common::run_bin(&["soup", "--recipe", recipe.to_str().unwrap(), "--json"]);
+    assert!(ok, "{stderr}");
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(reports.len(), 2);
+    let (gis, ls) = (&reports[0], &reports[1]);
+    assert_eq!((gis["strategy"].as_str(), gis["settings"]["granularity"].as_u64()), (Some("gis"), Some(3)));
+    assert_eq!((ls["settings"]["epochs"].as_u64(), ls["settings"]["lr"].as_f64(), ls["settings"]["t0"].as_u64()), (Some(6), Some(3.0), Some(2)));
+    assert!(ls["settings"]["source"].as_str().unwrap().starts_with("recipe "), "{}", ls["settings"]["source"]);
+    // The run directory is relative to the recipe.
+    let report = dir.path().join("run/report-ls.json");
+    assert!(report.is_file());
+    // The report reruns LS to the same soup; a flag overrides it.
+    let rerun = dir.path().join("rerun");
+    let (ok, stdout, stderr) = common::run_bin(&["soup", "--recipe", report.to_str().unwrap(), "--out", rerun.to_str().unwrap(), "--device", "cpu", "--json"]);
+    assert!(ok, "{stderr}");
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(again["strategy"], "ls");
+    assert_eq!(again["test_acc"], ls["test_acc"]);
+    assert_eq!(again["weights"], ls["weights"]);
+    let shorter = dir.path().join("shorter");
+    let (ok, stdout, stderr) = common::run_bin(&["soup", "--recipe", report.to_str().unwrap(), "--epochs", "2", "--out", shorter.to_str().unwrap(), "--device", "cpu", "--json"]);
+    assert!(ok, "{stderr}");
+    let short: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((short["settings"]["epochs"].as_u64(), short["history"].as_array().map(Vec::len)), (Some(2), Some(2)));
+    // A recipe without ingredients asks for them, naming the recipe.
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, "strategy = \"ls\"\n").unwrap();
+    let (ok, _, stderr) = common::run_bin(&["soup", "--recipe", bare.to_str().unwrap(), "--out", shorter.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("--ingredients is needed: the recipe") && stderr.contains("bare.toml"), "{stderr}");
 }

@@ -561,3 +561,26 @@ fn the_form_starts_on_the_device_asked_for() {
         other => panic!("expected Start, got {other:?}"),
     }
 }
+
+#[test]
+fn no_color_draws_every_screen_in_the_terminals_own_colours_with_the_gauge_reversed() {
+    use ratatui::style::{Color, Modifier};
+    let mut app = ls_app();
+    let snap = Snapshot { cpu_ram: "CPU".into(), gpu: "GPU".into() };
+    let draw = |app: &App| {
+        let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        t.draw(|f| view::draw(f, app, &snap)).unwrap();
+        t.backend().buffer().clone()
+    };
+    let coloured = draw(&app);
+    assert!(coloured.content().iter().any(|c| c.fg != Color::Reset), "the dashboard uses colour");
+    let filled: Vec<usize> = coloured.content().iter().enumerate().filter(|(_, c)| c.bg != Color::Reset).map(|(i, _)| i).collect();
+    assert!(!filled.is_empty(), "the progress gauge has a background");
+    app.ui.monochrome = true;
+    let plain = draw(&app);
+    for (i, (c, p)) in coloured.content().iter().zip(plain.content()).enumerate() {
+        assert_eq!((p.fg, p.bg), (Color::Reset, Color::Reset), "cell {i}");
+        assert_eq!(p.symbol(), c.symbol(), "cell {i}: the same glyphs");
+        assert_eq!(p.modifier.contains(Modifier::REVERSED), filled.contains(&i) || c.modifier.contains(Modifier::REVERSED), "cell {i}");
+    }
+}

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::data::DataOptions;
 use crate::model::Arch;
+use crate::recipe::Recipe;
 use crate::soup::{Setting, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
 
 #[derive(Parser, Debug)]
@@ -41,6 +42,22 @@ pub enum Command {
     Export(ExportArgs),
     /// The default job on the embedded synthetic dataset (what the README's main command runs).
     Demo(DemoArgs),
+    /// Print a shell completion script: `gnn-soup completions bash > ~/.local/share/bash-completion/completions/gnn-soup`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff): printed, or with --out one page per command written into a directory
+    /// (`gnn-soup man | man -l -`).
+    Man {
+        /// Directory for gnn-soup.1 and gnn-soup-<command>.1.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace pages already in --out.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -62,7 +79,7 @@ pub struct TuiArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Run directory of the first job (default: a new one under ~/.cache/gnn-soup/runs/); later
+    /// Run directory of the first job (default: a new one under $XDG_DATA_HOME/gnn-soup/runs/, i.e. ~/.local/share/gnn-soup/runs/); later
     /// jobs started from the setup screen get new directories beside it.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -124,6 +141,11 @@ impl SettingFlags {
                 Ok(settings)
             })
             .collect()
+    }
+
+    /// As [`resolve`](Self::resolve), with `recipe`'s settings between the defaults and the flags.
+    pub fn resolve_with(&self, recipe: &Recipe, strategies: &[Strategy], arch: Arch, dataset: &str) -> Result<Vec<SoupSettings>> {
+        strategies.iter().map(|&s| recipe.settings_for(s, arch, dataset, &self.overrides)).collect()
     }
 }
 
@@ -188,21 +210,25 @@ impl clap::Args for SettingFlags {
 
 #[derive(Args, Debug)]
 pub struct SoupArgs {
+    /// A recipe: a TOML file (ingredients, dataset, strategies, settings; see
+    /// assets/recipes/) or a report-<strategy>.json to rerun. Flags override what it says.
+    #[arg(long, conflicts_with = "resume")]
+    pub recipe: Option<PathBuf>,
     /// A directory of ingredient checkpoints (its manifest order), or one checkpoint.
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "recipe"])]
     pub ingredients: Option<PathBuf>,
-    /// uniform, greedy, gis, ls, pls, ensemble, or all.
-    #[arg(long, value_parser = parse_strategy, default_value = "ls")]
-    pub strategy: StrategyChoice,
+    /// uniform, greedy, gis, ls, pls, ensemble, or all [default: the recipe's, else ls].
+    #[arg(long, value_parser = parse_strategy)]
+    pub strategy: Option<StrategyChoice>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub settings: SettingFlags,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// cpu, cuda, cuda:N or auto [default: the recipe's, else auto].
+    #[arg(long)]
+    pub device: Option<String>,
     /// Run directory: soup-<strategy>.safetensors, report-<strategy>.json, events.jsonl.
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "recipe"])]
     pub out: Option<PathBuf>,
     /// Replace results already in --out.
     #[arg(long)]
@@ -270,9 +296,9 @@ pub struct DataArgs {
     /// Directory of named datasets (Planetoid `ind.*` files, OGB zips or directories).
     #[arg(long, env = "GNN_SOUP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Seed of the random 20/30-per-class split for datasets without one (npz).
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
+    /// Seed of the random 20/30-per-class split for datasets without one (npz) [default: 0].
+    #[arg(long)]
+    pub split_seed: Option<u64>,
     /// Never download; fail with the list of files to put in place instead.
     #[arg(long)]
     pub offline: bool,
@@ -285,7 +311,7 @@ impl DataArgs {
     }
 
     pub fn options(&self) -> DataOptions {
-        DataOptions { data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir), split_seed: self.split_seed, download: !self.offline }
+        DataOptions { data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir), split_seed: self.split_seed.unwrap_or(0), download: !self.offline }
     }
 }
 
@@ -449,7 +475,9 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Where the demo's ingredients are kept (reused when present).
+    /// The run directory (default: $XDG_DATA_HOME/gnn-soup/demo/last-run, i.e.
+    /// ~/.local/share/gnn-soup/demo/last-run, replaced by every demo run); the ingredients are
+    /// kept beside it in .../demo/csbm-gcn-dropout0.8 and reused. Implies headless.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// cpu, cuda, cuda:N or auto.

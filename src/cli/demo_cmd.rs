@@ -7,10 +7,10 @@ use anyhow::Result;
 
 use super::args::{DataArgs, DemoArgs, SettingFlags, StrategyChoice, TuiArgs};
 use super::headless::{comparison_table, completed, demo_ingredients, execute, split_outcome, write_comparison};
-use crate::data::{self, DataOptions};
+use crate::data::DataOptions;
 use crate::device::{device_name, parse_device};
 use crate::engine::JobSpec;
-use crate::soup::SoupSettings;
+use crate::soup::Strategy;
 
 pub fn run(args: &DemoArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
@@ -19,25 +19,25 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             ingredients: None,
             strategy: StrategyChoice::All,
             attach: None,
-            data: DataArgs { dataset: None, data_dir: None, split_seed: 0, offline: false },
+            data: DataArgs { dataset: None, data_dir: None, split_seed: None, offline: false },
             settings: SettingFlags::default(),
             device: args.device.clone(),
             out: None,
             run: true,
         });
     }
-    let base = args.out.clone().unwrap_or_else(|| data::cache_dir().join("demo"));
+    let run_dir = args.out.clone().unwrap_or_else(|| crate::paths::results_dir().join("demo").join("last-run"));
     let ingredients = demo_ingredients(device)?;
     let g = crate::demo::graph()?;
-    let run_dir = base.join("last-run");
     let job = JobSpec {
         ingredients: crate::checkpoint::list_ingredients(&ingredients)?,
         dataset: None,
         data: DataOptions::default(),
-        strategies: SoupSettings::all_defaults(crate::demo::ARCH, crate::demo::DATASET),
+        strategies: SettingFlags::default().resolve_with(&crate::demo::recipe(), &Strategy::ALL, crate::demo::ARCH, crate::demo::DATASET)?,
         device,
         out_dir: Some(run_dir.clone()),
-        overwrite: true,
+        // The default run directory is the demo's own, replaced each time; one the user names is not.
+        overwrite: args.out.is_none(),
         resume: false,
     };
     let (reports, error) = split_outcome(execute(job));

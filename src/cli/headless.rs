@@ -284,7 +284,7 @@ pub fn resolve_ingredients(path: &Path, data: &super::args::DataArgs) -> Result<
     };
     let g = crate::data::load(dataset, &data.options())?;
     let opts = crate::import::default_options(&g);
-    let (dir, reused) = crate::import::import_cached(&sources, init.as_deref(), &g, &opts, &crate::data::cache_dir().join("imports"))?;
+    let (dir, reused) = crate::import::import_cached(&sources, init.as_deref(), &g, &opts, &crate::paths::cache_dir().join("imports"))?;
     let what = format!("{} foreign checkpoint(s) from {}{}", sources.len(), path.display(), if init.is_some() { " with their init" } else { "" });
     if reused {
         eprintln!("using the earlier import of {what} in {}", dir.display());

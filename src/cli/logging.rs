@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// The log file used while the dashboard owns the terminal.
 pub fn log_file() -> PathBuf {
-    crate::data::cache_dir().join("gnn-soup.log")
+    crate::paths::state_dir().join("gnn-soup.log")
 }
 
 /// Logs filtered by `RUST_LOG` (default: warnings): to stderr, or to [`log_file`] when the
@@ -21,7 +21,9 @@ pub fn init_logging(to_file: bool) {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
         }
         None => {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+            // Escape codes only for a person at a terminal: not into files, pipes or `NO_COLOR`.
+            let ansi = crate::progress::stderr_is_terminal() && !crate::progress::color_disabled();
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod args;
 mod data_cmd;
 mod demo_cmd;
+mod docs_cmd;
 mod export_cmd;
 mod import_cmd;
 pub mod headless;
@@ -34,5 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tui(args) => tui_cmd::run(&args),
         Command::Import(args) => import_cmd::run(&args),
         Command::Export(args) => export_cmd::run(&args),
+        Command::Completions { shell } => docs_cmd::completions(shell),
+        Command::Man { out, overwrite } => docs_cmd::man(out.as_deref(), overwrite),
     }
 }

@@ -10,16 +10,19 @@ use crate::data;
 use crate::device::parse_device;
 use crate::engine::{self, JobSpec};
 use crate::model::{self, GraphTensors};
+use crate::recipe::{Ingredients, Recipe};
+use crate::soup::Strategy;
 
 pub fn run(args: &SoupArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let recipe = args.recipe.as_deref().map(Recipe::read).transpose()?;
+    let device = parse_device(args.device.as_deref().or(recipe.as_ref().and_then(|r| r.device.as_deref())).unwrap_or("auto"))?;
     let job = match &args.resume {
         Some(dir) => engine::job_for_resume(dir, device)?,
-        None => new_job(args, device)?,
+        None => new_job(args, recipe.as_ref(), device)?,
     };
     let out = job.out_dir.clone().unwrap_or_default();
     let comparing = job.strategies.len() > 1;
-    let all = comparing || matches!(args.strategy, StrategyChoice::All);
+    let all = comparing || matches!(args.strategy, Some(StrategyChoice::All));
     // Whatever finished is printed and written even when another strategy failed.
     let (reports, error) = split_outcome(execute(job));
     if args.json {
@@ -40,17 +43,48 @@ pub fn run(args: &SoupArgs) -> Result<()> {
     completed(&reports, &out)
 }
 
-/// The job the flags describe (without --resume).
-fn new_job(args: &SoupArgs, device: tch::Device) -> Result<JobSpec> {
-    let (Some(from), Some(out)) = (&args.ingredients, &args.out) else { bail!("--ingredients and --out are needed (or --resume RUN_DIR)") };
-    let ingredients = checkpoint::list_ingredients(&resolve_ingredients(from, &args.data)?)?;
-    let meta = checkpoint::read_meta(&ingredients[0])?;
-    let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
-    let strategies = args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?;
-    if strategies.len() > 1 {
-        check_comparison_free(out, args.overwrite)?;
+/// The job the flags describe (without --resume): the flags, then the recipe, then the defaults.
+fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Result<JobSpec> {
+    let missing = |flag: &str| match recipe {
+        Some(r) => anyhow::anyhow!("--{flag} is needed: the recipe {} names no {flag}", r.path.display()),
+        None => anyhow::anyhow!("--{flag} is needed (or --recipe FILE, or --resume RUN_DIR)"),
+    };
+    let mut data = args.data.clone();
+    if let Some(r) = recipe {
+        data.dataset = data.dataset.or_else(|| r.dataset.clone());
+        data.data_dir = data.data_dir.or_else(|| r.data_dir.clone());
+        data.split_seed = data.split_seed.or(r.split_seed);
     }
-    Ok(JobSpec { ingredients, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(out.clone()), overwrite: args.overwrite, resume: false })
+    let ingredients = match (&args.ingredients, recipe.and_then(|r| r.ingredients.as_ref())) {
+        (Some(path), _) | (None, Some(Ingredients::Path(path))) => checkpoint::list_ingredients(&resolve_ingredients(path, &data)?)?,
+        (None, Some(Ingredients::Files(files))) => {
+            let mut all = Vec::new();
+            for f in files {
+                all.extend(checkpoint::list_ingredients(&resolve_ingredients(f, &data)?)?);
+            }
+            all
+        }
+        (None, None) => return Err(missing("ingredients")),
+    };
+    if ingredients.is_empty() {
+        bail!("no ingredients to soup");
+    }
+    let out = args.out.clone().or_else(|| recipe.and_then(|r| r.out.clone())).ok_or_else(|| missing("out"))?;
+    let meta = checkpoint::read_meta(&ingredients[0])?;
+    let dataset = data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
+    let chosen = match (&args.strategy, recipe.and_then(|r| r.strategies.clone())) {
+        (Some(flag), _) => flag.strategies(),
+        (None, Some(listed)) => listed,
+        (None, None) => vec![Strategy::Ls],
+    };
+    let strategies = match recipe {
+        Some(r) => args.settings.resolve_with(r, &chosen, meta.arch.arch, &dataset)?,
+        None => args.settings.resolve(&chosen, meta.arch.arch, &dataset)?,
+    };
+    if strategies.len() > 1 {
+        check_comparison_free(&out, args.overwrite)?;
+    }
+    Ok(JobSpec { ingredients, dataset: Some(dataset), data: data.options(), strategies, device, out_dir: Some(out), overwrite: args.overwrite, resume: false })
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {

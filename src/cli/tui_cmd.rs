@@ -17,7 +17,7 @@ use crate::tui::{self, Session, Source};
 
 pub fn run(args: &TuiArgs) -> Result<()> {
     let log = super::logging::log_file();
-    let runs_dir = crate::data::cache_dir().join("runs");
+    let runs_dir = crate::paths::results_dir().join("runs");
     let session = Session { data: args.data.options(), runs_dir: runs_dir.clone(), fixed_out: args.out.clone() };
     if let Some(dir) = &args.attach {
         if !dir.join(engine::EVENTS_FILE).is_file() {
@@ -28,14 +28,20 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         return Ok(());
     }
     let device = parse_device(&args.device)?;
-    let ingredients = match &args.ingredients {
-        Some(d) => resolve_ingredients(d, &args.data)?,
-        None => demo_ingredients(device)?,
+    // Without --ingredients: the demo's, souped as its recipe says (flags still override it).
+    let (ingredients, recipe) = match &args.ingredients {
+        Some(d) => (resolve_ingredients(d, &args.data)?, None),
+        None => (demo_ingredients(device)?, Some(crate::demo::recipe())),
     };
     let paths = checkpoint::list_ingredients(&ingredients)?;
     let meta = checkpoint::read_meta(&paths[0])?;
     let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
-    let strategies = args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?;
+    let strategies = match &recipe {
+        Some(r) => args.settings.resolve_with(r, &args.strategy.strategies(), meta.arch.arch, &dataset)?,
+        None => args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?,
+    };
+    // The setup form starts from the recipe's settings for every strategy, then the flags.
+    let form_overrides: Vec<_> = recipe.iter().flat_map(|r| r.settings.iter().cloned()).chain(args.settings.overrides.iter().cloned()).collect();
     let terminal = std::io::stdout().is_terminal();
     if !terminal && !args.run {
         anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");
@@ -52,7 +58,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         };
     }
     let ingredients_dir = if ingredients.is_dir() { ingredients.clone() } else { ingredients.parent().map(PathBuf::from).unwrap_or_default() };
-    let mut setup = Setup::with_overrides(&ingredients_dir, args.strategy.name(), device_choices(&device_name(device), if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 }), args.settings.overrides.clone());
+    let mut setup = Setup::with_overrides(&ingredients_dir, args.strategy.name(), device_choices(&device_name(device), if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 }), form_overrides);
     if let Some(d) = &args.data.dataset {
         setup.set_dataset(d);
     }

@@ -126,15 +126,7 @@ pub fn default_data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("GNN_SOUP_DATA_DIR") {
         return PathBuf::from(d);
     }
-    cache_dir().join("datasets")
-}
-
-pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    base.join("gnn-soup")
+    crate::paths::cache_dir().join("datasets")
 }
 
 pub fn load(spec_text: &str, opts: &DataOptions) -> Result<Graph> {

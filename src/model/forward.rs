@@ -399,7 +399,7 @@ mod inference_tests {
     /// divide the node count; and from a given first convolution's output as well.
     #[test]
     fn inference_in_row_blocks_is_the_whole_graph_forward() {
-        let g = data::load("csbm:nodes=300,train=30,val=30,test=30", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let g = data::load("csbm:nodes=300,train=30,val=30,test=30,homophily=0.6,noise=3", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
         // Bag-of-words features, stored sparse.
         let bow = GraphTensors::from_parts(gt.x.gt(5.0).to_kind(Kind::Float), gt.labels.shallow_clone(), crate::model::graph_tensors::InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst), [gt.train_idx.shallow_clone(), gt.val_idx.shallow_clone(), gt.test_idx.shallow_clone()], true);

@@ -96,7 +96,7 @@ impl Partition {
 }
 
 pub fn cache_path(g: &Graph, k: usize) -> PathBuf {
-    crate::data::cache_dir().join("partitions").join(format!("{}-k{k}.part", g.fingerprint()))
+    crate::paths::cache_dir().join("partitions").join(format!("{}-k{k}.part", g.fingerprint()))
 }
 
 /// The cached partition of `g` into `k` parts, computing (and caching) it when missing.

@@ -77,6 +77,7 @@ pub struct SessionResults {
 pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Option<&Path>) -> Result<SessionResults> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     app.log_file = log_file.map(|p| p.display().to_string());
+    app.ui.monochrome = crate::progress::color_disabled();
     let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
     match start {
         Some(Source::Live(job)) => workbench.start(&mut app, job),

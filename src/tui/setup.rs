@@ -327,7 +327,16 @@ impl Setup {
         }
         let strategy = self.value("strategy");
         if strategy == "all" {
-            return Ok(SoupSettings::all_defaults(first.arch.arch, dataset));
+            // Each with its defaults, and what the command line (or the demo's recipe) set.
+            let to_form = |e: crate::soup::SettingError| FormError { field: Some(e.setting), message: e.problem };
+            return SoupSettings::all_defaults(first.arch.arch, dataset)
+                .into_iter()
+                .map(|s| {
+                    let s = s.with(&self.overrides).map_err(to_form)?;
+                    s.validate().map_err(to_form)?;
+                    Ok(s)
+                })
+                .collect();
         }
         let s = Strategy::from_name(strategy).ok_or_else(|| FormError { field: Some("strategy"), message: format!("unknown strategy {strategy:?}") })?;
         let mut settings = SoupSettings::defaults(s, first.arch.arch, dataset);

@@ -220,6 +220,9 @@ pub struct Ui {
     pub inspect_scroll: usize,
     /// The inspector's matrix: distances (true) or cosines.
     pub inspect_distance: bool,
+    /// No colour (`NO_COLOR`): every cell drawn in the terminal's own colours; what had a
+    /// background colour (selections, highlights) is drawn reversed instead.
+    pub monochrome: bool,
 }
 
 #[cfg(test)]

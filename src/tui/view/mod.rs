@@ -29,6 +29,27 @@ pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot) {
         (Screen::Inspect, _) => inspector::draw(f, &app.inspection, &app.ui, area),
         _ => dashboard::draw(f, app, sys, area),
     }
+    draw_modal(f, app);
+    if app.ui.monochrome {
+        monochrome(f.buffer_mut());
+    }
+}
+
+/// Takes the colours out of a drawn frame; a cell with a background colour is reversed instead,
+/// so a selection stays visible. Glyphs (markers, bars, `*`) carry the meaning without colour.
+pub fn monochrome(buf: &mut ratatui::buffer::Buffer) {
+    use ratatui::style::{Color, Modifier};
+    for cell in buf.content.iter_mut() {
+        if cell.bg != Color::Reset {
+            cell.modifier.insert(Modifier::REVERSED);
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
+}
+
+fn draw_modal(f: &mut Frame, app: &App) {
+    let area = f.area();
     match &app.ui.modal {
         None => {}
         Some(Modal::Help) => help(f, app),

@@ -99,7 +99,8 @@ fn form(f: &mut Frame, setup: &Setup, area: Rect) {
         lines.push(Line::from(Span::styled(f.help(), Style::default().add_modifier(Modifier::ITALIC))));
     }
     if setup.value("strategy") == "all" {
-        lines.push(Line::from("every strategy, each with its defaults"));
+        let given: Vec<String> = setup.overrides.iter().map(|(setting, v)| format!("{} {v}", setting.name)).collect();
+        lines.push(Line::from(if given.is_empty() { "every strategy, each with its defaults".to_string() } else { format!("every strategy, each with its defaults and {}", given.join(", ")) }));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
