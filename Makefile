@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up what is missing first.
-.PHONY: setup demo test bench fidelity
+.PHONY: setup demo test bench microbench fidelity
 
 setup:
 	@scripts/setup.sh
@@ -9,8 +9,14 @@ demo: setup
 
 # Tests run in parallel, each in its own process, under cargo-nextest when it is installed
 # (`cargo install cargo-nextest`); otherwise cargo's own runner, also in parallel.
+# Then the benchmarks run once each, as tests (divan's test mode), so they cannot rot unseen.
 test: setup
 	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --no-fail-fast; else cargo test --no-fail-fast; fi
+	cargo test --bench core
+
+# The hot paths on generated data (README, Microbenchmarks).
+microbench: setup
+	cargo bench --bench core
 
 # gnn-soup and the reference approach side by side on the arxiv-shaped graph (README, Performance).
 bench: setup

@@ -584,3 +584,29 @@ fn no_color_draws_every_screen_in_the_terminals_own_colours_with_the_gauge_rever
         assert_eq!(p.modifier.contains(Modifier::REVERSED), filled.contains(&i) || c.modifier.contains(Modifier::REVERSED), "cell {i}");
     }
 }
+
+#[test]
+fn all_in_the_form_runs_every_strategy_with_the_settings_given() {
+    use gnn_soup::soup::{Setting, Value};
+    let (_tmp, dir) = checkpoint_dir();
+    let given = vec![(Setting::by_name("lr").unwrap(), Value::Real(40.0)), (Setting::by_name("dropout").unwrap(), Value::Switch(false))];
+    let setup = Setup::with_overrides(&dir, "all", vec!["cpu".into()], given);
+    let mut app = App::with_setup("gnn-soup", setup);
+    app.on_key(Key::Tab);
+    let s = render_setup(&app);
+    assert!(s.contains("every strategy, each with its") && s.contains("40, dropout off"), "{s}");
+    match app.on_key(Key::Enter) {
+        Action::Start { settings, .. } => {
+            assert_eq!(settings.len(), Strategy::ALL.len());
+            for s in &settings {
+                let defaults = SoupSettings::defaults(s.strategy, Arch::Gcn, "csbm");
+                if s.strategy.is_learned() {
+                    assert_eq!((s.lr, s.dropout), (40.0, false), "{}", s.strategy);
+                } else {
+                    assert_eq!(s, &defaults, "{} reads neither setting", s.strategy);
+                }
+            }
+        }
+        other => panic!("expected Start, got {other:?}"),
+    }
+}

@@ -29,11 +29,13 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let run_dir = args.out.clone().unwrap_or_else(|| crate::paths::results_dir().join("demo").join("last-run"));
     let ingredients = demo_ingredients(device)?;
     let g = crate::demo::graph()?;
+    let recipe = crate::demo::recipe();
+    let chosen = recipe.strategies.clone().unwrap_or_else(|| Strategy::ALL.to_vec());
     let job = JobSpec {
         ingredients: crate::checkpoint::list_ingredients(&ingredients)?,
         dataset: None,
         data: DataOptions::default(),
-        strategies: SettingFlags::default().resolve_with(&crate::demo::recipe(), &Strategy::ALL, crate::demo::ARCH, crate::demo::DATASET)?,
+        strategies: SettingFlags::default().resolve_with(&recipe, &chosen, crate::demo::ARCH, crate::demo::DATASET)?,
         device,
         out_dir: Some(run_dir.clone()),
         // The default run directory is the demo's own, replaced each time; one the user names is not.

@@ -11,6 +11,7 @@ use super::headless::{comparison_table, completed, demo_ingredients, execute, re
 use crate::checkpoint;
 use crate::device::{device_name, parse_device};
 use crate::engine::{self, JobSpec};
+use crate::soup::{Setting, Value};
 use crate::tui::app::App;
 use crate::tui::setup::{device_choices, Setup};
 use crate::tui::{self, Session, Source};
@@ -40,8 +41,13 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         Some(r) => args.settings.resolve_with(r, &args.strategy.strategies(), meta.arch.arch, &dataset)?,
         None => args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?,
     };
-    // The setup form starts from the recipe's settings for every strategy, then the flags.
-    let form_overrides: Vec<_> = recipe.iter().flat_map(|r| r.settings.iter().cloned()).chain(args.settings.overrides.iter().cloned()).collect();
+    // The setup form starts from the recipe's settings for every strategy, then the flags: one
+    // value per setting, the flag's where both give one.
+    let mut form_overrides: Vec<(&'static Setting, Value)> = Vec::new();
+    for (setting, value) in recipe.iter().flat_map(|r| r.settings.iter()).chain(&args.settings.overrides) {
+        form_overrides.retain(|(s, _)| s.name != setting.name);
+        form_overrides.push((setting, value.clone()));
+    }
     let terminal = std::io::stdout().is_terminal();
     if !terminal && !args.run {
         anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");
