@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up what is missing first.
-.PHONY: setup demo test bench microbench fidelity
+.PHONY: setup demo test test-slurm bench microbench fidelity
 
 setup:
 	@scripts/setup.sh
@@ -13,6 +13,11 @@ demo: setup
 test: setup
 	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --no-fail-fast; else cargo test --no-fail-fast; fi
 	cargo test --bench core
+
+# `gnn-soup slurm train` on a real one-node Slurm on loopback (needs root; installs Debian's
+# slurm-wlm and munge with apt when missing): README, "Training on a Slurm cluster".
+test-slurm: setup
+	scripts/slurm-check.sh
 
 # The hot paths on generated data (README, Microbenchmarks).
 microbench: setup

@@ -29,6 +29,20 @@ pub fn parse_device(text: &str) -> Result<Device> {
     }
 }
 
+/// `--devices`: a comma-separated list of devices (one training worker each; a device may repeat,
+/// `cpu,cpu`), or `all`: every CUDA device libtorch sees, else the CPU.
+pub fn parse_devices(text: &str) -> Result<Vec<Device>> {
+    if text.trim().eq_ignore_ascii_case("all") {
+        let n = if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
+        return Ok(if n == 0 { vec![Device::Cpu] } else { (0..n).map(Device::Cuda).collect() });
+    }
+    let devices = text.split(',').filter(|d| !d.trim().is_empty()).map(parse_device).collect::<Result<Vec<_>>>()?;
+    if devices.is_empty() {
+        bail!("--devices {text:?}: expected a list such as cuda:0,cuda:1 or cpu,cpu, or all");
+    }
+    Ok(devices)
+}
+
 pub fn device_name(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST};
@@ -15,7 +15,7 @@ use crate::model::{self, Accuracies, Arch, ArchSpec, GraphTensors, ParamMap};
 use crate::optim;
 
 /// Model shape and optimisation settings of a training run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub arch: Arch,
     pub layers: usize,
@@ -117,11 +117,12 @@ fn check_fits(g: &Graph, spec: &ArchSpec, device: Device) -> Result<()> {
     Ok(())
 }
 
-/// What a watcher of training is told.
+/// What a watcher of training is told. `worker` is the index of the device (in
+/// [`TrainPlan::devices`]) that trains the ingredient.
 pub enum TrainEvent<'a> {
-    IngredientStarted { index: usize, seed: u64 },
-    Epoch { index: usize, epoch: usize, loss: f64, val_acc: f64 },
-    IngredientDone { index: usize, path: &'a Path, acc: Accuracies },
+    IngredientStarted { worker: usize, index: usize, seed: u64 },
+    Epoch { worker: usize, index: usize, epoch: usize, loss: f64, val_acc: f64 },
+    IngredientDone { worker: usize, index: usize, path: &'a Path, acc: Accuracies },
     /// Finished by an earlier, interrupted run into the same folder: kept, not trained again.
     IngredientKept { index: usize, path: &'a Path },
 }
@@ -140,73 +141,157 @@ pub struct TrainReport {
     pub dataset_fingerprint: String,
     pub arch: ArchSpec,
     pub init: PathBuf,
+    /// The ingredients in `out` (for a shard, its own share), in index order.
     pub ingredients: Vec<TrainedIngredient>,
     pub seconds: f64,
+    /// Whether the manifest was written (not for a shard: `train --collect` writes it).
+    pub complete: bool,
 }
 
-/// What an earlier, interrupted training into the same folder left that this one can keep: the
-/// ingredients it finished (by index). Anything else already there is refused by name.
-fn resumable(out: &Path, spec: &ArchSpec, cfg: &TrainConfig, g: &Graph, init_fp: &str, file_of: &dyn Fn(usize) -> PathBuf) -> Result<Vec<Option<TrainedIngredient>>> {
-    let mut kept = vec![None; cfg.ingredients];
-    let init_path = out.join(INIT_FILE);
-    if out.join(MANIFEST).exists() {
-        bail!("{} already exists (a finished training run); choose another --out or pass --overwrite", out.join(MANIFEST).display());
-    }
-    if !init_path.exists() {
-        if let Some(existing) = (0..cfg.ingredients).map(file_of).find(|p| p.exists()) {
-            bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
+/// This process's share of a run split into `count` shards (a Slurm array): the ingredients whose
+/// index `i` has `i % count == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// `I/N` with `0 <= I < N` (`SLURM_ARRAY_TASK_ID` for `--array=0-(N-1)`).
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text.split_once('/').ok_or_else(|| format!("expected I/N (shard I of N, from 0), got {text:?}"))?;
+        let (index, count) = match (i.trim().parse::<usize>(), n.trim().parse::<usize>()) {
+            (Ok(i), Ok(n)) => (i, n),
+            _ => return Err(format!("expected I/N with whole numbers, got {text:?}")),
+        };
+        if count == 0 || index >= count {
+            return Err(format!("shard {index} of {count} does not exist: I counts from 0 and must be below N"));
         }
-        return Ok(kept);
+        Ok(Shard { index, count })
     }
-    let same_run = |meta: &CheckpointMeta| {
-        meta.arch == *spec && meta.dataset_fingerprint == g.fingerprint() && meta.init_fingerprint == init_fp && meta.extra.get("training") == serde_json::to_value(cfg).ok().as_ref()
+
+    pub fn owns(&self, ingredient: usize) -> bool {
+        ingredient % self.count == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Where and what this process trains.
+#[derive(Debug, Clone)]
+pub struct TrainPlan {
+    /// One worker per entry, each taking the next ingredient as it frees up; a device may repeat
+    /// (`cpu,cpu`).
+    pub devices: Vec<Device>,
+    /// Only this share of the ingredients (the others are another process's); no manifest.
+    pub shard: Option<Shard>,
+    /// Replace what is in `out` instead of resuming or refusing.
+    pub overwrite: bool,
+}
+
+impl TrainPlan {
+    pub fn on(device: Device) -> TrainPlan {
+        TrainPlan { devices: vec![device], shard: None, overwrite: false }
+    }
+}
+
+/// The checkpoint file of ingredient `index`.
+pub fn ingredient_file(out: &Path, index: usize) -> PathBuf {
+    out.join(format!("ingredient-{index:02}.safetensors"))
+}
+
+/// Whether `meta` is a checkpoint of this training run: same model, data, init and settings.
+fn same_run(meta: &CheckpointMeta, spec: &ArchSpec, cfg: &TrainConfig, dataset_fingerprint: &str, init_fp: &str) -> bool {
+    meta.arch == *spec && meta.dataset_fingerprint == dataset_fingerprint && meta.init_fingerprint == init_fp && meta.extra.get("training") == serde_json::to_value(cfg).ok().as_ref()
+}
+
+/// The ingredient at `index` if it is this run's, finished (with its accuracies).
+fn finished_ingredient(out: &Path, index: usize, spec: &ArchSpec, cfg: &TrainConfig, dataset_fingerprint: &str, init_fp: &str) -> Result<Option<TrainedIngredient>> {
+    let path = ingredient_file(out, index);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let meta = checkpoint::read_meta(&path).with_context(|| format!("{} cannot be kept", path.display()))?;
+    let seed = cfg.seed + 1 + index as u64;
+    match (same_run(&meta, spec, cfg, dataset_fingerprint, init_fp) && meta.seed == Some(seed), meta.val_acc, meta.test_acc) {
+        (true, Some(val_acc), Some(test_acc)) => Ok(Some(TrainedIngredient { path, seed, val_acc, test_acc })),
+        _ => bail!("{} is not this run's ingredient {index}; choose another --out or pass --overwrite", path.display()),
+    }
+}
+
+/// Writes the shared init into `out`, or checks the one there is this run's (another shard, or an
+/// interrupted run, wrote it). Shards of an array may race to write it: the content is the same,
+/// and a loser finds the winner's file and checks it.
+fn ensure_init(out: &Path, init: &ParamMap, meta: &CheckpointMeta, overwrite: bool, check: &dyn Fn(&CheckpointMeta) -> bool) -> Result<PathBuf> {
+    let path = out.join(INIT_FILE);
+    let verify = || -> Result<PathBuf> {
+        let there = checkpoint::read_meta(&path)?;
+        if !check(&there) {
+            bail!("{} is from another training run (other settings, data or seed: its fingerprint {} is not this run's {}); choose another --out or pass --overwrite", path.display(), there.init_fingerprint, meta.init_fingerprint);
+        }
+        Ok(path.clone())
     };
-    let init_meta = checkpoint::read_meta(&init_path)?;
-    if !same_run(&init_meta) {
-        bail!("{} is from another training run (other settings, data or seed); choose another --out or pass --overwrite", init_path.display());
+    if !overwrite && path.exists() {
+        return verify();
     }
-    for (index, slot) in kept.iter_mut().enumerate() {
-        let path = file_of(index);
-        if !path.exists() {
-            continue;
-        }
-        let ck = checkpoint::load(&path).with_context(|| format!("{} (from the interrupted run) cannot be kept", path.display()))?;
-        let seed = cfg.seed + 1 + index as u64;
-        match (same_run(&ck.meta) && ck.meta.seed == Some(seed), ck.meta.val_acc, ck.meta.test_acc) {
-            (true, Some(val_acc), Some(test_acc)) => *slot = Some(TrainedIngredient { path, seed, val_acc, test_acc }),
-            _ => bail!("{} is not this run's ingredient {index}; choose another --out or pass --overwrite", path.display()),
-        }
+    match checkpoint::save(&path, init, meta, overwrite) {
+        Ok(()) => Ok(path),
+        Err(_) if !overwrite && path.exists() => verify(),
+        Err(e) => Err(e),
     }
-    Ok(kept)
 }
 
-/// Trains `cfg.ingredients` models from one shared initialisation and writes them to `out`.
-/// An interrupted run into the same `out` (its init there, no manifest yet) is resumed: the
-/// ingredients it finished are kept and only the missing ones are trained. A signal stops
-/// training after the current epoch, keeping the finished ingredients
-/// ([`crate::signals::Interrupted`]).
-pub fn train_ingredients(
-    g: &Graph,
-    cfg: &TrainConfig,
-    device: Device,
-    out: &Path,
-    overwrite: bool,
-    on_event: &mut dyn FnMut(TrainEvent),
-) -> Result<TrainReport> {
+/// What one worker tells the loop that collects results (owned: it crosses threads).
+enum WorkerMsg {
+    Started { worker: usize, index: usize, seed: u64 },
+    Epoch { worker: usize, index: usize, epoch: usize, loss: f64, val_acc: f64 },
+    Done { worker: usize, index: usize, path: PathBuf, acc: Accuracies },
+    Failed(anyhow::Error),
+}
+
+/// Trains `cfg.ingredients` models from one shared initialisation on one device and writes them
+/// with their manifest to `out` ([`train`] with one worker and no shard).
+pub fn train_ingredients(g: &Graph, cfg: &TrainConfig, device: Device, out: &Path, overwrite: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<TrainReport> {
+    train(g, cfg, &TrainPlan { overwrite, ..TrainPlan::on(device) }, out, on_event)
+}
+
+/// Trains the ingredients of `cfg` that `plan` gives this process, from one shared
+/// initialisation, into `out`: one worker per device of the plan, each taking the next missing
+/// ingredient as it frees up. Every ingredient is its own atomic file; the manifest is written
+/// when all are there (never by a shard: `train --collect` does it once every shard is done).
+/// An interrupted run into the same `out` is resumed: the ingredients it finished are kept and
+/// only the missing ones trained. A signal stops training after the current epoch, keeping the
+/// finished ingredients ([`crate::signals::Interrupted`]).
+pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_event: &mut dyn FnMut(TrainEvent)) -> Result<TrainReport> {
     cfg.validate()?;
+    if plan.devices.is_empty() {
+        bail!("no device to train on");
+    }
     let spec = cfg.spec_for(g);
     spec.validate()?;
-    let file_of = |i: usize| out.join(format!("ingredient-{i:02}.safetensors"));
-    // The init depends on the seed alone, so an interrupted run's is recognised by its fingerprint.
+    let mine = |i: &usize| plan.shard.is_none_or(|s| s.owns(*i));
+    // The init depends on the seed alone, so every worker, shard and resumed run makes the same
+    // one: its fingerprint, recorded in every checkpoint, is what they are checked against.
     let init = spec.init(cfg.seed as i64, Device::Cpu);
     let init_fp = checkpoint::weights_fingerprint(&init);
-    let kept = if overwrite { vec![None; cfg.ingredients] } else { resumable(out, &spec, cfg, g, &init_fp, &file_of)? };
+    let init_path = out.join(INIT_FILE);
+    if out.join(MANIFEST).exists() && !plan.overwrite {
+        bail!("{} already exists (a finished training run); choose another --out or pass --overwrite", out.join(MANIFEST).display());
+    }
+    if !plan.overwrite && !init_path.exists() {
+        if let Some(existing) = (0..cfg.ingredients).filter(mine).map(|i| ingredient_file(out, i)).find(|p| p.exists()) {
+            bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
+        }
+    }
+    for &device in &plan.devices {
+        check_fits(g, &spec, device)?;
+    }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-
     let start = Instant::now();
-    check_fits(g, &spec, device)?;
-    let gt = GraphTensors::new(g, device);
-    let init = checkpoint::to_device(&init, device);
     let meta = |kind, seed, epochs, acc: Option<Accuracies>| CheckpointMeta {
         format_version: checkpoint::FORMAT_VERSION,
         kind,
@@ -221,59 +306,201 @@ pub fn train_ingredients(
         tool_version: checkpoint::tool_version(),
         extra: [("training".to_string(), serde_json::to_value(cfg).unwrap())].into_iter().collect(),
     };
-    let init_path = out.join(INIT_FILE);
-    let resuming = kept.iter().any(Option::is_some) || (!overwrite && init_path.exists());
-    if !resuming {
-        checkpoint::save(&init_path, &init, &meta(CheckpointKind::Init, Some(cfg.seed), Some(0), None), overwrite)?;
-    }
+    let check = |m: &CheckpointMeta| same_run(m, &spec, cfg, g.fingerprint(), &init_fp);
+    ensure_init(out, &init, &meta(CheckpointKind::Init, Some(cfg.seed), Some(0), None), plan.overwrite, &check)?;
 
-    let mut trained = Vec::new();
-    for (index, earlier) in kept.into_iter().enumerate() {
-        if let Some(done) = earlier {
-            on_event(TrainEvent::IngredientKept { index, path: &done.path });
-            trained.push(done);
-            continue;
+    let mut done: std::collections::BTreeMap<usize, TrainedIngredient> = std::collections::BTreeMap::new();
+    let mut todo = std::collections::VecDeque::new();
+    for index in (0..cfg.ingredients).filter(mine) {
+        match if plan.overwrite { None } else { finished_ingredient(out, index, &spec, cfg, g.fingerprint(), &init_fp)? } {
+            Some(kept) => {
+                on_event(TrainEvent::IngredientKept { index, path: &kept.path });
+                done.insert(index, kept);
+            }
+            None => todo.push_back(index),
         }
-        let seed = cfg.seed + 1 + index as u64;
-        on_event(TrainEvent::IngredientStarted { index, seed });
-        let params = train_one(&spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| on_event(TrainEvent::Epoch { index, epoch, loss, val_acc }))?;
-        if crate::signals::interrupted() {
-            return Err(crate::signals::Interrupted(format!(
-                "{} of {} ingredients trained into {}; run the same command again to train the rest",
-                trained.len(),
-                cfg.ingredients,
-                out.display()
-            ))
-            .into());
-        }
-        let acc = model::evaluate(&spec, &params, &gt);
-        let path = file_of(index);
-        checkpoint::save(&path, &params, &meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), overwrite)?;
-        on_event(TrainEvent::IngredientDone { index, path: &path, acc });
-        trained.push(TrainedIngredient { path, seed, val_acc: acc.val, test_acc: acc.test });
     }
+    let owned = done.len() + todo.len();
+    run_workers(g, cfg, &spec, plan, out, &init_fp, todo, &meta, &mut |msg| match msg {
+        WorkerMsg::Started { worker, index, seed } => on_event(TrainEvent::IngredientStarted { worker, index, seed }),
+        WorkerMsg::Epoch { worker, index, epoch, loss, val_acc } => on_event(TrainEvent::Epoch { worker, index, epoch, loss, val_acc }),
+        WorkerMsg::Done { worker, index, path, acc } => {
+            on_event(TrainEvent::IngredientDone { worker, index, path: &path, acc });
+            done.insert(index, TrainedIngredient { path, seed: cfg.seed + 1 + index as u64, val_acc: acc.val, test_acc: acc.test });
+        }
+        WorkerMsg::Failed(_) => unreachable!("failures are returned by run_workers"),
+    })?;
+    if crate::signals::interrupted() || done.len() < owned {
+        return Err(crate::signals::Interrupted(format!("{} of {owned} ingredients trained into {}; run the same command again to train the rest", done.len(), out.display())).into());
+    }
+    let trained: Vec<TrainedIngredient> = done.into_values().collect();
+    let complete = plan.shard.is_none();
+    if complete {
+        write_manifest(out, &g.name, g.fingerprint(), &spec, &init_fp, &trained)?;
+    }
+    Ok(TrainReport { dataset: g.name.clone(), dataset_fingerprint: g.fingerprint().to_string(), arch: spec, init: init_path, ingredients: trained, seconds: start.elapsed().as_secs_f64(), complete })
+}
 
+/// Runs one worker thread per device of `plan` over `todo`, passing their messages to `on_msg` on
+/// this thread; the first failure stops the others after their current ingredient and is returned.
+#[allow(clippy::too_many_arguments)]
+fn run_workers(
+    g: &Graph,
+    cfg: &TrainConfig,
+    spec: &ArchSpec,
+    plan: &TrainPlan,
+    out: &Path,
+    init_fp: &str,
+    todo: std::collections::VecDeque<usize>,
+    meta: &(dyn Fn(CheckpointKind, Option<u64>, Option<usize>, Option<Accuracies>) -> CheckpointMeta + Sync),
+    on_msg: &mut dyn FnMut(WorkerMsg),
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    if todo.is_empty() {
+        return Ok(());
+    }
+    // Workers on the CPU share its cores: each gets its part of libtorch's threads, not all of them.
+    let cpu_workers = plan.devices.iter().filter(|d| **d == Device::Cpu).count();
+    if cpu_workers > 1 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tch::set_num_threads((cores / cpu_workers).max(1) as i32);
+    }
+    let queue = Mutex::new(todo);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<WorkerMsg>();
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        for (worker, &device) in plan.devices.iter().enumerate() {
+            let (tx, queue, stop) = (tx.clone(), &queue, &stop);
+            let work_tx = tx.clone();
+            let work = move || -> Result<()> {
+                // Each worker makes the init itself (tensors do not cross threads) and checks it
+                // is the one every other worker and the init file have.
+                let init = spec.init(cfg.seed as i64, Device::Cpu);
+                if checkpoint::weights_fingerprint(&init) != init_fp {
+                    bail!("worker {worker} on {} made an init with another fingerprint than {init_fp}", crate::device::device_name(device));
+                }
+                let init = checkpoint::to_device(&init, device);
+                let gt = GraphTensors::new(g, device);
+                loop {
+                    let next = queue.lock().map_err(|_| anyhow::anyhow!("a worker panicked"))?.pop_front();
+                    let Some(index) = next else { return Ok(()) };
+                    if stop.load(Ordering::Relaxed) || crate::signals::interrupted() {
+                        return Ok(());
+                    }
+                    let seed = cfg.seed + 1 + index as u64;
+                    let _ = work_tx.send(WorkerMsg::Started { worker, index, seed });
+                    let params = train_one(spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| {
+                        let _ = work_tx.send(WorkerMsg::Epoch { worker, index, epoch, loss, val_acc });
+                    })?;
+                    if crate::signals::interrupted() {
+                        return Ok(());
+                    }
+                    let acc = model::evaluate(spec, &params, &gt);
+                    let path = ingredient_file(out, index);
+                    checkpoint::save(&path, &params, &meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), plan.overwrite)?;
+                    let _ = work_tx.send(WorkerMsg::Done { worker, index, path, acc });
+                }
+            };
+            std::thread::Builder::new()
+                .name(format!("train-{worker}"))
+                .stack_size(64 << 20)
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = work() {
+                        stop.store(true, Ordering::Relaxed);
+                        let _ = tx.send(WorkerMsg::Failed(e.context(format!("worker {worker} ({})", crate::device::device_name(device)))));
+                    }
+                })
+                .map_err(|e| anyhow::anyhow!("cannot start training worker {worker}: {e}"))?;
+        }
+        drop(tx);
+        for msg in rx {
+            match msg {
+                WorkerMsg::Failed(e) => {
+                    failure.get_or_insert(e);
+                }
+                other => on_msg(other),
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn write_manifest(out: &Path, dataset: &str, dataset_fingerprint: &str, spec: &ArchSpec, init_fp: &str, trained: &[TrainedIngredient]) -> Result<()> {
     let manifest = Manifest {
-        dataset: g.name.clone(),
-        dataset_fingerprint: g.fingerprint().to_string(),
+        dataset: dataset.to_string(),
+        dataset_fingerprint: dataset_fingerprint.to_string(),
         arch: spec.clone(),
         init: INIT_FILE.to_string(),
-        init_fingerprint: init_fp,
+        init_fingerprint: init_fp.to_string(),
         ingredients: trained
             .iter()
-            .map(|t| ManifestEntry { file: t.path.file_name().unwrap().to_string_lossy().into_owned(), seed: t.seed, val_acc: t.val_acc, test_acc: t.test_acc })
+            .map(|t| ManifestEntry { file: t.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), seed: t.seed, val_acc: t.val_acc, test_acc: t.test_acc })
             .collect(),
         tool_version: checkpoint::tool_version(),
     };
-    checkpoint::write_atomic(&out.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-    Ok(TrainReport {
+    checkpoint::write_atomic(&out.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())
+}
+
+/// Writes only the shared init of `cfg` on `g` into `out` (`train --init-only`, before a Slurm
+/// array), or checks the one there; returns its path and fingerprint.
+pub fn write_init(g: &Graph, cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<(PathBuf, String)> {
+    cfg.validate()?;
+    let spec = cfg.spec_for(g);
+    spec.validate()?;
+    let init = spec.init(cfg.seed as i64, Device::Cpu);
+    let init_fp = checkpoint::weights_fingerprint(&init);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let meta = CheckpointMeta {
+        format_version: checkpoint::FORMAT_VERSION,
+        kind: CheckpointKind::Init,
+        arch: spec.clone(),
         dataset: g.name.clone(),
         dataset_fingerprint: g.fingerprint().to_string(),
-        arch: spec,
-        init: init_path,
-        ingredients: trained,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+        init_fingerprint: init_fp.clone(),
+        seed: Some(cfg.seed),
+        epochs: Some(0),
+        val_acc: None,
+        test_acc: None,
+        tool_version: checkpoint::tool_version(),
+        extra: [("training".to_string(), serde_json::to_value(cfg)?)].into_iter().collect(),
+    };
+    let path = ensure_init(out, &init, &meta, overwrite, &|m| same_run(m, &spec, cfg, g.fingerprint(), &init_fp))?;
+    Ok((path, init_fp))
+}
+
+/// Checks that every ingredient of the run whose init is in `out` is there and is that run's, and
+/// writes the manifest (`train --collect`, after the shards of an array). The run's settings come
+/// from the init's metadata, so no flag has to be repeated.
+pub fn collect(out: &Path) -> Result<TrainReport> {
+    let start = Instant::now();
+    let init_path = out.join(INIT_FILE);
+    let init = checkpoint::read_meta(&init_path).with_context(|| format!("{} holds no training run's init (run the shards, or `train --init-only`, first)", out.display()))?;
+    let cfg: TrainConfig = init
+        .extra
+        .get("training")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .with_context(|| format!("{}: unreadable training settings", init_path.display()))?
+        .with_context(|| format!("{} was not written by `gnn-soup train` (no training settings in it)", init_path.display()))?;
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for index in 0..cfg.ingredients {
+        match finished_ingredient(out, index, &init.arch, &cfg, &init.dataset_fingerprint, &init.init_fingerprint)? {
+            Some(t) => found.push(t),
+            None => missing.push(format!("ingredient-{index:02}")),
+        }
+    }
+    if !missing.is_empty() {
+        bail!("{}: {} of {} ingredients are missing ({}): their shards have not finished, or failed; run them again (they resume) and collect once all are done", out.display(), missing.len(), cfg.ingredients, missing.join(", "));
+    }
+    write_manifest(out, &init.dataset, &init.dataset_fingerprint, &init.arch, &init.init_fingerprint, &found)?;
+    Ok(TrainReport { dataset: init.dataset, dataset_fingerprint: init.dataset_fingerprint, arch: init.arch, init: init_path, ingredients: found, seconds: start.elapsed().as_secs_f64(), complete: true })
 }
 
 /// How often validation accuracy is measured during training (every epoch on small graphs).

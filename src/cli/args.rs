@@ -48,6 +48,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Train ingredients on a Slurm cluster: write (and with --submit, submit) an array job of
+    /// `train --shard` tasks and a job that collects them (and soups) when all succeeded.
+    #[command(subcommand)]
+    Slurm(SlurmCommand),
     /// The manual page (roff): printed, or with --out one page per command written into a directory
     /// (`gnn-soup man | man -l -`).
     Man {
@@ -359,8 +363,24 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     pub ingredients: usize,
     /// Output directory (init.safetensors, ingredient-NN.safetensors, manifest.json).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "collect")]
+    pub out: Option<PathBuf>,
+    /// Train on several devices at once, one worker each, ingredients handed out as workers free
+    /// up: cuda:0,cuda:1,... or all (every CUDA device); a device may repeat (cpu,cpu).
+    #[arg(long, conflicts_with = "device")]
+    pub devices: Option<String>,
+    /// Train only shard I of N (from 0): the ingredients whose index i has i % N == I, into a
+    /// --out shared with the other shards (a Slurm array: --shard $SLURM_ARRAY_TASK_ID/N). No
+    /// manifest: `train --collect DIR` writes it when every shard is done.
+    #[arg(long, value_parser = crate::train::Shard::parse)]
+    pub shard: Option<crate::train::Shard>,
+    /// Only write the shared initialisation into --out (before the shards of an array start).
+    #[arg(long, conflicts_with = "shard")]
+    pub init_only: bool,
+    /// Check that every ingredient of the run in DIR is there (the shards are done) and write its
+    /// manifest; the run's settings come from DIR's init.safetensors.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "shard", "init_only", "devices"])]
+    pub collect: Option<PathBuf>,
     /// Replace checkpoints already in --out.
     #[arg(long)]
     pub overwrite: bool,
@@ -471,6 +491,62 @@ pub struct InspectArgs {
     /// distances and cosines, distance from the shared init) instead of their metadata.
     #[arg(long, requires = "json")]
     pub diversity: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SlurmCommand {
+    /// Write sbatch scripts for `gnn-soup train ARGS` split over an array of N tasks, each
+    /// training its shard (--shard $SLURM_ARRAY_TASK_ID/N) into the shared --out, and a job that
+    /// runs after all of them succeeded (--dependency=afterok): `train --collect`, then a soup
+    /// with --soup-out. E.g. `gnn-soup slurm train --array 4 --gres gpu:1 --time 4:00:00
+    /// --soup-out runs/arxiv -- --dataset ogbn-arxiv --ingredients 40 --out /shared/arxiv-gcn`.
+    Train(SlurmTrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SlurmTrainArgs {
+    /// Tasks in the array (shards); each trains the ingredients i with i % N == its task id.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub array: u32,
+    /// sbatch --partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// sbatch --gres of each training task, e.g. gpu:1.
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// sbatch --time of each training task, e.g. 4:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// sbatch --cpus-per-task of each training task.
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// sbatch --mem of each task, e.g. 32G.
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// sbatch --account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// After collecting, soup the ingredients into this run directory.
+    #[arg(long)]
+    pub soup_out: Option<PathBuf>,
+    /// The soup's strategy (with --soup-out).
+    #[arg(long, default_value = "all", requires = "soup_out")]
+    pub soup_strategy: String,
+    /// A recipe for the soup (with --soup-out): `soup --recipe FILE`.
+    #[arg(long, requires = "soup_out")]
+    pub soup_recipe: Option<PathBuf>,
+    /// Where the scripts go (default: <--out>/slurm).
+    #[arg(long)]
+    pub script_dir: Option<PathBuf>,
+    /// Submit with sbatch now (otherwise print how to).
+    #[arg(long)]
+    pub submit: bool,
+    /// Replace scripts already in the script directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The arguments of `gnn-soup train` (after --), --out included; not --shard or --collect.
+    #[arg(last = true, required = true, value_name = "TRAIN ARGS")]
+    pub train: Vec<String>,
 }
 
 #[derive(Args, Debug)]

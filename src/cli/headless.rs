@@ -211,31 +211,46 @@ pub fn write_comparison(out: &Path, reports: &[SoupReport]) -> Result<()> {
 }
 
 /// The line printed before training starts.
-pub fn announce_training(g: &Graph, cfg: &TrainConfig, device: tch::Device) {
-    eprintln!("training {} {} ingredients on {} ({} nodes, {} edges) on {}", cfg.ingredients, cfg.arch, g.name, g.num_nodes, g.num_edges(), device_name(device));
+pub fn announce_training(g: &Graph, cfg: &TrainConfig, devices: &[tch::Device], shard: Option<crate::train::Shard>) {
+    let on = devices.iter().map(|d| device_name(*d)).collect::<Vec<_>>().join(", ");
+    let workers = if devices.len() > 1 { format!(" ({} workers)", devices.len()) } else { String::new() };
+    let share = shard.map_or(String::new(), |s| format!(", shard {s}: ingredients i with i % {} == {}", s.count, s.index));
+    eprintln!("training {} {} ingredients on {} ({} nodes, {} edges) on {on}{workers}{share}", cfg.ingredients, cfg.arch, g.name, g.num_nodes, g.num_edges());
 }
 
-/// Training progress: a bar per ingredient on a terminal, one line per ingredient otherwise
-/// (and on a terminal too unless `quiet`).
-pub fn training_progress(epochs: usize, ingredients: usize, quiet: bool) -> impl FnMut(TrainEvent) {
-    let mut bar: Option<ProgressBar> = None;
+/// Training progress: on a terminal a bar per worker (the ingredient it trains, its epoch, loss
+/// and validation accuracy); a line per finished ingredient otherwise (and on a terminal too
+/// unless `quiet`), naming the worker's device when there are several.
+pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Device], quiet: bool) -> impl FnMut(TrainEvent) {
+    let names: Vec<String> = devices.iter().map(|d| device_name(*d)).collect();
+    let several = names.len() > 1;
+    let multi = indicatif::MultiProgress::with_draw_target(if progress::stderr_is_terminal() { indicatif::ProgressDrawTarget::stderr_with_hz(10) } else { indicatif::ProgressDrawTarget::hidden() });
+    let mut bars: Vec<Option<ProgressBar>> = vec![None; names.len()];
     move |ev| match ev {
-        TrainEvent::IngredientStarted { index, seed } => {
-            bar = Some(progress::steps_bar(epochs as u64, &format!("ingredient {}/{ingredients}", index + 1)));
-            tracing::info!(index, seed, "ingredient started");
+        TrainEvent::IngredientStarted { worker, index, seed } => {
+            let label = if several { format!("w{worker} {} #{}/{ingredients}", names[worker], index + 1) } else { format!("ingredient {}/{ingredients}", index + 1) };
+            if let Some(old) = bars[worker].take() {
+                old.finish_and_clear();
+            }
+            bars[worker] = Some(multi.add(progress::steps_bar(epochs as u64, &label)));
+            tracing::info!(worker, index, seed, "ingredient started");
         }
-        TrainEvent::Epoch { epoch, loss, val_acc, .. } => {
-            if let Some(b) = &bar {
+        TrainEvent::Epoch { worker, epoch, loss, val_acc, .. } => {
+            if let Some(b) = &bars[worker] {
                 b.set_position(epoch as u64 + 1);
                 b.set_message(format!("loss {loss:.4} val {}", percent(val_acc)));
             }
         }
-        TrainEvent::IngredientDone { index, path, acc } => {
-            if let Some(b) = bar.take() {
+        TrainEvent::IngredientDone { worker, index, path, acc } => {
+            if let Some(b) = bars[worker].take() {
                 b.finish_and_clear();
             }
             if !quiet || !progress::stderr_is_terminal() {
-                eprintln!("ingredient {}/{ingredients}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display());
+                let on = if several { format!(" on worker {worker} ({})", names[worker]) } else { String::new() };
+                let _ = multi.println(format!("ingredient {}/{ingredients}{on}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display()));
+                if !progress::stderr_is_terminal() {
+                    eprintln!("ingredient {}/{ingredients}{on}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display());
+                }
             }
         }
         TrainEvent::IngredientKept { index, path } => eprintln!("ingredient {}/{ingredients}: kept from the interrupted run  -> {}", index + 1, path.display()),
@@ -261,9 +276,9 @@ pub fn print_training_summary(report: &TrainReport) {
 pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
     let cfg = crate::demo::train_config();
     if !crate::demo::ingredients_present() {
-        announce_training(&crate::demo::graph()?, &cfg, device);
+        announce_training(&crate::demo::graph()?, &cfg, &[device], None);
     }
-    let got = crate::demo::ensure_ingredients(device, &mut training_progress(cfg.epochs, cfg.ingredients, false))?;
+    let got = crate::demo::ensure_ingredients(device, &mut training_progress(cfg.epochs, cfg.ingredients, &[device], false))?;
     match &got.trained {
         Some(report) => {
             eprintln!("trained {} ingredients in {:.1}s", report.ingredients.len(), report.seconds);

@@ -11,6 +11,7 @@ pub mod headless;
 mod inspect_cmd;
 pub mod logging;
 pub mod output;
+mod slurm_cmd;
 mod soup_cmd;
 mod train_cmd;
 mod tui_cmd;
@@ -20,7 +21,7 @@ use anyhow::Result;
 pub use args::Cli;
 pub use logging::{init_logging, log_file};
 
-use args::{Command, DataCommand, DemoArgs};
+use args::{Command, DataCommand, DemoArgs, SlurmCommand};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Demo(DemoArgs { out: None, device: "auto".into() })) {
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tui(args) => tui_cmd::run(&args),
         Command::Import(args) => import_cmd::run(&args),
         Command::Export(args) => export_cmd::run(&args),
+        Command::Slurm(SlurmCommand::Train(args)) => slurm_cmd::train(&args),
         Command::Completions { shell } => docs_cmd::completions(shell),
         Command::Man { out, overwrite } => docs_cmd::man(out.as_deref(), overwrite),
     }

@@ -1,14 +1,14 @@
 //! `gnn-soup train`.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::args::TrainArgs;
 use super::headless::{announce_training, print_training_summary, training_progress};
 use super::output::print_json;
 use crate::data;
-use crate::device::{device_name, parse_device};
-use crate::train::{train_ingredients, TrainConfig};
+use crate::device::{device_name, parse_device, parse_devices};
+use crate::train::{train, TrainConfig, TrainPlan, TrainReport};
 
 pub fn config_from(args: &TrainArgs) -> TrainConfig {
     let d = TrainConfig::defaults(args.arch);
@@ -31,24 +31,49 @@ pub fn config_from(args: &TrainArgs) -> TrainConfig {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    if let Some(dir) = &args.collect {
+        let report = crate::train::collect(dir)?;
+        eprintln!("{}: all {} ingredients are there; wrote {}", dir.display(), report.ingredients.len(), dir.join(crate::checkpoint::MANIFEST).display());
+        return finish(args, &report, &[]);
+    }
+    let Some(out) = &args.out else { bail!("--out is needed (or --collect DIR)") };
     let cfg = config_from(args);
     cfg.validate()?;
-    let device = parse_device(&args.device)?;
+    let devices = match &args.devices {
+        Some(list) => parse_devices(list)?,
+        None => vec![parse_device(&args.device)?],
+    };
     let g = data::load(args.data.dataset_or_default(), &args.data.options())?;
-    announce_training(&g, &cfg, device);
-    let report = train_ingredients(&g, &cfg, device, &args.out, args.overwrite, &mut training_progress(cfg.epochs, cfg.ingredients, args.json))?;
+    if args.init_only {
+        let (path, fingerprint) = crate::train::write_init(&g, &cfg, out, args.overwrite)?;
+        eprintln!("wrote {} (fingerprint {fingerprint}); now run the shards with the same flags and --shard I/N", path.display());
+        return Ok(());
+    }
+    announce_training(&g, &cfg, &devices, args.shard);
+    let plan = TrainPlan { devices: devices.clone(), shard: args.shard, overwrite: args.overwrite };
+    let report = train(&g, &cfg, &plan, out, &mut training_progress(cfg.epochs, cfg.ingredients, &devices, args.json))?;
     eprintln!("trained {} ingredients in {:.1}s", report.ingredients.len(), report.seconds);
+    if let Some(shard) = args.shard {
+        eprintln!("shard {shard} done; when every shard is, `gnn-soup train --collect {}` checks them and writes the manifest", out.display());
+    }
+    finish(args, &report, &devices)
+}
+
+/// The JSON document or the summary table.
+fn finish(args: &TrainArgs, report: &TrainReport, devices: &[tch::Device]) -> Result<()> {
     if args.json {
         return print_json(&json!({
             "dataset": report.dataset,
             "dataset_fingerprint": report.dataset_fingerprint,
             "arch": report.arch,
-            "device": device_name(device),
+            "devices": devices.iter().map(|d| device_name(*d)).collect::<Vec<_>>(),
+            "shard": args.shard.map(|s| s.to_string()),
+            "complete": report.complete,
             "init": report.init,
             "ingredients": report.ingredients,
             "seconds": report.seconds,
         }));
     }
-    print_training_summary(&report);
+    print_training_summary(report);
     Ok(())
 }
