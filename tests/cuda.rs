@@ -80,3 +80,35 @@ fn soups_on_the_gpu_match_the_cpu_and_report_device_memory() {
     let stack = IngredientStack::load(&paths, Device::Cuda(0)).unwrap();
     assert_eq!(stack.device, Device::Cuda(0));
 }
+
+/// `train --devices all` runs a worker on every GPU (two workers on the one GPU when there is only
+/// one, which still exercises the pool on CUDA), every worker trains, and the ingredients agree
+/// with one worker's within float rounding (GPU sums need not be bitwise reproducible).
+#[test]
+#[ignore = "needs CUDA; scripts/gpu-check.sh runs it"]
+fn a_pool_of_gpu_workers_trains_every_ingredient() {
+    let _ = cuda();
+    let n = tch::Cuda::device_count() as usize;
+    let devices = if n > 1 { "all".to_string() } else { "cuda:0,cuda:0".to_string() };
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, one) = (dir.path().join("pool"), dir.path().join("one"));
+    let args = |out: &std::path::Path, devices: &str| {
+        vec!["train".to_string(), "--dataset".into(), "csbm:nodes=3000".into(), "--ingredients".into(), "4".into(), "--epochs".into(), "20".into(), "--devices".into(), devices.into(), "--out".into(), out.display().to_string()]
+    };
+    let run = |a: Vec<String>| {
+        let out = common::bin().args(&a).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = run(args(&pool, &devices));
+    assert!(log.contains("on worker 0") && log.contains("on worker 1"), "every worker trained: {log}");
+    run(args(&one, "cuda:0"));
+    for i in 0..4 {
+        let f = format!("ingredient-{i:02}.safetensors");
+        let (a, b) = (gnn_soup::checkpoint::load(&pool.join(&f)).unwrap(), gnn_soup::checkpoint::load(&one.join(&f)).unwrap());
+        for (name, t) in &a.params {
+            let diff = (t - &b.params[name]).abs().max().double_value(&[]);
+            assert!(diff < 1e-3, "{f} {name}: {diff}");
+        }
+    }
+}
