@@ -127,6 +127,50 @@ pub enum TrainEvent<'a> {
     IngredientKept { index: usize, path: &'a Path },
 }
 
+/// The file `train` writes its progress to, one [`TrainRecord`] per line, for `tui --attach`
+/// (a shard writes `train-events-shard-I.jsonl`, so shards sharing a directory never share a file).
+pub const TRAIN_EVENTS_FILE: &str = "train-events.jsonl";
+
+/// The events file of `shard` (or of a whole run).
+pub fn train_events_file(out: &Path, shard: Option<Shard>) -> PathBuf {
+    match shard {
+        Some(s) => out.join(format!("train-events-shard-{}.jsonl", s.index)),
+        None => out.join(TRAIN_EVENTS_FILE),
+    }
+}
+
+/// A line of a training run's events file: [`TrainEvent`]s, owned, with what the run is and how
+/// it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainRecord {
+    Started { dataset: String, model: String, ingredients: usize, epochs: usize, devices: Vec<String>, shard: Option<String> },
+    Ingredient { worker: usize, index: usize, seed: u64 },
+    Epoch {
+        worker: usize,
+        index: usize,
+        epoch: usize,
+        loss: f64,
+        #[serde(with = "crate::units::nan_as_null")]
+        val_acc: f64,
+    },
+    Done { worker: usize, index: usize, val_acc: f64, test_acc: f64, file: PathBuf },
+    Kept { index: usize, file: PathBuf },
+    Finished { seconds: f64, complete: bool },
+    Failed { message: String },
+}
+
+impl TrainRecord {
+    pub fn from_event(e: &TrainEvent) -> TrainRecord {
+        match *e {
+            TrainEvent::IngredientStarted { worker, index, seed } => TrainRecord::Ingredient { worker, index, seed },
+            TrainEvent::Epoch { worker, index, epoch, loss, val_acc } => TrainRecord::Epoch { worker, index, epoch, loss, val_acc },
+            TrainEvent::IngredientDone { worker, index, path, acc } => TrainRecord::Done { worker, index, val_acc: acc.val, test_acc: acc.test, file: path.to_path_buf() },
+            TrainEvent::IngredientKept { index, path } => TrainRecord::Kept { index, file: path.to_path_buf() },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainedIngredient {
     pub path: PathBuf,

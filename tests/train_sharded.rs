@@ -110,3 +110,29 @@ fn a_shard_refuses_an_init_of_another_run_and_bad_shards_are_refused() {
     let (ok, _, stderr) = common::run_bin(&["train", "--collect", dir.path().join("nothing").to_str().unwrap()]);
     assert!(!ok && stderr.contains("holds no training run's init"), "{stderr}");
 }
+
+#[test]
+fn train_writes_its_events_for_the_viewer_and_the_viewer_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", DATASET, "--ingredients", "3", "--epochs", "4", "--devices", "cpu,cpu", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("on worker 0 (cpu)") || stderr.contains("on worker 1 (cpu)"), "{stderr}");
+    let text = std::fs::read_to_string(out.join(gnn_soup::train::TRAIN_EVENTS_FILE)).unwrap();
+    let records: Vec<gnn_soup::train::TrainRecord> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    use gnn_soup::train::TrainRecord as R;
+    assert!(matches!(&records[0], R::Started { ingredients: 3, epochs: 4, devices, .. } if devices.len() == 2));
+    assert_eq!(records.iter().filter(|r| matches!(r, R::Epoch { .. })).count(), 12);
+    assert!(matches!(records.last(), Some(R::Finished { complete: true, .. })));
+    let mut view = gnn_soup::tui::state::TrainingView::default();
+    for r in &records {
+        view.apply(r);
+    }
+    assert_eq!(view.done.len(), 3);
+    assert_eq!(view.workers.iter().map(|w| w.finished).sum::<usize>(), 3);
+    assert!(view.workers.iter().all(|w| w.ingredient.is_none()));
+    // A shard writes a file of its own, so shards sharing a directory never share one.
+    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", DATASET, "--ingredients", "3", "--epochs", "2", "--shard", "1/2", "--out", dir.path().join("shared").to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(dir.path().join("shared/train-events-shard-1.jsonl").is_file());
+}

@@ -610,3 +610,29 @@ fn all_in_the_form_runs_every_strategy_with_the_settings_given() {
         other => panic!("expected Start, got {other:?}"),
     }
 }
+
+#[test]
+fn the_training_viewer_shows_each_worker_and_the_finished_ingredients() {
+    use gnn_soup::train::TrainRecord as R;
+    let mut app = App::training("gnn-soup", "/runs/x/train-events.jsonl".into());
+    let t = app.training.as_mut().unwrap();
+    for r in [
+        R::Started { dataset: "ogbn-arxiv".into(), model: "gcn 3x256".into(), ingredients: 4, epochs: 100, devices: vec!["cuda:0".into(), "cuda:1".into()], shard: None },
+        R::Ingredient { worker: 0, index: 0, seed: 1 },
+        R::Ingredient { worker: 1, index: 1, seed: 2 },
+        R::Epoch { worker: 0, index: 0, epoch: 99, loss: 0.5, val_acc: 0.7 },
+        R::Done { worker: 0, index: 0, val_acc: 0.71, test_acc: 0.7, file: "/runs/x/ingredient-00.safetensors".into() },
+        R::Ingredient { worker: 0, index: 2, seed: 3 },
+        R::Epoch { worker: 0, index: 2, epoch: 9, loss: 1.25, val_acc: f64::NAN },
+        R::Epoch { worker: 1, index: 1, epoch: 41, loss: 0.75, val_acc: 0.65 },
+    ] {
+        t.apply(&r);
+    }
+    let s = render(&app, 100, 30);
+    assert!(s.contains("training 4 ingredients: gcn 3x256 on ogbn-arxiv [training]"), "{s}");
+    assert!(s.contains("1/4 ingredients") && s.contains("2 worker(s): cuda:0, cuda:1"), "{s}");
+    assert!(s.contains("w0     cuda:0   #02        10/100    1.2500    -"), "{s}");
+    assert!(s.contains("w1     cuda:1   #01        42/100    0.7500    65.00%"), "{s}");
+    assert!(s.contains("ingredient-00    w0     71.00%   70.00%"), "{s}");
+    assert_eq!(app.on_key(Key::Char('q')), Action::Quit, "q closes the viewer");
+}

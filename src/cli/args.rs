@@ -72,7 +72,8 @@ pub struct TuiArgs {
     /// uniform, greedy, gis, ls, pls, ensemble, or all.
     #[arg(long, value_parser = parse_strategy, default_value = "all")]
     pub strategy: StrategyChoice,
-    /// Show the run in this directory (its events.jsonl), following it while it is written.
+    /// Show the run in this directory (its events.jsonl), following it while it is written; for a
+    /// training directory (or a shard's train-events-shard-I.jsonl), the training's workers.
     #[arg(long, conflicts_with = "ingredients")]
     pub attach: Option<PathBuf>,
     #[command(flatten)]

@@ -21,8 +21,24 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     let runs_dir = crate::paths::results_dir().join("runs");
     let session = Session { data: args.data.options(), runs_dir: runs_dir.clone(), fixed_out: args.out.clone() };
     if let Some(dir) = &args.attach {
+        // A training run: its events file, or a directory with one (and no soup run's events).
+        let training = if dir.is_file() && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("train-events")) {
+            Some(dir.clone())
+        } else {
+            Some(dir.join(crate::train::TRAIN_EVENTS_FILE)).filter(|f| f.is_file() && !dir.join(engine::EVENTS_FILE).is_file())
+        };
+        if let Some(file) = training {
+            let app = App::training(format!("gnn-soup: {}", file.display()), file.display().to_string());
+            tui::run(app, Some(Source::AttachTraining(file)), session, Some(&log))?;
+            return Ok(());
+        }
         if !dir.join(engine::EVENTS_FILE).is_file() {
-            anyhow::bail!("{} holds no {} (not a gnn-soup run directory?)", dir.display(), engine::EVENTS_FILE);
+            anyhow::bail!(
+                "{} holds no {} (a souping run) or {} (a training run); a shard's is train-events-shard-I.jsonl: pass that file",
+                dir.display(),
+                engine::EVENTS_FILE,
+                crate::train::TRAIN_EVENTS_FILE
+            );
         }
         let app = App::attached(format!("gnn-soup: {}", dir.display()), dir.display().to_string());
         tui::run(app, Some(Source::Attach(dir.clone())), session, Some(&log))?;

@@ -40,6 +40,8 @@ pub struct App {
     /// Viewing a run another process writes: closing the viewer leaves it running.
     pub attached: bool,
     pub log_file: Option<String>,
+    /// Following a training run instead of a soup job (`tui --attach` on a training directory).
+    pub training: Option<super::state::TrainingView>,
 }
 
 impl App {
@@ -53,6 +55,13 @@ impl App {
         let mut app = App::new(title);
         app.attached = true;
         app.job.run_dir = Some(run_dir);
+        app
+    }
+
+    /// A viewer of a training run another process writes (its events file).
+    pub fn training(title: impl Into<String>, events_file: String) -> App {
+        let mut app = App::attached(title, events_file);
+        app.training = Some(super::state::TrainingView::default());
         app
     }
 
@@ -165,6 +174,13 @@ impl App {
     pub fn on_key(&mut self, key: Key) -> Action {
         if key == Key::Interrupt {
             return self.interrupt();
+        }
+        // The training viewer has one thing to do: close (the training goes on).
+        if self.training.is_some() {
+            return match key {
+                Key::Char('q') | Key::Esc => Action::Quit,
+                _ => Action::None,
+            };
         }
         if let Some(modal) = self.ui.modal.take() {
             return self.modal_key(modal, key);

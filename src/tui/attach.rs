@@ -1,9 +1,10 @@
-//! Following a run directory's `events.jsonl` while another process writes it, like `tail -f`.
+//! Following an events file (a run directory's `events.jsonl`, a training run's
+//! `train-events.jsonl`) while another process writes it, like `tail -f`.
 
 use std::io::BufRead;
 use std::time::Duration;
 
-use crate::engine::Event;
+use serde::de::DeserializeOwned;
 
 /// Reads whole event lines as they arrive. A line still being written stays in `partial` until
 /// its newline arrives, so an event is never read half-written.
@@ -16,14 +17,14 @@ pub struct Follower {
 
 impl Follower {
     /// The complete events `reader` holds now; an empty vector when nothing new is there yet.
-    pub fn poll(&mut self, reader: &mut impl BufRead) -> std::io::Result<Vec<Event>> {
+    pub fn poll<T: DeserializeOwned>(&mut self, reader: &mut impl BufRead) -> std::io::Result<Vec<T>> {
         let mut events = Vec::new();
         loop {
             let n = reader.read_line(&mut self.partial)?;
             if n == 0 || !self.partial.ends_with('\n') {
                 return Ok(events);
             }
-            match serde_json::from_str::<Event>(self.partial.trim()) {
+            match serde_json::from_str::<T>(self.partial.trim()) {
                 Ok(e) => events.push(e),
                 Err(_) if self.partial.trim().is_empty() => {}
                 Err(_) => self.skipped += 1,
@@ -34,8 +35,9 @@ impl Follower {
 }
 
 /// Follows `path` until `send` refuses an event (the viewer closed): waits up to 10 s for the
-/// file to appear, then polls it every 200 ms.
-pub fn follow(path: std::path::PathBuf, send: impl Fn(Event) -> bool) {
+/// file to appear, then polls it every 200 ms. A file that cannot be read is told as
+/// `failed(message)`.
+pub fn follow<T: DeserializeOwned>(path: std::path::PathBuf, send: impl Fn(T) -> bool, failed: impl Fn(String) -> T) {
     let mut waited = 0;
     let file = loop {
         match std::fs::File::open(&path) {
@@ -45,7 +47,7 @@ pub fn follow(path: std::path::PathBuf, send: impl Fn(Event) -> bool) {
                 waited += 1;
             }
             Err(e) => {
-                send(Event::Failed { message: format!("cannot read {}: {e}", path.display()) });
+                send(failed(format!("cannot read {}: {e}", path.display())));
                 return;
             }
         }
@@ -63,7 +65,7 @@ pub fn follow(path: std::path::PathBuf, send: impl Fn(Event) -> bool) {
                 }
             }
             Err(e) => {
-                send(Event::Failed { message: format!("reading {}: {e}", path.display()) });
+                send(failed(format!("reading {}: {e}", path.display())));
                 return;
             }
         }
@@ -73,6 +75,7 @@ pub fn follow(path: std::path::PathBuf, send: impl Fn(Event) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Event;
     use std::cell::RefCell;
     use std::io::Read;
     use std::rc::Rc;
@@ -98,15 +101,15 @@ mod tests {
         let data = Rc::new(RefCell::new(Vec::new()));
         let mut reader = std::io::BufReader::with_capacity(8, Growing { data: data.clone(), at: 0 });
         let mut f = Follower::default();
-        assert!(f.poll(&mut reader).unwrap().is_empty());
+        assert!(f.poll::<Event>(&mut reader).unwrap().is_empty());
         let line = r#"{"event":"log","level":"info","message":"hello"}"#;
         data.borrow_mut().extend_from_slice(&line.as_bytes()[..20]);
-        assert!(f.poll(&mut reader).unwrap().is_empty(), "half a line is not an event");
+        assert!(f.poll::<Event>(&mut reader).unwrap().is_empty(), "half a line is not an event");
         data.borrow_mut().extend_from_slice(&line.as_bytes()[20..]);
         data.borrow_mut().extend_from_slice(b"\nnot json\n");
         data.borrow_mut().extend_from_slice(br#"{"event":"failed","message":"boom"}"#);
         data.borrow_mut().push(b'\n');
-        let events = f.poll(&mut reader).unwrap();
+        let events: Vec<Event> = f.poll(&mut reader).unwrap();
         assert_eq!(events.len(), 2);
         assert!(matches!(&events[0], Event::Log { message, .. } if message == "hello"));
         assert!(matches!(&events[1], Event::Failed { message } if message == "boom"));

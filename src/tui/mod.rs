@@ -36,6 +36,8 @@ pub enum Source {
     Live(JobSpec),
     /// A run directory written by another process (followed live, or replayed when finished).
     Attach(PathBuf),
+    /// A training run's events file, written by another process (`train`).
+    AttachTraining(PathBuf),
 }
 
 /// What the workbench needs to start jobs of its own.
@@ -49,6 +51,7 @@ pub struct Session {
 /// Messages the event loop waits on besides keys and the redraw tick.
 enum Msg {
     Engine(Event),
+    Train(crate::train::TrainRecord),
     /// The job's thread ended (it finished, failed or was cancelled).
     JobEnded,
     Inspected(Result<crate::inspect::DiversityReport, String>),
@@ -84,7 +87,17 @@ pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Opti
         Some(Source::Attach(dir)) => {
             let path = dir.join(engine::EVENTS_FILE);
             let tx = workbench.tx.clone();
-            std::thread::Builder::new().name("attach".into()).spawn(move || attach::follow(path, |e| tx.send(Msg::Engine(e)).is_ok())).context("cannot start the follower")?;
+            std::thread::Builder::new()
+                .name("attach".into())
+                .spawn(move || attach::follow(path, |e| tx.send(Msg::Engine(e)).is_ok(), |message| Event::Failed { message }))
+                .context("cannot start the follower")?;
+        }
+        Some(Source::AttachTraining(path)) => {
+            let tx = workbench.tx.clone();
+            std::thread::Builder::new()
+                .name("attach".into())
+                .spawn(move || attach::follow(path, |r| tx.send(Msg::Train(r)).is_ok(), |message| crate::train::TrainRecord::Failed { message }))
+                .context("cannot start the follower")?;
         }
         None => {}
     }
@@ -235,6 +248,11 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, rx: 
                     if let Some(h) = workbench.handle.take() {
                         // Its error, if any, already arrived as a Failed event.
                         let _ = h.join();
+                    }
+                }
+                Some(Msg::Train(r)) => {
+                    if let Some(t) = &mut app.training {
+                        t.apply(&r);
                     }
                 }
                 Some(Msg::Inspected(r)) => {

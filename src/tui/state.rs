@@ -225,6 +225,91 @@ pub struct Ui {
     pub monochrome: bool,
 }
 
+/// A training run followed from its events file (`tui --attach` on a training directory): what
+/// each worker trains and how far it is, and every finished ingredient.
+#[derive(Debug, Default)]
+pub struct TrainingView {
+    pub dataset: String,
+    pub model: String,
+    pub ingredients: usize,
+    pub epochs: usize,
+    pub devices: Vec<String>,
+    pub shard: Option<String>,
+    pub workers: Vec<WorkerView>,
+    /// Finished ingredients, by index: the worker that trained it (None: kept from an earlier,
+    /// interrupted run), validation and test accuracy.
+    pub done: std::collections::BTreeMap<usize, (Option<usize>, f64, f64)>,
+    /// Seconds, and whether the manifest was written (not by a shard).
+    pub finished: Option<(f64, bool)>,
+    pub failed: Option<String>,
+}
+
+/// One training worker (one device).
+#[derive(Debug, Default, Clone)]
+pub struct WorkerView {
+    /// The ingredient it trains now (None: idle, or done).
+    pub ingredient: Option<usize>,
+    pub epoch: usize,
+    pub loss: f64,
+    pub val_acc: f64,
+    /// Ingredients it finished.
+    pub finished: usize,
+}
+
+impl TrainingView {
+    pub fn apply(&mut self, r: &crate::train::TrainRecord) {
+        use crate::train::TrainRecord as R;
+        let worker = |v: &mut TrainingView, w: usize| -> usize {
+            if v.workers.len() <= w {
+                v.workers.resize(w + 1, WorkerView::default());
+            }
+            w
+        };
+        match r {
+            R::Started { dataset, model, ingredients, epochs, devices, shard } => {
+                (self.dataset, self.model, self.ingredients, self.epochs, self.devices, self.shard) = (dataset.clone(), model.clone(), *ingredients, *epochs, devices.clone(), shard.clone());
+                self.workers = vec![WorkerView::default(); devices.len()];
+            }
+            R::Ingredient { worker: w, index, .. } => {
+                let w = worker(self, *w);
+                self.workers[w] = WorkerView { ingredient: Some(*index), epoch: 0, loss: f64::NAN, val_acc: f64::NAN, finished: self.workers[w].finished };
+            }
+            R::Epoch { worker: w, index, epoch, loss, val_acc } => {
+                let w = worker(self, *w);
+                let v = &mut self.workers[w];
+                (v.ingredient, v.epoch, v.loss) = (Some(*index), epoch + 1, *loss);
+                if val_acc.is_finite() {
+                    v.val_acc = *val_acc;
+                }
+            }
+            R::Done { worker: w, index, val_acc, test_acc, .. } => {
+                let w = worker(self, *w);
+                self.workers[w].ingredient = None;
+                self.workers[w].finished += 1;
+                self.done.insert(*index, (Some(w), *val_acc, *test_acc));
+            }
+            R::Kept { index, .. } => {
+                self.done.entry(*index).or_insert((None, f64::NAN, f64::NAN));
+            }
+            R::Finished { seconds, complete } => {
+                self.finished = Some((*seconds, *complete));
+                for v in &mut self.workers {
+                    v.ingredient = None;
+                }
+            }
+            R::Failed { message } => self.failed = Some(message.clone()),
+        }
+    }
+
+    /// How many ingredients this run (or shard) trains: every one, or its share.
+    pub fn owned(&self) -> usize {
+        match self.shard.as_deref().and_then(|s| crate::train::Shard::parse(s).ok()) {
+            Some(s) => (0..self.ingredients).filter(|i| s.owns(*i)).count(),
+            None => self.ingredients,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

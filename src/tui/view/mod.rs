@@ -5,6 +5,7 @@
 pub mod dashboard;
 pub mod inspector;
 pub mod setup;
+pub mod training;
 
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
@@ -25,6 +26,7 @@ pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot) {
         return;
     }
     match (app.ui.screen, &app.setup) {
+        _ if app.training.is_some() => training::draw(f, app.training.as_ref().unwrap_or(&Default::default()), app.job.run_dir.as_deref().unwrap_or(""), sys, area),
         (Screen::Setup, Some(setup)) => setup::draw(f, setup, area),
         (Screen::Inspect, _) => inspector::draw(f, &app.inspection, &app.ui, area),
         _ => dashboard::draw(f, app, sys, area),
