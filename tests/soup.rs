@@ -156,6 +156,20 @@ fn ls_with_ones_and_no_movement_is_the_uniform_soup() {
     assert_eq!(reports[0].val_acc, reports[1].val_acc);
 }
 
+/// `--optimizer auto` (Adam at a fixed step) does not read `lr`: the same run whatever it is, and
+/// its loss goes down.
+#[test]
+fn ls_with_the_auto_optimizer_ignores_lr_and_its_loss_goes_down() {
+    use gnn_soup::soup::OptimizerKind;
+    let f = synthetic();
+    let auto = |lr: f64| SoupSettings { dropout: false, epochs: 30, optimizer: OptimizerKind::Auto, lr, ..settings(f, Strategy::Ls) };
+    let (a, b) = (&run(f, vec![auto(1.0)], None)[0], &run(f, vec![auto(500.0)], None)[0]);
+    assert_eq!(a.weights, b.weights);
+    assert_eq!(a.settings.optimizer, OptimizerKind::Auto);
+    let (first, last) = (a.history[0].loss, a.history.last().unwrap().loss);
+    assert!(last < first, "loss {first} -> {last}");
+}
+
 #[test]
 fn ls_training_loss_goes_down() {
     let f = cora();

@@ -52,7 +52,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     announce_training(&g, &cfg, &devices, args.shard);
     let plan = TrainPlan { devices: devices.clone(), shard: args.shard, overwrite: args.overwrite };
     // Progress on stderr, and as JSON lines in the run's events file for `tui --attach`.
-    let mut events = EventsFile::open(&train_events_file(out, args.shard));
+    // A finished run is refused by `train`; its events file is left as it is.
+    let finished = out.join(crate::checkpoint::MANIFEST).exists() && !args.overwrite;
+    let mut events = if finished { EventsFile(None) } else { EventsFile::open(&train_events_file(out, args.shard)) };
     events.write(&TrainRecord::Started {
         dataset: g.name.clone(),
         model: cfg.spec_for(&g).describe(),

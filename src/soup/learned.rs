@@ -20,7 +20,7 @@ use super::context::{SoupContext, SoupOutcome};
 use super::partition::{self, Partition};
 use super::progress::{EpochRecord, HoldoutResult, LogLevel, Progress};
 use super::state::FitState;
-use super::settings::{InitKind, Strategy};
+use super::settings::{InitKind, OptimizerKind, Strategy, AUTO_LR};
 use crate::model::{self, rng, GraphTensors};
 use crate::optim::{self, cosine_warm_restarts};
 
@@ -215,7 +215,11 @@ impl<'a> Fit<'a> {
         let pre = if pls.is_none() && (!train_mode || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
         let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
         let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
-        let opt = optim::sgd(&[logits_a.shallow_clone(), beta.shallow_clone()], s.lr)?;
+        let leaves = [logits_a.shallow_clone(), beta.shallow_clone()];
+        let opt = match s.optimizer {
+            OptimizerKind::Sgd => optim::sgd(&leaves, s.lr)?,
+            OptimizerKind::Auto => optim::adam(&leaves, AUTO_LR, 0.0)?,
+        };
         Ok(Fit {
             ctx,
             fit_idx: long(&fit_nodes, device),
@@ -247,7 +251,11 @@ impl<'a> Fit<'a> {
     /// None when a PLS sample holds no fitting node (the step is skipped).
     pub fn step(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
         let ctx = self.ctx;
-        let lr = cosine_warm_restarts(ctx.settings.lr, 0.0, ctx.settings.t0, epoch);
+        let base = match ctx.settings.optimizer {
+            OptimizerKind::Sgd => ctx.settings.lr,
+            OptimizerKind::Auto => AUTO_LR,
+        };
+        let lr = cosine_warm_restarts(base, 0.0, ctx.settings.t0, epoch);
         let loss = match &self.pls {
             None => {
                 let alpha = self.logits_a.softmax(1, Kind::Float);

@@ -92,6 +92,35 @@ impl InitKind {
     }
 }
 
+/// How LS/PLS step the mixing logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// The paper's: plain SGD at `lr` with cosine warm restarts over `t0`. Its step depends on the
+    /// gradient's scale, which is why the paper tunes lr from 5 to 110 per dataset.
+    Sgd,
+    /// Adam on the logits and temperature at a fixed step ([`AUTO_LR`]) with the same cosine
+    /// warm restarts: invariant to the gradient's scale, so nothing to tune; `lr` is not read.
+    Auto,
+}
+
+/// The step size of `--optimizer auto` (Adam): a change of the logits per step, not a gradient
+/// multiplier, so one value serves every dataset (README, "Learned souping without a learning rate").
+pub const AUTO_LR: f64 = 0.05;
+
+impl OptimizerKind {
+    pub const NAMES: &'static [&'static str] = &["sgd", "auto"];
+    fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Auto => "auto",
+        }
+    }
+    fn from_name(s: &str) -> Option<OptimizerKind> {
+        [OptimizerKind::Sgd, OptimizerKind::Auto].into_iter().find(|k| k.name() == s)
+    }
+}
+
 impl MixGranularity {
     pub const NAMES: &'static [&'static str] = &["tensor", "layer", "ingredient"];
     fn name(self) -> &'static str {
@@ -115,6 +144,8 @@ pub struct SoupSettings {
     pub granularity: usize,
     /// LS/PLS: optimisation steps (one per epoch).
     pub epochs: usize,
+    /// The paper's SGD (`lr` read) or the scale-free `auto` (Adam; `lr` not read).
+    pub optimizer: OptimizerKind,
     pub lr: f64,
     /// Cosine annealing with warm restarts: period in epochs.
     pub t0: usize,
@@ -291,7 +322,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "lr",
-        help: "LS/PLS SGD learning rate (large: the paper uses 5 to 110)",
+        help: "LS/PLS SGD learning rate (large: the paper uses 5 to 110; not read with --optimizer auto)",
         strategies: LEARNED,
         kind: SettingKind::Real { min: 0.0, min_inclusive: false, max: f64::INFINITY },
         from_paper: true,
@@ -302,6 +333,16 @@ pub static SETTINGS: &[Setting] = &[
         }),
         get: |s| Value::Real(s.lr),
         set: |s, v| s.lr = v.real(),
+    },
+    Setting {
+        name: "optimizer",
+        help: "LS/PLS optimiser: sgd (the paper's: --lr, cosine warm restarts over --t0) or auto (Adam at a fixed step, scale-free: no learning rate to tune, --lr not read)",
+        strategies: LEARNED,
+        kind: SettingKind::Choice(OptimizerKind::NAMES),
+        from_paper: false,
+        default: |_| Value::Choice("sgd"),
+        get: |s| Value::Choice(s.optimizer.name()),
+        set: |s, v| s.optimizer = OptimizerKind::from_name(v.choice()).unwrap_or(OptimizerKind::Sgd),
     },
     Setting {
         name: "t0",
@@ -537,6 +578,7 @@ impl SoupSettings {
             strategy,
             granularity: 0,
             epochs: 0,
+            optimizer: OptimizerKind::Sgd,
             lr: 0.0,
             t0: 0,
             init: InitKind::Ones,
