@@ -6,7 +6,8 @@
 #
 # usage: scripts/lr-auto.sh                      (every cell, 5 seeds: hours on 2 CPU cores)
 #        CELLS="cora:gcn citeseer:gcn" SEEDS="0 1" scripts/lr-auto.sh
-# results: target/bench/lr-auto/table.md (and one JSON line per run in runs.jsonl)
+# results: target/bench/lr-auto/table.md, over every cell measured so far (one JSON line per run
+# in runs.jsonl; rerunning a cell replaces its lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=target/release/gnn-soup
@@ -18,7 +19,14 @@ declare -A DS=([cora]=cora [citeseer]=citeseer [easy]="csbm:homophily=0.8,noise=
 CELLS=${CELLS:-"cora:gcn cora:sage cora:gat citeseer:gcn citeseer:sage citeseer:gat easy:gcn easy:sage easy:gat mid:gcn mid:sage mid:gat hard:gcn hard:sage hard:gat"}
 cargo build --release --quiet
 mkdir -p "$OUT"
-: > "$OUT/runs.jsonl"
+# runs.jsonl keeps every cell measured so far; the cells measured now replace their old lines.
+touch "$OUT/runs.jsonl"
+python3 - "$OUT/runs.jsonl" $CELLS <<'PY'
+import json, sys
+path, cells = sys.argv[1], set(sys.argv[2:])
+keep = [l for l in open(path) if l.strip() and json.loads(l)["cell"] not in cells]
+open(path, "w").writelines(keep)
+PY
 record() { # cell seed name json
   python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'cell':'$1','seed':$2,'run':'$3','val':r['val_acc'],'test':r['test_acc'],'seconds':r['seconds'],'best_ingredient_test':max(r['ingredients'],key=lambda i:i['val_acc'])['test_acc']}))" >> "$OUT/runs.jsonl"
 }
