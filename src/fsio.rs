@@ -85,9 +85,76 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()
     Ok(())
 }
 
+/// A JSON-lines log that `tui --attach` follows (`events.jsonl`, `train-events.jsonl`): one record
+/// a line, flushed as it is written, shared by threads. Opened with O_NOFOLLOW, so a link planted
+/// at its path does not send the log elsewhere. A log is not worth failing a run for: the first
+/// write that fails is reported once and the log stops.
+pub struct JsonLines {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<Option<File>>,
+}
+
+impl JsonLines {
+    /// A new log at `path`, replacing any there.
+    pub fn create(path: &Path) -> Result<JsonLines> {
+        JsonLines::open(path, false)
+    }
+
+    /// The log at `path` continued (created when missing): a resumed run goes on with its log.
+    pub fn append(path: &Path) -> Result<JsonLines> {
+        JsonLines::open(path, true)
+    }
+
+    fn open(path: &Path, append: bool) -> Result<JsonLines> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).custom_flags(libc::O_NOFOLLOW);
+        if append {
+            options.append(true);
+        } else {
+            options.write(true).truncate(true);
+        }
+        let file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(JsonLines { path: path.to_path_buf(), file: std::sync::Mutex::new(Some(file)) })
+    }
+
+    pub fn write<T: serde::Serialize>(&self, record: &T) {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = file.as_mut() else { return };
+        // One write per line, so that a follower never sees two records' pieces interleaved.
+        let written = serde_json::to_string(record).map_err(std::io::Error::from).and_then(|line| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!("cannot write {} ({e}); `tui --attach` stops here", self.path.display());
+            *file = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_logs_append_or_replace_and_do_not_follow_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/events.jsonl");
+        JsonLines::create(&path).unwrap().write(&serde_json::json!({"a": 1}));
+        JsonLines::append(&path).unwrap().write(&serde_json::json!({"b": 2}));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+        JsonLines::create(&path).unwrap().write(&serde_json::json!({"c": 3}));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"c\":3}\n");
+        let outside = tempfile::tempdir().unwrap();
+        let link = dir.path().join("train-events.jsonl");
+        std::os::unix::fs::symlink(outside.path().join("victim"), &link).unwrap();
+        for open in [JsonLines::create, JsonLines::append] {
+            let e = open(&link).err().expect("a planted link is refused").to_string();
+            assert!(e.contains("train-events.jsonl"), "{e}");
+        }
+        assert!(!outside.path().join("victim").exists());
+    }
 
     #[test]
     fn fifos_directories_loops_and_oversized_files_are_refused_by_name() {

@@ -54,8 +54,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Progress on stderr, and as JSON lines in the run's events file for `tui --attach`.
     // A finished run is refused by `train`; its events file is left as it is.
     let finished = out.join(crate::checkpoint::MANIFEST).exists() && !args.overwrite;
-    let mut events = if finished { EventsFile(None) } else { EventsFile::open(&train_events_file(out, args.shard)) };
-    events.write(&TrainRecord::Started {
+    // A resumed run continues its file; progress is not worth failing the training for.
+    let events = if finished { None } else { crate::fsio::JsonLines::append(&train_events_file(out, args.shard)).inspect_err(|e| tracing::warn!("{e:#}; `tui --attach` will not show this run")).ok() };
+    let record = |r: &TrainRecord| events.iter().for_each(|f| f.write(r));
+    record(&TrainRecord::Started {
         dataset: g.name.clone(),
         model: cfg.spec_for(&g).describe(),
         ingredients: cfg.ingredients,
@@ -65,49 +67,22 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     });
     let mut progress = training_progress(cfg.epochs, cfg.ingredients, &devices, args.json);
     let result = train(&g, &cfg, &plan, out, &mut |e| {
-        events.write(&TrainRecord::from_event(&e));
+        record(&TrainRecord::from_event(&e));
         progress(e);
     });
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            events.write(&TrainRecord::Failed { message: format!("{e:#}") });
+            record(&TrainRecord::Failed { message: format!("{e:#}") });
             return Err(e);
         }
     };
-    events.write(&TrainRecord::Finished { seconds: report.seconds, complete: report.complete });
+    record(&TrainRecord::Finished { seconds: report.seconds, complete: report.complete });
     eprintln!("trained {} ingredients in {:.1}s", report.ingredients.len(), report.seconds);
     if let Some(shard) = args.shard {
         eprintln!("shard {shard} done; when every shard is, `gnn-soup train --collect {}` checks them and writes the manifest", out.display());
     }
     finish(args, &report, &devices)
-}
-
-/// A training run's events file, appended to (a resumed run continues it). Progress is not worth
-/// failing a training run for: a file that cannot be written is reported once and dropped.
-struct EventsFile(Option<std::io::BufWriter<std::fs::File>>);
-
-impl EventsFile {
-    fn open(path: &std::path::Path) -> EventsFile {
-        let _ = path.parent().map(std::fs::create_dir_all);
-        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            Ok(f) => EventsFile(Some(std::io::BufWriter::new(f))),
-            Err(e) => {
-                eprintln!("warning: cannot write {} ({e}); `tui --attach` will not show this run", path.display());
-                EventsFile(None)
-            }
-        }
-    }
-
-    fn write(&mut self, record: &TrainRecord) {
-        use std::io::Write;
-        let Some(w) = &mut self.0 else { return };
-        let line = serde_json::to_string(record).unwrap_or_default();
-        if writeln!(w, "{line}").and_then(|_| w.flush()).is_err() {
-            eprintln!("warning: cannot write the training events file; `tui --attach` stops here");
-            self.0 = None;
-        }
-    }
 }
 
 /// The JSON document or the summary table.

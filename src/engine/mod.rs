@@ -6,10 +6,9 @@ pub mod event;
 pub mod memory;
 pub mod report;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -22,6 +21,7 @@ use report::{IngredientAccuracy, IngredientResult, SoupReport};
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
+use crate::fsio::JsonLines;
 use crate::model::{self, ArchSpec, GraphTensors, ParamMap};
 use crate::soup::{self, FitState, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy};
 
@@ -136,18 +136,14 @@ pub fn new_run_dir(runs_dir: &Path) -> PathBuf {
 
 /// Appends every event to `events.jsonl` as it happens (for `tui --attach`), then forwards it.
 struct EventLog<'a> {
-    file: Option<Mutex<std::fs::File>>,
+    file: Option<JsonLines>,
     forward: &'a dyn Fn(Event),
 }
 
 impl EventLog<'_> {
     fn emit(&self, e: Event) {
         if let Some(f) = &self.file {
-            if let Ok(line) = serde_json::to_string(&e) {
-                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(f, "{line}");
-                let _ = f.flush();
-            }
+            f.write(&e);
         }
         (self.forward)(e);
     }
@@ -240,13 +236,12 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
 
 /// Checks that no result would be replaced (without `overwrite`), creates the run directory and
 /// opens its `events.jsonl`.
-fn open_run_dir(job: &JobSpec) -> Result<Option<Mutex<std::fs::File>>> {
+fn open_run_dir(job: &JobSpec) -> Result<Option<JsonLines>> {
     let Some(dir) = &job.out_dir else { return Ok(None) };
     let path = dir.join(EVENTS_FILE);
     if job.resume {
         // The same run, continued: its log goes on.
-        let f = std::fs::OpenOptions::new().append(true).open(&path).with_context(|| format!("cannot append to {}", path.display()))?;
-        return Ok(Some(Mutex::new(f)));
+        return JsonLines::append(&path).map(Some);
     }
     if !job.overwrite {
         // events.jsonl too: another run's log is a result (tui --attach replays it).
@@ -266,10 +261,7 @@ fn open_run_dir(job: &JobSpec) -> Result<Option<Mutex<std::fs::File>>> {
         strategies: job.strategies.clone(),
     };
     checkpoint::write_atomic(&dir.join(JOB_FILE), serde_json::to_string_pretty(&saved)?.as_bytes())?;
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NOFOLLOW: a link planted at events.jsonl does not send the log elsewhere.
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).custom_flags(libc::O_NOFOLLOW).open(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(Some(Mutex::new(f)))
+    JsonLines::create(&path).map(Some)
 }
 
 /// What a run directory records of its job (`job.json`), so that `soup --resume` can continue it.
