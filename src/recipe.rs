@@ -148,15 +148,24 @@ impl Recipe {
         }
     }
 
-    /// The settings of `strategy` on `arch`/`dataset`: its defaults, then this recipe's
-    /// `[settings]`, then its `[<strategy>]`, then `flags`; validated together.
-    pub fn settings_for(&self, strategy: Strategy, arch: Arch, dataset: &str, flags: &[(&'static Setting, Value)]) -> Result<SoupSettings> {
-        let own: &[(&'static Setting, Value)] = self.per_strategy.iter().find(|(s, _)| *s == strategy).map_or(&[], |(_, o)| o.as_slice());
-        let mut s = SoupSettings::defaults(strategy, arch, dataset).with(&self.settings)?.with(own)?.with(flags)?;
-        s.source = format!("recipe {} over {}", self.path.display(), s.source);
-        s.validate().with_context(|| format!("invalid settings for {strategy} (recipe {})", self.path.display()))?;
-        Ok(s)
+}
+
+/// The settings of `strategy` on `arch`/`dataset`: its defaults, then the recipe's `[settings]` and
+/// `[<strategy>]` (when there is a recipe), then `flags`; validated together. The one place the
+/// layers meet: the CLI, the workbench and the demo all resolve through it.
+pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch, dataset: &str, flags: &[(&'static Setting, Value)]) -> Result<SoupSettings> {
+    let mut s = SoupSettings::defaults(strategy, arch, dataset);
+    if let Some(r) = recipe {
+        let own: &[(&'static Setting, Value)] = r.per_strategy.iter().find(|(s, _)| *s == strategy).map_or(&[], |(_, o)| o.as_slice());
+        s = s.with(&r.settings)?.with(own)?;
+        s.source = format!("recipe {} over {}", r.path.display(), s.source);
     }
+    let s = s.with(flags)?;
+    s.validate().with_context(|| match recipe {
+        Some(r) => format!("invalid settings for {strategy} (recipe {})", r.path.display()),
+        None => format!("invalid settings for {strategy}"),
+    })?;
+    Ok(s)
 }
 
 /// `strategy = "ls"`, `"all"` or `["ls", "pls"]`.
@@ -227,16 +236,16 @@ mod tests {
         assert_eq!(r.ingredients, Some(Ingredients::Path(PathBuf::from("/recipes/../runs/x"))));
         assert_eq!(r.out, Some(PathBuf::from("/recipes/soups")));
         assert_eq!(r.strategies, Some(vec![Strategy::Pls, Strategy::Ls]));
-        let ls = r.settings_for(Strategy::Ls, Arch::Gcn, "cora", &[]).unwrap();
+        let ls = resolve_settings(Some(&r), Strategy::Ls, Arch::Gcn, "cora", &[]).unwrap();
         assert_eq!((ls.lr, ls.dropout, ls.parts), (20.0, false, 32));
-        let pls = r.settings_for(Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap();
+        let pls = resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap();
         assert_eq!((pls.lr, pls.dropout, pls.parts), (7.5, false, 16));
         assert!(pls.source.starts_with("recipe /recipes/r.toml over general defaults"), "{}", pls.source);
         // A flag beats both layers.
         let flag = [(Setting::by_name("lr").unwrap(), Value::Real(3.0))];
-        assert_eq!(r.settings_for(Strategy::Pls, Arch::Gcn, "cora", &flag).unwrap().lr, 3.0);
+        assert_eq!(resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &flag).unwrap().lr, 3.0);
         // What the recipe leaves out is the paper's row where it has one.
-        let arxiv = r.settings_for(Strategy::Ls, Arch::Gcn, "ogbn-arxiv", &[]).unwrap();
+        let arxiv = resolve_settings(Some(&r), Strategy::Ls, Arch::Gcn, "ogbn-arxiv", &[]).unwrap();
         assert_eq!((arxiv.lr, arxiv.epochs), (20.0, 250));
     }
 
@@ -253,6 +262,6 @@ mod tests {
         assert!(err("dataset = [").contains("not valid TOML"));
         // R > K is caught when the settings are put together.
         let r = parse("[pls]\nsample = 40\nparts = 8").unwrap();
-        assert!(format!("{:#}", r.settings_for(Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap_err()).contains("cannot exceed K"));
+        assert!(format!("{:#}", resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap_err()).contains("cannot exceed K"));
     }
 }

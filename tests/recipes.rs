@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use gnn_soup::model::Arch;
-use gnn_soup::recipe::Recipe;
+use gnn_soup::recipe::{resolve_settings, Recipe};
 use gnn_soup::soup::{InitKind, Strategy, PAPER};
 
 fn recipes() -> Vec<PathBuf> {
@@ -25,7 +25,7 @@ fn every_shipped_recipe_loads_and_validates_for_its_strategies() {
         assert!(r.description.is_some(), "{} has no description", f.display());
         let strategies = r.strategies.clone().unwrap_or_else(|| panic!("{} names no strategy", f.display()));
         for s in strategies {
-            r.settings_for(s, Arch::Gcn, r.dataset.as_deref().unwrap_or(""), &[]).unwrap_or_else(|e| panic!("{e:#}"));
+            resolve_settings(Some(&r), s, Arch::Gcn, r.dataset.as_deref().unwrap_or(""), &[]).unwrap_or_else(|e| panic!("{e:#}"));
         }
     }
 }
@@ -36,9 +36,9 @@ fn the_papers_rows_as_recipes_match_its_table() {
         let file = common::repo().join(format!("assets/recipes/{}-{}.toml", row.arch, row.dataset));
         let r = Recipe::read(&file).unwrap_or_else(|e| panic!("{e:#}"));
         // Settings from the recipe alone, on a dataset the table does not know.
-        let ls = r.settings_for(Strategy::Ls, row.arch, "npz:elsewhere.npz", &[]).unwrap();
-        let pls = r.settings_for(Strategy::Pls, row.arch, "npz:elsewhere.npz", &[]).unwrap();
-        let gis = r.settings_for(Strategy::Gis, row.arch, "npz:elsewhere.npz", &[]).unwrap();
+        let ls = resolve_settings(Some(&r), Strategy::Ls, row.arch, "npz:elsewhere.npz", &[]).unwrap();
+        let pls = resolve_settings(Some(&r), Strategy::Pls, row.arch, "npz:elsewhere.npz", &[]).unwrap();
+        let gis = resolve_settings(Some(&r), Strategy::Gis, row.arch, "npz:elsewhere.npz", &[]).unwrap();
         let name = file.display();
         assert_eq!((ls.epochs, ls.lr, ls.t0, ls.init), (row.ls_epochs, row.ls_lr, row.t0, InitKind::Ones), "{name}");
         assert_eq!((pls.epochs, pls.lr, pls.t0, pls.parts, pls.sample, pls.init), (row.pls_epochs, row.pls_lr, row.t0, row.parts, row.sample, InitKind::Normal), "{name}");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::DataOptions;
@@ -136,21 +136,10 @@ pub struct SettingFlags {
 }
 
 impl SettingFlags {
-    /// `strategies`' defaults for `arch`/`dataset`, with these flags applied and validated.
-    pub fn resolve(&self, strategies: &[Strategy], arch: Arch, dataset: &str) -> Result<Vec<SoupSettings>> {
-        strategies
-            .iter()
-            .map(|&s| {
-                let settings = SoupSettings::defaults(s, arch, dataset).with(&self.overrides)?;
-                settings.validate().with_context(|| format!("invalid settings for {s}"))?;
-                Ok(settings)
-            })
-            .collect()
-    }
-
-    /// As [`resolve`](Self::resolve), with `recipe`'s settings between the defaults and the flags.
-    pub fn resolve_with(&self, recipe: &Recipe, strategies: &[Strategy], arch: Arch, dataset: &str) -> Result<Vec<SoupSettings>> {
-        strategies.iter().map(|&s| recipe.settings_for(s, arch, dataset, &self.overrides)).collect()
+    /// `strategies`' settings for `arch`/`dataset`: the defaults, the recipe's, then these flags
+    /// (see [`resolve_settings`](crate::recipe::resolve_settings)).
+    pub fn resolve(&self, recipe: Option<&Recipe>, strategies: &[Strategy], arch: Arch, dataset: &str) -> Result<Vec<SoupSettings>> {
+        strategies.iter().map(|&s| crate::recipe::resolve_settings(recipe, s, arch, dataset, &self.overrides)).collect()
     }
 }
 

@@ -35,7 +35,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         ingredients: crate::checkpoint::list_ingredients(&ingredients)?,
         dataset: None,
         data: DataOptions::default(),
-        strategies: SettingFlags::default().resolve_with(&recipe, &chosen, crate::demo::ARCH, crate::demo::DATASET)?,
+        strategies: SettingFlags::default().resolve(Some(&recipe), &chosen, crate::demo::ARCH, crate::demo::DATASET)?,
         device,
         out_dir: Some(run_dir.clone()),
         // The default run directory is the demo's own, replaced each time; one the user names is not.

@@ -77,10 +77,7 @@ fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Res
         (None, Some(listed)) => listed,
         (None, None) => vec![Strategy::Ls],
     };
-    let strategies = match recipe {
-        Some(r) => args.settings.resolve_with(r, &chosen, meta.arch.arch, &dataset)?,
-        None => args.settings.resolve(&chosen, meta.arch.arch, &dataset)?,
-    };
+    let strategies = args.settings.resolve(recipe, &chosen, meta.arch.arch, &dataset)?;
     if strategies.len() > 1 {
         check_comparison_free(&out, args.overwrite)?;
     }

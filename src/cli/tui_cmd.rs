@@ -53,10 +53,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     let paths = checkpoint::list_ingredients(&ingredients)?;
     let meta = checkpoint::read_meta(&paths[0])?;
     let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
-    let strategies = match &recipe {
-        Some(r) => args.settings.resolve_with(r, &args.strategy.strategies(), meta.arch.arch, &dataset)?,
-        None => args.settings.resolve(&args.strategy.strategies(), meta.arch.arch, &dataset)?,
-    };
+    let strategies = args.settings.resolve(recipe.as_ref(), &args.strategy.strategies(), meta.arch.arch, &dataset)?;
     // The setup form starts from the recipe's settings for every strategy, then the flags: one
     // value per setting, the flag's where both give one.
     let mut form_overrides: Vec<(&'static Setting, Value)> = Vec::new();
