@@ -249,19 +249,91 @@ pub fn ingredient_file(out: &Path, index: usize) -> PathBuf {
 }
 
 /// Whether `meta` is a checkpoint of this training run: same model, data, init and settings.
-fn same_run(meta: &CheckpointMeta, spec: &ArchSpec, cfg: &TrainConfig, dataset_fingerprint: &str, init_fp: &str) -> bool {
-    meta.arch == *spec && meta.dataset_fingerprint == dataset_fingerprint && meta.init_fingerprint == init_fp && meta.extra.get("training") == serde_json::to_value(cfg).ok().as_ref()
+/// What makes checkpoints one training run's: the model, the dataset, the training settings and
+/// the shared init's fingerprint. Every checkpoint of the run records it, and a resumed run, a
+/// joining shard and `collect` check against it. Plain data, so every worker thread shares it.
+struct RunIdentity {
+    spec: ArchSpec,
+    cfg: TrainConfig,
+    /// `cfg` as recorded in each checkpoint's metadata (`extra.training`).
+    training: serde_json::Value,
+    dataset: String,
+    dataset_fingerprint: String,
+    init_fp: String,
+}
+
+impl RunIdentity {
+    /// The run of `cfg` on `g`, with its shared init. The init depends on the seed alone, so every
+    /// worker, shard and resumed run makes the same one: its fingerprint is what they are checked
+    /// against.
+    fn new(g: &Graph, cfg: &TrainConfig) -> Result<(RunIdentity, ParamMap)> {
+        cfg.validate()?;
+        let spec = cfg.spec_for(g);
+        spec.validate()?;
+        let init = spec.init(cfg.seed as i64, Device::Cpu);
+        let run = RunIdentity {
+            init_fp: checkpoint::weights_fingerprint(&init),
+            spec,
+            cfg: cfg.clone(),
+            training: serde_json::to_value(cfg)?,
+            dataset: g.name.clone(),
+            dataset_fingerprint: g.fingerprint().to_string(),
+        };
+        Ok((run, init))
+    }
+
+    /// The run whose init's metadata is `init` (read from `path`), for `collect`: no flag has to
+    /// be repeated.
+    fn recorded(path: &Path, init: CheckpointMeta) -> Result<RunIdentity> {
+        let cfg: TrainConfig = init
+            .extra
+            .get("training")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .with_context(|| format!("{}: unreadable training settings", path.display()))?
+            .with_context(|| format!("{} was not written by `gnn-soup train` (no training settings in it)", path.display()))?;
+        Ok(RunIdentity { training: serde_json::to_value(&cfg)?, cfg, spec: init.arch, dataset: init.dataset, dataset_fingerprint: init.dataset_fingerprint, init_fp: init.init_fingerprint })
+    }
+
+    /// The seed ingredient `index` trains with.
+    fn seed_of(&self, index: usize) -> u64 {
+        self.cfg.seed + 1 + index as u64
+    }
+
+    /// The metadata of one of this run's checkpoints.
+    fn meta(&self, kind: CheckpointKind, seed: Option<u64>, epochs: Option<usize>, acc: Option<Accuracies>) -> CheckpointMeta {
+        CheckpointMeta {
+            format_version: checkpoint::FORMAT_VERSION,
+            kind,
+            arch: self.spec.clone(),
+            dataset: self.dataset.clone(),
+            dataset_fingerprint: self.dataset_fingerprint.clone(),
+            init_fingerprint: self.init_fp.clone(),
+            seed,
+            epochs,
+            val_acc: acc.map(|a| a.val),
+            test_acc: acc.map(|a| a.test),
+            tool_version: checkpoint::tool_version(),
+            extra: [("training".to_string(), self.training.clone())].into_iter().collect(),
+        }
+    }
+
+    /// Whether `meta` is one of this run's checkpoints.
+    fn owns(&self, meta: &CheckpointMeta) -> bool {
+        meta.arch == self.spec && meta.dataset_fingerprint == self.dataset_fingerprint && meta.init_fingerprint == self.init_fp && meta.extra.get("training") == Some(&self.training)
+    }
 }
 
 /// The ingredient at `index` if it is this run's, finished (with its accuracies).
-fn finished_ingredient(out: &Path, index: usize, spec: &ArchSpec, cfg: &TrainConfig, dataset_fingerprint: &str, init_fp: &str) -> Result<Option<TrainedIngredient>> {
+fn finished_ingredient(out: &Path, index: usize, run: &RunIdentity) -> Result<Option<TrainedIngredient>> {
     let path = ingredient_file(out, index);
     if !path.exists() {
         return Ok(None);
     }
     let meta = checkpoint::read_meta(&path).with_context(|| format!("{} cannot be kept", path.display()))?;
-    let seed = cfg.seed + 1 + index as u64;
-    match (same_run(&meta, spec, cfg, dataset_fingerprint, init_fp) && meta.seed == Some(seed), meta.val_acc, meta.test_acc) {
+    let seed = run.seed_of(index);
+    match (run.owns(&meta) && meta.seed == Some(seed), meta.val_acc, meta.test_acc) {
         (true, Some(val_acc), Some(test_acc)) => Ok(Some(TrainedIngredient { path, seed, val_acc, test_acc })),
         _ => bail!("{} is not this run's ingredient {index}; choose another --out or pass --overwrite", path.display()),
     }
@@ -270,19 +342,20 @@ fn finished_ingredient(out: &Path, index: usize, spec: &ArchSpec, cfg: &TrainCon
 /// Writes the shared init into `out`, or checks the one there is this run's (another shard, or an
 /// interrupted run, wrote it). Shards of an array may race to write it: the content is the same,
 /// and a loser finds the winner's file and checks it.
-fn ensure_init(out: &Path, init: &ParamMap, meta: &CheckpointMeta, overwrite: bool, check: &dyn Fn(&CheckpointMeta) -> bool) -> Result<PathBuf> {
+fn ensure_init(out: &Path, init: &ParamMap, run: &RunIdentity, overwrite: bool) -> Result<PathBuf> {
     let path = out.join(INIT_FILE);
+    let meta = run.meta(CheckpointKind::Init, Some(run.cfg.seed), Some(0), None);
     let verify = || -> Result<PathBuf> {
         let there = checkpoint::read_meta(&path)?;
-        if !check(&there) {
-            bail!("{} is from another training run (other settings, data or seed: its fingerprint {} is not this run's {}); choose another --out or pass --overwrite", path.display(), there.init_fingerprint, meta.init_fingerprint);
+        if !run.owns(&there) {
+            bail!("{} is from another training run (other settings, data or seed: its fingerprint {} is not this run's {}); choose another --out or pass --overwrite", path.display(), there.init_fingerprint, run.init_fp);
         }
         Ok(path.clone())
     };
     if !overwrite && path.exists() {
         return verify();
     }
-    match checkpoint::save(&path, init, meta, overwrite) {
+    match checkpoint::save(&path, init, &meta, overwrite) {
         Ok(()) => Ok(path),
         Err(_) if !overwrite && path.exists() => verify(),
         Err(e) => Err(e),
@@ -311,17 +384,11 @@ pub fn train_ingredients(g: &Graph, cfg: &TrainConfig, device: Device, out: &Pat
 /// only the missing ones trained. A signal stops training after the current epoch, keeping the
 /// finished ingredients ([`crate::signals::Interrupted`]).
 pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_event: &mut dyn FnMut(TrainEvent)) -> Result<TrainReport> {
-    cfg.validate()?;
     if plan.devices.is_empty() {
         bail!("no device to train on");
     }
-    let spec = cfg.spec_for(g);
-    spec.validate()?;
+    let (run, init) = RunIdentity::new(g, cfg)?;
     let mine = |i: &usize| plan.shard.is_none_or(|s| s.owns(*i));
-    // The init depends on the seed alone, so every worker, shard and resumed run makes the same
-    // one: its fingerprint, recorded in every checkpoint, is what they are checked against.
-    let init = spec.init(cfg.seed as i64, Device::Cpu);
-    let init_fp = checkpoint::weights_fingerprint(&init);
     let init_path = out.join(INIT_FILE);
     if out.join(MANIFEST).exists() && !plan.overwrite {
         bail!("{} already exists (a finished training run); choose another --out or pass --overwrite", out.join(MANIFEST).display());
@@ -332,31 +399,16 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
         }
     }
     for &device in &plan.devices {
-        check_fits(g, &spec, device)?;
+        check_fits(g, &run.spec, device)?;
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let start = Instant::now();
-    let meta = |kind, seed, epochs, acc: Option<Accuracies>| CheckpointMeta {
-        format_version: checkpoint::FORMAT_VERSION,
-        kind,
-        arch: spec.clone(),
-        dataset: g.name.clone(),
-        dataset_fingerprint: g.fingerprint().to_string(),
-        init_fingerprint: init_fp.clone(),
-        seed,
-        epochs,
-        val_acc: acc.map(|a| a.val),
-        test_acc: acc.map(|a| a.test),
-        tool_version: checkpoint::tool_version(),
-        extra: [("training".to_string(), serde_json::to_value(cfg).unwrap())].into_iter().collect(),
-    };
-    let check = |m: &CheckpointMeta| same_run(m, &spec, cfg, g.fingerprint(), &init_fp);
-    ensure_init(out, &init, &meta(CheckpointKind::Init, Some(cfg.seed), Some(0), None), plan.overwrite, &check)?;
+    ensure_init(out, &init, &run, plan.overwrite)?;
 
     let mut done: std::collections::BTreeMap<usize, TrainedIngredient> = std::collections::BTreeMap::new();
     let mut todo = std::collections::VecDeque::new();
     for index in (0..cfg.ingredients).filter(mine) {
-        match if plan.overwrite { None } else { finished_ingredient(out, index, &spec, cfg, g.fingerprint(), &init_fp)? } {
+        match if plan.overwrite { None } else { finished_ingredient(out, index, &run)? } {
             Some(kept) => {
                 on_event(TrainEvent::IngredientKept { index, path: &kept.path });
                 done.insert(index, kept);
@@ -365,12 +417,12 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
         }
     }
     let owned = done.len() + todo.len();
-    run_workers(g, cfg, &spec, plan, out, &init_fp, todo, &meta, &mut |msg| match msg {
+    run_workers(g, &run, plan, out, todo, &mut |msg| match msg {
         WorkerMsg::Started { worker, index, seed } => on_event(TrainEvent::IngredientStarted { worker, index, seed }),
         WorkerMsg::Epoch { worker, index, epoch, loss, val_acc } => on_event(TrainEvent::Epoch { worker, index, epoch, loss, val_acc }),
         WorkerMsg::Done { worker, index, path, acc } => {
             on_event(TrainEvent::IngredientDone { worker, index, path: &path, acc });
-            done.insert(index, TrainedIngredient { path, seed: cfg.seed + 1 + index as u64, val_acc: acc.val, test_acc: acc.test });
+            done.insert(index, TrainedIngredient { path, seed: run.seed_of(index), val_acc: acc.val, test_acc: acc.test });
         }
         WorkerMsg::Failed(_) => unreachable!("failures are returned by run_workers"),
     })?;
@@ -380,25 +432,14 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
     let trained: Vec<TrainedIngredient> = done.into_values().collect();
     let complete = plan.shard.is_none();
     if complete {
-        write_manifest(out, &g.name, g.fingerprint(), &spec, &init_fp, &trained)?;
+        write_manifest(out, &run, &trained)?;
     }
-    Ok(TrainReport { dataset: g.name.clone(), dataset_fingerprint: g.fingerprint().to_string(), arch: spec, init: init_path, ingredients: trained, seconds: start.elapsed().as_secs_f64(), complete })
+    Ok(TrainReport { dataset: run.dataset, dataset_fingerprint: run.dataset_fingerprint, arch: run.spec, init: init_path, ingredients: trained, seconds: start.elapsed().as_secs_f64(), complete })
 }
 
 /// Runs one worker thread per device of `plan` over `todo`, passing their messages to `on_msg` on
 /// this thread; the first failure stops the others after their current ingredient and is returned.
-#[allow(clippy::too_many_arguments)]
-fn run_workers(
-    g: &Graph,
-    cfg: &TrainConfig,
-    spec: &ArchSpec,
-    plan: &TrainPlan,
-    out: &Path,
-    init_fp: &str,
-    todo: std::collections::VecDeque<usize>,
-    meta: &(dyn Fn(CheckpointKind, Option<u64>, Option<usize>, Option<Accuracies>) -> CheckpointMeta + Sync),
-    on_msg: &mut dyn FnMut(WorkerMsg),
-) -> Result<()> {
+fn run_workers(g: &Graph, run: &RunIdentity, plan: &TrainPlan, out: &Path, todo: std::collections::VecDeque<usize>, on_msg: &mut dyn FnMut(WorkerMsg)) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
     if todo.is_empty() {
@@ -421,9 +462,10 @@ fn run_workers(
             let work = move || -> Result<()> {
                 // Each worker makes the init itself (tensors do not cross threads) and checks it
                 // is the one every other worker and the init file have.
+                let (spec, cfg) = (&run.spec, &run.cfg);
                 let init = spec.init(cfg.seed as i64, Device::Cpu);
-                if checkpoint::weights_fingerprint(&init) != init_fp {
-                    bail!("worker {worker} on {} made an init with another fingerprint than {init_fp}", crate::device::device_name(device));
+                if checkpoint::weights_fingerprint(&init) != run.init_fp {
+                    bail!("worker {worker} on {} made an init with another fingerprint than {}", crate::device::device_name(device), run.init_fp);
                 }
                 let init = checkpoint::to_device(&init, device);
                 let gt = GraphTensors::new(g, device);
@@ -433,7 +475,7 @@ fn run_workers(
                     if stop.load(Ordering::Relaxed) || crate::signals::interrupted() {
                         return Ok(());
                     }
-                    let seed = cfg.seed + 1 + index as u64;
+                    let seed = run.seed_of(index);
                     let _ = work_tx.send(WorkerMsg::Started { worker, index, seed });
                     let params = train_one(spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| {
                         let _ = work_tx.send(WorkerMsg::Epoch { worker, index, epoch, loss, val_acc });
@@ -443,7 +485,7 @@ fn run_workers(
                     }
                     let acc = model::evaluate(spec, &params, &gt);
                     let path = ingredient_file(out, index);
-                    checkpoint::save(&path, &params, &meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), plan.overwrite)?;
+                    checkpoint::save(&path, &params, &run.meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), plan.overwrite)?;
                     let _ = work_tx.send(WorkerMsg::Done { worker, index, path, acc });
                 }
             };
@@ -475,13 +517,13 @@ fn run_workers(
     }
 }
 
-fn write_manifest(out: &Path, dataset: &str, dataset_fingerprint: &str, spec: &ArchSpec, init_fp: &str, trained: &[TrainedIngredient]) -> Result<()> {
+fn write_manifest(out: &Path, run: &RunIdentity, trained: &[TrainedIngredient]) -> Result<()> {
     let manifest = Manifest {
-        dataset: dataset.to_string(),
-        dataset_fingerprint: dataset_fingerprint.to_string(),
-        arch: spec.clone(),
+        dataset: run.dataset.clone(),
+        dataset_fingerprint: run.dataset_fingerprint.clone(),
+        arch: run.spec.clone(),
         init: INIT_FILE.to_string(),
-        init_fingerprint: init_fp.to_string(),
+        init_fingerprint: run.init_fp.clone(),
         ingredients: trained
             .iter()
             .map(|t| ManifestEntry { file: t.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), seed: t.seed, val_acc: t.val_acc, test_acc: t.test_acc })
@@ -494,28 +536,10 @@ fn write_manifest(out: &Path, dataset: &str, dataset_fingerprint: &str, spec: &A
 /// Writes only the shared init of `cfg` on `g` into `out` (`train --init-only`, before a Slurm
 /// array), or checks the one there; returns its path and fingerprint.
 pub fn write_init(g: &Graph, cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<(PathBuf, String)> {
-    cfg.validate()?;
-    let spec = cfg.spec_for(g);
-    spec.validate()?;
-    let init = spec.init(cfg.seed as i64, Device::Cpu);
-    let init_fp = checkpoint::weights_fingerprint(&init);
+    let (run, init) = RunIdentity::new(g, cfg)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let meta = CheckpointMeta {
-        format_version: checkpoint::FORMAT_VERSION,
-        kind: CheckpointKind::Init,
-        arch: spec.clone(),
-        dataset: g.name.clone(),
-        dataset_fingerprint: g.fingerprint().to_string(),
-        init_fingerprint: init_fp.clone(),
-        seed: Some(cfg.seed),
-        epochs: Some(0),
-        val_acc: None,
-        test_acc: None,
-        tool_version: checkpoint::tool_version(),
-        extra: [("training".to_string(), serde_json::to_value(cfg)?)].into_iter().collect(),
-    };
-    let path = ensure_init(out, &init, &meta, overwrite, &|m| same_run(m, &spec, cfg, g.fingerprint(), &init_fp))?;
-    Ok((path, init_fp))
+    let path = ensure_init(out, &init, &run, overwrite)?;
+    Ok((path, run.init_fp))
 }
 
 /// Checks that every ingredient of the run whose init is in `out` is there and is that run's, and
@@ -525,26 +549,19 @@ pub fn collect(out: &Path) -> Result<TrainReport> {
     let start = Instant::now();
     let init_path = out.join(INIT_FILE);
     let init = checkpoint::read_meta(&init_path).with_context(|| format!("{} holds no training run's init (run the shards, or `train --init-only`, first)", out.display()))?;
-    let cfg: TrainConfig = init
-        .extra
-        .get("training")
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .with_context(|| format!("{}: unreadable training settings", init_path.display()))?
-        .with_context(|| format!("{} was not written by `gnn-soup train` (no training settings in it)", init_path.display()))?;
+    let run = RunIdentity::recorded(&init_path, init)?;
     let (mut found, mut missing) = (Vec::new(), Vec::new());
-    for index in 0..cfg.ingredients {
-        match finished_ingredient(out, index, &init.arch, &cfg, &init.dataset_fingerprint, &init.init_fingerprint)? {
+    for index in 0..run.cfg.ingredients {
+        match finished_ingredient(out, index, &run)? {
             Some(t) => found.push(t),
             None => missing.push(format!("ingredient-{index:02}")),
         }
     }
     if !missing.is_empty() {
-        bail!("{}: {} of {} ingredients are missing ({}): their shards have not finished, or failed; run them again (they resume) and collect once all are done", out.display(), missing.len(), cfg.ingredients, missing.join(", "));
+        bail!("{}: {} of {} ingredients are missing ({}): their shards have not finished, or failed; run them again (they resume) and collect once all are done", out.display(), missing.len(), run.cfg.ingredients, missing.join(", "));
     }
-    write_manifest(out, &init.dataset, &init.dataset_fingerprint, &init.arch, &init.init_fingerprint, &found)?;
-    Ok(TrainReport { dataset: init.dataset, dataset_fingerprint: init.dataset_fingerprint, arch: init.arch, init: init_path, ingredients: found, seconds: start.elapsed().as_secs_f64(), complete: true })
+    write_manifest(out, &run, &found)?;
+    Ok(TrainReport { dataset: run.dataset, dataset_fingerprint: run.dataset_fingerprint, arch: run.spec, init: init_path, ingredients: found, seconds: start.elapsed().as_secs_f64(), complete: true })
 }
 
 /// How often validation accuracy is measured during training (every epoch on small graphs).
