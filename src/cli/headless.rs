@@ -224,7 +224,18 @@ pub fn announce_training(g: &Graph, cfg: &TrainConfig, devices: &[tch::Device], 
 pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Device], quiet: bool) -> impl FnMut(TrainEvent) {
     let names: Vec<String> = devices.iter().map(|d| device_name(*d)).collect();
     let several = names.len() > 1;
-    let multi = indicatif::MultiProgress::with_draw_target(if progress::stderr_is_terminal() { indicatif::ProgressDrawTarget::stderr_with_hz(10) } else { indicatif::ProgressDrawTarget::hidden() });
+    let terminal = progress::stderr_is_terminal();
+    let multi = indicatif::MultiProgress::with_draw_target(if terminal { indicatif::ProgressDrawTarget::stderr_with_hz(10) } else { indicatif::ProgressDrawTarget::hidden() });
+    // A line per finished ingredient: above the bars on a terminal (not with `quiet`), plain on
+    // stderr in a log.
+    let line_out = multi.clone();
+    let done_line = move |line: String| match (terminal, quiet) {
+        (true, true) => {}
+        (true, false) => {
+            let _ = line_out.println(line);
+        }
+        (false, _) => eprintln!("{line}"),
+    };
     let mut bars: Vec<Option<ProgressBar>> = vec![None; names.len()];
     move |ev| match ev {
         TrainEvent::IngredientStarted { worker, index, seed } => {
@@ -245,13 +256,8 @@ pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Devi
             if let Some(b) = bars[worker].take() {
                 b.finish_and_clear();
             }
-            if !quiet || !progress::stderr_is_terminal() {
-                let on = if several { format!(" on worker {worker} ({})", names[worker]) } else { String::new() };
-                let _ = multi.println(format!("ingredient {}/{ingredients}{on}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display()));
-                if !progress::stderr_is_terminal() {
-                    eprintln!("ingredient {}/{ingredients}{on}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display());
-                }
-            }
+            let on = if several { format!(" on worker {worker} ({})", names[worker]) } else { String::new() };
+            done_line(format!("ingredient {}/{ingredients}{on}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display()));
         }
         TrainEvent::IngredientKept { index, path } => eprintln!("ingredient {}/{ingredients}: kept from the interrupted run  -> {}", index + 1, path.display()),
     }
