@@ -97,20 +97,24 @@ impl TrainConfig {
 
 /// Refuses, before the first epoch, a full-batch training step that would not fit in the memory
 /// left on `device` (a clear message rather than the kernel's out-of-memory killer):
-/// activations as an LS step keeps them, plus building the graph's sparse operator.
-fn check_fits(g: &Graph, spec: &ArchSpec, device: Device) -> Result<()> {
+/// activations as an LS step keeps them, plus building the graph's sparse operator, once for
+/// each of the `workers` sharing the device (each holds its own graph and activations).
+fn check_fits(g: &Graph, spec: &ArchSpec, device: Device, workers: usize) -> Result<()> {
     use crate::engine::memory::{self, gib};
-    let need = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64) + memory::operator_build_bytes(g.num_edges() as u64);
+    let each = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64) + memory::operator_build_bytes(g.num_edges() as u64);
+    let need = each * workers as u64;
     if let Some(available) = memory::shortfall(device, need)? {
+        let name = crate::device::device_name(device);
+        let shared = if workers > 1 { format!(" ({:.2} GiB for each of its {workers} workers on {name})", gib(each)) } else { String::new() };
+        let fewer = if workers > 1 { "fewer workers on it (--devices), " } else { "" };
         bail!(
-            "full-batch training of {} on {} ({} nodes, {} edges) needs about {:.1} GiB; {:.1} GiB is available on {}. Use a device with more memory, fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
+            "full-batch training of {} on {} ({} nodes, {} edges) needs about {:.2} GiB{shared}; {:.2} GiB is available on {name}. Use a device with more memory, {fewer}fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
             spec.describe(),
             g.name,
             g.num_nodes,
             g.num_edges(),
             gib(need),
             gib(available),
-            crate::device::device_name(device),
             memory::NO_MEMORY_CHECK_ENV
         );
     }
@@ -398,8 +402,15 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
             bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
         }
     }
+    let mut per_device: Vec<(Device, usize)> = Vec::new();
     for &device in &plan.devices {
-        check_fits(g, &run.spec, device)?;
+        match per_device.iter_mut().find(|(d, _)| *d == device) {
+            Some((_, n)) => *n += 1,
+            None => per_device.push((device, 1)),
+        }
+    }
+    for (device, workers) in per_device {
+        check_fits(g, &run.spec, device, workers)?;
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let start = Instant::now();

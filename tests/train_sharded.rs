@@ -136,3 +136,22 @@ fn train_writes_its_events_for_the_viewer_and_the_viewer_reads_them() {
     assert!(ok, "{stderr}");
     assert!(dir.path().join("shared/train-events-shard-1.jsonl").is_file());
 }
+
+#[test]
+fn workers_sharing_a_device_are_checked_for_memory_together() {
+    // csbm:nodes=40000 with 3x256 GCN layers needs about 0.32 GiB a worker: under a 480 MiB
+    // limit one worker fits and two on the same device do not.
+    let tmp = tempfile::tempdir().unwrap();
+    let train = |devices: &str, out: &str| {
+        let out = tmp.path().join(out);
+        let args = ["train", "--dataset", "csbm:nodes=40000", "--hidden", "256", "--layers", "3", "--ingredients", "1", "--epochs", "1", "--devices", devices, "--out", out.to_str().unwrap()];
+        let (ok, _, stderr) = common::run_bin_with(&args, &[("GNN_SOUP_MEMORY_LIMIT", "480MiB")]);
+        (ok, stderr, out)
+    };
+    let (ok, stderr, _) = train("cpu", "one");
+    assert!(ok, "{stderr}");
+    let (ok, stderr, out) = train("cpu,cpu", "two");
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("needs about 0.63 GiB (0.32 GiB for each of its 2 workers on cpu)") && stderr.contains("fewer workers on it (--devices)") && !stderr.contains("panicked"), "{stderr}");
+    assert!(!out.join("ingredient-00.safetensors").exists());
+}
