@@ -96,8 +96,8 @@ pub struct Fit<'a> {
     pre: Option<Tensor>,
     logits_a: Tensor,
     beta: Tensor,
-    /// SGD over `logits_a` and `beta` (the same tensors, updated in place).
-    opt: tch::COptimizer,
+    /// Steps `logits_a` and `beta` (the same tensors, updated in place).
+    opt: Stepper,
     /// Full-graph LS without dropout scores validation accuracy from its own forward pass (the
     /// weights the epoch's loss was computed at), so it needs no second pass.
     free_val: bool,
@@ -111,6 +111,32 @@ pub struct Fit<'a> {
     /// (held-out accuracy, epoch, weights) of the best epoch so far, with early stopping.
     best: Option<(f64, usize, Tensor)>,
     since_best: usize,
+}
+
+/// The optimiser of the mixing logits: libtorch's SGD (the paper's; it has no state), or Adam
+/// (`--optimizer auto`) with its state kept, so that a stopped fit resumes exactly.
+enum Stepper {
+    Sgd(tch::COptimizer),
+    Adam(optim::ResumableAdam),
+}
+
+impl Stepper {
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        match self {
+            Stepper::Sgd(o) => Ok(o.set_learning_rate(lr)?),
+            Stepper::Adam(a) => {
+                a.set_learning_rate(lr);
+                Ok(())
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<()> {
+        match self {
+            Stepper::Sgd(o) => optim::step(o),
+            Stepper::Adam(a) => a.step(),
+        }
+    }
 }
 
 pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
@@ -163,6 +189,10 @@ impl<'a> Fit<'a> {
             best: self.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, to_vec(alpha))),
             since_best: self.since_best,
             history: history.to_vec(),
+            adam: match &self.opt {
+                Stepper::Adam(a) => Some(a.state()),
+                Stepper::Sgd(_) => None,
+            },
         });
     }
 
@@ -179,6 +209,9 @@ impl<'a> Fit<'a> {
             self.logits_a.copy_(&tensor(&s.logits));
             self.beta.copy_(&Tensor::from(s.beta).to_device(device));
         });
+        if let (Stepper::Adam(a), Some(state)) = (&mut self.opt, &s.adam) {
+            a.restore(state)?;
+        }
         rng::restore_stream(s.stream);
         self.val_acc = s.val_acc;
         self.best = s.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, tensor(alpha)));
@@ -217,8 +250,8 @@ impl<'a> Fit<'a> {
         let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
         let leaves = [logits_a.shallow_clone(), beta.shallow_clone()];
         let opt = match s.optimizer {
-            OptimizerKind::Sgd => optim::sgd(&leaves, s.lr)?,
-            OptimizerKind::Auto => optim::adam(&leaves, AUTO_LR, 0.0)?,
+            OptimizerKind::Sgd => Stepper::Sgd(optim::sgd(&leaves, s.lr)?),
+            OptimizerKind::Auto => Stepper::Adam(optim::ResumableAdam::new(&leaves, AUTO_LR)),
         };
         Ok(Fit {
             ctx,
@@ -273,7 +306,7 @@ impl<'a> Fit<'a> {
         };
         self.opt.set_learning_rate(lr)?;
         loss.backward();
-        optim::step(&self.opt)?;
+        self.opt.step()?;
         let loss = loss.double_value(&[]);
         if !loss.is_finite() {
             bail!("the loss became {loss} at epoch {epoch}: lower --lr");

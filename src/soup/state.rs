@@ -22,4 +22,8 @@ pub struct FitState {
     pub best: Option<(f64, usize, Vec<f32>)>,
     pub since_best: usize,
     pub history: Vec<EpochRecord>,
+    /// `--optimizer auto`: Adam's moments, so the resumed fit takes the steps the stopped one
+    /// would have (SGD has no state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam: Option<crate::optim::AdamState>,
 }
