@@ -2,9 +2,10 @@
 # Learned souping without a learning rate to tune (issue 14's protocol): per cell (dataset x
 # architecture) and seed, 10 ingredients from one init; the tuned LS is the best of the grid
 # lr {5, 11, 30, 80, 110} x T0 {3, 4} (init ones) by validation accuracy, reported on test;
-# against it LS with `--optimizer auto` (also with a 20% validation holdout and early stopping),
-# GIS and the best ingredient. PLS likewise: the same grid at its defaults (K 32, R 8, init
-# normal) against PLS with `--optimizer auto`. Means over the seeds.
+# against it LS with `--optimizer auto`, with dropout on while fitting (as the grid) and off, and
+# with a 20% validation holdout and early stopping; GIS and the best ingredient. PLS likewise: the
+# same grid at its defaults (K 32, R 8, init normal) against PLS with `--optimizer auto`, dropout
+# on and off. Means over the seeds.
 #
 # usage: scripts/lr-auto.sh                      (every cell, 5 seeds: hours on 2 CPU cores)
 #        CELLS="cora:gcn citeseer:gcn" SEEDS="0 1" scripts/lr-auto.sh
@@ -52,8 +53,10 @@ for s in $SEEDS; do
       [ "${PLS:-1}" = 0 ] || run "pls-sgd-$lr-$t0" --strategy pls --lr $lr --t0 $t0
     done; done
     run auto --strategy ls --optimizer auto --init ones
+    run auto-nodrop --strategy ls --optimizer auto --init ones --no-dropout
     run auto-holdout --strategy ls --optimizer auto --init ones --holdout 0.2
     [ "${PLS:-1}" = 0 ] || run pls-auto --strategy pls --optimizer auto
+    [ "${PLS:-1}" = 0 ] || run pls-auto-nodrop --strategy pls --optimizer auto --no-dropout
     run gis --strategy gis
   done
 done
@@ -71,25 +74,25 @@ def tuned(rs, prefix):
     grid = [v for k, v in rs.items() if k.startswith(prefix)]
     return max(grid, key=lambda r: r["val"]), statistics.median(r["seconds"] for r in grid)  # first maximum in grid order
 
-ls = ["| cell | seeds | tuned LS (grid, by val) | auto LS | auto - tuned | auto + holdout - tuned | GIS | best ingredient | auto time / tuned run |", "|---|---|---|---|---|---|---|---|---|"]
-pls = ["| cell | seeds | tuned PLS (grid, by val) | auto PLS | auto - tuned | auto time / tuned run |", "|---|---|---|---|---|---|"]
+ls = ["| cell | seeds | tuned LS (grid, by val) | auto LS | auto - tuned | auto, no dropout - tuned | auto + holdout - tuned | GIS | best ingredient | auto time / tuned run |", "|---|---|---|---|---|---|---|---|---|---|"]
+pls = ["| cell | seeds | tuned PLS (grid, by val) | auto PLS | auto - tuned | auto, no dropout - tuned | auto time / tuned run |", "|---|---|---|---|---|---|---|"]
 complete = lambda rs, prefix, others: len([k for k in rs if k.startswith(prefix)]) == 10 and others <= rs.keys()  # a seed counts once its every run is measured
 for cell, seeds in by.items():
-    done = [rs for rs in seeds.values() if complete(rs, "sgd-", {"auto", "auto-holdout", "gis"})]
+    done = [rs for rs in seeds.values() if complete(rs, "sgd-", {"auto", "auto-nodrop", "auto-holdout", "gis"})]
     if done:
-        t, a, h, g, b, ratio = [], [], [], [], [], []
+        t, a, n, h, g, b, ratio = [], [], [], [], [], [], []
         for rs in done:
             pick, secs = tuned(rs, "sgd-")
-            t.append(pick["test"]); a.append(rs["auto"]["test"]); h.append(rs["auto-holdout"]["test"]); g.append(rs["gis"]["test"]); b.append(rs["auto"]["best_ingredient_test"])
+            t.append(pick["test"]); a.append(rs["auto"]["test"]); n.append(rs["auto-nodrop"]["test"]); h.append(rs["auto-holdout"]["test"]); g.append(rs["gis"]["test"]); b.append(rs["auto"]["best_ingredient_test"])
             ratio.append(rs["auto"]["seconds"] / secs)
-        ls.append(f"| {cell} | {len(done)} | {m(t):.2f}% | {m(a):.2f}% | {m(a) - m(t):+.2f} | {m(h) - m(t):+.2f} | {m(g):.2f}% | {m(b):.2f}% | {statistics.median(ratio):.2f}x |")
-    done = [rs for rs in seeds.values() if complete(rs, "pls-sgd-", {"pls-auto"})]
+        ls.append(f"| {cell} | {len(done)} | {m(t):.2f}% | {m(a):.2f}% | {m(a) - m(t):+.2f} | {m(n) - m(t):+.2f} | {m(h) - m(t):+.2f} | {m(g):.2f}% | {m(b):.2f}% | {statistics.median(ratio):.2f}x |")
+    done = [rs for rs in seeds.values() if complete(rs, "pls-sgd-", {"pls-auto", "pls-auto-nodrop"})]
     if done:
-        t, a, ratio = [], [], []
+        t, a, n, ratio = [], [], [], []
         for rs in done:
             pick, secs = tuned(rs, "pls-sgd-")
-            t.append(pick["test"]); a.append(rs["pls-auto"]["test"]); ratio.append(rs["pls-auto"]["seconds"] / secs)
-        pls.append(f"| {cell} | {len(done)} | {m(t):.2f}% | {m(a):.2f}% | {m(a) - m(t):+.2f} | {statistics.median(ratio):.2f}x |")
+            t.append(pick["test"]); a.append(rs["pls-auto"]["test"]); n.append(rs["pls-auto-nodrop"]["test"]); ratio.append(rs["pls-auto"]["seconds"] / secs)
+        pls.append(f"| {cell} | {len(done)} | {m(t):.2f}% | {m(a):.2f}% | {m(a) - m(t):+.2f} | {m(n) - m(t):+.2f} | {statistics.median(ratio):.2f}x |")
 text = "LS\n\n" + "\n".join(ls) + "\n\nPLS\n\n" + "\n".join(pls) + "\n"
 open(f"{out}/table.md", "w").write(text)
 print(text)
