@@ -150,17 +150,22 @@ impl Recipe {
 
 }
 
-/// The settings of `strategy` on `arch`/`dataset`: its defaults, then the recipe's `[settings]` and
-/// `[<strategy>]` (when there is a recipe), then `flags`; validated together. The one place the
+/// The settings of `strategy` on `arch`/`dataset`: its defaults, then what the others imply
+/// ([`Setting::implied_by`]), then the recipe's `[settings]` and `[<strategy>]` (when there is a
+/// recipe), then `flags`; validated together. The one place the
 /// layers meet: the CLI, the workbench and the demo all resolve through it.
 pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch, dataset: &str, flags: &[(&'static Setting, Value)]) -> Result<SoupSettings> {
     let mut s = SoupSettings::defaults(strategy, arch, dataset);
+    let mut given: Vec<(&'static Setting, Value)> = Vec::new();
     if let Some(r) = recipe {
         let own: &[(&'static Setting, Value)] = r.per_strategy.iter().find(|(s, _)| *s == strategy).map_or(&[], |(_, o)| o.as_slice());
-        s = s.with(&r.settings)?.with(own)?;
+        given.extend(r.settings.iter().chain(own).cloned());
         s.source = format!("recipe {} over {}", r.path.display(), s.source);
     }
-    let s = s.with(flags)?;
+    given.extend(flags.iter().cloned());
+    // What the given settings imply (an lr means SGD) comes before them, so they have the last word.
+    let implied = Setting::implied_by(&given);
+    let s = s.with(&implied)?.with(&given)?;
     s.validate().with_context(|| match recipe {
         Some(r) => format!("invalid settings for {strategy} (recipe {})", r.path.display()),
         None => format!("invalid settings for {strategy}"),
@@ -247,6 +252,33 @@ mod tests {
         // What the recipe leaves out is the paper's row where it has one.
         let arxiv = resolve_settings(Some(&r), Strategy::Ls, Arch::Gcn, "ogbn-arxiv", &[]).unwrap();
         assert_eq!((arxiv.lr, arxiv.epochs), (20.0, 250));
+    }
+
+    #[test]
+    fn auto_is_the_default_where_nobody_tuned_and_an_lr_means_the_papers_sgd() {
+        use crate::soup::OptimizerKind::{Auto, Sgd};
+        let with = |dataset: &str, given: &[(&str, Value)]| {
+            let flags: Vec<(&'static Setting, Value)> = given.iter().map(|(n, v)| (Setting::by_name(n).unwrap(), v.clone())).collect();
+            let s = resolve_settings(None, Strategy::Ls, Arch::Gcn, dataset, &flags).unwrap();
+            (s.optimizer, s.dropout)
+        };
+        // No row in the paper's table: Adam, dropout off while fitting.
+        assert_eq!(with("cora", &[]), (Auto, false));
+        assert_eq!(with("npz:mine.npz", &[]), (Auto, false));
+        // The paper's row: its tuned SGD, with dropout as the reference fits.
+        assert_eq!(with("ogbn-arxiv", &[]), (Sgd, true));
+        // A learning rate is for SGD; so is dropout, unless it is given.
+        assert_eq!(with("cora", &[("lr", Value::Real(30.0))]), (Sgd, true));
+        assert_eq!(with("cora", &[("lr", Value::Real(30.0)), ("dropout", Value::Switch(false))]), (Sgd, false));
+        assert_eq!(with("cora", &[("optimizer", Value::Choice("sgd"))]), (Sgd, true));
+        assert_eq!(with("ogbn-arxiv", &[("optimizer", Value::Choice("auto"))]), (Auto, false));
+        // What is given has the last word.
+        assert_eq!(with("cora", &[("lr", Value::Real(30.0)), ("optimizer", Value::Choice("auto"))]), (Auto, false));
+        assert_eq!(with("cora", &[("dropout", Value::Switch(true))]), (Auto, true));
+        // A recipe's settings imply the same as flags; the demo's lr 40 keeps it on SGD.
+        let demo = crate::demo::recipe();
+        let s = resolve_settings(Some(&demo), Strategy::Ls, Arch::Gcn, "csbm", &[]).unwrap();
+        assert_eq!((s.optimizer, s.dropout, s.lr), (Sgd, false, 40.0));
     }
 
     #[test]

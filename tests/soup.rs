@@ -11,7 +11,7 @@ use gnn_soup::checkpoint;
 use gnn_soup::data::{self, DataOptions};
 use gnn_soup::engine::{self, report::SoupReport, Event, JobSpec};
 use gnn_soup::model::{self, Arch, GraphTensors};
-use gnn_soup::soup::{InitKind, IngredientStack, SoupSettings, Strategy};
+use gnn_soup::soup::{InitKind, IngredientStack, OptimizerKind, SoupSettings, Strategy};
 use gnn_soup::train::{train_ingredients, TrainConfig};
 use tch::Device;
 
@@ -144,7 +144,7 @@ fn a_seed_reproduces_ls_and_pls_even_when_runs_overlap() {
 fn ls_with_ones_and_no_movement_is_the_uniform_soup() {
     let f = cora();
     // One step at a negligible rate: LS's starting point (epochs 0 is refused as a setting).
-    let ls = SoupSettings { epochs: 1, lr: 1e-12, init: InitKind::Ones, ..settings(f, Strategy::Ls) };
+    let ls = SoupSettings { epochs: 1, optimizer: OptimizerKind::Sgd, lr: 1e-12, init: InitKind::Ones, ..settings(f, Strategy::Ls) };
     let out = tempfile::tempdir().unwrap();
     let reports = run(f, vec![settings(f, Strategy::Uniform), ls], Some(out.path().to_path_buf()));
     let a = checkpoint::load(reports[0].checkpoint.as_ref().unwrap()).unwrap();

@@ -321,6 +321,27 @@ fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
     }
 }
 
+#[test]
+fn the_forms_dropout_follows_its_optimiser() {
+    use gnn_soup::soup::OptimizerKind;
+    let (_tmp, dir) = checkpoint_dir();
+    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
+    app.on_key(Key::Tab);
+    // csbm has no row in the paper's table: auto, dropout off while fitting.
+    let setup = app.setup.as_ref().unwrap();
+    assert_eq!((setup.value("optimizer"), setup.value("dropout")), ("auto", "off"));
+    let optimizer = setup.fields.iter().position(|f| f.name() == "optimizer").unwrap();
+    app.setup.as_mut().unwrap().field = optimizer;
+    app.on_key(Key::Right);
+    let setup = app.setup.as_ref().unwrap();
+    assert_eq!((setup.value("optimizer"), setup.value("dropout")), ("sgd", "on"), "the paper's SGD fits with dropout");
+    let settings = setup.settings().unwrap();
+    assert_eq!((settings[0].optimizer, settings[0].dropout), (OptimizerKind::Sgd, true));
+    app.on_key(Key::Left);
+    let setup = app.setup.as_ref().unwrap();
+    assert_eq!((setup.value("optimizer"), setup.value("dropout")), ("auto", "off"));
+}
+
 fn diversity() -> DiversityReport {
     let ing = |i: usize, from_init: f64| IngredientSummary { path: format!("/r/ingredient-0{i}.safetensors").into(), seed: Some(i as u64), val_acc: Some(0.8), test_acc: Some(0.79), norm: 12.5, distance_from_init: Some(from_init) };
     DiversityReport {

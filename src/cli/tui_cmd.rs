@@ -56,8 +56,9 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     let strategies = args.settings.resolve(recipe.as_ref(), &args.strategy.strategies(), meta.arch.arch, &dataset)?;
     // The setup form starts from the recipe's settings for every strategy, then the flags: one
     // value per setting, the flag's where both give one.
+    let given: Vec<(&'static Setting, Value)> = recipe.iter().flat_map(|r| r.settings.iter()).chain(&args.settings.overrides).cloned().collect();
     let mut form_overrides: Vec<(&'static Setting, Value)> = Vec::new();
-    for (setting, value) in recipe.iter().flat_map(|r| r.settings.iter()).chain(&args.settings.overrides) {
+    for (setting, value) in Setting::implied_by(&given).iter().chain(&given) {
         form_overrides.retain(|(s, _)| s.name != setting.name);
         form_overrides.push((setting, value.clone()));
     }

@@ -422,9 +422,21 @@ impl Setup {
                     let at = options.iter().position(|o| *o == f.value).unwrap_or(0);
                     let next = if forward { (at + 1) % options.len() } else { (at + options.len() - 1) % options.len() };
                     f.value = options[next].clone();
-                    if matches!(f.target, FieldTarget::Strategy) {
-                        let s = f.value.clone();
-                        self.reset_fields(&s, None);
+                    match f.target {
+                        FieldTarget::Strategy => {
+                            let s = f.value.clone();
+                            self.reset_fields(&s, None);
+                        }
+                        // Dropout while fitting follows the optimiser, as on the command line.
+                        FieldTarget::Setting(setting) if setting.name == "optimizer" => {
+                            let optimizer = (setting, Value::Choice(if f.value == "sgd" { "sgd" } else { "auto" }));
+                            for (implied, value) in Setting::implied_by(&[optimizer]) {
+                                if let Some(field) = self.fields.iter_mut().find(|x| matches!(x.target, FieldTarget::Setting(t) if t.name == implied.name)) {
+                                    field.value = value.to_string();
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 SetupAction::None
