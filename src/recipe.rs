@@ -152,8 +152,8 @@ impl Recipe {
 
 /// The settings of `strategy` on `arch`/`dataset`: its defaults, then what the others imply
 /// ([`Setting::implied_by`]), then the recipe's `[settings]` and `[<strategy>]` (when there is a
-/// recipe), then `flags`; validated together. The one place the
-/// layers meet: the CLI, the workbench and the demo all resolve through it.
+/// recipe), then `flags`; validated together. The one place the layers meet: the CLI, the
+/// workbench and the demo all resolve through it.
 pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch, dataset: &str, flags: &[(&'static Setting, Value)]) -> Result<SoupSettings> {
     let mut s = SoupSettings::defaults(strategy, arch, dataset);
     let mut given: Vec<(&'static Setting, Value)> = Vec::new();
