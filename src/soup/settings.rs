@@ -336,7 +336,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "optimizer",
-        help: "LS/PLS optimiser: sgd (the paper's: --lr, cosine warm restarts over --t0; implied by --lr) or auto (Adam at a fixed step, scale-free: no learning rate to tune, --lr not read). Default: sgd where the paper's table has the architecture and dataset (its tuned lr), auto elsewhere",
+        help: "LS/PLS optimiser: sgd (the paper's: --lr, cosine warm restarts over --t0; --lr implies it) or auto (Adam at a fixed step, scale-free: no learning rate to tune, --lr not read)",
         strategies: LEARNED,
         kind: SettingKind::Choice(OptimizerKind::NAMES),
         from_paper: true,
@@ -396,7 +396,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "dropout",
-        help: "dropout while fitting LS/PLS weights (the reference keeps the model in training mode). Default: on with --optimizer sgd (the paper's), off with auto",
+        help: "dropout while fitting LS/PLS weights (the reference keeps the model in training mode; on by default with --optimizer sgd or --lr)",
         strategies: LEARNED,
         kind: SettingKind::Switch,
         from_paper: true,
