@@ -11,6 +11,8 @@
 # usage: scripts/lr-auto.sh                      (every cell, 5 seeds: hours on 2 CPU cores)
 #        CELLS="cora:gcn citeseer:gcn" SEEDS="0 1" scripts/lr-auto.sh
 #        PLS=0 SEEDS="2 3 4" scripts/lr-auto.sh   (LS only: PLS's runs take most of the time)
+#        LS=0 TRAINED_ONLY=1 NO_BUILD=1 ...         (PLS only, beside an LS run: only cells whose
+#                                                   ingredients are there, the binary already built)
 # results: target/bench/lr-auto/table.md, over every run measured so far. runs.jsonl holds one
 # JSON line per run; a run already there is not measured again (FRESH=1 measures the cells anew).
 # Seeds are the outer loop, so an interrupted run still has every cell at its first seeds.
@@ -23,9 +25,11 @@ SEEDS=${SEEDS:-0 1 2 3 4}
 # Synthetic cells of three difficulties; dataset names may not hold ':' here, so they are aliased.
 declare -A DS=([cora]=cora [citeseer]=citeseer [easy]="csbm:homophily=0.8,noise=2,train=100" [mid]="csbm:homophily=0.6,noise=3,train=100" [hard]=csbm)
 CELLS=${CELLS:-"cora:gcn cora:sage cora:gat citeseer:gcn citeseer:sage citeseer:gat easy:gcn easy:sage easy:gat mid:gcn mid:sage mid:gat hard:gcn hard:sage hard:gat"}
-cargo build --release --quiet
 mkdir -p "$OUT/bin"
-cp target/release/gnn-soup "$B.tmp" && mv "$B.tmp" "$B"
+if [ -z "${NO_BUILD:-}" ]; then
+  cargo build --release --quiet
+  cp target/release/gnn-soup "$B.tmp.$$" && mv "$B.tmp.$$" "$B"
+fi
 touch "$OUT/runs.jsonl"
 if [ -n "${FRESH:-}" ]; then
   python3 - "$OUT/runs.jsonl" $CELLS <<'PY'
@@ -43,24 +47,28 @@ for s in $SEEDS; do
   for cell in $CELLS; do
     name=${cell%%:*}; arch=${cell##*:}; dataset=${DS[$name]}
     ing="$OUT/$name-$arch/seed$s"
+    [ -n "${TRAINED_ONLY:-}" ] && [ ! -f "$ing/manifest.json" ] && continue
     [ -f "$ing/manifest.json" ] || "$B" train --dataset "$dataset" --data-dir "$DATA" --arch "$arch" --seed "$s" --ingredients 10 --device cpu --out "$ing" --overwrite --json > /dev/null 2>&1
     run() { # run-name soup-args...
       local run=$1; shift
       measured "$cell" "$s" "$run" && return 0
-      "$B" soup --ingredients "$ing" --data-dir "$DATA" --seed "$s" --device cpu --out "$OUT/tmp" --overwrite --json "$@" 2>/dev/null | record "$cell" "$s" "$run"
+      "$B" soup --ingredients "$ing" --data-dir "$DATA" --seed "$s" --device cpu --out "$OUT/tmp-$$" --overwrite --json "$@" 2>/dev/null | record "$cell" "$s" "$run"
     }
     for lr in 5 11 30 80 110; do for t0 in 3 4; do
-      run "sgd-$lr-$t0" --strategy ls --lr $lr --t0 $t0 --init ones
+      [ "${LS:-1}" = 0 ] || run "sgd-$lr-$t0" --strategy ls --lr $lr --t0 $t0 --init ones
       [ "${PLS:-1}" = 0 ] || run "pls-sgd-$lr-$t0" --strategy pls --lr $lr --t0 $t0
     done; done
-    run auto --strategy ls --optimizer auto --init ones
-    run auto-nodrop --strategy ls --optimizer auto --init ones --no-dropout
-    run auto-holdout --strategy ls --optimizer auto --init ones --holdout 0.2
+    if [ "${LS:-1}" != 0 ]; then
+      run auto --strategy ls --optimizer auto --init ones
+      run auto-nodrop --strategy ls --optimizer auto --init ones --no-dropout
+      run auto-holdout --strategy ls --optimizer auto --init ones --holdout 0.2
+      run gis --strategy gis
+    fi
     [ "${PLS:-1}" = 0 ] || run pls-auto --strategy pls --optimizer auto
     [ "${PLS:-1}" = 0 ] || run pls-auto-nodrop --strategy pls --optimizer auto --no-dropout
-    run gis --strategy gis
   done
 done
+rm -rf "$OUT/tmp-$$"
 python3 - "$OUT" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
