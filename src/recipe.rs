@@ -70,6 +70,12 @@ pub struct Recipe {
 const TOP_KEYS: &[&str] = &["description", "ingredients", "dataset", "data_dir", "split_seed", "strategy", "device", "out", "settings"];
 
 impl Recipe {
+    /// What the recipe sets for `strategy`: `[settings]`, then its `[<strategy>]` table.
+    pub fn settings_of(&self, strategy: Strategy) -> Overrides {
+        let own = self.per_strategy.iter().filter(|(s, _)| *s == strategy).flat_map(|(_, o)| o.iter());
+        self.settings.iter().chain(own).cloned().collect()
+    }
+
     /// Reads a recipe: a report when the file is JSON (`.json`), TOML otherwise.
     pub fn read(path: &Path) -> Result<Recipe> {
         let text = crate::fsio::read_text(path, MAX_RECIPE_BYTES).context("reading the recipe")?;
@@ -158,8 +164,7 @@ pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch,
     let mut s = SoupSettings::defaults(strategy, arch, dataset);
     let mut given: Vec<(&'static Setting, Value)> = Vec::new();
     if let Some(r) = recipe {
-        let own: &[(&'static Setting, Value)] = r.per_strategy.iter().find(|(s, _)| *s == strategy).map_or(&[], |(_, o)| o.as_slice());
-        given.extend(r.settings.iter().chain(own).cloned());
+        given.extend(r.settings_of(strategy));
         s.source = format!("recipe {} over {}", r.path.display(), s.source);
     }
     given.extend(flags.iter().cloned());

@@ -298,6 +298,13 @@ fn a_recipe_runs_and_its_report_reruns_to_the_same_soup() {
     assert!(ok, "{stderr}");
     let short: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!((short["settings"]["epochs"].as_u64(), short["history"].as_array().map(Vec::len)), (Some(2), Some(2)));
+    // The workbench takes the same recipes; without a terminal, --run soups headless.
+    let in_tui = dir.path().join("tui");
+    let (ok, _, stderr) = common::run_bin(&["tui", "--recipe", report.to_str().unwrap(), "--run", "--out", in_tui.to_str().unwrap(), "--device", "cpu"]);
+    assert!(ok, "{stderr}");
+    let tui: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(in_tui.join("report-ls.json")).unwrap()).unwrap();
+    assert_eq!((&tui["weights"], &tui["test_acc"]), (&ls["weights"], &ls["test_acc"]));
+    assert!(!in_tui.join("report-gis.json").exists(), "the report's one strategy, not the workbench's default of all");
     // A recipe without ingredients asks for them, naming the recipe.
     let bare = dir.path().join("bare.toml");
     std::fs::write(&bare, "strategy = \"ls\"\n").unwrap();

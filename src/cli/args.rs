@@ -66,12 +66,17 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct TuiArgs {
-    /// Ingredients to soup (default: the demo's, trained on first use).
+    /// Ingredients to soup (default: the recipe's, else the demo's, trained on first use).
     #[arg(long)]
     pub ingredients: Option<PathBuf>,
-    /// uniform, greedy, gis, ls, pls, ensemble, or all.
-    #[arg(long, value_parser = parse_strategy, default_value = "all")]
-    pub strategy: StrategyChoice,
+    /// A recipe, as for `soup --recipe` (a TOML file or a report-<strategy>.json): its
+    /// ingredients, dataset, strategies and settings fill the setup form and --run's job; flags
+    /// override what it says.
+    #[arg(long, conflicts_with = "attach")]
+    pub recipe: Option<PathBuf>,
+    /// uniform, greedy, gis, ls, pls, ensemble, or all [default: the recipe's, else all].
+    #[arg(long, value_parser = parse_strategy)]
+    pub strategy: Option<StrategyChoice>,
     /// Show the run in this directory (its events.jsonl), following it while it is written; for a
     /// training directory (or a shard's train-events-shard-I.jsonl), the training's workers.
     #[arg(long, conflicts_with = "ingredients")]
@@ -81,9 +86,9 @@ pub struct TuiArgs {
     /// Settings for --run, and what the setup form starts with.
     #[command(flatten)]
     pub settings: SettingFlags,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// cpu, cuda, cuda:N or auto [default: the recipe's, else auto].
+    #[arg(long)]
+    pub device: Option<String>,
     /// Run directory of the first job (default: a new one under $XDG_DATA_HOME/gnn-soup/runs/, i.e. ~/.local/share/gnn-soup/runs/); later
     /// jobs started from the setup screen get new directories beside it.
     #[arg(long)]
@@ -302,6 +307,17 @@ impl DataArgs {
     /// The dataset named, or the embedded synthetic default.
     pub fn dataset_or_default(&self) -> &str {
         self.dataset.as_deref().unwrap_or("csbm")
+    }
+
+    /// These flags, with what `recipe` says where they say nothing.
+    pub fn with_recipe(&self, recipe: Option<&Recipe>) -> DataArgs {
+        let mut data = self.clone();
+        if let Some(r) = recipe {
+            data.dataset = data.dataset.or_else(|| r.dataset.clone());
+            data.data_dir = data.data_dir.or_else(|| r.data_dir.clone());
+            data.split_seed = data.split_seed.or(r.split_seed);
+        }
+        data
     }
 
     pub fn options(&self) -> DataOptions {

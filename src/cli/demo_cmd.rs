@@ -17,11 +17,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if args.out.is_none() && std::io::stdout().is_terminal() {
         return super::tui_cmd::run(&TuiArgs {
             ingredients: None,
-            strategy: StrategyChoice::All,
+            recipe: None,
+            strategy: Some(StrategyChoice::All),
             attach: None,
             data: DataArgs { dataset: None, data_dir: None, split_seed: None, offline: false },
             settings: SettingFlags::default(),
-            device: args.device.clone(),
+            device: Some(args.device.clone()),
             out: None,
             run: true,
         });

@@ -295,6 +295,24 @@ pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
     Ok(got.dir)
 }
 
+/// The ingredient checkpoints to soup: `flag`'s (`--ingredients`), else the recipe's (a
+/// directory, one checkpoint, or a list), each imported on the fly when gnn-soup did not write it.
+/// None when neither names any.
+pub fn ingredients_of(flag: Option<&Path>, recipe: Option<&crate::recipe::Recipe>, data: &super::args::DataArgs) -> Result<Option<Vec<std::path::PathBuf>>> {
+    use crate::recipe::Ingredients;
+    let listed: Vec<&Path> = match (flag, recipe.and_then(|r| r.ingredients.as_ref())) {
+        (Some(path), _) => vec![path],
+        (None, Some(Ingredients::Path(path))) => vec![path.as_path()],
+        (None, Some(Ingredients::Files(files))) => files.iter().map(|f| f.as_path()).collect(),
+        (None, None) => return Ok(None),
+    };
+    let mut all = Vec::new();
+    for path in listed {
+        all.extend(crate::checkpoint::list_ingredients(&resolve_ingredients(path, data)?)?);
+    }
+    Ok(Some(all))
+}
+
 /// `path` as gnn-soup ingredients: as it is, or, when it holds checkpoints gnn-soup did not write
 /// (PyG `.pt`, plain `.safetensors`), imported on the fly with the defaults of `gnn-soup import`
 /// into the cache, saying so.

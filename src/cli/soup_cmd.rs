@@ -3,14 +3,14 @@
 use anyhow::{bail, Result};
 
 use super::args::{EvalArgs, SoupArgs, StrategyChoice};
-use super::headless::{check_comparison_free, comparison_table, completed, execute, resolve_ingredients, split_outcome, write_comparison};
+use super::headless::{check_comparison_free, comparison_table, completed, execute, ingredients_of, resolve_ingredients, split_outcome, write_comparison};
 use super::output::{percent, print_json};
 use crate::checkpoint;
 use crate::data;
 use crate::device::parse_device;
 use crate::engine::{self, JobSpec};
 use crate::model::{self, GraphTensors};
-use crate::recipe::{Ingredients, Recipe};
+use crate::recipe::Recipe;
 use crate::soup::Strategy;
 
 pub fn run(args: &SoupArgs) -> Result<()> {
@@ -49,23 +49,8 @@ fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Res
         Some(r) => anyhow::anyhow!("--{flag} is needed: the recipe {} names no {flag}", r.path.display()),
         None => anyhow::anyhow!("--{flag} is needed (or --recipe FILE, or --resume RUN_DIR)"),
     };
-    let mut data = args.data.clone();
-    if let Some(r) = recipe {
-        data.dataset = data.dataset.or_else(|| r.dataset.clone());
-        data.data_dir = data.data_dir.or_else(|| r.data_dir.clone());
-        data.split_seed = data.split_seed.or(r.split_seed);
-    }
-    let ingredients = match (&args.ingredients, recipe.and_then(|r| r.ingredients.as_ref())) {
-        (Some(path), _) | (None, Some(Ingredients::Path(path))) => checkpoint::list_ingredients(&resolve_ingredients(path, &data)?)?,
-        (None, Some(Ingredients::Files(files))) => {
-            let mut all = Vec::new();
-            for f in files {
-                all.extend(checkpoint::list_ingredients(&resolve_ingredients(f, &data)?)?);
-            }
-            all
-        }
-        (None, None) => return Err(missing("ingredients")),
-    };
+    let data = args.data.with_recipe(recipe);
+    let ingredients = ingredients_of(args.ingredients.as_deref(), recipe, &data)?.ok_or_else(|| missing("ingredients"))?;
     if ingredients.is_empty() {
         bail!("no ingredients to soup");
     }

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::args::TuiArgs;
-use super::headless::{comparison_table, completed, demo_ingredients, execute, resolve_ingredients, split_outcome};
+use super::args::{StrategyChoice, TuiArgs};
+use super::headless::{comparison_table, completed, demo_ingredients, execute, ingredients_of, split_outcome};
 use crate::checkpoint;
 use crate::device::{device_name, parse_device};
 use crate::engine::{self, JobSpec};
-use crate::soup::{Setting, Value};
+use crate::recipe::Recipe;
+use crate::soup::{Setting, Strategy, Value};
 use crate::tui::app::App;
 use crate::tui::setup::{device_choices, Setup};
 use crate::tui::{self, Session, Source};
@@ -44,19 +45,33 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         tui::run(app, Some(Source::Attach(dir.clone())), session, Some(&log))?;
         return Ok(());
     }
-    let device = parse_device(&args.device)?;
-    // Without --ingredients: the demo's, souped as its recipe says (flags still override it).
-    let (ingredients, recipe) = match &args.ingredients {
-        Some(d) => (resolve_ingredients(d, &args.data)?, None),
-        None => (demo_ingredients(device)?, Some(crate::demo::recipe())),
+    let recipe = args.recipe.as_deref().map(Recipe::read).transpose()?;
+    let device = parse_device(args.device.as_deref().or(recipe.as_ref().and_then(|r| r.device.as_deref())).unwrap_or("auto"))?;
+    let data = args.data.with_recipe(recipe.as_ref());
+    // Without ingredients (from the flag or the recipe): the demo's, souped as its recipe says
+    // unless another is given (flags still override it).
+    let (paths, recipe) = match ingredients_of(args.ingredients.as_deref(), recipe.as_ref(), &data)? {
+        Some(paths) => (paths, recipe),
+        None => (checkpoint::list_ingredients(&demo_ingredients(device)?)?, recipe.or_else(|| Some(crate::demo::recipe()))),
     };
-    let paths = checkpoint::list_ingredients(&ingredients)?;
-    let meta = checkpoint::read_meta(&paths[0])?;
-    let dataset = args.data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
-    let strategies = args.settings.resolve(recipe.as_ref(), &args.strategy.strategies(), meta.arch.arch, &dataset)?;
-    // The setup form starts from the recipe's settings for every strategy, then the flags: one
-    // value per setting, the flag's where both give one.
-    let given: Vec<(&'static Setting, Value)> = recipe.iter().flat_map(|r| r.settings.iter()).chain(&args.settings.overrides).cloned().collect();
+    let first = paths.first().ok_or_else(|| anyhow::anyhow!("no ingredients to soup"))?;
+    let meta = checkpoint::read_meta(first)?;
+    let dataset = data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
+    let chosen = args.strategy.map(StrategyChoice::strategies).or_else(|| recipe.as_ref().and_then(|r| r.strategies.clone())).unwrap_or_else(|| Strategy::ALL.to_vec());
+    let strategy_name = match (args.strategy, chosen.as_slice()) {
+        (Some(choice), _) => choice.name(),
+        (None, [one]) => one.name(),
+        (None, _) => "all",
+    };
+    let strategies = args.settings.resolve(recipe.as_ref(), &chosen, meta.arch.arch, &dataset)?;
+    // The setup form starts from the recipe's settings (with the form's strategy's own table),
+    // then the flags: one value per setting, the flag's where both give one.
+    let from_recipe = match (&recipe, Strategy::from_name(strategy_name)) {
+        (Some(r), Some(one)) => r.settings_of(one),
+        (Some(r), None) => r.settings.clone(),
+        (None, _) => Vec::new(),
+    };
+    let given: Vec<(&'static Setting, Value)> = from_recipe.into_iter().chain(args.settings.overrides.iter().cloned()).collect();
     let mut form_overrides: Vec<(&'static Setting, Value)> = Vec::new();
     for (setting, value) in Setting::implied_by(&given).iter().chain(&given) {
         form_overrides.retain(|(s, _)| s.name != setting.name);
@@ -66,8 +81,12 @@ pub fn run(args: &TuiArgs) -> Result<()> {
     if !terminal && !args.run {
         anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");
     }
-    let first_dir = args.out.clone().unwrap_or_else(|| engine::new_run_dir(&runs_dir));
-    let job = JobSpec { ingredients: paths, dataset: Some(dataset), data: args.data.options(), strategies, device, out_dir: Some(first_dir.clone()), overwrite: false, resume: false };
+    let fixed_out = args.out.clone().or_else(|| recipe.as_ref().and_then(|r| r.out.clone()));
+    let session = Session { data: data.options(), runs_dir: runs_dir.clone(), fixed_out: fixed_out.clone() };
+    let first_dir = fixed_out.unwrap_or_else(|| engine::new_run_dir(&runs_dir));
+    // The form browses one directory: the first ingredient's, with only the job's selected.
+    let ingredients_dir = first.parent().map(PathBuf::from).unwrap_or_default();
+    let job = JobSpec { ingredients: paths.clone(), dataset: Some(dataset), data: data.options(), strategies, device, out_dir: Some(first_dir.clone()), overwrite: false, resume: false };
     if !terminal {
         let (reports, error) = split_outcome(execute(job));
         print!("{}", comparison_table(&reports));
@@ -77,9 +96,9 @@ pub fn run(args: &TuiArgs) -> Result<()> {
             None => completed(&reports, &first_dir),
         };
     }
-    let ingredients_dir = if ingredients.is_dir() { ingredients.clone() } else { ingredients.parent().map(PathBuf::from).unwrap_or_default() };
-    let mut setup = Setup::with_overrides(&ingredients_dir, args.strategy.name(), device_choices(&device_name(device), if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 }), form_overrides);
-    if let Some(d) = &args.data.dataset {
+    let mut setup = Setup::with_overrides(&ingredients_dir, strategy_name, device_choices(&device_name(device), if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 }), form_overrides);
+    setup.keep_selected(&paths);
+    if let Some(d) = &data.dataset {
         setup.set_dataset(d);
     }
     let app = App::with_setup("gnn-soup", setup);

@@ -175,6 +175,13 @@ impl Setup {
         s
     }
 
+    /// Keeps only `paths` selected (a recipe's or a report's list of ingredients, when their
+    /// directory holds others too).
+    pub fn keep_selected(&mut self, paths: &[PathBuf]) {
+        let wanted: BTreeSet<PathBuf> = paths.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+        self.selected.retain(|(p, _)| wanted.contains(&p.canonicalize().unwrap_or_else(|_| p.clone())));
+    }
+
     /// Lists `dir`: parent, subdirectories, then checkpoints, each group sorted by name.
     pub fn open(&mut self, dir: &Path) {
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
