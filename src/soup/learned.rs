@@ -113,6 +113,13 @@ pub struct Fit<'a> {
     since_best: usize,
 }
 
+/// Up to this many entries (nodes x features), LS computes the first layer's aggregation A X once
+/// even when the features are sparse; above it, X W as a sparse product each epoch is cheaper than
+/// the dense (A X) W, and A X itself would be a dense copy of the features. Measured (LS, 100
+/// epochs, GCN, 2-core CPU): Cora, 2,708 x 1,433, 0.79 s with it against 1.13 s without;
+/// CiteSeer, 3,327 x 3,703, 2.19 s with it against 1.36 s without.
+const PRE_AGGREGATE_SPARSE_MAX: i64 = 4_000_000;
+
 /// The optimiser of the mixing logits: libtorch's SGD (the paper's; it has no state), or Adam
 /// (`--optimizer auto`) with its state kept, so that a stopped fit resumes exactly.
 enum Stepper {
@@ -244,8 +251,11 @@ impl<'a> Fit<'a> {
             other => bail!("{other} is not a learned strategy"),
         };
         let train_mode = s.dropout && stack.spec.dropout > 0.0;
-        // Exact when nothing random touches the first layer's input: dropout off, or not applied there.
-        let pre = if pls.is_none() && (!train_mode || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
+        // Exact when nothing random touches the first layer's input: dropout off, or not applied
+        // there. On sparse features only while the dense A X stays small (see PRE_AGGREGATE_SPARSE_MAX).
+        let (x, sparse) = ctx.gt.input(stack.spec.row_normalize);
+        let worth_it = !sparse || x.size().iter().product::<i64>() <= PRE_AGGREGATE_SPARSE_MAX;
+        let pre = if pls.is_none() && worth_it && (!train_mode || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
         let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
         let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
         let leaves = [logits_a.shallow_clone(), beta.shallow_clone()];
