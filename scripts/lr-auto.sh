@@ -55,16 +55,17 @@ for s in $SEEDS; do
       "$B" soup --ingredients "$ing" --data-dir "$DATA" --seed "$s" --device cpu --out "$OUT/tmp-$$" --overwrite --json "$@" 2>/dev/null | record "$cell" "$s" "$run"
     }
     for lr in 5 11 30 80 110; do for t0 in 3 4; do
-      [ "${LS:-1}" = 0 ] || run "sgd-$lr-$t0" --strategy ls --lr $lr --t0 $t0 --init ones
-      [ "${PLS:-1}" = 0 ] || run "pls-sgd-$lr-$t0" --strategy pls --lr $lr --t0 $t0
+      [ "${LS:-1}" = 0 ] || run "sgd-$lr-$t0" --strategy ls --lr $lr --t0 $t0 --init ones --dropout on
+      [ "${PLS:-1}" = 0 ] || run "pls-sgd-$lr-$t0" --strategy pls --lr $lr --t0 $t0 --dropout on
     done; done
     if [ "${LS:-1}" != 0 ]; then
-      run auto --strategy ls --optimizer auto --init ones
+      # Dropout said every time: its default follows the optimiser.
+      run auto --strategy ls --optimizer auto --init ones --dropout on
       run auto-nodrop --strategy ls --optimizer auto --init ones --no-dropout
-      run auto-holdout --strategy ls --optimizer auto --init ones --holdout 0.2
+      run auto-holdout --strategy ls --optimizer auto --init ones --no-dropout --holdout 0.2
       run gis --strategy gis
     fi
-    [ "${PLS:-1}" = 0 ] || run pls-auto --strategy pls --optimizer auto
+    [ "${PLS:-1}" = 0 ] || run pls-auto --strategy pls --optimizer auto --dropout on
     [ "${PLS:-1}" = 0 ] || run pls-auto-nodrop --strategy pls --optimizer auto --no-dropout
   done
 done
