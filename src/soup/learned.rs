@@ -117,7 +117,7 @@ pub struct Fit<'a> {
 /// even when the features are sparse; above it, X W as a sparse product each epoch is cheaper than
 /// the dense (A X) W, and A X itself would be a dense copy of the features. Measured (LS, 100
 /// epochs, GCN, 2-core CPU): Cora, 2,708 x 1,433, 0.79 s with it against 1.13 s without;
-/// CiteSeer, 3,327 x 3,703, 2.19 s with it against 1.36 s without.
+/// CiteSeer, 3,327 x 3,703, 2.19 s with it against 1.43 s without.
 const PRE_AGGREGATE_SPARSE_MAX: i64 = 4_000_000;
 
 /// The optimiser of the mixing logits: libtorch's SGD (the paper's; it has no state), or Adam
@@ -319,7 +319,11 @@ impl<'a> Fit<'a> {
         self.opt.step()?;
         let loss = loss.double_value(&[]);
         if !loss.is_finite() {
-            bail!("the loss became {loss} at epoch {epoch}: lower --lr");
+            let advice = match ctx.settings.optimizer {
+                OptimizerKind::Sgd => "lower --lr",
+                OptimizerKind::Auto => "try --optimizer sgd with a small --lr",
+            };
+            bail!("the loss became {loss} at epoch {epoch}: {advice}");
         }
         Ok(Some((loss, lr)))
     }
