@@ -12,7 +12,8 @@
 //! - [`tui`]: the terminal dashboard over the engine's events;
 //! - [`demo`]: the main job's ingredients (the embedded synthetic graph);
 //! - [`cli`]: the `gnn-soup` command line;
-//! - [`paths`]: where results, cache and the log live (XDG).
+//! - [`paths`]: where results, cache and the log live (XDG);
+//! - [`crash`]: an internal error as one line for the user and a report in a file.
 //!
 //! No module imports one that imports it back (`tests/architecture.rs` checks it).
 
@@ -39,6 +40,7 @@ pub static JEMALLOC_OPTIONS: &[u8; 49] = b"oversize_threshold:0,muzzy_decay_ms:0
 
 pub mod checkpoint;
 pub mod cli;
+pub mod crash;
 pub mod data;
 pub mod demo;
 pub mod device;

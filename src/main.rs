@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = gnn_soup::cli::Cli::parse();
     gnn_soup::cli::init_logging(cli.uses_terminal_ui());
     gnn_soup::signals::install();
+    gnn_soup::crash::install_hook();
     // Exit codes (README): 0 done, 1 error, 2 usage (clap), 3 stopped early with a partial result.
     // The command runs on a thread of its own, not on the process's main thread: libtorch's CPU
     // work ran 1.6x slower there (measured: `train` on csbm-arxiv 22.0 s against 14.0 s for the
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
     let command = std::thread::Builder::new().name("gnn-soup".into()).stack_size(64 << 20).spawn(move || gnn_soup::cli::run(cli));
     let result = match command.map(|t| t.join()) {
         Ok(Ok(result)) => result,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Ok(Err(panic)) => Err(anyhow::anyhow!("internal error (please report it): {}", gnn_soup::crash::summary(panic.as_ref()))),
         Err(e) => Err(anyhow::anyhow!("cannot start the command's thread: {e}")),
     };
     match result {

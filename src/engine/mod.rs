@@ -83,13 +83,13 @@ impl JobHandle {
     pub fn join(mut self) -> Result<Vec<SoupReport>> {
         match self.thread.take().expect("joined once").join() {
             Ok(r) => r,
-            Err(p) => bail!("the souping job panicked: {}", panic_message(&p)),
+            Err(p) => bail!("the souping job failed: {}", panic_message(&p)),
         }
     }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into())
+    crate::crash::summary(p.as_ref())
 }
 
 /// Starts `job` on a named thread, its events going straight to `sink`.
@@ -104,7 +104,7 @@ pub fn spawn(job: JobSpec, sink: impl EventSink) -> JobHandle {
             let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &flag, &emit))) {
                 Ok(r) => r,
                 Err(p) => {
-                    let e = anyhow::anyhow!("the souping job panicked: {}", panic_message(&p));
+                    let e = anyhow::anyhow!("the souping job failed: {}", panic_message(&p));
                     emit(Event::Failed { message: format!("{e:#}") });
                     Err(e)
                 }
