@@ -60,7 +60,7 @@ fn forward(b: Bencher, arch: Arch) {
     let (_, gt) = graph();
     let spec = spec(arch);
     let params = trainable(&spec);
-    b.bench_local(|| model::forward(&spec, &params, gt, true));
+    b.bench_local(|| model::forward(&spec, &params, gt, model::Mode::TRAIN));
 }
 
 /// Forward, cross-entropy on the training nodes, backward: one training step without the update.
@@ -69,7 +69,7 @@ fn forward_backward(b: Bencher, arch: Arch) {
     let (_, gt) = graph();
     let spec = spec(arch);
     let params = trainable(&spec);
-    b.bench_local(|| model::loss(&model::forward(&spec, &params, gt, true), &gt.labels, &gt.train_idx).backward());
+    b.bench_local(|| model::loss(&model::forward(&spec, &params, gt, model::Mode::TRAIN), &gt.labels, &gt.train_idx).backward());
 }
 
 /// The ingredients the souping benchmarks mix.

@@ -26,7 +26,7 @@ fn run() {
         v.sort_by(f64::total_cmp);
         println!("{label:<32} {:8.1} ms", v[2] * 1000.0);
     };
-    time("whole-graph forward", &|| tch::no_grad(|| model::forward(spec, &params, &gt, false)));
+    time("whole-graph forward", &|| tch::no_grad(|| model::forward(spec, &params, &gt, model::Mode::EVAL)));
     time("one block", &|| model::infer_in_blocks(spec, &params, &gt, None, n));
     time("blocks of 65,536", &|| model::infer_in_blocks(spec, &params, &gt, None, 65_536));
     time("blocks of 16,384", &|| model::infer_in_blocks(spec, &params, &gt, None, 16_384));

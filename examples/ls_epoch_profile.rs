@@ -43,28 +43,28 @@ fn body() {
     };
     let single: model::ParamMap = stack.ingredient(0).into_iter().map(|(k, v)| (k, v.copy().set_requires_grad(true))).collect();
     time("single model fwd (train)", &mut || {
-        let _ = model::forward(spec, &single, &gt, true);
+        let _ = model::forward(spec, &single, &gt, model::Mode::TRAIN);
     });
     time("single model fwd+bwd (train)", &mut || {
-        model::loss(&model::forward(spec, &single, &gt, true), &gt.labels, &gt.val_idx).backward();
+        model::loss(&model::forward(spec, &single, &gt, model::Mode::TRAIN), &gt.labels, &gt.val_idx).backward();
     });
     time("single model fwd+bwd, first aggregate reused", &mut || {
-        model::loss(&model::forward_from(spec, &single, &gt, true, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+        model::loss(&model::forward_from(spec, &single, &gt, model::Mode::TRAIN, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
     });
     time("mix", &mut || {
         let _ = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
     });
     time("LS step: mix + fwd", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
-        let _ = model::forward_from(spec, &p, &gt, true, pre.as_ref());
+        let _ = model::forward_from(spec, &p, &gt, model::Mode::TRAIN, pre.as_ref());
     });
     time("LS step: mix + fwd + bwd", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
-        model::loss(&model::forward_from(spec, &p, &gt, true, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+        model::loss(&model::forward_from(spec, &p, &gt, model::Mode::TRAIN, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
     });
     time("LS step without dropout", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
-        model::loss(&model::forward_from(spec, &p, &gt, false, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+        model::loss(&model::forward_from(spec, &p, &gt, model::Mode::EVAL, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
     });
     time("evaluation pass", &mut || {
         let p = tch::no_grad(|| stack.mix(&logits_a.softmax(1, Kind::Float), &group_of));

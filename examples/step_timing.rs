@@ -32,10 +32,10 @@ fn main() {
             println!("{arch} {label:<10} {:.2} ms", t.elapsed().as_secs_f64() * 1000.0 / 3.0);
         };
         time("forward", &mut || {
-            let _ = model::forward(&spec, &params, &gt, true);
+            let _ = model::forward(&spec, &params, &gt, model::Mode::TRAIN);
         });
         time("fwd+bwd", &mut || {
-            let l = model::loss(&model::forward(&spec, &params, &gt, true), &gt.labels, &gt.train_idx);
+            let l = model::loss(&model::forward(&spec, &params, &gt, model::Mode::TRAIN), &gt.labels, &gt.train_idx);
             l.backward();
         });
         time("evaluate", &mut || {

@@ -156,9 +156,9 @@ impl Recipe {
 
 }
 
-/// The settings of `strategy` on `arch`/`dataset`: its defaults, then what the others imply
-/// ([`Setting::implied_by`]), then the recipe's `[settings]` and `[<strategy>]` (when there is a
-/// recipe), then `flags`; validated together. The one place the layers meet: the CLI, the
+/// The settings of `strategy` on `arch`/`dataset`: its defaults, then the recipe's `[settings]`
+/// and `[<strategy>]` (when there is a recipe), then `flags`, with what they imply
+/// ([`Setting::with_implied`]); validated together. The one place the layers meet: the CLI, the
 /// workbench and the demo all resolve through it.
 pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch, dataset: &str, flags: &[(&'static Setting, Value)]) -> Result<SoupSettings> {
     let mut s = SoupSettings::defaults(strategy, arch, dataset);
@@ -168,9 +168,7 @@ pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch,
         s.source = format!("recipe {} over {}", r.path.display(), s.source);
     }
     given.extend(flags.iter().cloned());
-    // What the given settings imply (an lr means SGD) comes before them, so they have the last word.
-    let implied = Setting::implied_by(&given);
-    let s = s.with(&implied)?.with(&given)?;
+    let s = s.with(&Setting::with_implied(&given))?;
     s.validate().with_context(|| match recipe {
         Some(r) => format!("invalid settings for {strategy} (recipe {})", r.path.display()),
         None => format!("invalid settings for {strategy}"),
@@ -284,6 +282,15 @@ mod tests {
         let demo = crate::demo::recipe();
         let s = resolve_settings(Some(&demo), Strategy::Ls, Arch::Gcn, "csbm", &[]).unwrap();
         assert_eq!((s.optimizer, s.dropout, s.lr), (Sgd, false, 40.0));
+        // A flag's --lr over a recipe's auto is not silently ignored: it means SGD; the recipe's
+        // own dropout still holds.
+        let lr = [(Setting::by_name("lr").unwrap(), Value::Real(30.0))];
+        let r = parse("[settings]\noptimizer = \"auto\"").unwrap();
+        let s = resolve_settings(Some(&r), Strategy::Ls, Arch::Gcn, "cora", &lr).unwrap();
+        assert_eq!((s.optimizer, s.dropout, s.lr), (Sgd, true, 30.0));
+        let r = parse("[settings]\noptimizer = \"auto\"\ndropout = false").unwrap();
+        let s = resolve_settings(Some(&r), Strategy::Ls, Arch::Gcn, "cora", &lr).unwrap();
+        assert_eq!((s.optimizer, s.dropout), (Sgd, false));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tch::Device;
 
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST};
 use crate::data::Graph;
-use crate::model::{self, Accuracies, Arch, ArchSpec, GraphTensors, ParamMap};
+use crate::model::{self, Accuracies, Activation, Arch, ArchSpec, Dropouts, GraphTensors, ParamMap};
 use crate::optim;
 
 /// Model shape and optimisation settings of a training run.
@@ -29,6 +29,14 @@ pub struct TrainConfig {
     pub input_dropout_off: Vec<usize>,
     /// GCN/GAT layers add a self-loop per node (PyG); false: the graph as it is (DGL).
     pub add_self_loops: bool,
+    #[serde(default)]
+    pub activation: Activation,
+    /// Input, attention and edge dropout where they differ from `dropout`.
+    #[serde(default)]
+    pub dropouts: Dropouts,
+    /// The paper's GAT: attention logits from the target's own map too.
+    #[serde(default)]
+    pub attn_dst: bool,
     pub epochs: usize,
     pub lr: f64,
     pub weight_decay: f64,
@@ -50,6 +58,9 @@ impl TrainConfig {
             row_normalize: None,
             input_dropout_off: Vec::new(),
             add_self_loops: true,
+            activation: Activation::Relu,
+            dropouts: Dropouts::default(),
+            attn_dst: false,
             epochs: 200,
             lr: 0.01,
             weight_decay: 5e-4,
@@ -59,6 +70,18 @@ impl TrainConfig {
         match arch {
             Arch::Gcn | Arch::Sage => base,
             Arch::Gat => TrainConfig { hidden: 8, heads: 8, dropout: 0.6, lr: 0.005, ..base },
+            // The reference's GAT as its trainer builds it: batch norm after every layer, the
+            // graph as it is (DGL), features dropped at DGL's ogbn-arxiv example's 0.1.
+            Arch::PaperGat => TrainConfig {
+                hidden: 8,
+                heads: 8,
+                dropout: 0.6,
+                lr: 0.005,
+                batch_norm: true,
+                add_self_loops: false,
+                dropouts: Dropouts { input: Some(0.1), attention: Some(0.0), edge: 0.0 },
+                ..base
+            },
         }
     }
 
@@ -75,6 +98,10 @@ impl TrainConfig {
             row_normalize: self.row_normalize.unwrap_or_else(|| row_normalize_default(g)),
             input_dropout_off: self.input_dropout_off.clone(),
             add_self_loops: self.add_self_loops,
+            activation: self.activation,
+            out_heads: 1,
+            dropouts: self.dropouts,
+            attn_dst: self.attn_dst,
         }
     }
 
@@ -88,8 +115,15 @@ impl TrainConfig {
         if !self.lr.is_finite() || self.lr <= 0.0 || !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
             bail!("--lr must be a positive number and --weight-decay a non-negative one (got {} and {})", self.lr, self.weight_decay);
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            bail!("--dropout must be in [0, 1), got {}", self.dropout);
+        let d = &self.dropouts;
+        let rates = [("--dropout", Some(self.dropout)), ("--input-dropout", d.input), ("--attention-dropout", d.attention), ("--edge-dropout", Some(d.edge))];
+        for (flag, rate) in rates {
+            if let Some(p) = rate.filter(|p| !(0.0..1.0).contains(p)) {
+                bail!("{flag} must be in [0, 1), got {p}");
+            }
+        }
+        if self.arch == Arch::PaperGat && !self.batch_norm {
+            bail!("the paper's GAT has batch norm after every layer");
         }
         Ok(())
     }
@@ -611,7 +645,7 @@ pub fn train_one(
     let every = eval_every(g.num_nodes, cfg.epochs);
     let mut val_acc = f64::NAN;
     for epoch in 0..cfg.epochs {
-        let logits = model::forward(spec, &params, g, true);
+        let logits = model::forward(spec, &params, g, model::Mode::TRAIN);
         let loss = model::loss(&logits, &g.labels, &g.train_idx);
         loss.backward();
         optim::step(&adam)?;

@@ -33,8 +33,8 @@ fn forward_and_sparse_gradients_match_the_cpu() {
         let spec = gnn_soup::train::TrainConfig::defaults(arch).spec_for(&g);
         let params = spec.init(3, Device::Cpu);
         let on_gpu: model::ParamMap = params.iter().map(|(k, v)| (k.clone(), v.to_device(gpu))).collect();
-        let a = model::forward(&spec, &params, &cpu_g, false);
-        let b = model::forward(&spec, &on_gpu, &gpu_g, false).to_device(Device::Cpu);
+        let a = model::forward(&spec, &params, &cpu_g, model::Mode::EVAL);
+        let b = model::forward(&spec, &on_gpu, &gpu_g, model::Mode::EVAL).to_device(Device::Cpu);
         assert!(a.allclose(&b, 1e-4, 1e-4, false), "{arch}: max difference {}", (&a - &b).abs().max().double_value(&[]));
     }
     for (name, graph) in [("cpu", &cpu_g), ("cuda", &gpu_g)] {

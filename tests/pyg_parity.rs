@@ -42,7 +42,7 @@ fn logits_match_pyg_for_every_architecture() {
             assert_eq!(params[&p.name].size(), p.shape, "{case}: shape of {}", p.name);
         }
         let want = &tensors[&format!("{case}/__logits")];
-        let got = tch::no_grad(|| model::forward(spec, &params, &g, false));
+        let got = tch::no_grad(|| model::forward(spec, &params, &g, model::Mode::EVAL));
         let diff = (&got - want).abs().max().double_value(&[]);
         assert!(diff <= 1e-4, "{case}: max |ours - PyG| = {diff}");
         // and the comparison is not vacuous

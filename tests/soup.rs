@@ -220,7 +220,8 @@ fn cancelling_ls_returns_quickly_with_a_partial_report() {
     }
     let (at, report) = finished.expect("a report after cancelling");
     let waited = at - cancelled_at.unwrap();
-    assert!(waited < Duration::from_secs(1), "took {waited:?} to stop");
+    // An epoch on Cora takes milliseconds: seconds of margin for a loaded machine.
+    assert!(waited < Duration::from_secs(5), "took {waited:?} to stop");
     assert!(report.partial);
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(engine::report_file(out.path(), Strategy::Ls)).unwrap()).unwrap();
     assert_eq!(saved["partial"], true);

@@ -334,13 +334,14 @@ pub struct TrainArgs {
     /// Number of graph convolution layers.
     #[arg(long)]
     pub layers: Option<usize>,
-    /// Hidden width (per head for GAT). Default: 64, or 8 for GAT.
+    /// Hidden width (per head for GAT). Default: 64, or 8 for GAT and paper-gat.
     #[arg(long)]
     pub hidden: Option<i64>,
-    /// Attention heads of GAT's hidden layers (default 8).
+    /// Attention heads of GAT's hidden layers, and of every paper-gat layer (default 8).
     #[arg(long)]
     pub heads: Option<i64>,
-    /// Dropout before every layer. Default: 0.5, or 0.6 for GAT.
+    /// Dropout before every layer (paper-gat: after every layer's activation). Default: 0.5, or
+    /// 0.6 for GAT and paper-gat.
     #[arg(long)]
     pub dropout: Option<f64>,
     #[arg(long)]
@@ -351,9 +352,14 @@ pub struct TrainArgs {
     /// L2 weight decay (default 5e-4).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Batch norm between layers.
+    /// Batch norm between layers (always on for paper-gat).
     #[arg(long)]
     pub batch_norm: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// paper-gat: attention logits also from each target's own map (`use_attn_dst`).
+    #[arg(long)]
+    pub attn_dst: bool,
     /// Row-normalise input features (true/false). Default: when all features are non-negative.
     #[arg(long)]
     pub row_normalize: Option<bool>,
@@ -451,12 +457,45 @@ pub struct ImportArgs {
     /// PyG's GCNConv/GATConv do, DGL's GraphConv/GATConv aggregate over the graph as it is.
     #[arg(long)]
     pub self_loops: Option<bool>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Replace ingredients already in --out.
     #[arg(long)]
     pub overwrite: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What a model computes that its weights do not say, for `train` and `import`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelArgs {
+    /// Activation between layers: relu, or elu (DGL's GAT examples). Default: relu, or elu for
+    /// a stack of DGL GATConv layers.
+    #[arg(long, value_enum)]
+    pub activation: Option<crate::model::Activation>,
+    /// Dropout on the input features, where it differs from --dropout (paper-gat: `input_drop`,
+    /// 0.1 when training).
+    #[arg(long)]
+    pub input_dropout: Option<f64>,
+    /// Dropout on GAT's attention coefficients, where it differs from --dropout (paper-gat:
+    /// `attn_drop`, 0 when training).
+    #[arg(long)]
+    pub attention_dropout: Option<f64>,
+    /// Fraction of edges left out of each attention softmax in training (paper-gat: `edge_drop`).
+    #[arg(long)]
+    pub edge_dropout: Option<f64>,
+}
+
+impl ModelArgs {
+    /// The dropout rates given, over `defaults`.
+    pub fn dropouts(&self, defaults: crate::model::Dropouts) -> crate::model::Dropouts {
+        crate::model::Dropouts {
+            input: self.input_dropout.or(defaults.input),
+            attention: self.attention_dropout.or(defaults.attention),
+            edge: self.edge_dropout.unwrap_or(defaults.edge),
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -263,7 +263,8 @@ pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Devi
     }
 }
 
-/// The table of trained ingredients, with their mean and best.
+/// The table of trained ingredients, with their mean and the best by validation accuracy (the
+/// one a user would pick without looking at the test set: its test accuracy, not the highest).
 pub fn print_training_summary(report: &TrainReport) {
     let mut t = Table::new(["ingredient", "seed", "val", "test"]);
     for i in &report.ingredients {
@@ -271,9 +272,11 @@ pub fn print_training_summary(report: &TrainReport) {
     }
     let k = report.ingredients.len() as f64;
     let mean = |f: fn(&TrainedIngredient) -> f64| report.ingredients.iter().map(f).sum::<f64>() / k;
-    let best = |f: fn(&TrainedIngredient) -> f64| report.ingredients.iter().map(f).fold(f64::MIN, f64::max);
     t.row(["mean".to_string(), String::new(), percent(mean(|i| i.val_acc)), percent(mean(|i| i.test_acc))]);
-    t.row(["best".to_string(), String::new(), percent(best(|i| i.val_acc)), percent(best(|i| i.test_acc))]);
+    // Ties broken as the soup table's "best ingredient (val)" breaks them.
+    if let Some(b) = report.ingredients.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc)) {
+        t.row(["best (val)".to_string(), b.seed.to_string(), percent(b.val_acc), percent(b.test_acc)]);
+    }
     println!("{}: {}", report.dataset, report.arch.describe());
     print!("{}", t.render());
 }

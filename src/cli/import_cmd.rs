@@ -22,6 +22,8 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         row_normalize: args.row_normalize.unwrap_or_else(|| crate::train::row_normalize_default(&g)),
         input_dropout_off: args.input_dropout_off.as_ref().map(|l| l.0.clone()),
         add_self_loops: args.self_loops,
+        activation: args.model.activation,
+        dropouts: args.model.dropouts(Default::default()),
     };
     let report = import::import(&args.sources, args.init.as_deref(), &g, &opts, &args.out, args.overwrite, true)?;
     if args.json {

@@ -72,11 +72,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         (None, _) => Vec::new(),
     };
     let given: Vec<(&'static Setting, Value)> = from_recipe.into_iter().chain(args.settings.overrides.iter().cloned()).collect();
-    let mut form_overrides: Vec<(&'static Setting, Value)> = Vec::new();
-    for (setting, value) in Setting::implied_by(&given).iter().chain(&given) {
-        form_overrides.retain(|(s, _)| s.name != setting.name);
-        form_overrides.push((setting, value.clone()));
-    }
+    let form_overrides = Setting::with_implied(&given);
     let terminal = std::io::stdout().is_terminal();
     if !terminal && !args.run {
         anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");

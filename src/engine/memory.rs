@@ -252,9 +252,11 @@ pub fn fit_step_bytes(spec: &crate::model::ArchSpec, nodes: u64, edges: u64) -> 
         // Two linear maps per layer, and the aggregation of each.
         Arch::Sage => per_node + 2 * hidden * hidden_layers,
         Arch::Gat => per_node + hidden * hidden_layers,
+        // Every layer is hidden-wide, with a residual map and batch norm's output beside it.
+        Arch::PaperGat => per_node + 3 * hidden * spec.layers as u64,
     };
     // GAT keeps scores, softmax and messages per edge and head.
-    let per_edge = if spec.arch == Arch::Gat { 4 * spec.heads.max(1) as u64 * spec.layers as u64 } else { 0 };
+    let per_edge = if spec.arch.attends() { 4 * spec.heads.max(1) as u64 * spec.layers as u64 } else { 0 };
     4 * (nodes * per_node + edges * per_edge)
 }
 

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 use super::torch_file::StateDict;
-use crate::model::Arch;
+use crate::model::{Activation, Arch};
 
 /// A name split at its layer index: `model.layers.2.fc_self.weight` -> (`model.layers.`, 2,
 /// `fc_self.weight`).
@@ -36,6 +36,11 @@ const DGL_LEAVES: &[&str] = &["fc_self.weight", "fc_neigh.weight", "attn_l", "at
 /// The paper's own GAT (`models.GAT` in the reference code, from DGL's ogbn-products example).
 const REFERENCE_GAT_LEAVES: &[&str] = &["src_fc.weight", "attn_src_fc.weight", "dst_fc.weight"];
 
+/// Whether the state dict is the paper's own GAT (named as gnn-soup names [`Arch::PaperGat`]).
+pub fn is_reference_gat(sd: &StateDict) -> bool {
+    sd.iter().any(|(n, _)| split(n).is_some_and(|(_, _, leaf)| REFERENCE_GAT_LEAVES.contains(&leaf)))
+}
+
 /// Whether the state dict is a DGL model: no PyG layer names, and a layer-indexed name ends as only
 /// DGL's layers' names do, or `GraphConv`'s 2-D `weight` sits directly under the layer index.
 pub fn is_dgl(sd: &StateDict) -> bool {
@@ -46,24 +51,28 @@ pub fn is_dgl(sd: &StateDict) -> bool {
     })
 }
 
-/// How a DGL model places dropout and self-loops, given its architecture and depth.
+/// How a DGL model places dropout and self-loops, and its activation, given its architecture
+/// and depth: what its state dict cannot say.
 pub struct DglDefaults {
     pub input_dropout_off: Vec<usize>,
     pub add_self_loops: bool,
+    pub activation: Activation,
 }
 
 /// The reference code's placement: its GCN drops every layer's input but the features; its
 /// GraphSAGE (`feat_drop`) every layer's input but the last's with 3 or more layers, and nothing
-/// with 2 or fewer. A stack of DGL's `GATConv` is taken to drop every layer's input, as PyG's
-/// examples do (say otherwise with `--input-dropout-off`).
+/// with 2 or fewer; its GAT drops its features and every layer's output. A stack of DGL's
+/// `GATConv` is taken as DGL's GAT examples build it: every layer's input dropped (`feat_drop`),
+/// ELU inside every hidden layer (say otherwise with `--input-dropout-off`, `--activation`).
 pub fn defaults(arch: Arch, layers: usize) -> DglDefaults {
     let input_dropout_off = match arch {
         Arch::Gcn => vec![0],
         Arch::Sage if layers <= 2 => (0..layers).collect(),
         Arch::Sage => vec![layers - 1],
-        Arch::Gat => Vec::new(),
+        Arch::Gat | Arch::PaperGat => Vec::new(),
     };
-    DglDefaults { input_dropout_off, add_self_loops: false }
+    let activation = if arch == Arch::Gat { Activation::Elu } else { Activation::Relu };
+    DglDefaults { input_dropout_off, add_self_loops: false, activation }
 }
 
 /// gnn-soup's (PyG's) name for DGL layer `i`'s tensor `leaf`, and whether it is the transpose
@@ -108,14 +117,6 @@ pub fn dgl_name(arch: Arch, name: &str) -> Option<(String, bool)> {
 /// must share them.
 pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
     let leaves_of_first: Vec<&str> = sd.iter().filter_map(|(n, _)| split(n)).filter(|(_, i, _)| *i == 0).map(|(_, _, leaf)| leaf).collect();
-    if leaves_of_first.iter().any(|l| REFERENCE_GAT_LEAVES.contains(l)) {
-        bail!(
-            "this is the paper's reference GAT (src_fc, dst_fc, attn_src_fc), a different model from a GATConv stack: \
-             a residual dst_fc instead of a bias, attention from its own linear maps of the input, BatchNorm without \
-             running statistics and ReLU after every layer, and a final linear layer (pred_linear); gnn-soup does not \
-             run it yet. Its GCN and GraphSAGE ingredients import."
-        );
-    }
     let arch = if leaves_of_first.contains(&"fc_neigh.weight") {
         Arch::Sage
     } else if leaves_of_first.contains(&"attn_l") {
@@ -175,13 +176,15 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
             }
         }
     }
+    // DGL's GATConv keeps a bias per head; the last layer's heads are averaged (DGL's GAT
+    // examples take `.mean(1)`), so its bias counts by its mean over the heads.
     if arch == Arch::Gat && layers > 0 {
-        if let Some(a) = out.get(&format!("convs.{}.att_src", layers - 1)) {
-            let heads = a.size().get(1).copied().unwrap_or(1);
-            if heads != 1 {
-                problems.push(format!(
-                    "the last GATConv has {heads} heads (a DGL model averages them); gnn-soup's GAT ends in one head"
-                ));
+        let last = layers - 1;
+        let heads = out.get(&format!("convs.{last}.att_src")).and_then(|a| a.size().get(1).copied()).unwrap_or(1);
+        if let Some(b) = out.get(&format!("convs.{last}.bias")) {
+            if heads > 1 && b.size() == [b.size()[0]] && b.size()[0] % heads == 0 {
+                let mean = b.view([heads, -1]).mean_dim(0, false, Kind::Float);
+                out.insert(format!("convs.{last}.bias"), mean);
             }
         }
     }
@@ -224,13 +227,23 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_gat_and_multi_head_outputs_are_refused_saying_why() {
+    fn the_reference_gat_is_told_apart_and_a_residual_gatconv_is_refused_saying_why() {
         let gat = sd(&[("convs.0.src_fc.weight", &[8, 4]), ("convs.0.dst_fc.weight", &[8, 4]), ("norms.0.weight", &[8]), ("pred_linear.weight", &[3, 8])]);
-        assert!(is_dgl(&gat));
-        let e = to_pyg(&gat).unwrap_err().to_string();
-        assert!(e.contains("reference GAT") && e.contains("pred_linear") && e.contains("BatchNorm"), "{e}");
+        assert!(is_dgl(&gat) && is_reference_gat(&gat));
         let multi = sd(&[("gat_layers.0.fc.weight", &[6, 4]), ("gat_layers.0.attn_l", &[1, 2, 3]), ("gat_layers.0.attn_r", &[1, 2, 3]), ("gat_layers.0.res_fc.weight", &[6, 4])]);
+        assert!(!is_reference_gat(&multi));
         let e = to_pyg(&multi).unwrap_err().to_string();
-        assert!(e.contains("residual") && e.contains("2 heads"), "{e}");
+        assert!(e.contains("residual"), "{e}");
+    }
+
+    /// The last GATConv's heads are averaged, and so is its per-head bias.
+    #[test]
+    fn a_multi_head_last_layer_keeps_the_mean_of_its_bias() {
+        let mut last = sd(&[("layers.0.fc.weight", &[6, 4]), ("layers.0.attn_l", &[1, 2, 3]), ("layers.0.attn_r", &[1, 2, 3])]);
+        last.push(("layers.0.bias".into(), Tensor::from_slice(&[1.0f32, 2.0, 3.0, 5.0, 6.0, 7.0])));
+        let (t, arch) = to_pyg(&last).unwrap();
+        assert_eq!(arch, Arch::Gat);
+        let bias = &t.iter().find(|(n, _)| n == "convs.0.bias").unwrap().1;
+        assert_eq!(Vec::<f32>::try_from(bias).unwrap(), vec![3.0, 4.0, 5.0]);
     }
 }

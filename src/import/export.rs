@@ -12,7 +12,8 @@ use super::dgl;
 use super::layout::{find_prefix, rename};
 use super::torch_file::StateDict;
 use super::Source;
-use crate::model::{ArchSpec, ParamMap};
+use crate::model::{Arch, ArchSpec, ParamMap};
+use tch::Tensor;
 
 /// The names to export under.
 pub enum Names<'a> {
@@ -30,9 +31,13 @@ pub fn export(spec: &ArchSpec, params: &ParamMap, names: Names) -> Result<StateD
         Names::Canonical(Source::Dgl) => {
             let mut out = Vec::new();
             let mut problems = Vec::new();
+            if spec.arch == Arch::PaperGat {
+                // The reference's GAT is named as gnn-soup names it.
+                return Ok(params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
+            }
             for (name, t) in params {
                 match dgl::dgl_name(spec.arch, name) {
-                    Some((dgl, transpose)) => out.push((dgl, if transpose { t.tr().contiguous() } else { t.shallow_clone() })),
+                    Some((dgl, transpose)) => out.push((dgl, if transpose { t.tr().contiguous() } else { per_head_bias(spec, name, t) })),
                     None => problems.push(name.clone()),
                 }
             }
@@ -45,8 +50,20 @@ pub fn export(spec: &ArchSpec, params: &ParamMap, names: Names) -> Result<StateD
     }
 }
 
+/// DGL's `GATConv` keeps a bias per head; gnn-soup's last GAT layer averages its heads and keeps
+/// their mean bias, which, repeated for every head, computes the same.
+fn per_head_bias(spec: &ArchSpec, name: &str, t: &Tensor) -> Tensor {
+    let last_bias = format!("convs.{}.bias", spec.layers - 1);
+    if spec.arch == Arch::Gat && spec.out_heads > 1 && name == last_bias {
+        t.repeat([spec.out_heads])
+    } else {
+        t.shallow_clone()
+    }
+}
+
 fn like(spec: &ArchSpec, params: &ParamMap, template: &StateDict) -> Result<StateDict> {
-    let is_dgl = dgl::is_dgl(template);
+    // The reference's GAT is named as gnn-soup names it: only a prefix differs.
+    let is_dgl = dgl::is_dgl(template) && spec.arch != Arch::PaperGat;
     let names: Vec<&str> = template.iter().map(|(n, _)| n.as_str()).collect();
     let prefix = find_prefix(&names);
     let mut out = Vec::with_capacity(template.len());
@@ -70,7 +87,7 @@ fn like(spec: &ArchSpec, params: &ParamMap, template: &StateDict) -> Result<Stat
             problems.push(format!("{name} {:?}: the soup has no {ours} ({})", t.size(), spec.describe()));
             continue;
         };
-        let value = if transpose { value.tr().contiguous() } else { value.shallow_clone() };
+        let value = if transpose { value.tr().contiguous() } else if is_dgl { per_head_bias(spec, &ours, value) } else { value.shallow_clone() };
         if value.size() != t.size() {
             problems.push(format!("{name}: the template's is {:?}, the soup's {:?}", t.size(), value.size()));
             continue;
@@ -107,7 +124,7 @@ mod tests {
     use tch::{Device, Kind, Tensor};
 
     fn spec(arch: Arch) -> ArchSpec {
-        ArchSpec { arch, in_dim: 5, hidden: 4, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![], add_self_loops: true }
+        ArchSpec { arch, in_dim: 5, hidden: 4, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 
 use super::dgl;
 use super::torch_file::StateDict;
-use crate::model::{Arch, ArchSpec, ParamMap, ParamRole};
+use crate::model::{Activation, Arch, ArchSpec, Dropouts, ParamMap, ParamRole};
 
 /// What the names and shapes cannot tell.
 #[derive(Debug, Clone)]
@@ -27,6 +27,11 @@ pub struct LayoutOptions {
     pub input_dropout_off: Option<Vec<usize>>,
     /// Whether GCN/GAT layers add self-loops. Default: from the layout (PyG's do, DGL's do not).
     pub add_self_loops: Option<bool>,
+    /// Between layers. Default: from the layout (ReLU, but ELU for a stack of DGL `GATConv`s,
+    /// as DGL's GAT examples build them).
+    pub activation: Option<Activation>,
+    /// Input, attention and edge dropout, where the source model's differ from `dropout`.
+    pub dropouts: Dropouts,
 }
 
 /// Where a state dict's layout comes from.
@@ -112,6 +117,7 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
     let has = |name: &str| t.contains_key(name);
     let arch = match opts.arch {
         Some(a) => a,
+        None if has("convs.0.src_fc.weight") => Arch::PaperGat,
         None if has("convs.0.att_src") => Arch::Gat,
         None if has("convs.0.lin_l.weight") => Arch::Sage,
         None if has("convs.0.lin.weight") => Arch::Gcn,
@@ -119,34 +125,48 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
     };
     let last = layers - 1;
     let dims = |name: String| t.get(&name).map(shape);
-    let (in_dim, hidden, out_dim, heads) = match arch {
+    let (in_dim, hidden, out_dim, heads, out_heads) = match arch {
         Arch::Gcn | Arch::Sage => {
             let w = |i: usize| dims(format!("convs.{i}.{}", if arch == Arch::Gcn { "lin.weight" } else { "lin_l.weight" }));
             let (Some(first), Some(lastw)) = (w(0), w(last)) else { bail!("a layer's weight is missing") };
-            (first[1], first[0], lastw[0], 1)
+            (first[1], first[0], lastw[0], 1, 1)
         }
         Arch::Gat => {
             let (Some(w0), Some(a0), Some(al)) = (dims("convs.0.lin.weight".into()), dims("convs.0.att_src".into()), dims(format!("convs.{last}.att_src"))) else {
                 bail!("a GAT layer's lin.weight or att_src is missing")
             };
-            if a0.len() != 3 || al.len() != 3 {
-                bail!("att_src should be [1, heads, channels], is {a0:?}");
+            if a0.len() != 3 || al.len() != 3 || w0.len() != 2 {
+                bail!("att_src should be [1, heads, channels] and lin.weight [heads * channels, in], are {a0:?} and {w0:?}");
             }
-            (w0[1], a0[2], al[2], if layers > 1 { a0[1] } else { 1 })
+            (w0[1], a0[2], al[2], if layers > 1 { a0[1] } else { 1 }, al[1])
+        }
+        Arch::PaperGat => {
+            let (Some(w0), Some(a0), Some(pred)) = (dims("convs.0.src_fc.weight".into()), dims("convs.0.attn_src_fc.weight".into()), dims("pred_linear.weight".into())) else {
+                bail!("the paper's GAT needs convs.0.src_fc.weight, convs.0.attn_src_fc.weight and pred_linear.weight")
+            };
+            if w0.len() != 2 || a0.len() != 2 || pred.len() != 2 || a0[0] <= 0 || w0[0] % a0[0] != 0 {
+                bail!("src_fc.weight should be [heads * hidden, in] and attn_src_fc.weight [heads, in], are {w0:?} and {a0:?}");
+            }
+            (w0[1], w0[0] / a0[0], pred[0], a0[0], 1)
         }
     };
+    let paper_gat = arch == Arch::PaperGat;
     let spec = ArchSpec {
         arch,
         in_dim,
-        hidden: if layers == 1 { out_dim } else { hidden },
+        hidden: if layers == 1 && !paper_gat { out_dim } else { hidden },
         out_dim,
         layers,
         heads,
         dropout: opts.dropout,
-        batch_norm: t.keys().any(|k| k.starts_with("bns.")),
+        batch_norm: paper_gat || t.keys().any(|k| k.starts_with("bns.")),
         row_normalize: opts.row_normalize,
         input_dropout_off: Vec::new(),
         add_self_loops: true,
+        activation: opts.activation.unwrap_or_default(),
+        out_heads,
+        dropouts: opts.dropouts,
+        attn_dst: paper_gat && has("convs.0.attn_dst_fc.weight"),
     };
     Ok(spec)
 }
@@ -154,7 +174,14 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
 /// The architecture and the weights of a PyG- or DGL-layout state dict, and which layout it was,
 /// or why it does not fit (every name that did not, with its shape).
 pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap, Source)> {
-    let (source, mut tensors, prefix, outside) = if dgl::is_dgl(sd) {
+    let (source, mut tensors, prefix, outside) = if dgl::is_reference_gat(sd) {
+        // The reference's GAT is named as gnn-soup names it (`convs.<i>.src_fc`, `norms.<i>`,
+        // `pred_linear`): only a prefix to strip.
+        let names: Vec<&str> = sd.iter().map(|(n, _)| n.as_str()).collect();
+        let prefix = opts.prefix.clone().unwrap_or_else(|| find_prefix(&names));
+        let (tensors, outside) = normalise(sd, &prefix);
+        (Source::Dgl, tensors, prefix, outside)
+    } else if dgl::is_dgl(sd) {
         let stripped: StateDict = match &opts.prefix {
             Some(p) => sd.iter().filter_map(|(n, t)| n.strip_prefix(p.as_str()).map(|n| (n.to_string(), t.shallow_clone()))).collect(),
             None => sd.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
@@ -168,15 +195,16 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
         (Source::Pyg, tensors, prefix, outside)
     };
     let mut spec = infer_spec(&tensors, opts)?;
-    let (dropout_off, loops) = match source {
-        Source::Pyg => (Vec::new(), true),
+    let (dropout_off, loops, activation) = match source {
+        Source::Pyg => (Vec::new(), true, Activation::Relu),
         Source::Dgl => {
             let d = dgl::defaults(spec.arch, spec.layers);
-            (d.input_dropout_off, d.add_self_loops)
+            (d.input_dropout_off, d.add_self_loops, d.activation)
         }
     };
     spec.input_dropout_off = opts.input_dropout_off.clone().unwrap_or(dropout_off);
     spec.add_self_loops = opts.add_self_loops.unwrap_or(loops);
+    spec.activation = opts.activation.unwrap_or(activation);
     spec.validate()?;
     let mut params = ParamMap::new();
     let mut problems: Vec<String> = outside.iter().map(|n| format!("{n} (outside the prefix {prefix:?})")).collect();
@@ -211,7 +239,7 @@ mod tests {
     }
 
     fn opts() -> LayoutOptions {
-        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true, input_dropout_off: None, add_self_loops: None }
+        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true, input_dropout_off: None, add_self_loops: None, activation: None, dropouts: Default::default() }
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn foreign_at(path: &Path) -> Result<Option<(Vec<PathBuf>, Option<PathBuf>)>
 
 /// The options an on-the-fly import uses: PyG's example defaults for what names cannot tell.
 pub fn default_options(g: &Graph) -> LayoutOptions {
-    LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: crate::train::row_normalize_default(g), input_dropout_off: None, add_self_loops: None }
+    LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: crate::train::row_normalize_default(g), input_dropout_off: None, add_self_loops: None, activation: None, dropouts: Default::default() }
 }
 
 /// A file name as text and number runs, so that names sort as people number them.

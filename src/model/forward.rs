@@ -1,4 +1,4 @@
-//! The functional forward `f(params, graph, train) -> logits` of every architecture, matching
+//! The functional forward `f(params, graph, mode) -> logits` of every architecture, matching
 //! PyG's `GCNConv`, `SAGEConv` (mean) and `GATConv` layer for layer.
 //!
 //! A model is: for each layer, dropout on its input (unless the architecture turns it off for
@@ -9,27 +9,48 @@ use tch::{Kind, Tensor};
 
 use super::dropout::dropout;
 use super::graph_tensors::GraphTensors;
-use super::spec::{Arch, ArchSpec, ConvDims, ParamMap};
+use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
 
 fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {
     p.get(name).unwrap_or_else(|| panic!("parameter {name} missing (checkpoints are validated before use)"))
 }
 
-/// Logits `[num_nodes, out_dim]`. `train` turns on dropout and batch-norm batch statistics (which
-/// also update the running statistics held in `params`).
-pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool) -> Tensor {
-    forward_from(spec, params, g, train, None)
+/// What a forward pass does differently in training: two separate decisions, since LS/PLS may
+/// fit with dropout off while batch norm keeps the batch's statistics (as the reference's model,
+/// which stays in training mode, does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Dropout on layer inputs (and GAT's attention coefficients) is active.
+    pub dropout: bool,
+    /// Batch norm normalises with the statistics of this pass's nodes (the whole graph, or a
+    /// sampled subgraph) and updates the running statistics in `params`; otherwise it uses the
+    /// running statistics. Batch norm without running statistics always uses the batch's.
+    pub batch_stats: bool,
+}
+
+impl Mode {
+    /// Training an ingredient.
+    pub const TRAIN: Mode = Mode { dropout: true, batch_stats: true };
+    /// Inference.
+    pub const EVAL: Mode = Mode { dropout: false, batch_stats: false };
+}
+
+/// Logits `[num_nodes, out_dim]` of the whole graph `g` in `mode`.
+pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mode: Mode) -> Tensor {
+    forward_from(spec, params, g, mode, None)
 }
 
 /// As [`forward`], optionally with the first layer's weight-independent aggregation already done
 /// (`A_hat X` for GCN, the neighbour mean of X for SAGE). Only exact when the first layer's input
 /// dropout is inactive, which the caller guarantees.
-pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, train: bool, first_aggregate: Option<&Tensor>) -> Tensor {
+pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mode: Mode, first_aggregate: Option<&Tensor>) -> Tensor {
     let (input, sparse) = g.input(spec.row_normalize);
-    let drop = train && spec.drops_input(0);
-    let x = if sparse { sparse_dropout(input, spec.dropout, drop) } else { dropout(input, spec.dropout, drop) };
-    let h = conv_train(spec, params, g, 0, x, sparse, first_aggregate, train);
-    forward_after_conv(spec, params, g, h, 0, train)
+    let x = if sparse { sparse_dropout(input, spec.input_dropout(0), mode.dropout) } else { dropout(input, spec.input_dropout(0), mode.dropout) };
+    if spec.arch == Arch::PaperGat {
+        return paper_gat_forward(spec, params, g, x, sparse, mode.dropout);
+    }
+    let h = conv_train(spec, params, g, 0, x, sparse, first_aggregate, mode.dropout);
+    forward_after_conv(spec, params, g, h, 0, mode)
 }
 
 /// The output of convolution `layer` alone (before batch norm and activation). `sparse`: `x`
@@ -38,18 +59,20 @@ pub fn conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, 
     conv_train(spec, params, g, layer, x.shallow_clone(), sparse, pre, false)
 }
 
-/// As [`conv`]; in training GAT also drops attention coefficients at the model's dropout rate
+/// As [`conv`]; with `dropout` GAT also drops attention coefficients at the model's dropout rate
 /// (the GAT paper's regulariser; PyG's `GATConv(dropout=...)`).
-#[allow(clippy::too_many_arguments)]
+///
 /// Takes its input by value so that it can be freed as soon as it is no longer needed: full-graph
 /// inference then holds about two activations at a time instead of three.
-fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: Tensor, sparse: bool, pre: Option<&Tensor>, train: bool) -> Tensor {
+#[allow(clippy::too_many_arguments)]
+fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: Tensor, sparse: bool, pre: Option<&Tensor>, dropout: bool) -> Tensor {
     let x = Input { x, sparse };
-    let attention_dropout = if train { spec.dropout } else { 0.0 };
+    let attention_dropout = if dropout { spec.attention_dropout() } else { 0.0 };
     match spec.arch {
         Arch::Gcn => gcn_conv(params, layer, g, spec.add_self_loops, x, pre),
         Arch::Sage => sage_conv(params, layer, g, x, pre),
         Arch::Gat => gat_conv(params, layer, g, spec.add_self_loops, x, &spec.conv_dims()[layer], attention_dropout),
+        Arch::PaperGat => paper_gat_conv(spec, params, layer, g, x, dropout),
     }
 }
 
@@ -72,14 +95,21 @@ fn plus(mut a: Tensor, b: &Tensor) -> Tensor {
     }
 }
 
-/// ReLU in place, under the same condition as [`plus`] (its backward pass reads its output,
-/// not its input).
-fn relu(mut h: Tensor) -> Tensor {
-    if h.requires_grad() && h.is_leaf() {
-        h.relu()
-    } else {
-        let _ = h.relu_();
-        h
+/// The activation between layers, in place under the same condition as [`plus`] (the backward
+/// passes of ReLU and ELU read their output, not their input).
+fn activation(spec: &ArchSpec, mut h: Tensor) -> Tensor {
+    let in_place = !(h.requires_grad() && h.is_leaf());
+    match (spec.activation, in_place) {
+        (Activation::Relu, true) => {
+            let _ = h.relu_();
+            h
+        }
+        (Activation::Relu, false) => h.relu(),
+        (Activation::Elu, true) => {
+            let _ = h.elu_();
+            h
+        }
+        (Activation::Elu, false) => h.elu(),
     }
 }
 
@@ -95,18 +125,18 @@ impl Input {
 }
 
 /// The rest of the forward pass given the output `h` of convolution `layer`.
-pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, train: bool) -> Tensor {
+pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, mode: Mode) -> Tensor {
     for j in layer..spec.layers {
         if j > layer {
-            let x = dropout(&h, spec.dropout, train && spec.drops_input(j));
+            let x = dropout(&h, spec.input_dropout(j), mode.dropout);
             drop(h);
-            h = conv_train(spec, params, g, j, x, false, None, train);
+            h = conv_train(spec, params, g, j, x, false, None, mode.dropout);
         }
         if j + 1 < spec.layers {
             if spec.batch_norm {
-                h = batch_norm(params, j, &h, train);
+                h = batch_norm(params, j, &h, mode.batch_stats);
             }
-            h = relu(h);
+            h = activation(spec, h);
         }
     }
     h
@@ -118,14 +148,14 @@ pub fn first_aggregate(spec: &ArchSpec, g: &GraphTensors) -> Option<Tensor> {
     match spec.arch {
         Arch::Gcn => Some(g.gcn_propagate(spec.add_self_loops, g.features(spec.row_normalize))),
         Arch::Sage => Some(g.mean_aggregate(g.features(spec.row_normalize))),
-        Arch::Gat => None,
+        Arch::Gat | Arch::PaperGat => None,
     }
 }
 
 /// Whether the first convolution's output is linear in its weights (so a convex combination of
 /// weights gives the same combination of outputs): true for GCN and SAGE, not GAT (attention).
 pub fn first_conv_is_linear(spec: &ArchSpec) -> bool {
-    spec.arch != Arch::Gat
+    !spec.arch.attends()
 }
 
 /// Inverted dropout on a sparse CSR matrix: only stored values are dropped (zeros would stay
@@ -194,6 +224,56 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: I
     plus(out, bias)
 }
 
+/// The paper's GAT (its `models.GAT`), given its input `x` after input dropout: per layer its
+/// `GATConv` ([`paper_gat_conv`]), batch norm with the statistics of the nodes at hand (it keeps
+/// no running ones: in evaluation too), the activation, dropout; then `pred_linear`.
+fn paper_gat_forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, x: Tensor, sparse: bool, dropout_on: bool) -> Tensor {
+    let mut h = x;
+    for i in 0..spec.layers {
+        let out = paper_gat_conv(spec, params, i, g, Input { x: h, sparse: sparse && i == 0 }, dropout_on);
+        let (w, b) = (param(params, &format!("norms.{i}.weight")), param(params, &format!("norms.{i}.bias")));
+        let normed = Tensor::batch_norm(&out, Some(w), Some(b), None::<&Tensor>, None::<&Tensor>, true, 0.1, 1e-5, false);
+        drop(out);
+        let activated = activation(spec, normed);
+        h = dropout(&activated, spec.input_dropout(i + 1), dropout_on);
+    }
+    h.linear(param(params, "pred_linear.weight"), Some(param(params, "pred_linear.bias")))
+}
+
+/// One layer of the paper's GAT: messages `src_fc(x)` weighted by attention over each node's
+/// in-edges, attention logits `LeakyReLU_0.2(attn_src_fc(x_j) [+ attn_dst_fc(x_i)])`, softmax per
+/// target; in training a fraction of edges is left out of the softmax (edge dropout) and the
+/// coefficients are dropped (attention dropout); then the residual `dst_fc(x_i)` (with its bias)
+/// is added. Heads flattened: `[N, heads * hidden]`.
+fn paper_gat_conv(spec: &ArchSpec, p: &ParamMap, i: usize, g: &GraphTensors, x: Input, dropout_on: bool) -> Tensor {
+    let c = format!("convs.{i}");
+    let (heads, ch, n) = (spec.heads, spec.hidden, g.num_nodes);
+    let h = x.lin(param(p, &format!("{c}.src_fc.weight"))).view([n, heads, ch]);
+    let residual = x.lin(param(p, &format!("{c}.dst_fc.weight"))) + param(p, &format!("{c}.dst_fc.bias"));
+    let a_src = x.lin(param(p, &format!("{c}.attn_src_fc.weight"))); // [N, H]
+    let a_dst = spec.attn_dst.then(|| x.lin(param(p, &format!("{c}.attn_dst_fc.weight"))));
+    drop(x);
+    let (src, dst) = g.gat_edges(spec.add_self_loops);
+    let (src, dst) = if dropout_on && spec.dropouts.edge > 0.0 {
+        // The reference drops int(E * edge_drop) edges by a permutation; a Bernoulli keep mask
+        // from gnn-soup's own (resumable) random stream drops as many on average.
+        let keep = super::dropout::keep_mask(&[src.size()[0]], spec.dropouts.edge).to_device(src.device()).nonzero().view([-1]);
+        (src.index_select(0, &keep), dst.index_select(0, &keep))
+    } else {
+        (src, dst)
+    };
+    let mut e = a_src.index_select(0, &src);
+    if let Some(a_dst) = &a_dst {
+        e = e + a_dst.index_select(0, &dst);
+    }
+    let e = e.maximum(&(&e * 0.2)); // LeakyReLU(0.2)
+    let attention_dropout = if dropout_on { spec.attention_dropout() } else { 0.0 };
+    let alpha = dropout(&segment_softmax(&e, &dst, n), attention_dropout, attention_dropout > 0.0);
+    let msg = h.index_select(0, &src) * alpha.unsqueeze(-1); // [E, H, C]
+    let out = Tensor::zeros([n, heads, ch], (Kind::Float, g.device)).index_add(0, &dst, &msg).view([n, heads * ch]);
+    plus(out, &residual)
+}
+
 /// Softmax of edge scores `[E, H]` over the edges that share a target, as PyG's `softmax`
 /// (the per-target maximum is subtracted, detached, for stability).
 fn segment_softmax(e: &Tensor, index: &Tensor, n: i64) -> Tensor {
@@ -204,15 +284,19 @@ fn segment_softmax(e: &Tensor, index: &Tensor, n: i64) -> Tensor {
     ex / (sum.index_select(0, index) + 1e-16)
 }
 
-fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, train: bool) -> Tensor {
+/// Batch norm `bns.<i>` (PyTorch's `BatchNorm1d`, momentum 0.1, eps 1e-5). With `batch_stats`
+/// it normalises with `x`'s own statistics and updates the running ones in place, as a module
+/// in training mode does; the running statistics must then not require a gradient (a soup mixes
+/// them without one: [`crate::soup::IngredientStack::mix`]).
+fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, batch_stats: bool) -> Tensor {
     let name = |s: &str| format!("bns.{i}.{s}");
     let (w, b) = (param(p, &name("weight")), param(p, &name("bias")));
     let (mean, var) = (param(p, &name("running_mean")), param(p, &name("running_var")));
-    if train {
+    if batch_stats {
         let _g = tch::no_grad_guard();
         let _ = param(p, &name("num_batches_tracked")).shallow_clone().g_add_scalar_(1);
     }
-    Tensor::batch_norm(x, Some(w), Some(b), Some(mean), Some(var), train, 0.1, 1e-5, false)
+    Tensor::batch_norm(x, Some(w), Some(b), Some(mean), Some(var), batch_stats, 0.1, 1e-5, false)
 }
 
 /// Rows per block of full-graph inference: a block's temporary is then 16 MiB at 256 features,
@@ -237,10 +321,10 @@ pub fn infer_after_first_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTenso
 /// [`infer`] with a chosen block size (tests use small blocks to cross many block edges).
 pub fn infer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, first_conv: Option<Tensor>, block_rows: i64) -> Tensor {
     let _guard = tch::no_grad_guard();
-    if spec.arch == Arch::Gat {
+    if spec.arch.attends() {
         return match first_conv {
-            Some(h) => forward_after_conv(spec, params, g, h, 0, false),
-            None => forward(spec, params, g, false),
+            Some(h) => forward_after_conv(spec, params, g, h, 0, Mode::EVAL),
+            None => forward(spec, params, g, Mode::EVAL),
         };
     }
     let mut h = match first_conv {
@@ -274,7 +358,7 @@ fn activate(spec: &ArchSpec, params: &ParamMap, layer: usize, mut h: Tensor) -> 
             let normed = batch_norm(params, layer, &h, false);
             h.copy_(&normed);
         }
-        let _ = h.relu_();
+        return activation(spec, h);
     }
     h
 }
@@ -331,7 +415,7 @@ fn layer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: 
             }
             out
         }
-        Arch::Gat => unreachable!("GAT infers over the whole graph"),
+        Arch::Gat | Arch::PaperGat => unreachable!("GAT infers over the whole graph"),
     }
 }
 
@@ -374,13 +458,13 @@ mod placement_tests {
     fn dropout_applies_only_where_the_architecture_places_it() {
         let g = data::load("csbm:nodes=120,train=30,val=30,test=30", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
-        let mut spec = ArchSpec { arch: Arch::Gcn, in_dim: g.num_features as i64, hidden: 8, out_dim: g.num_classes as i64, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![0, 1], add_self_loops: true };
+        let mut spec = ArchSpec { arch: Arch::Gcn, in_dim: g.num_features as i64, hidden: 8, out_dim: g.num_classes as i64, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![0, 1], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false };
         let params = spec.init(1, tch::Device::Cpu);
         rng::seed_thread(1);
-        let eval = forward(&spec, &params, &gt, false);
-        assert!(forward(&spec, &params, &gt, true).allclose(&eval, 1e-6, 1e-6, false));
+        let eval = forward(&spec, &params, &gt, Mode::EVAL);
+        assert!(forward(&spec, &params, &gt, Mode::TRAIN).allclose(&eval, 1e-6, 1e-6, false));
         spec.input_dropout_off = vec![0];
-        assert!(!forward(&spec, &params, &gt, true).allclose(&eval, 1e-6, 1e-6, false), "the hidden layer's input is still dropped");
+        assert!(!forward(&spec, &params, &gt, Mode::TRAIN).allclose(&eval, 1e-6, 1e-6, false), "the hidden layer's input is still dropped");
         assert!(spec.drops_input(1) && !spec.drops_input(0));
         assert!(spec.describe().contains("not on the input of layer 0"), "{}", spec.describe());
         spec.input_dropout_off = vec![2];
@@ -407,7 +491,7 @@ mod inference_tests {
         let mut checked = 0;
         for arch in [Arch::Gcn, Arch::Sage] {
             for (batch_norm, add_self_loops, row_normalize, graph) in [(false, true, false, &gt), (true, false, false, &gt), (false, true, true, &bow), (true, true, false, &bow)] {
-                let spec = ArchSpec { arch, in_dim: graph.x.size()[1], hidden: 24, out_dim: g.num_classes as i64, layers: 3, heads: 1, dropout: 0.5, batch_norm, row_normalize, input_dropout_off: vec![], add_self_loops };
+                let spec = ArchSpec { arch, in_dim: graph.x.size()[1], hidden: 24, out_dim: g.num_classes as i64, layers: 3, heads: 1, dropout: 0.5, batch_norm, row_normalize, input_dropout_off: vec![], add_self_loops, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false };
                 let params = spec.init(3, tch::Device::Cpu);
                 if batch_norm {
                     // running statistics away from 0 and 1, so that batch norm does something
@@ -416,7 +500,7 @@ mod inference_tests {
                         tch::no_grad(|| t.shallow_clone().copy_(&value));
                     }
                 }
-                let want = tch::no_grad(|| forward(&spec, &params, graph, false));
+                let want = tch::no_grad(|| forward(&spec, &params, graph, Mode::EVAL));
                 for block_rows in [7, 64, 1000] {
                     let got = infer_in_blocks(&spec, &params, graph, None, block_rows);
                     let diff = (&got - &want).abs().max().double_value(&[]);

@@ -14,7 +14,14 @@ pub type ParamMap = BTreeMap<String, Tensor>;
 pub enum Arch {
     Gcn,
     Sage,
+    /// A stack of PyG `GATConv` layers (or DGL's stock `GATConv`).
     Gat,
+    /// The paper's reference GAT (`models.GAT` of its code, DGL's ogbn-arxiv GAT): per layer a
+    /// `GATConv` with a residual `dst_fc`, attention from its own linear maps of the input, then
+    /// batch norm without running statistics, ReLU and dropout; a final linear `pred_linear`.
+    #[serde(rename = "paper-gat")]
+    #[value(name = "paper-gat")]
+    PaperGat,
 }
 
 impl Arch {
@@ -23,8 +30,76 @@ impl Arch {
             Arch::Gcn => "gcn",
             Arch::Sage => "sage",
             Arch::Gat => "gat",
+            Arch::PaperGat => "paper-gat",
         }
     }
+
+    /// Whether its layers attend over edges (GAT-like: multi-head, no first-layer shortcut).
+    pub fn attends(self) -> bool {
+        matches!(self, Arch::Gat | Arch::PaperGat)
+    }
+
+    /// The architecture whose row of the paper's souping table applies: the paper's GAT rows
+    /// were measured on its own GAT.
+    pub fn paper_family(self) -> Arch {
+        match self {
+            Arch::PaperGat => Arch::Gat,
+            a => a,
+        }
+    }
+}
+
+/// The nonlinearity between layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// PyG's examples, OGB's, and the paper's models.
+    #[default]
+    Relu,
+    /// DGL's GAT examples (`activation=F.elu` inside each hidden `GATConv`).
+    Elu,
+}
+
+impl Activation {
+    fn is_relu(&self) -> bool {
+        *self == Activation::Relu
+    }
+}
+
+/// Dropout rates other than the one between layers, where a model has them.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Dropouts {
+    /// On the input features (None: the model's `dropout`). The paper's GAT: `input_drop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<f64>,
+    /// On attention coefficients (None: the model's `dropout`, as PyG's `GATConv(dropout=p)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<f64>,
+    /// Fraction of edges left out of each attention softmax (the paper's GAT: `edge_drop`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub edge: f64,
+}
+
+impl Dropouts {
+    fn is_default(&self) -> bool {
+        *self == Dropouts::default()
+    }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn is_one(x: &i64) -> bool {
+    *x == 1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl std::fmt::Display for Arch {
@@ -61,6 +136,17 @@ pub struct ArchSpec {
     /// over the graph as it is, with degrees clamped at 1. SAGE never adds any.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub add_self_loops: bool,
+    /// Between layers.
+    #[serde(default, skip_serializing_if = "Activation::is_relu")]
+    pub activation: Activation,
+    /// GAT: heads of the last layer, averaged (DGL's GAT examples, PyG's `concat=False`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub out_heads: i64,
+    #[serde(default, skip_serializing_if = "Dropouts::is_default")]
+    pub dropouts: Dropouts,
+    /// The paper's GAT: attention logits also from the target node's own map (`attn_dst_fc`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub attn_dst: bool,
 }
 
 fn yes() -> bool {
@@ -148,8 +234,20 @@ impl ArchSpec {
             Some(n) if n <= MAX_PARAMETERS => {}
             _ => bail!("about {} parameters or more: more than the {MAX_PARAMETERS} this tool handles", widest.unwrap_or(i64::MAX)),
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            bail!("dropout must be in [0, 1), got {}", self.dropout);
+        if !(1..=MAX_HEADS).contains(&self.out_heads) {
+            bail!("the last layer's heads must be 1 to {MAX_HEADS}, got {}", self.out_heads);
+        }
+        if self.out_heads != 1 && self.arch != Arch::Gat {
+            bail!("only a GAT averages several heads in its last layer ({} has {} there)", self.arch, self.out_heads);
+        }
+        let rates = [("dropout", Some(self.dropout)), ("input dropout", self.dropouts.input), ("attention dropout", self.dropouts.attention), ("edge dropout", Some(self.dropouts.edge))];
+        for (what, rate) in rates {
+            if let Some(p) = rate.filter(|p| !(0.0..1.0).contains(p)) {
+                bail!("{what} must be in [0, 1), got {p}");
+            }
+        }
+        if self.arch == Arch::PaperGat && !self.batch_norm {
+            bail!("the paper's GAT has batch norm after every layer");
         }
         if let Some(l) = self.input_dropout_off.iter().find(|&&l| l >= self.layers) {
             bail!("input dropout turned off for layer {l}, but the model has {} layers", self.layers);
@@ -157,14 +255,16 @@ impl ArchSpec {
         Ok(())
     }
 
+    /// The graph convolutions' shapes. The paper's GAT keeps every convolution hidden-wide
+    /// (its classes come from `pred_linear` after them); the others end in the classes.
     pub fn conv_dims(&self) -> Vec<ConvDims> {
-        let heads = if self.arch == Arch::Gat { self.heads } else { 1 };
+        let heads = if self.arch.attends() { self.heads } else { 1 };
         let mut dims = Vec::with_capacity(self.layers);
         let mut input = self.in_dim;
         for i in 0..self.layers {
-            let last = i + 1 == self.layers;
+            let last = i + 1 == self.layers && self.arch != Arch::PaperGat;
             let d = if last {
-                ConvDims { input, out: self.out_dim, heads: 1, concat: false }
+                ConvDims { input, out: self.out_dim, heads: if self.arch == Arch::Gat { self.out_heads } else { 1 }, concat: false }
             } else {
                 ConvDims { input, out: self.hidden, heads, concat: true }
             };
@@ -179,6 +279,12 @@ impl ArchSpec {
         let mut out = Vec::new();
         let mut push = |name: String, shape: Vec<i64>, role: ParamRole, layer: usize| out.push(ParamInfo { name, shape, role, layer });
         let dims = self.conv_dims();
+        if self.arch == Arch::PaperGat {
+            // Defined by the reference model, never used by its forward; kept so that a soup
+            // exports to a state dict the model loads.
+            push("node_encoder.weight".into(), vec![self.hidden, self.in_dim], ParamRole::Weight, 0);
+            push("node_encoder.bias".into(), vec![self.hidden], ParamRole::Bias, 0);
+        }
         for (i, d) in dims.iter().enumerate() {
             let c = format!("convs.{i}");
             match self.arch {
@@ -197,6 +303,20 @@ impl ArchSpec {
                     push(format!("{c}.bias"), vec![d.output_width()], ParamRole::Bias, i);
                     push(format!("{c}.lin.weight"), vec![d.heads * d.out, d.input], ParamRole::Weight, i);
                 }
+                Arch::PaperGat => {
+                    let width = d.heads * d.out;
+                    push(format!("{c}.src_fc.weight"), vec![width, d.input], ParamRole::Weight, i);
+                    push(format!("{c}.dst_fc.weight"), vec![width, d.input], ParamRole::Weight, i);
+                    push(format!("{c}.dst_fc.bias"), vec![width], ParamRole::Bias, i);
+                    push(format!("{c}.attn_src_fc.weight"), vec![d.heads, d.input], ParamRole::Attention, i);
+                    if self.attn_dst {
+                        push(format!("{c}.attn_dst_fc.weight"), vec![d.heads, d.input], ParamRole::Attention, i);
+                    }
+                    // BatchNorm1d(track_running_stats=False): no buffers.
+                    push(format!("norms.{i}.weight"), vec![width], ParamRole::BnWeight, i);
+                    push(format!("norms.{i}.bias"), vec![width], ParamRole::BnBias, i);
+                    continue;
+                }
             }
             if self.batch_norm && i + 1 < dims.len() {
                 let b = format!("bns.{i}");
@@ -208,7 +328,36 @@ impl ArchSpec {
                 push(format!("{b}.num_batches_tracked"), vec![], ParamRole::BatchCount, i);
             }
         }
+        if self.arch == Arch::PaperGat {
+            let width = self.hidden * self.heads;
+            push("pred_linear.weight".into(), vec![self.out_dim, width], ParamRole::Weight, self.layers);
+            push("pred_linear.bias".into(), vec![self.out_dim], ParamRole::Bias, self.layers);
+        }
         out
+    }
+
+    /// Whether batch norm keeps running statistics for inference (the paper's GAT's does not:
+    /// it normalises with the batch's statistics in evaluation too).
+    pub fn has_running_stats(&self) -> bool {
+        self.batch_norm && self.arch != Arch::PaperGat
+    }
+
+    /// The dropout rate on layer `layer`'s input in training (0: none). The paper's GAT drops
+    /// its features at `input_drop` and, after each layer's activation, at `dropout` (so the
+    /// input of `pred_linear`, "layer" `layers`, is dropped too).
+    pub fn input_dropout(&self, layer: usize) -> f64 {
+        if self.input_dropout_off.contains(&layer) {
+            0.0
+        } else if layer == 0 {
+            self.dropouts.input.unwrap_or(self.dropout)
+        } else {
+            self.dropout
+        }
+    }
+
+    /// The dropout rate on attention coefficients in training.
+    pub fn attention_dropout(&self) -> f64 {
+        self.dropouts.attention.unwrap_or(self.dropout)
     }
 
     /// Fresh weights, initialised as PyG does (Glorot for conv weights and attention, zeros for
@@ -243,13 +392,39 @@ impl ArchSpec {
 
     /// Whether dropout (in training mode) applies to layer `layer`'s input.
     pub fn drops_input(&self, layer: usize) -> bool {
-        self.dropout > 0.0 && !self.input_dropout_off.contains(&layer)
+        self.input_dropout(layer) > 0.0
+    }
+
+    /// Whether anything random happens in training mode (dropout of any kind).
+    pub fn has_dropout(&self) -> bool {
+        // The paper's GAT also drops the input of its final linear layer, "layer" `layers`.
+        let inputs = if self.arch == Arch::PaperGat { self.layers + 1 } else { self.layers };
+        (0..inputs).any(|l| self.drops_input(l)) || (self.arch.attends() && self.attention_dropout() > 0.0) || self.dropouts.edge > 0.0
     }
 
     /// A one-line human description, e.g. `gcn 2x64 (1433 -> 7), dropout 0.5`.
     pub fn describe(&self) -> String {
-        let heads = if self.arch == Arch::Gat { format!(", {} heads", self.heads) } else { String::new() };
-        let bn = if self.batch_norm { ", batch norm" } else { "" };
+        let mut heads = if self.arch.attends() { format!(", {} heads", self.heads) } else { String::new() };
+        if self.out_heads != 1 {
+            heads += &format!(" ({} averaged in the last layer)", self.out_heads);
+        }
+        if self.attn_dst {
+            heads += ", target attention";
+        }
+        let d = &self.dropouts;
+        let mut rates: Vec<String> = Vec::new();
+        rates.extend(d.input.map(|p| format!("input {p}")));
+        rates.extend(d.attention.map(|p| format!("attention {p}")));
+        if d.edge > 0.0 {
+            rates.push(format!("edges {}", d.edge));
+        }
+        let rates = if rates.is_empty() { String::new() } else { format!(" ({})", rates.join(", ")) };
+        let act = if self.activation == Activation::Elu { ", ELU" } else { "" };
+        let bn = match (self.batch_norm, self.has_running_stats()) {
+            (true, true) => ", batch norm",
+            (true, false) => ", batch norm without running statistics",
+            (false, _) => "",
+        };
         let norm = if self.row_normalize { ", row-normalised input" } else { "" };
         let off = if self.input_dropout_off.is_empty() {
             String::new()
@@ -257,6 +432,6 @@ impl ArchSpec {
             format!(" (not on the input of layer {})", self.input_dropout_off.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "))
         };
         let loops = if self.add_self_loops || self.arch == Arch::Sage { "" } else { ", no self-loops added" };
-        format!("{} {}x{} ({} -> {}){heads}, dropout {}{off}{bn}{norm}{loops}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
+        format!("{} {}x{} ({} -> {}){heads}{act}, dropout {}{rates}{off}{bn}{norm}{loops}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
     }
 }

@@ -90,16 +90,17 @@ pub struct Fit<'a> {
     fit_idx: Tensor,
     select_idx: Option<Tensor>,
     pls: Option<Parts>,
-    /// Dropout active while fitting, as in the reference (the model stays in training mode).
-    train_mode: bool,
+    /// Dropout and batch norm's statistics while fitting (the reference's model stays in
+    /// training mode: both on, unless the settings turn them off).
+    mode: model::Mode,
     /// The first layer's weight-independent aggregation, when it can be computed once.
     pre: Option<Tensor>,
     logits_a: Tensor,
     beta: Tensor,
     /// Steps `logits_a` and `beta` (the same tensors, updated in place).
     opt: Stepper,
-    /// Full-graph LS without dropout scores validation accuracy from its own forward pass (the
-    /// weights the epoch's loss was computed at), so it needs no second pass.
+    /// Full-graph LS whose fitting pass computes what inference would (no dropout, no batch
+    /// statistics) scores validation accuracy from that pass, so it needs no second one.
     free_val: bool,
     /// Otherwise an extra inference pass measures it: every epoch on small graphs, every 5th on
     /// large ones.
@@ -158,6 +159,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
     }
     let mut saved = Instant::now();
     for epoch in first..ctx.settings.epochs {
+        hold_for_tests(ctx, epoch);
         if ctx.cancelled() {
             out.partial = true;
             fit.save(epoch, &out.history);
@@ -167,8 +169,11 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
             fit.save(epoch, &out.history);
             saved = Instant::now();
         }
+        // An epoch's record describes the weights its step starts from, measured by the step's
+        // own pass where that pass is an inference pass, by another pass otherwise.
+        let weights = fit.alpha();
         let Some((loss, lr)) = fit.step(epoch)? else { continue };
-        let record = fit.measure(epoch, loss, lr);
+        let record = fit.measure(epoch, loss, lr, weights);
 
         out.history.push(record);
         if fit.select_idx.is_some() && fit.since_best >= ctx.settings.patience {
@@ -178,6 +183,21 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
         }
     }
     fit.finish(out, stopped_early)
+}
+
+/// For tests of interruption, which must not depend on the machine's speed: with
+/// `GNN_SOUP_TEST_HOLD_AT_EPOCH=E`, a fit reaching epoch E says so on stderr and waits there
+/// until it is cancelled (a signal, the workbench's cancel), so the test stops it at a known epoch.
+fn hold_for_tests(ctx: &SoupContext, epoch: usize) {
+    static HOLD_AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let hold_at = *HOLD_AT.get_or_init(|| std::env::var("GNN_SOUP_TEST_HOLD_AT_EPOCH").ok().and_then(|v| v.parse().ok()));
+    if hold_at != Some(epoch) {
+        return;
+    }
+    ctx.log(LogLevel::Info, format!("holding at epoch {epoch} until cancelled (GNN_SOUP_TEST_HOLD_AT_EPOCH)"));
+    while !ctx.cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 impl<'a> Fit<'a> {
@@ -250,12 +270,12 @@ impl<'a> Fit<'a> {
             Strategy::Ls => None,
             other => bail!("{other} is not a learned strategy"),
         };
-        let train_mode = s.dropout && stack.spec.dropout > 0.0;
+        let mode = model::Mode { dropout: s.dropout && stack.spec.dropout > 0.0, batch_stats: s.batch_stats && stack.spec.batch_norm };
         // Exact when nothing random touches the first layer's input: dropout off, or not applied
         // there. On sparse features only while the dense A X stays small (see PRE_AGGREGATE_SPARSE_MAX).
         let (x, sparse) = ctx.gt.input(stack.spec.row_normalize);
         let worth_it = !sparse || x.size().iter().product::<i64>() <= PRE_AGGREGATE_SPARSE_MAX;
-        let pre = if pls.is_none() && worth_it && (!train_mode || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
+        let pre = if pls.is_none() && worth_it && (!mode.dropout || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
         let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
         let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
         let leaves = [logits_a.shallow_clone(), beta.shallow_clone()];
@@ -267,7 +287,7 @@ impl<'a> Fit<'a> {
             ctx,
             fit_idx: long(&fit_nodes, device),
             select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
-            free_val: pls.is_none() && !train_mode,
+            free_val: pls.is_none() && !mode.dropout && !mode.batch_stats,
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
             logits_a,
             beta,
@@ -276,7 +296,7 @@ impl<'a> Fit<'a> {
             fit_nodes,
             select_nodes,
             pls,
-            train_mode,
+            mode,
             pre,
             started: Instant::now(),
             rng: rand::rngs::StdRng::seed_from_u64(s.seed),
@@ -303,13 +323,13 @@ impl<'a> Fit<'a> {
             None => {
                 let alpha = self.logits_a.softmax(1, Kind::Float);
                 let params = ctx.stack.mix(&alpha, &self.group_of);
-                let logits = model::forward_from(&ctx.stack.spec, &params, ctx.gt, self.train_mode, self.pre.as_ref());
+                let logits = model::forward_from(&ctx.stack.spec, &params, ctx.gt, self.mode, self.pre.as_ref());
                 if self.free_val && self.select_idx.is_none() {
                     self.val_acc = model::accuracy(&logits.detach(), &ctx.gt.labels, &ctx.gt.val_idx);
                 }
                 model::loss(&(logits * &self.beta), &ctx.gt.labels, &self.fit_idx)
             }
-            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.train_mode, epoch, &mut self.rng) {
+            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.mode, epoch, &mut self.rng) {
                 Some(l) => l,
                 None => return Ok(None),
             },
@@ -330,10 +350,9 @@ impl<'a> Fit<'a> {
 
     /// Measures validation (and held-out) accuracy when due, tracks the best epoch, and reports
     /// the epoch.
-    fn measure(&mut self, epoch: usize, loss: f64, lr: f64) -> EpochRecord {
+    fn measure(&mut self, epoch: usize, loss: f64, lr: f64, alpha: Tensor) -> EpochRecord {
         let ctx = self.ctx;
         let epochs = ctx.settings.epochs;
-        let alpha = self.alpha();
         let mut select_acc = None;
         let due = self.select_idx.is_some() || (!self.free_val && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
         if due {
@@ -411,7 +430,7 @@ fn pls_step_loss(
     logits_a: &Tensor,
     beta: &Tensor,
     group_of: &[usize],
-    train_mode: bool,
+    mode: model::Mode,
     epoch: usize,
     rng: &mut rand::rngs::StdRng,
 ) -> Option<Tensor> {
@@ -436,7 +455,7 @@ fn pls_step_loss(
     );
     let alpha = logits_a.softmax(1, Kind::Float);
     let params = ctx.stack.mix(&alpha, group_of);
-    let logits = model::forward(&ctx.stack.spec, &params, &sg, train_mode);
+    let logits = model::forward(&ctx.stack.spec, &params, &sg, mode);
     Some(model::loss(&(logits * beta), &sg.labels, &fit))
 }
 

@@ -44,6 +44,8 @@ pub enum Progress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    /// The loss, and the accuracies below, all at the weights the epoch starts from (the ones
+    /// its step's gradient is taken at).
     pub loss: f64,
     /// NaN until first measured (large graphs measure every few epochs).
     #[serde(with = "crate::units::nan_as_null")]

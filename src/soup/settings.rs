@@ -156,6 +156,9 @@ pub struct SoupSettings {
     pub mix: MixGranularity,
     /// LS/PLS: keep dropout active while fitting the weights, as the reference code does.
     pub dropout: bool,
+    /// LS/PLS: batch norm normalises with the fitted nodes' own statistics while fitting (the
+    /// reference's model stays in training mode), not with the mixed running statistics.
+    pub batch_stats: bool,
     /// Fraction of validation nodes held out to pick the best epoch (0 = off, the paper).
     pub holdout: f64,
     /// Epochs without improvement on the held-out nodes before stopping (with `holdout`).
@@ -211,7 +214,7 @@ pub fn paper_row(arch: Arch, dataset: &str) -> Option<&'static PaperRow> {
         "ogbn-products" | "csbm-products" => "ogbn-products",
         _ => return None,
     };
-    PAPER.iter().find(|r| r.arch == arch && r.dataset == base)
+    PAPER.iter().find(|r| r.arch == arch.paper_family() && r.dataset == base)
 }
 
 /// A setting's value.
@@ -405,6 +408,16 @@ pub static SETTINGS: &[Setting] = &[
         set: |s, v| s.dropout = v.switch(),
     },
     Setting {
+        name: "batch-stats",
+        help: "batch norm while fitting LS/PLS weights normalises with the batch's statistics (the whole graph, or PLS's sampled parts), as the reference's model in training mode does; off: the mixed running statistics, as at inference",
+        strategies: LEARNED,
+        kind: SettingKind::Switch,
+        from_paper: false,
+        default: |_| Value::Switch(true),
+        get: |s| Value::Switch(s.batch_stats),
+        set: |s, v| s.batch_stats = v.switch(),
+    },
+    Setting {
         name: "holdout",
         help: "fraction of validation nodes held out to pick the best epoch (early stopping; 0: off, as the paper)",
         strategies: LEARNED,
@@ -476,27 +489,41 @@ impl Setting {
         SETTINGS.iter().find(|s| s.name == name)
     }
 
-    /// What the settings `given` (by a recipe, flags or a form) imply for the ones they leave out:
-    /// an `lr` means SGD (nobody sets a learning rate for Adam to ignore), and dropout while
-    /// fitting goes with the optimiser: on with the paper's SGD, off with `auto` (measured over 5
-    /// seeds: with dropout on, Adam's fit of GAT ingredients on a mid-homophily graph fell 4
-    /// points under the tuned SGD grid; README, "Learned souping without a learning rate").
+    /// What the settings `given` (lowest priority first: a recipe, then flags or a form) imply,
+    /// to be applied after them ([`Setting::with_implied`]): an `lr` means SGD (nobody sets a
+    /// learning rate for Adam to ignore) unless an optimiser is given after it (a flag's `--lr`
+    /// beats a recipe's `optimizer = "auto"`), and dropout while fitting goes with the optimiser
+    /// unless it is given: on with the paper's SGD, off with `auto` (measured over 5 seeds: with
+    /// dropout on, Adam's fit of GAT ingredients on a mid-homophily graph fell 4 points under the
+    /// tuned SGD grid; docs, "Learned souping without a learning rate").
     pub fn implied_by(given: &[(&'static Setting, Value)]) -> Vec<(&'static Setting, Value)> {
-        let last = |name: &str| given.iter().rev().find(|(s, _)| s.name == name).map(|(_, v)| v.clone());
+        let last = |name: &str| given.iter().rposition(|(s, _)| s.name == name);
+        let sgd = Value::Choice("sgd");
         let mut implied = Vec::new();
-        let optimizer = match last("optimizer") {
-            Some(v) => Some(v),
-            None if last("lr").is_some() => {
-                let sgd = Value::Choice("sgd");
+        let optimizer = match (last("optimizer"), last("lr")) {
+            (Some(o), Some(l)) if l < o => Some(given[o].1.clone()),
+            (_, Some(_)) => {
                 implied.extend(Setting::by_name("optimizer").map(|s| (s, sgd.clone())));
-                Some(sgd)
+                Some(sgd.clone())
             }
-            None => None,
+            (Some(o), None) => Some(given[o].1.clone()),
+            (None, None) => None,
         };
         if let (Some(optimizer), None) = (optimizer, last("dropout")) {
-            implied.extend(Setting::by_name("dropout").map(|s| (s, Value::Switch(optimizer == Value::Choice("sgd")))));
+            implied.extend(Setting::by_name("dropout").map(|s| (s, Value::Switch(optimizer == sgd))));
         }
         implied
+    }
+
+    /// `given` (lowest priority first) with what it implies, one value per setting, in the order
+    /// to apply them: the one place where the layers of settings meet.
+    pub fn with_implied(given: &[(&'static Setting, Value)]) -> Vec<(&'static Setting, Value)> {
+        let mut out: Vec<(&'static Setting, Value)> = Vec::new();
+        for (setting, value) in given.iter().cloned().chain(Setting::implied_by(given)) {
+            out.retain(|(s, _)| s.name != setting.name);
+            out.push((setting, value));
+        }
+        out
     }
 
     pub fn applies_to(&self, strategy: Strategy) -> bool {
@@ -609,6 +636,7 @@ impl SoupSettings {
             sample: 0,
             mix: MixGranularity::Tensor,
             dropout: true,
+            batch_stats: true,
             holdout: 0.0,
             patience: 0,
             seed: 0,
@@ -670,17 +698,25 @@ impl Serialize for SoupSettings {
     }
 }
 
-/// Reads a `settings` block back; a setting it lacks (an older report) keeps its general default.
+/// Reads a `settings` block back. A setting it lacks (an older report) is what the written ones
+/// imply ([`Setting::implied_by`], as when they were given), otherwise its general default; a
+/// block without `optimizer` was written when the paper's SGD was the only one.
 impl<'de> Deserialize<'de> for SoupSettings {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
         let strategy: Strategy = serde_json::from_value(map.get("strategy").cloned().ok_or_else(|| D::Error::missing_field("strategy"))?).map_err(D::Error::custom)?;
-        let mut s = SoupSettings::defaults(strategy, Arch::Gcn, "");
+        let mut written = Vec::new();
         for setting in SETTINGS {
             if let Some(v) = map.get(setting.name) {
-                let v = setting.value_from_json(v).map_err(D::Error::custom)?;
-                (setting.set)(&mut s, &v);
+                written.push((setting, setting.value_from_json(v).map_err(D::Error::custom)?));
             }
+        }
+        if !map.contains_key("optimizer") {
+            written.extend(Setting::by_name("optimizer").map(|s| (s, Value::Choice("sgd"))));
+        }
+        let mut s = SoupSettings::defaults(strategy, Arch::Gcn, "");
+        for (setting, v) in Setting::with_implied(&written) {
+            (setting.set)(&mut s, &v);
         }
         s.source = map.get("source").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         Ok(s)
@@ -758,6 +794,18 @@ mod tests {
         }
         let back: SoupSettings = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// A block written before `optimizer` existed was the paper's SGD, with dropout on unless it
+    /// says otherwise: it reads back as that, not as today's default (auto).
+    #[test]
+    fn an_older_block_without_an_optimizer_reads_back_as_the_papers_sgd() {
+        let old = serde_json::json!({"strategy": "ls", "epochs": 40, "lr": 11.0, "t0": 4, "source": "general defaults"});
+        let s: SoupSettings = serde_json::from_value(old).unwrap();
+        assert_eq!((s.optimizer, s.dropout, s.lr, s.epochs), (OptimizerKind::Sgd, true, 11.0, 40));
+        let old_no_dropout = serde_json::json!({"strategy": "pls", "dropout": false});
+        let s: SoupSettings = serde_json::from_value(old_no_dropout).unwrap();
+        assert_eq!((s.optimizer, s.dropout, s.batch_stats), (OptimizerKind::Sgd, false, true));
     }
 
     #[test]

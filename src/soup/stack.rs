@@ -96,17 +96,22 @@ impl IngredientStack {
 
     /// The soup `sum_i alpha[group(p), i] * W_i[p]` for every parameter `p`; differentiable in
     /// `alpha` (`[groups, N]`). Running means and variances mix with their layer's coefficients
-    /// (a convex combination of valid statistics is valid); the batch counter takes the maximum.
+    /// (a convex combination of valid statistics is valid) but without a gradient: they are
+    /// buffers, which batch norm in training mode updates in place, and which no loss should
+    /// move; the batch counter takes the maximum.
     pub fn mix(&self, alpha: &Tensor, group_of: &[usize]) -> ParamMap {
         let n = self.len() as i64;
         let mut out = ParamMap::new();
         for (k, s) in self.stacked.iter().enumerate() {
-            let t = if self.roles[k] == ParamRole::BatchCount {
-                s.amax([0i64].as_slice(), false)
-            } else {
+            let combine = || {
                 let shape = &s.size()[1..];
                 let w = alpha.get(group_of[k] as i64).unsqueeze(0); // [1, N]
                 w.matmul(&s.view([n, -1])).view(shape)
+            };
+            let t = match self.roles[k] {
+                ParamRole::BatchCount => s.amax([0i64].as_slice(), false),
+                r if r.is_buffer() => tch::no_grad(combine),
+                _ => combine(),
             };
             out.insert(self.names[k].clone(), t);
         }
@@ -138,7 +143,7 @@ mod tests {
 
     /// Two ingredients of a 2-layer GCN with batch norm, from two seeds, saved and stacked.
     fn stack() -> (tempfile::TempDir, IngredientStack) {
-        let spec = ArchSpec { arch: Arch::Gcn, in_dim: 3, hidden: 4, out_dim: 2, layers: 2, heads: 1, dropout: 0.5, batch_norm: true, row_normalize: false, input_dropout_off: vec![], add_self_loops: true };
+        let spec = ArchSpec { arch: Arch::Gcn, in_dim: 3, hidden: 4, out_dim: 2, layers: 2, heads: 1, dropout: 0.5, batch_norm: true, row_normalize: false, input_dropout_off: vec![], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false };
         let dir = tempfile::tempdir().unwrap();
         let paths: Vec<PathBuf> = (0..2)
             .map(|i| {

@@ -108,6 +108,117 @@ class SAGE(torch.nn.Module):
         return x
 
 
+def edge_softmax(g, e, eids=None):
+    """DGL's edge_softmax: a softmax of edge scores [E, H, ...] over each target's in-edges (the
+    edges `eids` only, when given)."""
+    dst = g.dst if eids is None else g.dst[eids]
+    index = dst.view(-1, *([1] * (e.dim() - 1))).expand_as(e)
+    top = torch.full((g.n,) + e.shape[1:], float("-inf")).scatter_reduce(0, index, e, "amax", include_self=True)
+    ex = (e - top[dst]).exp()
+    return ex / torch.zeros((g.n,) + e.shape[1:]).index_add(0, dst, ex)[dst]
+
+
+def xavier_relu(*tensors):
+    gain = torch.nn.init.calculate_gain("relu")
+    for t in tensors:
+        torch.nn.init.xavier_normal_(t, gain=gain)
+
+
+class RefGATConv(torch.nn.Module):
+    """The reference's GATConv (its models.py, from DGL's ogbn-arxiv GAT example) as its GAT
+    builds it: a residual dst_fc (with bias) instead of a bias, attention logits from attn_src_fc
+    (and attn_dst_fc), leaky ReLU 0.2, edge softmax on the graph as it is, edge dropout (a
+    permutation drops int(E * edge_drop) edges from the softmax) and attention dropout."""
+
+    def __init__(self, fin, fout, heads, attn_drop=0.0, edge_drop=0.0, use_attn_dst=True):
+        super().__init__()
+        self.heads, self.fout = heads, fout
+        self.src_fc = torch.nn.Linear(fin, fout * heads, bias=False)
+        self.dst_fc = torch.nn.Linear(fin, fout * heads)
+        self.attn_src_fc = torch.nn.Linear(fin, heads, bias=False)
+        self.attn_dst_fc = torch.nn.Linear(fin, heads, bias=False) if use_attn_dst else None
+        self.attn_drop, self.edge_drop = torch.nn.Dropout(attn_drop), edge_drop
+        xavier_relu(self.src_fc.weight, self.dst_fc.weight, self.attn_src_fc.weight)
+        if self.attn_dst_fc is not None:
+            xavier_relu(self.attn_dst_fc.weight)
+
+    def forward(self, g, h):
+        fs = self.src_fc(h).view(-1, self.heads, self.fout)
+        fd = self.dst_fc(h).view(-1, self.heads, self.fout)
+        e = self.attn_src_fc(h).view(-1, self.heads, 1)[g.src]
+        if self.attn_dst_fc is not None:
+            e = e + self.attn_dst_fc(h).view(-1, self.heads, 1)[g.dst]
+        e = F.leaky_relu(e, 0.2)
+        if self.training and self.edge_drop > 0:
+            perm = torch.randperm(len(g.src))
+            eids = perm[int(len(g.src) * self.edge_drop):]
+            a = torch.zeros_like(e)
+            a[eids] = self.attn_drop(edge_softmax(g, e[eids], eids))
+        else:
+            a = self.attn_drop(edge_softmax(g, e))
+        rst = torch.zeros(g.n, self.heads, self.fout).index_add(0, g.dst, fs[g.src] * a)
+        return rst + fd
+
+
+class RefGAT(torch.nn.Module):
+    """The reference's GAT (its models.GAT, as tools.create_proper_model builds it: ReLU, no
+    model-level residual, no edge features): input dropout; per layer its GATConv, heads
+    flattened, BatchNorm1d without running statistics, ReLU, dropout; then pred_linear. Its
+    node_encoder is defined but never used."""
+
+    def __init__(self, fin, hidden, classes, layers, heads, dropout, input_drop, attn_drop, edge_drop, use_attn_dst):
+        super().__init__()
+        self.convs = torch.nn.ModuleList()
+        self.norms = torch.nn.ModuleList()
+        self.node_encoder = torch.nn.Linear(fin, hidden)
+        for i in range(layers):
+            self.convs.append(RefGATConv(heads * hidden if i > 0 else fin, hidden, heads, attn_drop, edge_drop, use_attn_dst))
+            self.norms.append(torch.nn.BatchNorm1d(heads * hidden, track_running_stats=False))
+        self.pred_linear = torch.nn.Linear(heads * hidden, classes)
+        self.input_drop, self.dropout = torch.nn.Dropout(input_drop), torch.nn.Dropout(dropout)
+
+    def forward(self, g, h):
+        h = self.input_drop(h)
+        for conv, norm in zip(self.convs, self.norms):
+            h = self.dropout(F.relu(norm(conv(g, h).flatten(1, -1))))
+        return self.pred_linear(h)
+
+
+class DglGATConv(torch.nn.Module):
+    """DGL's stock GATConv (fc, attn_l, attn_r, a bias per head), on the graph as it is."""
+
+    def __init__(self, fin, fout, heads, feat_drop=0.0, attn_drop=0.0, activation=None):
+        super().__init__()
+        self.heads, self.fout = heads, fout
+        self.fc = torch.nn.Linear(fin, fout * heads, bias=False)
+        self.attn_l = torch.nn.Parameter(torch.empty(1, heads, fout))
+        self.attn_r = torch.nn.Parameter(torch.empty(1, heads, fout))
+        self.bias = torch.nn.Parameter(torch.zeros(heads * fout))
+        self.feat_drop, self.attn_drop, self.activation = torch.nn.Dropout(feat_drop), torch.nn.Dropout(attn_drop), activation
+        xavier_relu(self.fc.weight, self.attn_l, self.attn_r)
+
+    def forward(self, g, h):
+        f = self.fc(self.feat_drop(h)).view(-1, self.heads, self.fout)
+        el, er = (f * self.attn_l).sum(-1), (f * self.attn_r).sum(-1)
+        a = self.attn_drop(edge_softmax(g, F.leaky_relu(el[g.src] + er[g.dst], 0.2)))
+        rst = torch.zeros(g.n, self.heads, self.fout).index_add(0, g.dst, f[g.src] * a.unsqueeze(-1))
+        rst = rst + self.bias.view(1, self.heads, self.fout)
+        return self.activation(rst) if self.activation else rst
+
+
+class DglGAT(torch.nn.Module):
+    """DGL's GAT example: GATConv layers with ELU inside the hidden ones, heads flattened between
+    layers and averaged after the last."""
+
+    def __init__(self, fin, hidden, classes, heads, out_heads, dropout):
+        super().__init__()
+        self.gat_layers = torch.nn.ModuleList([DglGATConv(fin, hidden, heads, dropout, dropout, F.elu), DglGATConv(hidden * heads, classes, out_heads, dropout, dropout, None)])
+
+    def forward(self, g, h):
+        h = self.gat_layers[0](g, h).flatten(1)
+        return self.gat_layers[1](g, h).mean(1)
+
+
 def accuracy(model, g, mask, state=None):
     model.eval()
     with torch.no_grad():
