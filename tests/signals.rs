@@ -40,14 +40,10 @@ fn spawn_with(args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Running {
     Running(Some(command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gnn-soup did not start")))
 }
 
-/// The event that shows a strategy's loop is running (not still loading or evaluating).
-fn working_event(strategy: &str) -> &'static str {
-    if strategy == "gis" {
-        "\"event\":\"candidate\""
-    } else {
-        "\"event\":\"epoch\""
-    }
-}
+/// Strategies are held at this step (`GNN_SOUP_TEST_HOLD_AT_STEP`: an LS/PLS epoch, a GIS
+/// interpolation point) and signalled there, so where they stop does not depend on the machine.
+const HOLD: (&str, &str) = ("GNN_SOUP_TEST_HOLD_AT_STEP", "3");
+const HELD: &str = "holding at step 3";
 
 fn signal(child: &Running, sig: i32) {
     // SAFETY: kill(2) on a child this test started and has not reaped.
@@ -74,7 +70,7 @@ fn finish(mut running: Running, limit: Duration) -> (Option<i32>, String) {
 fn a_signal_during_ls_pls_or_gis_saves_the_partial_soup_and_exits_3() {
     let run = ingredients();
     let tmp = tempfile::tempdir().unwrap();
-    // Budgets no machine finishes; the signal is sent once the loop has begun (an event).
+    // Budgets no machine finishes; the signal is sent while the strategy is held mid-way.
     let cases: [(&str, &[&str], i32, &str); 3] = [
         ("ls", &["--epochs", "10000000"], libc::SIGTERM, "SIGTERM"),
         ("pls", &["--epochs", "10000000", "--parts", "4", "--sample", "2"], libc::SIGHUP, "SIGHUP"),
@@ -84,9 +80,9 @@ fn a_signal_during_ls_pls_or_gis_saves_the_partial_soup_and_exits_3() {
         let out = tmp.path().join(strategy);
         let mut args = vec!["soup", "--ingredients", run.to_str().unwrap(), "--strategy", strategy, "--device", "cpu", "--out", out.to_str().unwrap()];
         args.extend(extra);
-        let child = spawn(&args, &tmp.path().join("cache"));
+        let child = spawn_with(&args, &tmp.path().join("cache"), &[HOLD]);
         let events = out.join("events.jsonl");
-        wait_for_text(&events, working_event(strategy), Duration::from_secs(120));
+        wait_for_text(&events, HELD, Duration::from_secs(120));
         signal(&child, sig);
         let (code, stderr) = finish(child, Duration::from_secs(30));
         assert_eq!(code, Some(3), "{strategy} after {sig_name}: exit status 3 (interrupted, partial result):\n{stderr}");
@@ -102,8 +98,7 @@ fn a_signal_during_ls_pls_or_gis_saves_the_partial_soup_and_exits_3() {
 
 /// `soup --resume RUN_DIR` after a SIGTERM continues LS and PLS from their saved state and ends
 /// on the weights an uninterrupted run with the same seed ends on. The fit is held at a chosen
-/// epoch (`GNN_SOUP_TEST_HOLD_AT_EPOCH`) and signalled there, so where it stops does not depend
-/// on the machine's speed.
+/// epoch and signalled there.
 #[test]
 fn a_stopped_ls_or_pls_resumes_to_the_uninterrupted_result() {
     let run = ingredients();
@@ -116,8 +111,8 @@ fn a_stopped_ls_or_pls_resumes_to_the_uninterrupted_result() {
         let stopped = out("stopped");
         let a = args(&stopped);
         let hold = hold_at.to_string();
-        let child = spawn_with(&a.iter().map(String::as_str).collect::<Vec<_>>(), &tmp.path().join("cache"), &[("GNN_SOUP_TEST_HOLD_AT_EPOCH", &hold)]);
-        wait_for_text(&stopped.join("events.jsonl"), &format!("holding at epoch {hold_at}"), Duration::from_secs(120));
+        let child = spawn_with(&a.iter().map(String::as_str).collect::<Vec<_>>(), &tmp.path().join("cache"), &[(HOLD.0, &hold)]);
+        wait_for_text(&stopped.join("events.jsonl"), &format!("holding at step {hold_at}"), Duration::from_secs(120));
         signal(&child, libc::SIGTERM);
         let (code, stderr) = finish(child, Duration::from_secs(30));
         assert_eq!(code, Some(3), "{stderr}");
@@ -186,7 +181,9 @@ fn the_workbench_signalled_in_tmux_restores_the_terminal_and_saves_the_run() {
         let out = tmp.path().join(format!("tui-{strategy}"));
         let name = format!("gnn-soup-signal-{}-{strategy}", std::process::id());
         let command = format!(
-            "env XDG_CACHE_HOME={cache} {bin} tui --ingredients {ing} --strategy {strategy} {flags} --device cpu --run --out {out}; echo EXITED $?; sleep 60",
+            "env XDG_CACHE_HOME={cache} {hold}={step} {bin} tui --ingredients {ing} --strategy {strategy} {flags} --device cpu --run --out {out}; echo EXITED $?; sleep 60",
+            hold = HOLD.0,
+            step = HOLD.1,
             cache = tmp.path().join("cache").display(),
             bin = env!("CARGO_BIN_EXE_gnn-soup"),
             ing = run.display(),
@@ -195,7 +192,7 @@ fn the_workbench_signalled_in_tmux_restores_the_terminal_and_saves_the_run() {
         let started = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command]).output().unwrap();
         assert!(started.status.success());
         let _cleanup = KillSession(name.clone());
-        wait_for_text(&out.join("events.jsonl"), working_event(strategy), Duration::from_secs(120));
+        wait_for_text(&out.join("events.jsonl"), HELD, Duration::from_secs(120));
         assert_eq!(tmux(&["display", "-p", "-t", &name, "#{alternate_on}"]), "1", "{strategy}: the workbench is on the alternate screen");
         let pid: i32 = tmux(&["display", "-p", "-t", &name, "#{pane_pid}"]).parse().unwrap();
         // The pane runs `sh -c "env ... gnn-soup ..."`: signal gnn-soup itself.

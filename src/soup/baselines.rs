@@ -110,6 +110,9 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
         });
         let (mut best_acc, mut best_a) = (-1.0, 1.0);
         for k in 0..g {
+            if step == 1 {
+                ctx.hold_for_tests(k);
+            }
             if ctx.cancelled() {
                 out.partial = true;
                 break 'ingredients;

@@ -36,6 +36,22 @@ impl SoupContext<'_> {
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
         self.report(Progress::Log { level, message: message.into() });
     }
+
+    /// For tests of interruption, which must not depend on the machine's speed: with
+    /// `GNN_SOUP_TEST_HOLD_AT_STEP=S`, a strategy reaching step S (an LS/PLS epoch, a GIS
+    /// interpolation point of its first candidate) says so in its log and waits there until it
+    /// is cancelled (a signal, the workbench's cancel), so that a test stops it at a known step.
+    pub fn hold_for_tests(&self, step: usize) {
+        static HOLD_AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+        let hold_at = *HOLD_AT.get_or_init(|| std::env::var("GNN_SOUP_TEST_HOLD_AT_STEP").ok().and_then(|v| v.parse().ok()));
+        if hold_at != Some(step) {
+            return;
+        }
+        self.log(LogLevel::Info, format!("holding at step {step} until cancelled (GNN_SOUP_TEST_HOLD_AT_STEP)"));
+        while !self.cancelled() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
 
 /// What a strategy hands back.

@@ -99,8 +99,9 @@ pub struct Fit<'a> {
     beta: Tensor,
     /// Steps `logits_a` and `beta` (the same tensors, updated in place).
     opt: Stepper,
-    /// Full-graph LS whose fitting pass computes what inference would (no dropout, no batch
-    /// statistics) scores validation accuracy from that pass, so it needs no second one.
+    /// Full-graph LS whose fitting pass computes what inference of the kept soup would (no
+    /// dropout; batch statistics of the whole graph, which are what [`Fit::soup`] keeps) scores
+    /// validation accuracy from that pass, so it needs no second one.
     free_val: bool,
     /// Otherwise an extra inference pass measures it: every epoch on small graphs, every 5th on
     /// large ones.
@@ -159,7 +160,7 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
     }
     let mut saved = Instant::now();
     for epoch in first..ctx.settings.epochs {
-        hold_for_tests(ctx, epoch);
+        ctx.hold_for_tests(epoch);
         if ctx.cancelled() {
             out.partial = true;
             fit.save(epoch, &out.history);
@@ -183,21 +184,6 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
         }
     }
     fit.finish(out, stopped_early)
-}
-
-/// For tests of interruption, which must not depend on the machine's speed: with
-/// `GNN_SOUP_TEST_HOLD_AT_EPOCH=E`, a fit reaching epoch E says so on stderr and waits there
-/// until it is cancelled (a signal, the workbench's cancel), so the test stops it at a known epoch.
-fn hold_for_tests(ctx: &SoupContext, epoch: usize) {
-    static HOLD_AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let hold_at = *HOLD_AT.get_or_init(|| std::env::var("GNN_SOUP_TEST_HOLD_AT_EPOCH").ok().and_then(|v| v.parse().ok()));
-    if hold_at != Some(epoch) {
-        return;
-    }
-    ctx.log(LogLevel::Info, format!("holding at epoch {epoch} until cancelled (GNN_SOUP_TEST_HOLD_AT_EPOCH)"));
-    while !ctx.cancelled() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 impl<'a> Fit<'a> {
@@ -270,7 +256,8 @@ impl<'a> Fit<'a> {
             Strategy::Ls => None,
             other => bail!("{other} is not a learned strategy"),
         };
-        let mode = model::Mode { dropout: s.dropout && stack.spec.dropout > 0.0, batch_stats: s.batch_stats && stack.spec.batch_norm };
+        let batch_norm = if s.batch_stats && stack.spec.batch_norm { model::BatchNormMode::Batch } else { model::BatchNormMode::Running };
+        let mode = model::Mode { dropout: s.dropout && stack.spec.has_dropout(), batch_norm };
         // Exact when nothing random touches the first layer's input: dropout off, or not applied
         // there. On sparse features only while the dense A X stays small (see PRE_AGGREGATE_SPARSE_MAX).
         let (x, sparse) = ctx.gt.input(stack.spec.row_normalize);
@@ -287,7 +274,7 @@ impl<'a> Fit<'a> {
             ctx,
             fit_idx: long(&fit_nodes, device),
             select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
-            free_val: pls.is_none() && !mode.dropout && !mode.batch_stats,
+            free_val: pls.is_none() && !mode.dropout,
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
             logits_a,
             beta,
@@ -308,6 +295,17 @@ impl<'a> Fit<'a> {
 
     fn alpha(&self) -> Tensor {
         tch::no_grad(|| self.logits_a.softmax(1, Kind::Float))
+    }
+
+    /// The soup at weights `alpha`, as it is kept: fitted with batch statistics, its running
+    /// statistics are its own on the whole graph (without dropout), as the fit normalised.
+    fn soup(&self, alpha: &Tensor) -> model::ParamMap {
+        let ctx = self.ctx;
+        let params = tch::no_grad(|| ctx.stack.mix(alpha, &self.group_of));
+        if self.mode.batch_norm == model::BatchNormMode::Batch {
+            model::recalibrate_batch_norm(&ctx.stack.spec, &params, ctx.gt);
+        }
+        params
     }
 
     /// One optimisation step: the loss at the current weights, its gradient, an SGD update.
@@ -356,7 +354,7 @@ impl<'a> Fit<'a> {
         let mut select_acc = None;
         let due = self.select_idx.is_some() || (!self.free_val && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
         if due {
-            let logits = tch::no_grad(|| model::infer(&ctx.stack.spec, &ctx.stack.mix(&alpha, &self.group_of), ctx.gt));
+            let logits = model::infer(&ctx.stack.spec, &self.soup(&alpha), ctx.gt);
             self.val_acc = model::accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
             if let Some(sel) = &self.select_idx {
                 let acc = model::accuracy(&logits, &ctx.gt.labels, sel);
@@ -381,7 +379,7 @@ impl<'a> Fit<'a> {
             Some((_, _, a)) => a.shallow_clone(),
             None => self.alpha(),
         };
-        let params = tch::no_grad(|| ctx.stack.mix(&final_alpha, &self.group_of));
+        let params = self.soup(&final_alpha);
         if let (Some(_), Some((sel_acc, best_epoch, _))) = (&self.select_idx, &self.best) {
             let logits = model::infer(&ctx.stack.spec, &params, ctx.gt);
             out.holdout = Some(HoldoutResult {
