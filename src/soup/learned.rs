@@ -442,6 +442,10 @@ fn pls_step_loss(
         ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"));
         return None;
     }
+    if sub.nodes.len() < 2 && ctx.stack.spec.batch_norm {
+        ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold one node, too few for batch statistics; step skipped"));
+        return None;
+    }
     let nodes = long(&sub.nodes, device);
     let fit = long(&local_fit, device);
     let sg = GraphTensors::from_parts(
