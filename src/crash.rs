@@ -3,14 +3,15 @@
 //! include its C++ frames) and a Rust backtrace go to a file, not over the user's terminal.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-thread_local! {
-    /// The report written for this thread's last panic, for [`summary`] to point at.
-    static LAST_REPORT: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
-}
+/// The process's report, once a panic has written one, for [`summary`] to point at. One file a
+/// process: a panic caught on another thread than the one that panicked (a training worker's
+/// inside its scope, the command's thread joined by `main`) still finds it, and every panic of
+/// the process is in it.
+static REPORT: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// Where crash reports go: beside the log file (`$XDG_STATE_HOME/gnn-soup/crashes`).
 pub fn reports_dir() -> PathBuf {
@@ -27,22 +28,30 @@ pub fn install_hook() {
         let message = message_of(info.payload());
         let backtrace = std::backtrace::Backtrace::force_capture();
         let text = format!("gnn-soup {} panicked on thread '{thread}' at {location}:\n{message}\n\nbacktrace:\n{backtrace}\n", env!("CARGO_PKG_VERSION"));
-        let written = write_report(&reports_dir(), &text);
-        if written.is_none() {
+        // A panic while the lock is held elsewhere (it never is for long) must not hang.
+        let mut report = match REPORT.try_lock() {
+            Ok(r) => r,
+            Err(_) => return eprintln!("{text}"),
+        };
+        let path = report.clone().unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            reports_dir().join(format!("crash-{secs}-{}.txt", std::process::id()))
+        });
+        if append_report(&path, &text) {
+            *report = Some(path);
+        } else {
             // Nowhere to write it: the user still gets the whole message rather than nothing.
             eprintln!("{text}");
         }
-        LAST_REPORT.with(|r| *r.borrow_mut() = written);
     }));
 }
 
-fn write_report(dir: &Path, text: &str) -> Option<PathBuf> {
-    std::fs::create_dir_all(dir).ok()?;
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let path = dir.join(format!("crash-{secs}-{}.txt", std::process::id()));
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
-    file.write_all(text.as_bytes()).ok()?;
-    Some(path)
+fn append_report(path: &Path, text: &str) -> bool {
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+        std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(format!("{text}\n").as_bytes())
+    };
+    write().is_ok()
 }
 
 /// A panic payload's message, whole.
@@ -51,14 +60,15 @@ fn message_of(payload: &(dyn Any + Send)) -> String {
 }
 
 /// One line for a caught panic: `panicked: ` (which tests look for), the first line of its
-/// message (libtorch's messages go on with C++ frames), and the report [`install_hook`] wrote on
-/// this thread, if any.
+/// message (libtorch's messages go on with C++ frames), and the report [`install_hook`] wrote,
+/// if any.
 pub fn summary(payload: &(dyn Any + Send)) -> String {
     let message = message_of(payload);
     let first = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown panic");
     // tch wraps libtorch's errors as `Torch("...")`: the useful part is inside.
-    let first = first.trim_start_matches("called `Result::unwrap()` on an `Err` value: ").trim_start_matches("Torch(\"");
-    match LAST_REPORT.with(|r| r.borrow_mut().take()) {
+    let first = first.trim_start_matches("called `Result::unwrap()` on an `Err` value: ").trim_start_matches("Torch(\"").trim_end_matches("\")");
+    let report = REPORT.lock().ok().and_then(|r| r.clone());
+    match report {
         Some(path) => format!("panicked: {first} (full report: {})", path.display()),
         None => format!("panicked: {first}"),
     }
@@ -71,12 +81,17 @@ mod tests {
     #[test]
     fn a_summary_is_the_first_line_and_names_the_report() {
         let payload: Box<dyn Any + Send> = Box::new("Torch(\"The function 'native_batch_norm' is not differentiable\nException raised from foo\nframe #0: bar".to_string());
-        LAST_REPORT.with(|r| *r.borrow_mut() = Some(PathBuf::from("/tmp/crash-1.txt")));
-        assert_eq!(summary(payload.as_ref()), "panicked: The function 'native_batch_norm' is not differentiable (full report: /tmp/crash-1.txt)");
-        // The report is named once: a later panic without one does not point at the old one.
         assert_eq!(summary(payload.as_ref()), "panicked: The function 'native_batch_norm' is not differentiable");
+        let one_line: Box<dyn Any + Send> = Box::new("Torch(\"shape mismatch\")".to_string());
+        assert_eq!(summary(one_line.as_ref()), "panicked: shape mismatch");
+        // Once a report is written, every summary of the process names it, on any thread.
+        *REPORT.lock().unwrap() = Some(PathBuf::from("/tmp/crash-1.txt"));
+        let elsewhere = std::thread::spawn(move || summary(payload.as_ref())).join().unwrap();
+        assert_eq!(elsewhere, "panicked: The function 'native_batch_norm' is not differentiable (full report: /tmp/crash-1.txt)");
+        *REPORT.lock().unwrap() = None;
         let dir = tempfile::tempdir().unwrap();
-        let path = write_report(dir.path(), "the whole story").unwrap();
-        assert_eq!(std::fs::read_to_string(path).unwrap(), "the whole story");
+        let path = dir.path().join("crashes/crash.txt");
+        assert!(append_report(&path, "one") && append_report(&path, "two"));
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "one\ntwo\n");
     }
 }

@@ -87,21 +87,10 @@ impl TrainConfig {
 
     pub fn spec_for(&self, g: &Graph) -> ArchSpec {
         ArchSpec {
-            arch: self.arch,
             in_dim: g.num_features as i64,
-            hidden: self.hidden,
             out_dim: g.num_classes as i64,
-            layers: self.layers,
-            heads: self.heads,
-            dropout: self.dropout,
-            batch_norm: self.batch_norm,
             row_normalize: self.row_normalize.unwrap_or_else(|| row_normalize_default(g)),
-            input_dropout_off: self.input_dropout_off.clone(),
-            add_self_loops: self.add_self_loops,
-            activation: self.activation,
-            out_heads: 1,
-            dropouts: self.dropouts,
-            attn_dst: self.attn_dst,
+            ..self.spec_shape()
         }
     }
 
@@ -116,16 +105,30 @@ impl TrainConfig {
             bail!("--lr must be a positive number and --weight-decay a non-negative one (got {} and {})", self.lr, self.weight_decay);
         }
         let d = &self.dropouts;
-        let rates = [("--dropout", Some(self.dropout)), ("--input-dropout", d.input), ("--attention-dropout", d.attention), ("--edge-dropout", Some(d.edge))];
-        for (flag, rate) in rates {
-            if let Some(p) = rate.filter(|p| !(0.0..1.0).contains(p)) {
-                bail!("{flag} must be in [0, 1), got {p}");
-            }
+        model::spec::check_rates([("--dropout", Some(self.dropout)), ("--input-dropout", d.input), ("--attention-dropout", d.attention), ("--edge-dropout", Some(d.edge))])?;
+        // What only some architectures have, checked on the model these settings describe.
+        self.spec_shape().check_options()
+    }
+
+    /// The model without a graph's widths ([`TrainConfig::spec_for`] fills them in).
+    fn spec_shape(&self) -> ArchSpec {
+        ArchSpec {
+            arch: self.arch,
+            in_dim: 0,
+            hidden: self.hidden,
+            out_dim: 0,
+            layers: self.layers,
+            heads: self.heads,
+            dropout: self.dropout,
+            batch_norm: self.batch_norm,
+            row_normalize: self.row_normalize.unwrap_or(false),
+            input_dropout_off: self.input_dropout_off.clone(),
+            add_self_loops: self.add_self_loops,
+            activation: self.activation,
+            out_heads: 1,
+            dropouts: self.dropouts,
+            attn_dst: self.attn_dst,
         }
-        if self.arch == Arch::PaperGat && !self.batch_norm {
-            bail!("the paper's GAT has batch norm after every layer");
-        }
-        Ok(())
     }
 }
 

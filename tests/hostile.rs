@@ -283,6 +283,7 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
         case("train 10^6 layers", s(&["train", "--layers", "1000000", "--out", &out_s]), 1, &["layers"]),
         case("train dropout 1.5", s(&["train", "--dropout", "1.5", "--out", &out_s]), 1, &["--dropout"]),
         case("train edge dropout 1.5", s(&["train", "--arch", "paper-gat", "--edge-dropout", "1.5", "--out", &out_s]), 1, &["--edge-dropout", "[0, 1)"]),
+        case("train edge dropout on a gcn", s(&["train", "--arch", "gcn", "--edge-dropout", "0.1", "--out", &out_s]), 1, &["edge dropout is part of the paper's GAT"]),
         case("train unknown activation", s(&["train", "--activation", "tanh", "--out", &out_s]), 2, &["tanh", "relu, elu"]),
         case("a GPU that is not there", s(&["soup", "--ingredients", &run_s, "--device", "cuda:7", "--out", &out_s]), 1, &["cuda:7"]),
         // --- paths and events files ---

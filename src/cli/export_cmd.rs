@@ -51,7 +51,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     };
     // A model carries its aggregation semantics; the other library's layer computes otherwise.
     let arch = &meta.arch;
-    if arch.arch != crate::model::Arch::Sage {
+    // The paper's GAT is not a PyG or DGL layer stack: its own code decides (the graph as it is).
+    if !matches!(arch.arch, crate::model::Arch::Sage | crate::model::Arch::PaperGat) {
         match layout {
             Some(Source::Dgl) if arch.add_self_loops => eprintln!("note: this model adds self-loops, which DGL's GraphConv/GATConv do not: in DGL, add them to the graph (dgl.add_self_loop) to get the same outputs"),
             Some(Source::Pyg) if !arch.add_self_loops => eprintln!("note: this model adds no self-loops, which PyG's GCNConv/GATConv do: build them with add_self_loops=False to get the same outputs"),

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 use super::torch_file::StateDict;
-use crate::model::{Activation, Arch};
+use crate::model::{Activation, Arch, Dropouts};
 
 /// A name split at its layer index: `model.layers.2.fc_self.weight` -> (`model.layers.`, 2,
 /// `fc_self.weight`).
@@ -57,6 +57,9 @@ pub struct DglDefaults {
     pub input_dropout_off: Vec<usize>,
     pub add_self_loops: bool,
     pub activation: Activation,
+    /// The paper's GAT: input and attention dropout as gnn-soup trains it (DGL's ogbn-arxiv
+    /// example's input 0.1, no attention dropout), where the import does not say.
+    pub dropouts: Dropouts,
 }
 
 /// The reference code's placement: its GCN drops every layer's input but the features; its
@@ -72,7 +75,8 @@ pub fn defaults(arch: Arch, layers: usize) -> DglDefaults {
         Arch::Gat | Arch::PaperGat => Vec::new(),
     };
     let activation = if arch == Arch::Gat { Activation::Elu } else { Activation::Relu };
-    DglDefaults { input_dropout_off, add_self_loops: false, activation }
+    let dropouts = if arch == Arch::PaperGat { crate::train::TrainConfig::defaults(arch).dropouts } else { Dropouts::default() };
+    DglDefaults { input_dropout_off, add_self_loops: false, activation, dropouts }
 }
 
 /// gnn-soup's (PyG's) name for DGL layer `i`'s tensor `leaf`, and whether it is the transpose

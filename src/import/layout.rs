@@ -195,16 +195,18 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
         (Source::Pyg, tensors, prefix, outside)
     };
     let mut spec = infer_spec(&tensors, opts)?;
-    let (dropout_off, loops, activation) = match source {
-        Source::Pyg => (Vec::new(), true, Activation::Relu),
+    let (dropout_off, loops, activation, rates) = match source {
+        Source::Pyg => (Vec::new(), true, Activation::Relu, Dropouts::default()),
         Source::Dgl => {
             let d = dgl::defaults(spec.arch, spec.layers);
-            (d.input_dropout_off, d.add_self_loops, d.activation)
+            (d.input_dropout_off, d.add_self_loops, d.activation, d.dropouts)
         }
     };
     spec.input_dropout_off = opts.input_dropout_off.clone().unwrap_or(dropout_off);
     spec.add_self_loops = opts.add_self_loops.unwrap_or(loops);
     spec.activation = opts.activation.unwrap_or(activation);
+    let given = opts.dropouts;
+    spec.dropouts = Dropouts { input: given.input.or(rates.input), attention: given.attention.or(rates.attention), edge: given.edge };
     spec.validate()?;
     let mut params = ParamMap::new();
     let mut problems: Vec<String> = outside.iter().map(|n| format!("{n} (outside the prefix {prefix:?})")).collect();

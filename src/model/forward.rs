@@ -349,7 +349,12 @@ pub fn infer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, fir
     let _guard = tch::no_grad_guard();
     if spec.arch.attends() {
         return match first_conv {
-            Some(h) => forward_after_conv(spec, params, g, h, 0, Mode::EVAL),
+            // Only GCN and SAGE are given a first convolution (first_conv_is_linear); a GAT's
+            // would be, the paper's GAT's could not (its layers end in pred_linear).
+            Some(h) => {
+                assert!(spec.arch == Arch::Gat, "{} takes no precomputed first convolution", spec.arch);
+                forward_after_conv(spec, params, g, h, 0, Mode::EVAL)
+            }
             None => forward(spec, params, g, Mode::EVAL),
         };
     }

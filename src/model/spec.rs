@@ -53,10 +53,10 @@ impl Arch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
-    /// PyG's examples, OGB's, and the paper's models.
+    /// gnn-soup's own models, OGB's examples, PyG's GCN and GraphSAGE examples, the paper's.
     #[default]
     Relu,
-    /// DGL's GAT examples (`activation=F.elu` inside each hidden `GATConv`).
+    /// GAT examples, DGL's (`activation=F.elu` inside each hidden `GATConv`) and PyG's.
     Elu,
 }
 
@@ -164,6 +164,17 @@ const MAX_HEADS: i64 = 64;
 const MAX_WIDTH: i64 = 1 << 24;
 const MAX_PARAMETERS: i64 = 1 << 34;
 
+/// Every dropout rate in [0, 1), or an error naming the first that is not (`names` as the caller
+/// calls them: flags, or the rates' names).
+pub fn check_rates<const N: usize>(rates: [(&str, Option<f64>); N]) -> Result<()> {
+    for (name, rate) in rates {
+        if let Some(p) = rate.filter(|p| !(0.0..1.0).contains(p)) {
+            bail!("{name} must be in [0, 1), got {p}");
+        }
+    }
+    Ok(())
+}
+
 /// What a parameter is, which decides its initialisation and how a soup treats it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamRole {
@@ -240,17 +251,29 @@ impl ArchSpec {
         if self.out_heads != 1 && self.arch != Arch::Gat {
             bail!("only a GAT averages several heads in its last layer ({} has {} there)", self.arch, self.out_heads);
         }
-        let rates = [("dropout", Some(self.dropout)), ("input dropout", self.dropouts.input), ("attention dropout", self.dropouts.attention), ("edge dropout", Some(self.dropouts.edge))];
-        for (what, rate) in rates {
-            if let Some(p) = rate.filter(|p| !(0.0..1.0).contains(p)) {
-                bail!("{what} must be in [0, 1), got {p}");
-            }
-        }
-        if self.arch == Arch::PaperGat && !self.batch_norm {
-            bail!("the paper's GAT has batch norm after every layer");
-        }
+        let d = &self.dropouts;
+        check_rates([("dropout", Some(self.dropout)), ("input dropout", d.input), ("attention dropout", d.attention), ("edge dropout", Some(d.edge))])?;
+        self.check_options()?;
         if let Some(l) = self.input_dropout_off.iter().find(|&&l| l >= self.layers) {
             bail!("input dropout turned off for layer {l}, but the model has {} layers", self.layers);
+        }
+        Ok(())
+    }
+
+    /// Refuses what this architecture would silently not do: options only some models have.
+    pub fn check_options(&self) -> Result<()> {
+        let paper_gat = self.arch == Arch::PaperGat;
+        if paper_gat && !self.batch_norm {
+            bail!("the paper's GAT has batch norm after every layer");
+        }
+        if self.dropouts.edge > 0.0 && !paper_gat {
+            bail!("edge dropout is part of the paper's GAT (paper-gat), not of {}", self.arch);
+        }
+        if self.dropouts.attention.is_some() && !self.arch.attends() {
+            bail!("attention dropout is part of GAT models, not of {}", self.arch);
+        }
+        if self.attn_dst && !paper_gat {
+            bail!("target attention (attn_dst_fc) is part of the paper's GAT (paper-gat), not of {}", self.arch);
         }
         Ok(())
     }

@@ -442,7 +442,8 @@ fn pls_step_loss(
         ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"));
         return None;
     }
-    if sub.nodes.len() < 2 && ctx.stack.spec.batch_norm {
+    let batch_statistics = mode.batch_norm == model::BatchNormMode::Batch || (ctx.stack.spec.batch_norm && !ctx.stack.spec.has_running_stats());
+    if sub.nodes.len() < 2 && batch_statistics {
         ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold one node, too few for batch statistics; step skipped"));
         return None;
     }

@@ -714,8 +714,10 @@ impl<'de> Deserialize<'de> for SoupSettings {
         if !map.contains_key("optimizer") {
             written.extend(Setting::by_name("optimizer").map(|s| (s, Value::Choice("sgd"))));
         }
+        // What was written stands as it is; implications only fill in what was not written.
+        let implied = Setting::implied_by(&written).into_iter().filter(|(setting, _)| !map.contains_key(setting.name));
         let mut s = SoupSettings::defaults(strategy, Arch::Gcn, "");
-        for (setting, v) in Setting::with_implied(&written) {
+        for (setting, v) in implied.chain(written) {
             (setting.set)(&mut s, &v);
         }
         s.source = map.get("source").and_then(|v| v.as_str()).unwrap_or_default().to_string();
