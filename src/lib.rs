@@ -2,7 +2,8 @@
 //!
 //! Layers of the crate, bottom up:
 //! - [`data`]: datasets (Planetoid, OGB, npz, synthetic CSBM) as one [`data::Graph`] type;
-//! - [`model`]: GCN, GraphSAGE and GAT as functional forwards over PyG-named parameter maps;
+//! - [`model`]: GCN, GraphSAGE, GAT and the paper's GAT as functional forwards over named
+//!   parameter maps (PyG's names; the paper's GAT's own);
 //! - [`checkpoint`]: safetensors ingredients with validated metadata;
 //! - [`train`]: ingredient training from one shared initialisation;
 //! - [`import`]: checkpoints trained elsewhere (PyG `.pt`, plain safetensors) as ingredients;

@@ -1,9 +1,12 @@
 //! The functional forward `f(params, graph, mode) -> logits` of every architecture, matching
-//! PyG's `GCNConv`, `SAGEConv` (mean) and `GATConv` layer for layer.
+//! PyG's `GCNConv`, `SAGEConv` (mean) and `GATConv` layer for layer, and the paper's reference
+//! GAT (its `models.GAT`) as its code computes it.
 //!
 //! A model is: for each layer, dropout on its input (unless the architecture turns it off for
 //! that layer: [`ArchSpec::drops_input`]), the convolution, then (except after the last layer)
-//! batch norm when enabled and ReLU.
+//! batch norm when enabled and the activation (ReLU, or ELU). The paper's GAT differs: batch
+//! norm and the activation follow every layer, and a linear layer gives the classes
+//! ([`paper_gat_forward`]).
 
 use tch::{Kind, Tensor};
 

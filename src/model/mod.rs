@@ -1,5 +1,6 @@
-//! GNN models (GCN, GraphSAGE, GAT) as functional forwards over PyG-named parameter maps, so a
-//! soup can pass mixed weights without building a module.
+//! GNN models (GCN, GraphSAGE, GAT, and the paper's own GAT) as functional forwards over named
+//! parameter maps (PyG's names; the paper's GAT keeps its own), so a soup can pass mixed weights
+//! without building a module.
 
 pub mod dropout;
 pub mod forward;
