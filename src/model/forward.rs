@@ -229,10 +229,7 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: I
     let (src, dst) = g.gat_edges(add_self_loops);
     let (src, dst) = (&src, &dst);
     let e = a_src.index_select(0, src) + a_dst.index_select(0, dst); // [E, H]
-    let e = e.maximum(&(&e * 0.2)); // LeakyReLU(0.2)
-    let alpha = dropout(&segment_softmax(&e, dst, n), attention_dropout, attention_dropout > 0.0);
-    let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
-    let out = Tensor::zeros([n, heads, ch], (Kind::Float, g.device)).index_add(0, dst, &msg);
+    let out = attend(&h, e, src, dst, n, attention_dropout);
     let out = if d.concat { out.view([n, heads * ch]) } else { out.mean_dim(1, false, Kind::Float) };
     plus(out, bias)
 }
@@ -279,12 +276,19 @@ fn paper_gat_conv(spec: &ArchSpec, p: &ParamMap, i: usize, g: &GraphTensors, x: 
     if let Some(a_dst) = &a_dst {
         e = e + a_dst.index_select(0, &dst);
     }
-    let e = e.maximum(&(&e * 0.2)); // LeakyReLU(0.2)
     let attention_dropout = if dropout_on { spec.attention_dropout() } else { 0.0 };
-    let alpha = dropout(&segment_softmax(&e, &dst, n), attention_dropout, attention_dropout > 0.0);
-    let msg = h.index_select(0, &src) * alpha.unsqueeze(-1); // [E, H, C]
-    let out = Tensor::zeros([n, heads, ch], (Kind::Float, g.device)).index_add(0, &dst, &msg).view([n, heads * ch]);
+    let out = attend(&h, e, &src, &dst, n, attention_dropout).view([n, heads * ch]);
     plus(out, &residual)
+}
+
+/// Attention over each node's in-edges `src -> dst`, as both GATs compute it: LeakyReLU(0.2) of
+/// the edge scores `e` `[E, H]`, a softmax over each target's edges, attention dropout, and the
+/// sum of the messages `h[src]` (`h`: `[N, H, C]`) weighted by it: `[N, H, C]`.
+fn attend(h: &Tensor, e: Tensor, src: &Tensor, dst: &Tensor, n: i64, attention_dropout: f64) -> Tensor {
+    let e = e.maximum(&(&e * 0.2));
+    let alpha = dropout(&segment_softmax(&e, dst, n), attention_dropout, attention_dropout > 0.0);
+    let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
+    h.zeros_like().index_add(0, dst, &msg)
 }
 
 /// Softmax of edge scores `[E, H]` over the edges that share a target, as PyG's `softmax`
