@@ -161,11 +161,12 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
         dropout: opts.dropout,
         batch_norm: paper_gat || t.keys().any(|k| k.starts_with("bns.")),
         row_normalize: opts.row_normalize,
+        // What the names cannot tell: set by `read`, from the layout and the options.
         input_dropout_off: Vec::new(),
         add_self_loops: true,
-        activation: opts.activation.unwrap_or_default(),
+        activation: Activation::Relu,
         out_heads,
-        dropouts: opts.dropouts,
+        dropouts: Dropouts::default(),
         attn_dst: paper_gat && has("convs.0.attn_dst_fc.weight"),
     };
     Ok(spec)
@@ -174,14 +175,10 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
 /// The architecture and the weights of a PyG- or DGL-layout state dict, and which layout it was,
 /// or why it does not fit (every name that did not, with its shape).
 pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap, Source)> {
-    let (source, mut tensors, prefix, outside) = if dgl::is_reference_gat(sd) {
-        // The reference's GAT is named as gnn-soup names it (`convs.<i>.src_fc`, `norms.<i>`,
-        // `pred_linear`): only a prefix to strip.
-        let names: Vec<&str> = sd.iter().map(|(n, _)| n.as_str()).collect();
-        let prefix = opts.prefix.clone().unwrap_or_else(|| find_prefix(&names));
-        let (tensors, outside) = normalise(sd, &prefix);
-        (Source::Dgl, tensors, prefix, outside)
-    } else if dgl::is_dgl(sd) {
+    // The reference's GAT is a DGL model named as gnn-soup names it (`convs.<i>.src_fc`,
+    // `norms.<i>`, `pred_linear`): only a prefix to strip, as for PyG's names.
+    let reference_gat = dgl::is_reference_gat(sd);
+    let (source, mut tensors, prefix, outside) = if dgl::is_dgl(sd) && !reference_gat {
         let stripped: StateDict = match &opts.prefix {
             Some(p) => sd.iter().filter_map(|(n, t)| n.strip_prefix(p.as_str()).map(|n| (n.to_string(), t.shallow_clone()))).collect(),
             None => sd.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
@@ -192,7 +189,7 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
         let names: Vec<&str> = sd.iter().map(|(n, _)| n.as_str()).collect();
         let prefix = opts.prefix.clone().unwrap_or_else(|| find_prefix(&names));
         let (tensors, outside) = normalise(sd, &prefix);
-        (Source::Pyg, tensors, prefix, outside)
+        (if reference_gat { Source::Dgl } else { Source::Pyg }, tensors, prefix, outside)
     };
     let mut spec = infer_spec(&tensors, opts)?;
     let (dropout_off, loops, activation, rates) = match source {
