@@ -20,7 +20,7 @@ use super::context::{SoupContext, SoupOutcome};
 use super::partition::{self, Partition};
 use super::progress::{EpochRecord, HoldoutResult, LogLevel, Progress};
 use super::state::FitState;
-use super::settings::{InitKind, OptimizerKind, Strategy, AUTO_LR};
+use super::settings::{auto_step, InitKind, OptimizerKind, Strategy};
 use crate::model::{self, rng, GraphTensors};
 use crate::optim::{self, cosine_warm_restarts};
 
@@ -268,7 +268,7 @@ impl<'a> Fit<'a> {
         let leaves = [logits_a.shallow_clone(), beta.shallow_clone()];
         let opt = match s.optimizer {
             OptimizerKind::Sgd => Stepper::Sgd(optim::sgd(&leaves, s.lr)?),
-            OptimizerKind::Auto => Stepper::Adam(optim::ResumableAdam::new(&leaves, AUTO_LR)),
+            OptimizerKind::Auto => Stepper::Adam(optim::ResumableAdam::new(&leaves, auto_step(s.strategy))),
         };
         Ok(Fit {
             ctx,
@@ -314,7 +314,7 @@ impl<'a> Fit<'a> {
         let ctx = self.ctx;
         let base = match ctx.settings.optimizer {
             OptimizerKind::Sgd => ctx.settings.lr,
-            OptimizerKind::Auto => AUTO_LR,
+            OptimizerKind::Auto => auto_step(ctx.settings.strategy),
         };
         let lr = cosine_warm_restarts(base, 0.0, ctx.settings.t0, epoch);
         let loss = match &self.pls {

@@ -99,14 +99,22 @@ pub enum OptimizerKind {
     /// The paper's: plain SGD at `lr` with cosine warm restarts over `t0`. Its step depends on the
     /// gradient's scale, which is why the paper tunes lr from 5 to 110 per dataset.
     Sgd,
-    /// Adam on the logits and temperature at a fixed step ([`AUTO_LR`]) with the same cosine
+    /// Adam on the logits and temperature at a fixed step ([`auto_step`]) with the same cosine
     /// warm restarts: invariant to the gradient's scale, so nothing to tune; `lr` is not read.
     Auto,
 }
 
 /// The step size of `--optimizer auto` (Adam): a change of the logits per step, not a gradient
-/// multiplier, so one value serves every dataset (README, "Learned souping without a learning rate").
-pub const AUTO_LR: f64 = 0.05;
+/// multiplier, so one value per strategy serves every dataset (docs: "Learned souping without a
+/// learning rate"). LS steps on the exact full-graph gradient and takes larger steps (at 0.05 it
+/// had not converged in 100 epochs on GAT ingredients); PLS's gradient comes from a few sampled
+/// parts, so its noisier steps are smaller. Chosen on 4 cells x 2 seeds of `scripts/lr-auto.sh`.
+pub fn auto_step(strategy: Strategy) -> f64 {
+    match strategy {
+        Strategy::Pls => 0.2,
+        _ => 0.5,
+    }
+}
 
 impl OptimizerKind {
     pub const NAMES: &'static [&'static str] = &["sgd", "auto"];
