@@ -15,15 +15,15 @@ test: setup
 	cargo test --bench core
 
 # `gnn-soup slurm train` on a real one-node Slurm on loopback (needs root; installs Debian's
-# slurm-wlm and munge with apt when missing): README, "Training on a Slurm cluster".
+# slurm-wlm and munge with apt when missing): docs/training.md, "Slurm".
 test-slurm: setup
 	scripts/slurm-check.sh
 
-# The hot paths on generated data (README, Microbenchmarks).
+# The hot paths on generated data (docs/performance.md, Microbenchmarks).
 microbench: setup
 	cargo bench --bench core
 
-# gnn-soup and the reference approach side by side on the arxiv-shaped graph (README, Performance).
+# gnn-soup and the reference approach side by side on the arxiv-shaped graph (docs/performance.md).
 bench: setup
 	scripts/bench-large.sh gcn
 	scripts/bench-large.sh sage

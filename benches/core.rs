@@ -5,7 +5,7 @@
 //! ingredients trained for 20 epochs from one init, made on first use under
 //! `target/bench-fixtures/` (a few seconds). Side-by-side figures against the reference Python
 //! approach come from `scripts/bench-reference.sh` and `scripts/bench-large.sh` instead
-//! (README, Performance).
+//! (docs/performance.md).
 //!
 //! `cargo bench -- forward` runs the benchmarks whose name contains `forward`.
 

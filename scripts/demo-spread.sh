@@ -2,7 +2,7 @@
 # The demo's table with its seed-to-seed spread: for each training seed, 10 ingredients trained
 # as the demo trains them (dropout 0.8) on DATASET, then every strategy as the demo's recipe says
 # (soup seed = training seed). Prints, per row, the mean test accuracy over the seeds and its
-# range, and the souping seconds. The README's table of the main job comes from the defaults.
+# range, and the souping seconds. The table of the main job (docs/performance.md) comes from the defaults.
 #
 # usage: scripts/demo-spread.sh [DATASET] [SEEDS] [ARCH]     (default: csbm, "0 1 2", gcn)
 #        TRAIN_FLAGS="--epochs 50" SOUP_FLAGS="--lr 20" scripts/demo-spread.sh ...

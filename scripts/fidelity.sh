@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fidelity to the paper's reference code on Cora (README "Fidelity"): gnn-soup against a
+# Fidelity to the paper's reference code on Cora (docs/checkpoints.md, "Fidelity"): gnn-soup against a
 # plain-PyTorch re-implementation of the reference, same ingredients, side by side.
 # usage: scripts/fidelity.sh [extra args for scripts/fidelity.py, e.g. --seeds 5]
 set -euo pipefail

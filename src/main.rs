@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     gnn_soup::cli::init_logging(cli.uses_terminal_ui());
     gnn_soup::signals::install();
     gnn_soup::crash::install_hook();
-    // Exit codes (README): 0 done, 1 error, 2 usage (clap), 3 stopped early with a partial result.
+    // Exit codes (docs/files.md): 0 done, 1 error, 2 usage (clap), 3 stopped early with a partial result.
     // The command runs on a thread of its own, not on the process's main thread: libtorch's CPU
     // work ran 1.6x slower there (measured: `train` on csbm-arxiv 22.0 s against 14.0 s for the
     // same CPU seconds; one forward+backward 2.3 s against 1.2 s). The cause is in how its

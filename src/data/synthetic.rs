@@ -35,7 +35,7 @@ const MAX_EDGES: f64 = 4e9;
 impl CsbmConfig {
     /// The small embedded default (the demo's graph): trains in seconds, and hard enough (low
     /// homophily, noisy features, 10 training labels a class) that ingredients disagree and the
-    /// strategies separate (measured with `scripts/demo-spread.sh`; README, "The main job").
+    /// strategies separate (measured with `scripts/demo-spread.sh`; docs/performance.md, "The main job").
     pub fn small() -> Self {
         CsbmConfig { nodes: 2000, classes: 5, degree: 6.0, homophily: 0.4, features: 32, noise: 5.0, train: 50.0, val: 500.0, test: 1000.0, seed: 0 }
     }

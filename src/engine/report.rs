@@ -1,4 +1,4 @@
-//! The JSON report of one strategy run (schema documented in the README).
+//! The JSON report of one strategy run (schema: docs/files.md, "Report schema").
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
