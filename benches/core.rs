@@ -18,7 +18,9 @@ use gnn_soup::checkpoint;
 use gnn_soup::data::{self, DataOptions, Graph};
 use gnn_soup::model::{self, Arch, ArchSpec, GraphTensors, ParamMap};
 use gnn_soup::soup::learned::Fit;
-use gnn_soup::soup::{IngredientStack, MixGranularity, OptimizerKind, SoupContext, SoupSettings, Strategy};
+use gnn_soup::soup::{
+    IngredientStack, MixGranularity, OptimizerKind, SoupContext, SoupSettings, Strategy,
+};
 use gnn_soup::train::{train_ingredients, TrainConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -69,7 +71,14 @@ fn forward_backward(b: Bencher, arch: Arch) {
     let (_, gt) = graph();
     let spec = spec(arch);
     let params = trainable(&spec);
-    b.bench_local(|| model::loss(&model::forward(&spec, &params, gt, model::Mode::TRAIN), &gt.labels, &gt.train_idx).backward());
+    b.bench_local(|| {
+        model::loss(
+            &model::forward(&spec, &params, gt, model::Mode::TRAIN),
+            &gt.labels,
+            &gt.train_idx,
+        )
+        .backward()
+    });
 }
 
 /// The ingredients the souping benchmarks mix.
@@ -82,7 +91,8 @@ fn make_ingredients() -> IngredientStack {
     {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-fixtures/core-gcn");
         if !dir.join(checkpoint::MANIFEST).is_file() {
-            let cfg = TrainConfig { ingredients: 10, epochs: 20, ..TrainConfig::defaults(Arch::Gcn) };
+            let cfg =
+                TrainConfig { ingredients: 10, epochs: 20, ..TrainConfig::defaults(Arch::Gcn) };
             train_ingredients(&graph().0, &cfg, Device::Cpu, &dir, true, &mut |_| {}).unwrap();
         }
         IngredientStack::load(&checkpoint::list_ingredients(&dir).unwrap(), Device::Cpu).unwrap()
@@ -94,7 +104,8 @@ fn make_ingredients() -> IngredientStack {
 fn mix(b: Bencher) {
     let stack = ingredients();
     let (names, group_of) = stack.groups(MixGranularity::Tensor);
-    let alpha = Tensor::ones([names.len() as i64, stack.len() as i64], (Kind::Float, Device::Cpu)).softmax(1, Kind::Float);
+    let alpha = Tensor::ones([names.len() as i64, stack.len() as i64], (Kind::Float, Device::Cpu))
+        .softmax(1, Kind::Float);
     b.bench_local(|| stack.mix(&alpha, &group_of));
 }
 
@@ -105,10 +116,24 @@ fn mix(b: Bencher) {
 fn learned_epoch(b: Bencher, strategy: Strategy) {
     let (g, gt) = graph();
     let stack = ingredients();
-    let settings = SoupSettings { optimizer: OptimizerKind::Sgd, dropout: true, ..SoupSettings::defaults(strategy, Arch::Gcn, GRAPH) };
+    let settings = SoupSettings {
+        optimizer: OptimizerKind::Sgd,
+        dropout: true,
+        ..SoupSettings::defaults(strategy, Arch::Gcn, GRAPH)
+    };
     let cancel = AtomicBool::new(false);
     let val = vec![0.0; stack.len()];
-    let ctx = SoupContext { stack, graph: g, gt, settings: &settings, progress: &|_| {}, cancel: &cancel, ingredient_val: &val, resume: None, save_state: None };
+    let ctx = SoupContext {
+        stack,
+        graph: g,
+        gt,
+        settings: &settings,
+        progress: &|_| {},
+        cancel: &cancel,
+        ingredient_val: &val,
+        resume: None,
+        save_state: None,
+    };
     let mut fit = Fit::prepare(&ctx).unwrap();
     let mut epoch = 0;
     b.bench_local(|| {
@@ -136,8 +161,10 @@ fn files() -> &'static (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
         let safetensors = ingredients().paths[0].clone();
         let ck = checkpoint::load(&safetensors).unwrap();
         let pt = dir.path().join("state_dict.pt");
-        let named: Vec<(String, Tensor)> = ck.params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
-        std::fs::write(&pt, gnn_soup::import::torch_file::state_dict_bytes(&named).unwrap()).unwrap();
+        let named: Vec<(String, Tensor)> =
+            ck.params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+        std::fs::write(&pt, gnn_soup::import::torch_file::state_dict_bytes(&named).unwrap())
+            .unwrap();
         let npz = dir.path().join("graph.npz");
         data::npz::write_graph(&graph().0, &npz).unwrap();
         (dir, safetensors, pt, npz)

@@ -18,17 +18,29 @@ fn body() {
     let dir = std::path::PathBuf::from(&args[1]);
     let dataset = args.get(2).cloned().unwrap_or_else(|| "csbm-arxiv".into());
     let repeats: usize = args.get(3).map_or(3, |r| r.parse().unwrap());
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ingredient-")).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ingredient-"))
+        .collect();
     paths.sort();
     let stack = IngredientStack::load(&paths, tch::Device::Cpu).unwrap();
     let data_dir = std::env::var("GNN_SOUP_DATA_DIR").unwrap_or_else(|_| ".".into());
-    let g = data::load(&dataset, &DataOptions { data_dir: data_dir.into(), split_seed: 0, download: false }).unwrap();
+    let g = data::load(
+        &dataset,
+        &DataOptions { data_dir: data_dir.into(), split_seed: 0, download: false },
+    )
+    .unwrap();
     let gt = GraphTensors::new(&g, tch::Device::Cpu);
     let spec = &stack.spec;
     let (_, group_of) = stack.groups(gnn_soup::soup::MixGranularity::Tensor);
     let pre = model::first_aggregate(spec, &gt);
     let _ = gt.gcn_adj(spec.add_self_loops);
-    let logits_a = Tensor::ones([group_of.iter().max().unwrap() + 1, stack.len()].map(|v| v as i64), (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let logits_a = Tensor::ones(
+        [group_of.iter().max().unwrap() + 1, stack.len()].map(|v| v as i64),
+        (Kind::Float, tch::Device::Cpu),
+    )
+    .set_requires_grad(true);
     let time = |label: &str, f: &mut dyn FnMut()| {
         f();
         let mut v: Vec<f64> = (0..repeats)
@@ -41,15 +53,29 @@ fn body() {
         v.sort_by(f64::total_cmp);
         println!("{label:<40} {:8.1} ms", v[v.len() / 2] * 1000.0);
     };
-    let single: model::ParamMap = stack.ingredient(0).into_iter().map(|(k, v)| (k, v.copy().set_requires_grad(true))).collect();
+    let single: model::ParamMap = stack
+        .ingredient(0)
+        .into_iter()
+        .map(|(k, v)| (k, v.copy().set_requires_grad(true)))
+        .collect();
     time("single model fwd (train)", &mut || {
         let _ = model::forward(spec, &single, &gt, model::Mode::TRAIN);
     });
     time("single model fwd+bwd (train)", &mut || {
-        model::loss(&model::forward(spec, &single, &gt, model::Mode::TRAIN), &gt.labels, &gt.val_idx).backward();
+        model::loss(
+            &model::forward(spec, &single, &gt, model::Mode::TRAIN),
+            &gt.labels,
+            &gt.val_idx,
+        )
+        .backward();
     });
     time("single model fwd+bwd, first aggregate reused", &mut || {
-        model::loss(&model::forward_from(spec, &single, &gt, model::Mode::TRAIN, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+        model::loss(
+            &model::forward_from(spec, &single, &gt, model::Mode::TRAIN, pre.as_ref()),
+            &gt.labels,
+            &gt.val_idx,
+        )
+        .backward();
     });
     time("mix", &mut || {
         let _ = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
@@ -60,11 +86,21 @@ fn body() {
     });
     time("LS step: mix + fwd + bwd", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
-        model::loss(&model::forward_from(spec, &p, &gt, model::Mode::TRAIN, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+        model::loss(
+            &model::forward_from(spec, &p, &gt, model::Mode::TRAIN, pre.as_ref()),
+            &gt.labels,
+            &gt.val_idx,
+        )
+        .backward();
     });
     time("LS step without dropout", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
-        model::loss(&model::forward_from(spec, &p, &gt, model::Mode::EVAL, pre.as_ref()), &gt.labels, &gt.val_idx).backward();
+        model::loss(
+            &model::forward_from(spec, &p, &gt, model::Mode::EVAL, pre.as_ref()),
+            &gt.labels,
+            &gt.val_idx,
+        )
+        .backward();
     });
     time("evaluation pass", &mut || {
         let p = tch::no_grad(|| stack.mix(&logits_a.softmax(1, Kind::Float), &group_of));

@@ -32,7 +32,11 @@ impl Adam {
             if !grad.defined() {
                 continue;
             }
-            let g = if self.weight_decay != 0.0 { &grad + &*p * self.weight_decay } else { grad.shallow_clone() };
+            let g = if self.weight_decay != 0.0 {
+                &grad + &*p * self.weight_decay
+            } else {
+                grad.shallow_clone()
+            };
             let _ = m.g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
             let _ = v.g_mul_scalar_(self.beta2).g_add_(&(&g * &g * (1.0 - self.beta2)));
             let denom = (&*v / bc2).sqrt() + self.eps;

@@ -11,7 +11,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
     let (name, dir) = (arg(1, "cora"), arg(2, "../shared/datasets/planetoid"));
-    let g = data::load(&name, &DataOptions { data_dir: dir.into(), split_seed: 0, download: false }).unwrap();
+    let g =
+        data::load(&name, &DataOptions { data_dir: dir.into(), split_seed: 0, download: false })
+            .unwrap();
     for arch in [Arch::Gcn, Arch::Sage, Arch::Gat] {
         let mut cfg = TrainConfig::defaults(arch);
         if let Some(l) = args.get(3) {
@@ -22,7 +24,11 @@ fn main() {
         }
         let spec = cfg.spec_for(&g);
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
-        let params: model::ParamMap = spec.init(0, tch::Device::Cpu).into_iter().map(|(k, v)| (k, v.set_requires_grad(true))).collect();
+        let params: model::ParamMap = spec
+            .init(0, tch::Device::Cpu)
+            .into_iter()
+            .map(|(k, v)| (k, v.set_requires_grad(true)))
+            .collect();
         let time = |label: &str, f: &mut dyn FnMut()| {
             f();
             let t = Instant::now();
@@ -35,7 +41,11 @@ fn main() {
             let _ = model::forward(&spec, &params, &gt, model::Mode::TRAIN);
         });
         time("fwd+bwd", &mut || {
-            let l = model::loss(&model::forward(&spec, &params, &gt, model::Mode::TRAIN), &gt.labels, &gt.train_idx);
+            let l = model::loss(
+                &model::forward(&spec, &params, &gt, model::Mode::TRAIN),
+                &gt.labels,
+                &gt.train_idx,
+            );
             l.backward();
         });
         time("evaluate", &mut || {

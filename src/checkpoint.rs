@@ -90,24 +90,43 @@ pub fn to_device(params: &ParamMap, device: Device) -> ParamMap {
 /// file unless `overwrite`.
 pub fn save(path: &Path, params: &ParamMap, meta: &CheckpointMeta, overwrite: bool) -> Result<()> {
     if path.exists() && !overwrite {
-        bail!("{} already exists; not overwriting it (pass --overwrite to replace it)", path.display());
+        bail!(
+            "{} already exists; not overwriting it (pass --overwrite to replace it)",
+            path.display()
+        );
     }
     let mut md = std::collections::HashMap::new();
     md.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
     md.insert("format".to_string(), "pt".to_string());
-    let bytes = safetensors_bytes(params.iter().map(|(k, t)| (k.as_str(), t)), Some(md)).with_context(|| format!("serialising {}", path.display()))?;
+    let bytes = safetensors_bytes(params.iter().map(|(k, t)| (k.as_str(), t)), Some(md))
+        .with_context(|| format!("serialising {}", path.display()))?;
     write_atomic(path, &bytes)
 }
 
 /// Named tensors (f32, f64 or i64) as the bytes of a safetensors file with `metadata`: gnn-soup's
 /// checkpoints, and plain state dicts for `export`.
-pub fn safetensors_bytes<'a>(tensors: impl Iterator<Item = (&'a str, &'a Tensor)>, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
+pub fn safetensors_bytes<'a>(
+    tensors: impl Iterator<Item = (&'a str, &'a Tensor)>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let data: Vec<(String, Vec<u8>, Dtype, Vec<usize>)> = tensors
-        .map(|(k, t)| Ok((k.to_string(), tensor_bytes(&t.detach()), dtype_of(t.kind())?, t.size().iter().map(|&d| d as usize).collect())))
+        .map(|(k, t)| {
+            Ok((
+                k.to_string(),
+                tensor_bytes(&t.detach()),
+                dtype_of(t.kind())?,
+                t.size().iter().map(|&d| d as usize).collect(),
+            ))
+        })
         .collect::<Result<_>>()?;
     let views: Vec<(String, TensorView)> = data
         .iter()
-        .map(|(k, bytes, dt, shape)| Ok((k.clone(), TensorView::new(*dt, shape.clone(), bytes).map_err(|e| anyhow!("{k}: {e:?}"))?)))
+        .map(|(k, bytes, dt, shape)| {
+            Ok((
+                k.clone(),
+                TensorView::new(*dt, shape.clone(), bytes).map_err(|e| anyhow!("{k}: {e:?}"))?,
+            ))
+        })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, &metadata).map_err(|e| anyhow!("{e:?}"))
 }
@@ -130,16 +149,30 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     use std::io::Read;
     let (mut file, size) = crate::fsio::open_regular(path, MAX_CHECKPOINT_BYTES)?;
     let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(|_| anyhow!("{}: not a safetensors file (shorter than its 8-byte header length)", path.display()))?;
+    file.read_exact(&mut len).map_err(|_| {
+        anyhow!(
+            "{}: not a safetensors file (shorter than its 8-byte header length)",
+            path.display()
+        )
+    })?;
     let n = u64::from_le_bytes(len);
     if n > MAX_HEADER_BYTES || n + 8 > size {
-        bail!("{}: not a safetensors file (its header claims {n} bytes; the file has {size})", path.display());
+        bail!(
+            "{}: not a safetensors file (its header claims {n} bytes; the file has {size})",
+            path.display()
+        );
     }
     let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header).with_context(|| format!("cannot read the header of {}", path.display()))?;
-    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| anyhow!("{}: not a safetensors file (header is not JSON: {e})", path.display()))?;
+    file.read_exact(&mut header)
+        .with_context(|| format!("cannot read the header of {}", path.display()))?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| {
+        anyhow!("{}: not a safetensors file (header is not JSON: {e})", path.display())
+    })?;
     let md: Option<std::collections::HashMap<String, String>> = match header.get("__metadata__") {
-        Some(m) => Some(serde_json::from_value(m.clone()).map_err(|e| anyhow!("{}: corrupt safetensors metadata ({e})", path.display()))?),
+        Some(m) => Some(
+            serde_json::from_value(m.clone())
+                .map_err(|e| anyhow!("{}: corrupt safetensors metadata ({e})", path.display()))?,
+        ),
         None => None,
     };
     parse_meta(path, md.as_ref())
@@ -151,13 +184,24 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
 #[error("{0}: no gnn-soup metadata (not written by gnn-soup?)")]
 pub struct NoMetadata(pub String);
 
-fn parse_meta(path: &Path, md: Option<&std::collections::HashMap<String, String>>) -> Result<CheckpointMeta> {
-    let text = md.and_then(|m| m.get(META_KEY)).ok_or_else(|| NoMetadata(path.display().to_string()))?;
-    let meta: CheckpointMeta = serde_json::from_str(text).with_context(|| format!("{}: unreadable gnn-soup metadata", path.display()))?;
+fn parse_meta(
+    path: &Path,
+    md: Option<&std::collections::HashMap<String, String>>,
+) -> Result<CheckpointMeta> {
+    let text =
+        md.and_then(|m| m.get(META_KEY)).ok_or_else(|| NoMetadata(path.display().to_string()))?;
+    let meta: CheckpointMeta = serde_json::from_str(text)
+        .with_context(|| format!("{}: unreadable gnn-soup metadata", path.display()))?;
     if meta.format_version > FORMAT_VERSION {
-        bail!("{}: checkpoint format {} is newer than this tool understands ({FORMAT_VERSION})", path.display(), meta.format_version);
+        bail!(
+            "{}: checkpoint format {} is newer than this tool understands ({FORMAT_VERSION})",
+            path.display(),
+            meta.format_version
+        );
     }
-    meta.arch.validate().with_context(|| format!("{}: invalid architecture in metadata", path.display()))?;
+    meta.arch
+        .validate()
+        .with_context(|| format!("{}: invalid architecture in metadata", path.display()))?;
     Ok(meta)
 }
 
@@ -170,24 +214,42 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 
 /// [`load`] of a checkpoint's bytes (`path` names it in messages; also the fuzz target's entry).
 pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{}: corrupt or truncated safetensors file ({e:?})", path.display()))?;
-    let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{}: corrupt safetensors header ({e:?})", path.display()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        anyhow!("{}: corrupt or truncated safetensors file ({e:?})", path.display())
+    })?;
+    let (_, md) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow!("{}: corrupt safetensors header ({e:?})", path.display()))?;
     let meta = parse_meta(path, md.metadata().as_ref())?;
 
     let expected = meta.arch.params();
     let mut params = ParamMap::new();
     for p in &expected {
-        let view = st.tensor(&p.name).map_err(|_| anyhow!("{}: tensor {} is missing for {}", path.display(), p.name, meta.arch.describe()))?;
+        let view = st.tensor(&p.name).map_err(|_| {
+            anyhow!("{}: tensor {} is missing for {}", path.display(), p.name, meta.arch.describe())
+        })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         if shape != p.shape {
-            bail!("{}: tensor {} has shape {:?}, expected {:?} for {}", path.display(), p.name, shape, p.shape, meta.arch.describe());
+            bail!(
+                "{}: tensor {} has shape {:?}, expected {:?} for {}",
+                path.display(),
+                p.name,
+                shape,
+                p.shape,
+                meta.arch.describe()
+            );
         }
         let kind = match (view.dtype(), p.role) {
             (Dtype::I64, ParamRole::BatchCount) => Kind::Int64,
             (Dtype::F32, r) if r != ParamRole::BatchCount => Kind::Float,
-            (dt, _) => bail!("{}: tensor {} has dtype {dt:?}, expected {}", path.display(), p.name, if p.role == ParamRole::BatchCount { "I64" } else { "F32" }),
+            (dt, _) => bail!(
+                "{}: tensor {} has dtype {dt:?}, expected {}",
+                path.display(),
+                p.name,
+                if p.role == ParamRole::BatchCount { "I64" } else { "F32" }
+            ),
         };
-        let t = Tensor::f_from_data_size(view.data(), &shape, kind).with_context(|| format!("{}: tensor {}", path.display(), p.name))?;
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind)
+            .with_context(|| format!("{}: tensor {}", path.display(), p.name))?;
         if kind == Kind::Float && !bool::try_from(t.isfinite().all())? {
             bail!("{}: tensor {} holds NaN or infinite values", path.display(), p.name);
         }
@@ -210,7 +272,9 @@ pub fn list_ingredients(path: &Path) -> Result<Vec<PathBuf>> {
     }
     let manifest = path.join(MANIFEST);
     if manifest.is_file() {
-        let m: Manifest = serde_json::from_str(&crate::fsio::read_text(&manifest, MAX_MANIFEST_BYTES)?).with_context(|| format!("{}: unreadable manifest", manifest.display()))?;
+        let m: Manifest =
+            serde_json::from_str(&crate::fsio::read_text(&manifest, MAX_MANIFEST_BYTES)?)
+                .with_context(|| format!("{}: unreadable manifest", manifest.display()))?;
         let files: Vec<PathBuf> = m.ingredients.iter().map(|e| path.join(&e.file)).collect();
         if let Some(missing) = files.iter().find(|f| !f.is_file()) {
             bail!("{}: lists {} which does not exist", manifest.display(), missing.display());
@@ -220,11 +284,15 @@ pub fn list_ingredients(path: &Path) -> Result<Vec<PathBuf>> {
     let named: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("cannot list {}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors") && p.file_name().is_some_and(|n| n != INIT_FILE))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "safetensors")
+                && p.file_name().is_some_and(|n| n != INIT_FILE)
+        })
         .collect();
     // An entry that is not a file (a directory, a dangling or looping link) is skipped, saying
     // so, instead of failing the whole folder.
-    let (mut files, junk): (Vec<PathBuf>, Vec<PathBuf>) = named.into_iter().partition(|p| p.is_file());
+    let (mut files, junk): (Vec<PathBuf>, Vec<PathBuf>) =
+        named.into_iter().partition(|p| p.is_file());
     for j in &junk {
         tracing::warn!("skipping {}: not a readable file", j.display());
     }
@@ -277,13 +345,23 @@ pub fn load_compatible(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
 /// Why two checkpoints cannot be souped together, if they cannot.
 pub fn incompatibility(a: &CheckpointMeta, b: &CheckpointMeta) -> Option<String> {
     if a.arch != b.arch {
-        return Some(format!("architecture differs: {} vs {}", a.arch.describe(), b.arch.describe()));
+        return Some(format!(
+            "architecture differs: {} vs {}",
+            a.arch.describe(),
+            b.arch.describe()
+        ));
     }
     if a.dataset_fingerprint != b.dataset_fingerprint {
-        return Some(format!("trained on different data: {} ({}) vs {} ({})", a.dataset, a.dataset_fingerprint, b.dataset, b.dataset_fingerprint));
+        return Some(format!(
+            "trained on different data: {} ({}) vs {} ({})",
+            a.dataset, a.dataset_fingerprint, b.dataset, b.dataset_fingerprint
+        ));
     }
     if a.init_fingerprint != b.init_fingerprint {
-        return Some(format!("different initial weights ({} vs {}): souping needs a shared initialisation", a.init_fingerprint, b.init_fingerprint));
+        return Some(format!(
+            "different initial weights ({} vs {}): souping needs a shared initialisation",
+            a.init_fingerprint, b.init_fingerprint
+        ));
     }
     None
 }

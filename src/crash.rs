@@ -24,7 +24,8 @@ pub fn reports_dir() -> PathBuf {
 pub fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let location =
+            info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         let message = message_of(info.payload());
         let backtrace = std::backtrace::Backtrace::force_capture();
         let text = format!("gnn-soup {} panicked on thread '{thread}' at {location}:\n{message}\n\nbacktrace:\n{backtrace}\n", env!("CARGO_PKG_VERSION"));
@@ -34,7 +35,9 @@ pub fn install_hook() {
             Err(_) => return eprintln!("{text}"),
         };
         let path = report.clone().unwrap_or_else(|| {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             reports_dir().join(format!("crash-{secs}-{}.txt", std::process::id()))
         });
         if append_report(&path, &text) {
@@ -49,14 +52,22 @@ pub fn install_hook() {
 fn append_report(path: &Path, text: &str) -> bool {
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(format!("{text}\n").as_bytes())
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?
+            .write_all(format!("{text}\n").as_bytes())
     };
     write().is_ok()
 }
 
 /// A panic payload's message, whole.
 fn message_of(payload: &(dyn Any + Send)) -> String {
-    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into())
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// One line for a caught panic: `panicked: ` (which tests look for), the first line of its
@@ -66,7 +77,10 @@ pub fn summary(payload: &(dyn Any + Send)) -> String {
     let message = message_of(payload);
     let first = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown panic");
     // tch wraps libtorch's errors as `Torch("...")`: the useful part is inside.
-    let first = first.trim_start_matches("called `Result::unwrap()` on an `Err` value: ").trim_start_matches("Torch(\"").trim_end_matches("\")");
+    let first = first
+        .trim_start_matches("called `Result::unwrap()` on an `Err` value: ")
+        .trim_start_matches("Torch(\"")
+        .trim_end_matches("\")");
     let report = REPORT.lock().ok().and_then(|r| r.clone());
     match report {
         Some(path) => format!("panicked: {first} (full report: {})", path.display()),
@@ -81,7 +95,10 @@ mod tests {
     #[test]
     fn a_summary_is_the_first_line_and_names_the_report() {
         let payload: Box<dyn Any + Send> = Box::new("Torch(\"The function 'native_batch_norm' is not differentiable\nException raised from foo\nframe #0: bar".to_string());
-        assert_eq!(summary(payload.as_ref()), "panicked: The function 'native_batch_norm' is not differentiable");
+        assert_eq!(
+            summary(payload.as_ref()),
+            "panicked: The function 'native_batch_norm' is not differentiable"
+        );
         let one_line: Box<dyn Any + Send> = Box::new("Torch(\"shape mismatch\")".to_string());
         assert_eq!(summary(one_line.as_ref()), "panicked: shape mismatch");
         // Once a report is written, every summary of the process names it, on any thread.

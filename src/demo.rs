@@ -35,7 +35,8 @@ pub fn train_config() -> TrainConfig {
 /// How the demo soups: `assets/recipes/demo.toml`.
 pub fn recipe() -> Recipe {
     // A test loads the file itself; a failure here would be a broken build, not bad input.
-    Recipe::from_toml(RECIPE, Path::new("assets/recipes/demo.toml")).expect("assets/recipes/demo.toml is a valid recipe")
+    Recipe::from_toml(RECIPE, Path::new("assets/recipes/demo.toml"))
+        .expect("assets/recipes/demo.toml is a valid recipe")
 }
 
 /// Whether the ingredients are already there (their manifest is written last).
@@ -57,12 +58,16 @@ pub struct DemoIngredients {
 
 /// The demo's ingredients: reused when their manifest is there, otherwise trained now (with
 /// `progress` told every step).
-pub fn ensure_ingredients(device: tch::Device, progress: &mut dyn FnMut(TrainEvent)) -> Result<DemoIngredients> {
+pub fn ensure_ingredients(
+    device: tch::Device,
+    progress: &mut dyn FnMut(TrainEvent),
+) -> Result<DemoIngredients> {
     let dir = ingredients_dir();
     if ingredients_present() {
         return Ok(DemoIngredients { dir, trained: None });
     }
     let g = graph()?;
-    let report = train_ingredients(&g, &train_config(), device, &dir, false, progress).with_context(|| format!("training the demo ingredients into {}", dir.display()))?;
+    let report = train_ingredients(&g, &train_config(), device, &dir, false, progress)
+        .with_context(|| format!("training the demo ingredients into {}", dir.display()))?;
     Ok(DemoIngredients { dir, trained: Some(report) })
 }

@@ -20,7 +20,9 @@ pub fn parse_device(text: &str) -> Result<Device> {
             let Some(n) = other.strip_prefix("cuda:") else {
                 bail!("unknown device {text:?}: expected cpu, cuda, cuda:N or auto");
             };
-            let Ok(n) = n.parse::<usize>() else { bail!("unknown device {text:?}: expected cpu, cuda, cuda:N or auto") };
+            let Ok(n) = n.parse::<usize>() else {
+                bail!("unknown device {text:?}: expected cpu, cuda, cuda:N or auto")
+            };
             if n >= cuda_count() {
                 bail!("--device {text}: this machine has {} CUDA device(s)", cuda_count());
             }
@@ -36,7 +38,11 @@ pub fn parse_devices(text: &str) -> Result<Vec<Device>> {
         let n = if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
         return Ok(if n == 0 { vec![Device::Cpu] } else { (0..n).map(Device::Cuda).collect() });
     }
-    let devices = text.split(',').filter(|d| !d.trim().is_empty()).map(parse_device).collect::<Result<Vec<_>>>()?;
+    let devices = text
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(parse_device)
+        .collect::<Result<Vec<_>>>()?;
     if devices.is_empty() {
         bail!("--devices {text:?}: expected a list such as cuda:0,cuda:1 or cpu,cpu, or all");
     }

@@ -25,17 +25,30 @@ fn describe_open_error(path: &Path, e: &std::io::Error) -> String {
 /// Opens `path` for reading if it is a regular file (after following links) of at most
 /// `max_bytes`; returns it with its size.
 pub fn open_regular(path: &Path, max_bytes: u64) -> Result<(File, u64)> {
-    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!(describe_open_error(path, &e)))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| anyhow::anyhow!(describe_open_error(path, &e)))?;
     if !meta.is_file() {
-        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device?)" };
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device?)"
+        };
         bail!("{}: {what}", path.display());
     }
     if meta.len() > max_bytes {
-        bail!("{}: {} bytes, more than the {max_bytes} such a file can sensibly hold", path.display(), meta.len());
+        bail!(
+            "{}: {} bytes, more than the {max_bytes} such a file can sensibly hold",
+            path.display(),
+            meta.len()
+        );
     }
     // O_NONBLOCK: should the path be swapped for a FIFO after the check, open does not block.
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| anyhow::anyhow!(describe_open_error(path, &e)))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!(describe_open_error(path, &e)))?;
     let now = file.metadata().with_context(|| format!("cannot read {}", path.display()))?;
     if !now.is_file() {
         bail!("{}: not a regular file", path.display());
@@ -48,7 +61,9 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     let (file, len) = open_regular(path, max_bytes)?;
     let mut bytes = Vec::with_capacity(len as usize);
     // take(): a file that grows while being read still stops at the cap.
-    file.take(max_bytes + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.len() as u64 > max_bytes {
         bail!("{}: more than {max_bytes} bytes", path.display());
     }
@@ -57,7 +72,8 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
 
 /// A text file of at most `max_bytes` (manifests, index files, reports).
 pub fn read_text(path: &Path, max_bytes: u64) -> Result<String> {
-    String::from_utf8(read_regular(path, max_bytes)?).map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))
+    String::from_utf8(read_regular(path, max_bytes)?)
+        .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))
 }
 
 /// Writes `bytes` to `path` through a uniquely named temporary file in the same directory,
@@ -72,16 +88,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
     let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
             parent.to_path_buf()
         }
         None => std::path::PathBuf::from("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".partial").tempfile_in(&dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    write(tmp.as_file_mut()).with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
-    tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot move the new {} into place: {}", path.display(), e.error))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    write(tmp.as_file_mut())
+        .with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
+    tmp.persist(path).map_err(|e| {
+        anyhow::anyhow!("cannot move the new {} into place: {}", path.display(), e.error)
+    })?;
     Ok(())
 }
 
@@ -108,7 +134,8 @@ impl JsonLines {
     fn open(path: &Path, append: bool) -> Result<JsonLines> {
         use std::os::unix::fs::OpenOptionsExt;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.create(true).custom_flags(libc::O_NOFOLLOW);
@@ -117,7 +144,8 @@ impl JsonLines {
         } else {
             options.write(true).truncate(true);
         }
-        let file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+        let file =
+            options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(JsonLines { path: path.to_path_buf(), file: std::sync::Mutex::new(Some(file)) })
     }
 
@@ -125,7 +153,9 @@ impl JsonLines {
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let Some(f) = file.as_mut() else { return };
         // One write per line, so that a follower never sees two records' pieces interleaved.
-        let written = serde_json::to_string(record).map_err(std::io::Error::from).and_then(|line| f.write_all(format!("{line}\n").as_bytes()));
+        let written = serde_json::to_string(record)
+            .map_err(std::io::Error::from)
+            .and_then(|line| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = written {
             tracing::warn!("cannot write {} ({e}); `tui --attach` stops here", self.path.display());
             *file = None;
@@ -184,12 +214,19 @@ mod tests {
         // A user's file named like the old fixed temporary name is not touched.
         std::fs::write(dir.path().join("report.json.tmp"), b"mine").unwrap();
         let outside = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path().join("victim"), dir.path().join(".report.json.partial")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("victim"),
+            dir.path().join(".report.json.partial"),
+        )
+        .unwrap();
         write_atomic(&target, b"{}").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"{}");
         assert_eq!(std::fs::read(dir.path().join("report.json.tmp")).unwrap(), b"mine");
         assert!(!outside.path().join("victim").exists());
-        let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         // A write that cannot happen (the directory is a file) fails naming it, leaving nothing.
         let e = write_atomic(&target.join("x"), b"1").unwrap_err().to_string();

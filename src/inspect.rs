@@ -54,13 +54,18 @@ pub struct DiversityReport {
 pub fn find_init(first: &Path, init_fingerprint: &str) -> Option<PathBuf> {
     let candidate = first.parent()?.join(checkpoint::INIT_FILE);
     let meta = checkpoint::read_meta(&candidate).ok()?;
-    (meta.kind == CheckpointKind::Init && meta.init_fingerprint == init_fingerprint).then_some(candidate)
+    (meta.kind == CheckpointKind::Init && meta.init_fingerprint == init_fingerprint)
+        .then_some(candidate)
 }
 
 /// Floating-point parameters in name order, flattened into one f64 vector (batch-norm counters
 /// are integers and left out).
 fn flatten(params: &ParamMap) -> Tensor {
-    let parts: Vec<Tensor> = params.values().filter(|t| t.is_floating_point()).map(|t| t.to_kind(Kind::Double).view([-1])).collect();
+    let parts: Vec<Tensor> = params
+        .values()
+        .filter(|t| t.is_floating_point())
+        .map(|t| t.to_kind(Kind::Double).view([-1]))
+        .collect();
     Tensor::cat(&parts, 0)
 }
 
@@ -79,7 +84,8 @@ pub fn analyse(paths: &[PathBuf]) -> Result<DiversityReport> {
         Some(p) => Some(flatten(&checkpoint::load(p)?.params)),
         None => None,
     };
-    let flat = Tensor::stack(&checkpoints.iter().map(|c| flatten(&c.params)).collect::<Vec<_>>(), 0);
+    let flat =
+        Tensor::stack(&checkpoints.iter().map(|c| flatten(&c.params)).collect::<Vec<_>>(), 0);
     let distance = matrix(&Tensor::cdist(&flat, &flat, 2.0, None::<i64>));
     let (updates, cosine_of) = match &init {
         Some(i) => (&flat - i.unsqueeze(0), "updates"),
@@ -88,7 +94,10 @@ pub fn analyse(paths: &[PathBuf]) -> Result<DiversityReport> {
     let unit = &updates / updates.norm_scalaropt_dim(2, [1], true).clamp_min(1e-300);
     let cosine = matrix(&unit.mm(&unit.tr()));
     let norms = Vec::<f64>::try_from(flat.norm_scalaropt_dim(2, [1], false)).unwrap_or_default();
-    let from_init: Option<Vec<f64>> = init.as_ref().map(|i| Vec::<f64>::try_from((&flat - i.unsqueeze(0)).norm_scalaropt_dim(2, [1], false)).unwrap_or_default());
+    let from_init: Option<Vec<f64>> = init.as_ref().map(|i| {
+        Vec::<f64>::try_from((&flat - i.unsqueeze(0)).norm_scalaropt_dim(2, [1], false))
+            .unwrap_or_default()
+    });
     let ingredients = checkpoints
         .iter()
         .enumerate()
@@ -105,9 +114,22 @@ pub fn analyse(paths: &[PathBuf]) -> Result<DiversityReport> {
         .params
         .iter()
         .filter(|(_, t)| t.is_floating_point())
-        .map(|(name, _)| TensorNorms { name: name.clone(), norms: checkpoints.iter().map(|c| c.params[name].to_kind(Kind::Double).norm().double_value(&[])).collect() })
+        .map(|(name, _)| TensorNorms {
+            name: name.clone(),
+            norms: checkpoints
+                .iter()
+                .map(|c| c.params[name].to_kind(Kind::Double).norm().double_value(&[]))
+                .collect(),
+        })
         .collect();
-    Ok(DiversityReport { ingredients, init: init_path, tensors, distance, cosine, cosine_of: cosine_of.into() })
+    Ok(DiversityReport {
+        ingredients,
+        init: init_path,
+        tensors,
+        distance,
+        cosine,
+        cosine_of: cosine_of.into(),
+    })
 }
 
 impl DiversityReport {
@@ -117,7 +139,9 @@ impl DiversityReport {
         if n < 3 {
             return None;
         }
-        let mean = |i: usize| (0..n).filter(|&j| j != i).map(|j| self.cosine[i][j]).sum::<f64>() / (n - 1) as f64;
+        let mean = |i: usize| {
+            (0..n).filter(|&j| j != i).map(|j| self.cosine[i][j]).sum::<f64>() / (n - 1) as f64
+        };
         (0..n).min_by(|&a, &b| mean(a).total_cmp(&mean(b)))
     }
 
@@ -128,7 +152,10 @@ impl DiversityReport {
         if n < 2 {
             return f64::NAN;
         }
-        let total: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| self.cosine[i][j]).sum();
+        let total: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| self.cosine[i][j])
+            .sum();
         total / (n * (n - 1)) as f64
     }
 }

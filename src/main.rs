@@ -18,10 +18,16 @@ fn main() -> ExitCode {
     // same CPU seconds; one forward+backward 2.3 s against 1.2 s). The cause is in how its
     // thread pools treat the main thread, not pinned down; the engine's jobs already ran on
     // threads of their own, which is why souping did not show it.
-    let command = std::thread::Builder::new().name("gnn-soup".into()).stack_size(64 << 20).spawn(move || gnn_soup::cli::run(cli));
+    let command = std::thread::Builder::new()
+        .name("gnn-soup".into())
+        .stack_size(64 << 20)
+        .spawn(move || gnn_soup::cli::run(cli));
     let result = match command.map(|t| t.join()) {
         Ok(Ok(result)) => result,
-        Ok(Err(panic)) => Err(anyhow::anyhow!("internal error (please report it): {}", gnn_soup::crash::summary(panic.as_ref()))),
+        Ok(Err(panic)) => Err(anyhow::anyhow!(
+            "internal error (please report it): {}",
+            gnn_soup::crash::summary(panic.as_ref())
+        )),
         Err(e) => Err(anyhow::anyhow!("cannot start the command's thread: {e}")),
     };
     match result {

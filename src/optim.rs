@@ -64,7 +64,13 @@ impl ResumableAdam {
 
     pub fn new(params: &[Tensor], lr: f64) -> ResumableAdam {
         let zeros = || params.iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
-        ResumableAdam { params: params.iter().map(Tensor::shallow_clone).collect(), m: zeros(), v: zeros(), steps: 0, lr }
+        ResumableAdam {
+            params: params.iter().map(Tensor::shallow_clone).collect(),
+            m: zeros(),
+            v: zeros(),
+            steps: 0,
+            lr,
+        }
     }
 
     pub fn set_learning_rate(&mut self, lr: f64) {
@@ -93,18 +99,35 @@ impl ResumableAdam {
     }
 
     pub fn state(&self) -> AdamState {
-        let flat = |ts: &[Tensor]| ts.iter().map(|t| Vec::<f32>::try_from(t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).view([-1])).unwrap_or_default()).collect();
+        let flat = |ts: &[Tensor]| {
+            ts.iter()
+                .map(|t| {
+                    Vec::<f32>::try_from(
+                        t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).view([-1]),
+                    )
+                    .unwrap_or_default()
+                })
+                .collect()
+        };
         AdamState { steps: self.steps, m: flat(&self.m), v: flat(&self.v) }
     }
 
     pub fn restore(&mut self, s: &AdamState) -> Result<()> {
-        let fits = |vs: &[Vec<f32>]| vs.len() == self.params.len() && vs.iter().zip(&self.params).all(|(v, p)| v.len() as i64 == p.numel() as i64);
+        let fits = |vs: &[Vec<f32>]| {
+            vs.len() == self.params.len()
+                && vs.iter().zip(&self.params).all(|(v, p)| v.len() as i64 == p.numel() as i64)
+        };
         if !fits(&s.m) || !fits(&s.v) {
             anyhow::bail!("the saved optimiser state does not fit this fit's parameters");
         }
         tch::no_grad(|| {
             for (i, p) in self.params.iter().enumerate() {
-                let load = |v: &[f32]| Tensor::from_slice(v).view(p.size().as_slice()).to_device(p.device()).to_kind(p.kind());
+                let load = |v: &[f32]| {
+                    Tensor::from_slice(v)
+                        .view(p.size().as_slice())
+                        .to_device(p.device())
+                        .to_kind(p.kind())
+                };
                 self.m[i].copy_(&load(&s.m[i]));
                 self.v[i].copy_(&load(&s.v[i]));
             }
@@ -118,7 +141,9 @@ impl ResumableAdam {
 /// (0-based, the scheduler stepped once per epoch after the optimiser).
 pub fn cosine_warm_restarts(base_lr: f64, eta_min: f64, t0: usize, epoch: usize) -> f64 {
     let t_cur = (epoch % t0.max(1)) as f64;
-    eta_min + (base_lr - eta_min) * (1.0 + (std::f64::consts::PI * t_cur / t0.max(1) as f64).cos()) / 2.0
+    eta_min
+        + (base_lr - eta_min) * (1.0 + (std::f64::consts::PI * t_cur / t0.max(1) as f64).cos())
+            / 2.0
 }
 
 #[cfg(test)]
@@ -130,7 +155,17 @@ mod tests {
     #[test]
     fn warm_restarts_follow_pytorchs_schedule() {
         let lrs: Vec<f64> = (0..9).map(|e| cosine_warm_restarts(10.0, 0.0, 4, e)).collect();
-        let want = [10.0, 8.535533905932738, 5.0, 1.4644660940672627, 10.0, 8.535533905932738, 5.0, 1.4644660940672627, 10.0];
+        let want = [
+            10.0,
+            8.535533905932738,
+            5.0,
+            1.4644660940672627,
+            10.0,
+            8.535533905932738,
+            5.0,
+            1.4644660940672627,
+            10.0,
+        ];
         for (got, want) in lrs.iter().zip(want) {
             assert!((got - want).abs() < 1e-12, "{lrs:?}");
         }
@@ -141,8 +176,17 @@ mod tests {
     #[test]
     fn the_resumable_adam_follows_libtorchs_and_resumes_exactly() {
         let start = [0.3f32, -1.2, 2.0, 0.1, -0.4, 0.9];
-        let leaves = || [Tensor::from_slice(&start).view([2, 3]).set_requires_grad(true), Tensor::from(1.0f32).set_requires_grad(true)];
-        let loss = |p: &[Tensor; 2]| ((&p[0] * &p[1]).softmax(1, Kind::Float) * Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0, 0.2, -1.0]).view([2, 3])).sum(Kind::Float);
+        let leaves = || {
+            [
+                Tensor::from_slice(&start).view([2, 3]).set_requires_grad(true),
+                Tensor::from(1.0f32).set_requires_grad(true),
+            ]
+        };
+        let loss = |p: &[Tensor; 2]| {
+            ((&p[0] * &p[1]).softmax(1, Kind::Float)
+                * Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0, 0.2, -1.0]).view([2, 3]))
+            .sum(Kind::Float)
+        };
         let (theirs, ours, resumed) = (leaves(), leaves(), leaves());
         let mut reference = super::adam(&theirs, 0.05, 0.0).unwrap();
         let mut adam = super::ResumableAdam::new(&ours, 0.05);
@@ -156,7 +200,10 @@ mod tests {
             loss(&ours).backward();
             adam.step().unwrap();
             if epoch == 19 {
-                saved = Some((adam.state(), ours.iter().map(|t| t.detach().copy()).collect::<Vec<_>>()));
+                saved = Some((
+                    adam.state(),
+                    ours.iter().map(|t| t.detach().copy()).collect::<Vec<_>>(),
+                ));
             }
         }
         let flat = |t: &Tensor| Vec::<f32>::try_from(t.detach().view([-1])).unwrap();
@@ -167,7 +214,11 @@ mod tests {
         }
         // Restored at epoch 20 into fresh tensors, it ends where the uninterrupted run ends.
         let (state, at) = saved.unwrap();
-        tch::no_grad(|| resumed.iter().zip(&at).for_each(|(r, a)| { r.detach().copy_(a); }));
+        tch::no_grad(|| {
+            resumed.iter().zip(&at).for_each(|(r, a)| {
+                r.detach().copy_(a);
+            })
+        });
         let mut again = super::ResumableAdam::new(&resumed, 0.05);
         again.restore(&state).unwrap();
         for epoch in 20..40 {
@@ -178,7 +229,9 @@ mod tests {
         for (a, b) in ours.iter().zip(&resumed) {
             assert_eq!(flat(a), flat(b));
         }
-        assert!(again.restore(&super::AdamState { steps: 1, m: vec![vec![0.0; 5]], v: vec![vec![0.0; 5]] }).is_err());
+        assert!(again
+            .restore(&super::AdamState { steps: 1, m: vec![vec![0.0; 5]], v: vec![vec![0.0; 5]] })
+            .is_err());
     }
 
     /// Adam's first two steps written out from its definition (Kingma and Ba; PyTorch's form
@@ -201,7 +254,8 @@ mod tests {
         let after: Vec<f32> = Vec::try_from(p.detach()).unwrap();
         for i in 0..2 {
             let m = (0.9 * 0.1 * g1[i] + 0.1 * g2[i]) / (1.0 - 0.81);
-            let v = (0.999 * 0.001 * g1[i] * g1[i] + 0.001 * g2[i] * g2[i]) / (1.0 - 0.999f64.powi(2));
+            let v =
+                (0.999 * 0.001 * g1[i] * g1[i] + 0.001 * g2[i] * g2[i]) / (1.0 - 0.999f64.powi(2));
             let want = [0.9, -2.1][i] - 0.1 * m / (v.sqrt() + 1e-8);
             assert!((after[i] as f64 - want).abs() < 1e-5, "{i}: {} vs {want}", after[i]);
         }
@@ -210,6 +264,9 @@ mod tests {
         (&q * 0.25).sum(Kind::Float).backward();
         super::step(&opt).unwrap();
         assert_eq!(Vec::<f32>::try_from(q.detach()).unwrap(), vec![-1.5]);
-        assert!(!q.grad().defined() || q.grad().abs().sum(Kind::Float).double_value(&[]) == 0.0, "gradients cleared");
+        assert!(
+            !q.grad().defined() || q.grad().abs().sum(Kind::Float).double_value(&[]) == 0.0,
+            "gradients cleared"
+        );
     }
 }

@@ -46,10 +46,21 @@ mod tests {
 
     #[test]
     fn xdg_variables_win_and_empty_ones_are_ignored() {
-        let env = |vars: &'static [(&'static str, &'static str)]| move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into());
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into())
+        };
         let set = env(&[("XDG_DATA_HOME", "/x/data"), ("XDG_STATE_HOME", ""), ("HOME", "/home/u")]);
-        assert_eq!(super::xdg_from(&set, "XDG_DATA_HOME", ".local/share"), Path::new("/x/data/gnn-soup"));
-        assert_eq!(super::xdg_from(&set, "XDG_STATE_HOME", ".local/state"), Path::new("/home/u/.local/state/gnn-soup"));
-        assert_eq!(super::xdg_from(env(&[]), "XDG_CACHE_HOME", ".cache"), Path::new(".cache/gnn-soup"));
+        assert_eq!(
+            super::xdg_from(&set, "XDG_DATA_HOME", ".local/share"),
+            Path::new("/x/data/gnn-soup")
+        );
+        assert_eq!(
+            super::xdg_from(&set, "XDG_STATE_HOME", ".local/state"),
+            Path::new("/home/u/.local/state/gnn-soup")
+        );
+        assert_eq!(
+            super::xdg_from(env(&[]), "XDG_CACHE_HOME", ".cache"),
+            Path::new(".cache/gnn-soup")
+        );
     }
 }

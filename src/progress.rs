@@ -41,7 +41,11 @@ pub fn bytes_bar(total: Option<u64>, label: &str) -> ProgressBar {
 pub fn steps_bar(total: u64, label: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target());
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}").unwrap().progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>14} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
     bar

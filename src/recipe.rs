@@ -67,12 +67,23 @@ pub struct Recipe {
     pub per_strategy: Vec<(Strategy, Overrides)>,
 }
 
-const TOP_KEYS: &[&str] = &["description", "ingredients", "dataset", "data_dir", "split_seed", "strategy", "device", "out", "settings"];
+const TOP_KEYS: &[&str] = &[
+    "description",
+    "ingredients",
+    "dataset",
+    "data_dir",
+    "split_seed",
+    "strategy",
+    "device",
+    "out",
+    "settings",
+];
 
 impl Recipe {
     /// What the recipe sets for `strategy`: `[settings]`, then its `[<strategy>]` table.
     pub fn settings_of(&self, strategy: Strategy) -> Overrides {
-        let own = self.per_strategy.iter().filter(|(s, _)| *s == strategy).flat_map(|(_, o)| o.iter());
+        let own =
+            self.per_strategy.iter().filter(|(s, _)| *s == strategy).flat_map(|(_, o)| o.iter());
         self.settings.iter().chain(own).cloned().collect()
     }
 
@@ -80,7 +91,9 @@ impl Recipe {
     pub fn read(path: &Path) -> Result<Recipe> {
         let text = crate::fsio::read_text(path, MAX_RECIPE_BYTES).context("reading the recipe")?;
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-            let report: SoupReport = serde_json::from_str(&text).with_context(|| format!("{}: not a gnn-soup report (report-<strategy>.json)", path.display()))?;
+            let report: SoupReport = serde_json::from_str(&text).with_context(|| {
+                format!("{}: not a gnn-soup report (report-<strategy>.json)", path.display())
+            })?;
             return Ok(Recipe::from_report(&report, path));
         }
         Recipe::from_toml(&text, path)
@@ -88,36 +101,72 @@ impl Recipe {
 
     /// Parses a TOML recipe; `path` names it in errors and anchors its relative paths.
     pub fn from_toml(text: &str, path: &Path) -> Result<Recipe> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("{}: not valid TOML: {}", path.display(), e.to_string().trim_end()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!("{}: not valid TOML: {}", path.display(), e.to_string().trim_end())
+        })?;
         let here = path.parent().unwrap_or(Path::new(""));
         let place = |p: &str| -> PathBuf { here.join(p) };
-        let wrong = |key: &str, expected: &str, got: &toml::Value| anyhow::anyhow!("{}: `{key}` should be {expected}, got {got}", path.display());
+        let wrong = |key: &str, expected: &str, got: &toml::Value| {
+            anyhow::anyhow!("{}: `{key}` should be {expected}, got {got}", path.display())
+        };
         let mut r = Recipe::empty(path);
         for (key, value) in &table {
-            let text = || value.as_str().map(str::to_string).ok_or_else(|| wrong(key, "a string", value));
+            let text =
+                || value.as_str().map(str::to_string).ok_or_else(|| wrong(key, "a string", value));
             match key.as_str() {
                 "description" => r.description = Some(text()?),
                 "dataset" => r.dataset = Some(text()?),
                 "device" => r.device = Some(text()?),
                 "data_dir" => r.data_dir = Some(place(&text()?)),
                 "out" => r.out = Some(place(&text()?)),
-                "split_seed" => r.split_seed = Some(value.as_integer().and_then(|v| u64::try_from(v).ok()).ok_or_else(|| wrong(key, "a whole number", value))?),
+                "split_seed" => {
+                    r.split_seed = Some(
+                        value
+                            .as_integer()
+                            .and_then(|v| u64::try_from(v).ok())
+                            .ok_or_else(|| wrong(key, "a whole number", value))?,
+                    )
+                }
                 "ingredients" => {
                     r.ingredients = Some(match value {
                         toml::Value::String(s) => Ingredients::Path(place(s)),
-                        toml::Value::Array(items) => Ingredients::Files(items.iter().map(|v| v.as_str().map(&place).ok_or_else(|| wrong(key, "a path or a list of paths", value))).collect::<Result<_>>()?),
+                        toml::Value::Array(items) => Ingredients::Files(
+                            items
+                                .iter()
+                                .map(|v| {
+                                    v.as_str().map(&place).ok_or_else(|| {
+                                        wrong(key, "a path or a list of paths", value)
+                                    })
+                                })
+                                .collect::<Result<_>>()?,
+                        ),
                         other => return Err(wrong(key, "a path or a list of paths", other)),
                     })
                 }
-                "strategy" => r.strategies = Some(strategies_from(value).with_context(|| format!("{}: `strategy`", path.display()))?),
-                "settings" => r.settings = settings_from(value, None).with_context(|| format!("{}: [settings]", path.display()))?,
-                other => match Strategy::from_name(other) {
-                    Some(s) => r.per_strategy.push((s, settings_from(value, Some(s)).with_context(|| format!("{}: [{s}]", path.display()))?)),
-                    None => {
-                        let strategies: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
-                        bail!("{}: unknown key `{other}` (expected {}, or a table per strategy: {})", path.display(), TOP_KEYS.join(", "), strategies.join(", "))
+                "strategy" => {
+                    r.strategies = Some(
+                        strategies_from(value)
+                            .with_context(|| format!("{}: `strategy`", path.display()))?,
+                    )
+                }
+                "settings" => {
+                    r.settings = settings_from(value, None)
+                        .with_context(|| format!("{}: [settings]", path.display()))?
+                }
+                other => {
+                    match Strategy::from_name(other) {
+                        Some(s) => r.per_strategy.push((
+                            s,
+                            settings_from(value, Some(s))
+                                .with_context(|| format!("{}: [{s}]", path.display()))?,
+                        )),
+                        None => {
+                            let strategies: Vec<&str> =
+                                Strategy::ALL.iter().map(|s| s.name()).collect();
+                            bail!("{}: unknown key `{other}` (expected {}, or a table per strategy: {})", path.display(), TOP_KEYS.join(", "), strategies.join(", "))
+                        }
                     }
-                },
+                }
             }
         }
         Ok(r)
@@ -127,10 +176,21 @@ impl Recipe {
     /// ran with (the device is left to the command line: results do not depend on it). The engine
     /// refuses the rerun if the dataset no longer loads as the ingredients' fingerprint.
     pub fn from_report(report: &SoupReport, path: &Path) -> Recipe {
-        let settings: Overrides = SETTINGS.iter().filter(|s| s.applies_to(report.strategy)).map(|s| (s, (s.get)(&report.settings))).collect();
+        let settings: Overrides = SETTINGS
+            .iter()
+            .filter(|s| s.applies_to(report.strategy))
+            .map(|s| (s, (s.get)(&report.settings)))
+            .collect();
         Recipe {
-            description: Some(format!("rerun of {} ({} on {})", path.display(), report.strategy, report.dataset)),
-            ingredients: Some(Ingredients::Files(report.ingredients.iter().map(|i| i.path.clone()).collect())),
+            description: Some(format!(
+                "rerun of {} ({} on {})",
+                path.display(),
+                report.strategy,
+                report.dataset
+            )),
+            ingredients: Some(Ingredients::Files(
+                report.ingredients.iter().map(|i| i.path.clone()).collect(),
+            )),
             dataset: Some(report.dataset.clone()),
             strategies: Some(vec![report.strategy]),
             per_strategy: vec![(report.strategy, settings)],
@@ -153,14 +213,19 @@ impl Recipe {
             per_strategy: Vec::new(),
         }
     }
-
 }
 
 /// The settings of `strategy` on `arch`/`dataset`: its defaults, then the recipe's `[settings]`
 /// and `[<strategy>]` (when there is a recipe), then `flags`, with what they imply
 /// ([`Setting::with_implied`]); validated together. The one place the layers meet: the CLI, the
 /// workbench and the demo all resolve through it.
-pub fn resolve_settings(recipe: Option<&Recipe>, strategy: Strategy, arch: Arch, dataset: &str, flags: &[(&'static Setting, Value)]) -> Result<SoupSettings> {
+pub fn resolve_settings(
+    recipe: Option<&Recipe>,
+    strategy: Strategy,
+    arch: Arch,
+    dataset: &str,
+    flags: &[(&'static Setting, Value)],
+) -> Result<SoupSettings> {
     let mut s = SoupSettings::defaults(strategy, arch, dataset);
     let mut given: Vec<(&'static Setting, Value)> = Vec::new();
     if let Some(r) = recipe {
@@ -184,7 +249,9 @@ fn strategies_from(value: &toml::Value) -> Result<Vec<Strategy>> {
             return Ok(Strategy::ALL.to_vec());
         }
         let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
-        Strategy::from_name(name).map(|s| vec![s]).with_context(|| format!("unknown strategy {name:?}: expected {} or all", names.join(", ")))
+        Strategy::from_name(name).map(|s| vec![s]).with_context(|| {
+            format!("unknown strategy {name:?}: expected {} or all", names.join(", "))
+        })
     };
     let mut out: Vec<Strategy> = Vec::new();
     match value {
@@ -203,12 +270,14 @@ fn strategies_from(value: &toml::Value) -> Result<Vec<Strategy>> {
 
 /// A table of settings; with `only`, each must be one that strategy reads.
 fn settings_from(value: &toml::Value, only: Option<Strategy>) -> Result<Overrides> {
-    let table = value.as_table().with_context(|| format!("expected a table of settings, got {value}"))?;
+    let table =
+        value.as_table().with_context(|| format!("expected a table of settings, got {value}"))?;
     let known = || SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
     table
         .iter()
         .map(|(key, v)| {
-            let setting = Setting::by_name(key).with_context(|| format!("unknown setting `{key}` (settings: {})", known()))?;
+            let setting = Setting::by_name(key)
+                .with_context(|| format!("unknown setting `{key}` (settings: {})", known()))?;
             if let Some(strategy) = only.filter(|s| !setting.applies_to(*s)) {
                 let readers: Vec<&str> = setting.strategies.iter().map(|s| s.name()).collect();
                 bail!("{strategy} does not read `{key}` (read by {})", readers.join(", "));
@@ -220,7 +289,8 @@ fn settings_from(value: &toml::Value, only: Option<Strategy>) -> Result<Override
                 toml::Value::Boolean(b) => b.to_string(),
                 other => bail!("`{key}`: expected {}, got {other}", setting.range()),
             };
-            let value = setting.parse(&text).map_err(|e| anyhow::anyhow!("`{key}`: {}", e.problem))?;
+            let value =
+                setting.parse(&text).map_err(|e| anyhow::anyhow!("`{key}`: {}", e.problem))?;
             Ok((setting, value))
         })
         .collect()
@@ -248,10 +318,17 @@ mod tests {
         assert_eq!((ls.lr, ls.dropout, ls.parts), (20.0, false, 32));
         let pls = resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap();
         assert_eq!((pls.lr, pls.dropout, pls.parts), (7.5, false, 16));
-        assert!(pls.source.starts_with("recipe /recipes/r.toml over general defaults"), "{}", pls.source);
+        assert!(
+            pls.source.starts_with("recipe /recipes/r.toml over general defaults"),
+            "{}",
+            pls.source
+        );
         // A flag beats both layers.
         let flag = [(Setting::by_name("lr").unwrap(), Value::Real(3.0))];
-        assert_eq!(resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &flag).unwrap().lr, 3.0);
+        assert_eq!(
+            resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &flag).unwrap().lr,
+            3.0
+        );
         // What the recipe leaves out is the paper's row where it has one.
         let arxiv = resolve_settings(Some(&r), Strategy::Ls, Arch::Gcn, "ogbn-arxiv", &[]).unwrap();
         assert_eq!((arxiv.lr, arxiv.epochs), (20.0, 250));
@@ -261,7 +338,8 @@ mod tests {
     fn auto_is_the_default_where_nobody_tuned_and_an_lr_means_the_papers_sgd() {
         use crate::soup::OptimizerKind::{Auto, Sgd};
         let with = |dataset: &str, given: &[(&str, Value)]| {
-            let flags: Vec<(&'static Setting, Value)> = given.iter().map(|(n, v)| (Setting::by_name(n).unwrap(), v.clone())).collect();
+            let flags: Vec<(&'static Setting, Value)> =
+                given.iter().map(|(n, v)| (Setting::by_name(n).unwrap(), v.clone())).collect();
             let s = resolve_settings(None, Strategy::Ls, Arch::Gcn, dataset, &flags).unwrap();
             (s.optimizer, s.dropout)
         };
@@ -272,11 +350,17 @@ mod tests {
         assert_eq!(with("ogbn-arxiv", &[]), (Sgd, true));
         // A learning rate is for SGD; so is dropout, unless it is given.
         assert_eq!(with("cora", &[("lr", Value::Real(30.0))]), (Sgd, true));
-        assert_eq!(with("cora", &[("lr", Value::Real(30.0)), ("dropout", Value::Switch(false))]), (Sgd, false));
+        assert_eq!(
+            with("cora", &[("lr", Value::Real(30.0)), ("dropout", Value::Switch(false))]),
+            (Sgd, false)
+        );
         assert_eq!(with("cora", &[("optimizer", Value::Choice("sgd"))]), (Sgd, true));
         assert_eq!(with("ogbn-arxiv", &[("optimizer", Value::Choice("auto"))]), (Auto, false));
         // What is given has the last word.
-        assert_eq!(with("cora", &[("lr", Value::Real(30.0)), ("optimizer", Value::Choice("auto"))]), (Auto, false));
+        assert_eq!(
+            with("cora", &[("lr", Value::Real(30.0)), ("optimizer", Value::Choice("auto"))]),
+            (Auto, false)
+        );
         assert_eq!(with("cora", &[("dropout", Value::Switch(true))]), (Auto, true));
         // A recipe's settings imply the same as flags; the demo's lr 40 keeps it on SGD.
         let demo = crate::demo::recipe();
@@ -298,14 +382,27 @@ mod tests {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         assert!(err("lr = 5").contains("/recipes/r.toml: unknown key `lr`"), "{}", err("lr = 5"));
         assert!(err("[settings]\nlearning_rate = 5").contains("unknown setting `learning_rate`"));
-        assert!(err("[settings]\nlr = -1").contains("`lr`: expected a number above 0, got \"-1\""), "{}", err("[settings]\nlr = -1"));
-        assert!(err("[gis]\nlr = 5").contains("[gis]: gis does not read `lr` (read by ls, pls)"), "{}", err("[gis]\nlr = 5"));
+        assert!(
+            err("[settings]\nlr = -1").contains("`lr`: expected a number above 0, got \"-1\""),
+            "{}",
+            err("[settings]\nlr = -1")
+        );
+        assert!(
+            err("[gis]\nlr = 5").contains("[gis]: gis does not read `lr` (read by ls, pls)"),
+            "{}",
+            err("[gis]\nlr = 5")
+        );
         assert!(err("strategy = \"best\"").contains("unknown strategy \"best\""));
         assert!(err("strategy = []").contains("the list is empty"));
-        assert!(err("ingredients = 3").contains("`ingredients` should be a path or a list of paths, got 3"));
+        assert!(err("ingredients = 3")
+            .contains("`ingredients` should be a path or a list of paths, got 3"));
         assert!(err("dataset = [").contains("not valid TOML"));
         // R > K is caught when the settings are put together.
         let r = parse("[pls]\nsample = 40\nparts = 8").unwrap();
-        assert!(format!("{:#}", resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap_err()).contains("cannot exceed K"));
+        assert!(format!(
+            "{:#}",
+            resolve_settings(Some(&r), Strategy::Pls, Arch::Gcn, "cora", &[]).unwrap_err()
+        )
+        .contains("cannot exceed K"));
     }
 }

@@ -9,9 +9,13 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use crate::checkpoint::{self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST};
+use crate::checkpoint::{
+    self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST,
+};
 use crate::data::Graph;
-use crate::model::{self, Accuracies, Activation, Arch, ArchSpec, Dropouts, GraphTensors, ParamMap};
+use crate::model::{
+    self, Accuracies, Activation, Arch, ArchSpec, Dropouts, GraphTensors, ParamMap,
+};
 use crate::optim;
 
 /// Model shape and optimisation settings of a training run.
@@ -101,11 +105,20 @@ impl TrainConfig {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
-        if !self.lr.is_finite() || self.lr <= 0.0 || !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
+        if !self.lr.is_finite()
+            || self.lr <= 0.0
+            || !self.weight_decay.is_finite()
+            || self.weight_decay < 0.0
+        {
             bail!("--lr must be a positive number and --weight-decay a non-negative one (got {} and {})", self.lr, self.weight_decay);
         }
         let d = &self.dropouts;
-        model::spec::check_rates([("--dropout", Some(self.dropout)), ("--input-dropout", d.input), ("--attention-dropout", d.attention), ("--edge-dropout", Some(d.edge))])?;
+        model::spec::check_rates([
+            ("--dropout", Some(self.dropout)),
+            ("--input-dropout", d.input),
+            ("--attention-dropout", d.attention),
+            ("--edge-dropout", Some(d.edge)),
+        ])?;
         // What only some architectures have, checked on the model these settings describe.
         self.spec_shape().check_options()
     }
@@ -138,11 +151,16 @@ impl TrainConfig {
 /// each of the `workers` sharing the device (each holds its own graph and activations).
 fn check_fits(g: &Graph, spec: &ArchSpec, device: Device, workers: usize) -> Result<()> {
     use crate::engine::memory::{self, gib};
-    let each = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64) + memory::operator_build_bytes(g.num_edges() as u64);
+    let each = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64)
+        + memory::operator_build_bytes(g.num_edges() as u64);
     let need = each * workers as u64;
     if let Some(available) = memory::shortfall(device, need)? {
         let name = crate::device::device_name(device);
-        let shared = if workers > 1 { format!(" ({:.2} GiB for each of its {workers} workers on {name})", gib(each)) } else { String::new() };
+        let shared = if workers > 1 {
+            format!(" ({:.2} GiB for each of its {workers} workers on {name})", gib(each))
+        } else {
+            String::new()
+        };
         let fewer = if workers > 1 { "fewer workers on it (--devices), " } else { "" };
         bail!(
             "full-batch training of {} on {} ({} nodes, {} edges) needs about {:.2} GiB{shared}; {:.2} GiB is available on {name}. Use a device with more memory, {fewer}fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
@@ -161,11 +179,29 @@ fn check_fits(g: &Graph, spec: &ArchSpec, device: Device, workers: usize) -> Res
 /// What a watcher of training is told. `worker` is the index of the device (in
 /// [`TrainPlan::devices`]) that trains the ingredient.
 pub enum TrainEvent<'a> {
-    IngredientStarted { worker: usize, index: usize, seed: u64 },
-    Epoch { worker: usize, index: usize, epoch: usize, loss: f64, val_acc: f64 },
-    IngredientDone { worker: usize, index: usize, path: &'a Path, acc: Accuracies },
+    IngredientStarted {
+        worker: usize,
+        index: usize,
+        seed: u64,
+    },
+    Epoch {
+        worker: usize,
+        index: usize,
+        epoch: usize,
+        loss: f64,
+        val_acc: f64,
+    },
+    IngredientDone {
+        worker: usize,
+        index: usize,
+        path: &'a Path,
+        acc: Accuracies,
+    },
     /// Finished by an earlier, interrupted run into the same folder: kept, not trained again.
-    IngredientKept { index: usize, path: &'a Path },
+    IngredientKept {
+        index: usize,
+        path: &'a Path,
+    },
 }
 
 /// The file `train` writes its progress to, one [`TrainRecord`] per line, for `tui --attach`
@@ -185,8 +221,19 @@ pub fn train_events_file(out: &Path, shard: Option<Shard>) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TrainRecord {
-    Started { dataset: String, model: String, ingredients: usize, epochs: usize, devices: Vec<String>, shard: Option<String> },
-    Ingredient { worker: usize, index: usize, seed: u64 },
+    Started {
+        dataset: String,
+        model: String,
+        ingredients: usize,
+        epochs: usize,
+        devices: Vec<String>,
+        shard: Option<String>,
+    },
+    Ingredient {
+        worker: usize,
+        index: usize,
+        seed: u64,
+    },
     Epoch {
         worker: usize,
         index: usize,
@@ -195,19 +242,45 @@ pub enum TrainRecord {
         #[serde(with = "crate::units::nan_as_null")]
         val_acc: f64,
     },
-    Done { worker: usize, index: usize, val_acc: f64, test_acc: f64, file: PathBuf },
-    Kept { index: usize, file: PathBuf },
-    Finished { seconds: f64, complete: bool },
-    Failed { message: String },
+    Done {
+        worker: usize,
+        index: usize,
+        val_acc: f64,
+        test_acc: f64,
+        file: PathBuf,
+    },
+    Kept {
+        index: usize,
+        file: PathBuf,
+    },
+    Finished {
+        seconds: f64,
+        complete: bool,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 impl TrainRecord {
     pub fn from_event(e: &TrainEvent) -> TrainRecord {
         match *e {
-            TrainEvent::IngredientStarted { worker, index, seed } => TrainRecord::Ingredient { worker, index, seed },
-            TrainEvent::Epoch { worker, index, epoch, loss, val_acc } => TrainRecord::Epoch { worker, index, epoch, loss, val_acc },
-            TrainEvent::IngredientDone { worker, index, path, acc } => TrainRecord::Done { worker, index, val_acc: acc.val, test_acc: acc.test, file: path.to_path_buf() },
-            TrainEvent::IngredientKept { index, path } => TrainRecord::Kept { index, file: path.to_path_buf() },
+            TrainEvent::IngredientStarted { worker, index, seed } => {
+                TrainRecord::Ingredient { worker, index, seed }
+            }
+            TrainEvent::Epoch { worker, index, epoch, loss, val_acc } => {
+                TrainRecord::Epoch { worker, index, epoch, loss, val_acc }
+            }
+            TrainEvent::IngredientDone { worker, index, path, acc } => TrainRecord::Done {
+                worker,
+                index,
+                val_acc: acc.val,
+                test_acc: acc.test,
+                file: path.to_path_buf(),
+            },
+            TrainEvent::IngredientKept { index, path } => {
+                TrainRecord::Kept { index, file: path.to_path_buf() }
+            }
         }
     }
 }
@@ -244,13 +317,17 @@ pub struct Shard {
 impl Shard {
     /// `I/N` with `0 <= I < N` (`SLURM_ARRAY_TASK_ID` for `--array=0-(N-1)`).
     pub fn parse(text: &str) -> Result<Shard, String> {
-        let (i, n) = text.split_once('/').ok_or_else(|| format!("expected I/N (shard I of N, from 0), got {text:?}"))?;
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("expected I/N (shard I of N, from 0), got {text:?}"))?;
         let (index, count) = match (i.trim().parse::<usize>(), n.trim().parse::<usize>()) {
             (Ok(i), Ok(n)) => (i, n),
             _ => return Err(format!("expected I/N with whole numbers, got {text:?}")),
         };
         if count == 0 || index >= count {
-            return Err(format!("shard {index} of {count} does not exist: I counts from 0 and must be below N"));
+            return Err(format!(
+                "shard {index} of {count} does not exist: I counts from 0 and must be below N"
+            ));
         }
         Ok(Shard { index, count })
     }
@@ -333,8 +410,20 @@ impl RunIdentity {
             .map(serde_json::from_value)
             .transpose()
             .with_context(|| format!("{}: unreadable training settings", path.display()))?
-            .with_context(|| format!("{} was not written by `gnn-soup train` (no training settings in it)", path.display()))?;
-        Ok(RunIdentity { training: serde_json::to_value(&cfg)?, cfg, spec: init.arch, dataset: init.dataset, dataset_fingerprint: init.dataset_fingerprint, init_fp: init.init_fingerprint })
+            .with_context(|| {
+                format!(
+                    "{} was not written by `gnn-soup train` (no training settings in it)",
+                    path.display()
+                )
+            })?;
+        Ok(RunIdentity {
+            training: serde_json::to_value(&cfg)?,
+            cfg,
+            spec: init.arch,
+            dataset: init.dataset,
+            dataset_fingerprint: init.dataset_fingerprint,
+            init_fp: init.init_fingerprint,
+        })
     }
 
     /// The seed ingredient `index` trains with.
@@ -343,7 +432,13 @@ impl RunIdentity {
     }
 
     /// The metadata of one of this run's checkpoints.
-    fn meta(&self, kind: CheckpointKind, seed: Option<u64>, epochs: Option<usize>, acc: Option<Accuracies>) -> CheckpointMeta {
+    fn meta(
+        &self,
+        kind: CheckpointKind,
+        seed: Option<u64>,
+        epochs: Option<usize>,
+        acc: Option<Accuracies>,
+    ) -> CheckpointMeta {
         CheckpointMeta {
             format_version: checkpoint::FORMAT_VERSION,
             kind,
@@ -362,21 +457,34 @@ impl RunIdentity {
 
     /// Whether `meta` is one of this run's checkpoints.
     fn owns(&self, meta: &CheckpointMeta) -> bool {
-        meta.arch == self.spec && meta.dataset_fingerprint == self.dataset_fingerprint && meta.init_fingerprint == self.init_fp && meta.extra.get("training") == Some(&self.training)
+        meta.arch == self.spec
+            && meta.dataset_fingerprint == self.dataset_fingerprint
+            && meta.init_fingerprint == self.init_fp
+            && meta.extra.get("training") == Some(&self.training)
     }
 }
 
 /// The ingredient at `index` if it is this run's, finished (with its accuracies).
-fn finished_ingredient(out: &Path, index: usize, run: &RunIdentity) -> Result<Option<TrainedIngredient>> {
+fn finished_ingredient(
+    out: &Path,
+    index: usize,
+    run: &RunIdentity,
+) -> Result<Option<TrainedIngredient>> {
     let path = ingredient_file(out, index);
     if !path.exists() {
         return Ok(None);
     }
-    let meta = checkpoint::read_meta(&path).with_context(|| format!("{} cannot be kept", path.display()))?;
+    let meta = checkpoint::read_meta(&path)
+        .with_context(|| format!("{} cannot be kept", path.display()))?;
     let seed = run.seed_of(index);
     match (run.owns(&meta) && meta.seed == Some(seed), meta.val_acc, meta.test_acc) {
-        (true, Some(val_acc), Some(test_acc)) => Ok(Some(TrainedIngredient { path, seed, val_acc, test_acc })),
-        _ => bail!("{} is not this run's ingredient {index}; choose another --out or pass --overwrite", path.display()),
+        (true, Some(val_acc), Some(test_acc)) => {
+            Ok(Some(TrainedIngredient { path, seed, val_acc, test_acc }))
+        }
+        _ => bail!(
+            "{} is not this run's ingredient {index}; choose another --out or pass --overwrite",
+            path.display()
+        ),
     }
 }
 
@@ -413,7 +521,14 @@ enum WorkerMsg {
 
 /// Trains `cfg.ingredients` models from one shared initialisation on one device and writes them
 /// with their manifest to `out` ([`train`] with one worker and no shard).
-pub fn train_ingredients(g: &Graph, cfg: &TrainConfig, device: Device, out: &Path, overwrite: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<TrainReport> {
+pub fn train_ingredients(
+    g: &Graph,
+    cfg: &TrainConfig,
+    device: Device,
+    out: &Path,
+    overwrite: bool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainReport> {
     train(g, cfg, &TrainPlan { overwrite, ..TrainPlan::on(device) }, out, on_event)
 }
 
@@ -424,7 +539,13 @@ pub fn train_ingredients(g: &Graph, cfg: &TrainConfig, device: Device, out: &Pat
 /// An interrupted run into the same `out` is resumed: the ingredients it finished are kept and
 /// only the missing ones trained. A signal stops training after the current epoch, keeping the
 /// finished ingredients ([`crate::signals::Interrupted`]).
-pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_event: &mut dyn FnMut(TrainEvent)) -> Result<TrainReport> {
+pub fn train(
+    g: &Graph,
+    cfg: &TrainConfig,
+    plan: &TrainPlan,
+    out: &Path,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainReport> {
     if plan.devices.is_empty() {
         bail!("no device to train on");
     }
@@ -432,11 +553,19 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
     let mine = |i: &usize| plan.shard.is_none_or(|s| s.owns(*i));
     let init_path = out.join(INIT_FILE);
     if out.join(MANIFEST).exists() && !plan.overwrite {
-        bail!("{} already exists (a finished training run); choose another --out or pass --overwrite", out.join(MANIFEST).display());
+        bail!(
+            "{} already exists (a finished training run); choose another --out or pass --overwrite",
+            out.join(MANIFEST).display()
+        );
     }
     if !plan.overwrite && !init_path.exists() {
-        if let Some(existing) = (0..cfg.ingredients).filter(mine).map(|i| ingredient_file(out, i)).find(|p| p.exists()) {
-            bail!("{} already exists; choose another --out or pass --overwrite", existing.display());
+        if let Some(existing) =
+            (0..cfg.ingredients).filter(mine).map(|i| ingredient_file(out, i)).find(|p| p.exists())
+        {
+            bail!(
+                "{} already exists; choose another --out or pass --overwrite",
+                existing.display()
+            );
         }
     }
     let mut per_device: Vec<(Device, usize)> = Vec::new();
@@ -453,7 +582,8 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
     let start = Instant::now();
     ensure_init(out, &init, &run, plan.overwrite)?;
 
-    let mut done: std::collections::BTreeMap<usize, TrainedIngredient> = std::collections::BTreeMap::new();
+    let mut done: std::collections::BTreeMap<usize, TrainedIngredient> =
+        std::collections::BTreeMap::new();
     let mut todo = std::collections::VecDeque::new();
     for index in (0..cfg.ingredients).filter(mine) {
         match if plan.overwrite { None } else { finished_ingredient(out, index, &run)? } {
@@ -466,11 +596,23 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
     }
     let owned = done.len() + todo.len();
     run_workers(g, &run, plan, out, todo, &mut |msg| match msg {
-        WorkerMsg::Started { worker, index, seed } => on_event(TrainEvent::IngredientStarted { worker, index, seed }),
-        WorkerMsg::Epoch { worker, index, epoch, loss, val_acc } => on_event(TrainEvent::Epoch { worker, index, epoch, loss, val_acc }),
+        WorkerMsg::Started { worker, index, seed } => {
+            on_event(TrainEvent::IngredientStarted { worker, index, seed })
+        }
+        WorkerMsg::Epoch { worker, index, epoch, loss, val_acc } => {
+            on_event(TrainEvent::Epoch { worker, index, epoch, loss, val_acc })
+        }
         WorkerMsg::Done { worker, index, path, acc } => {
             on_event(TrainEvent::IngredientDone { worker, index, path: &path, acc });
-            done.insert(index, TrainedIngredient { path, seed: run.seed_of(index), val_acc: acc.val, test_acc: acc.test });
+            done.insert(
+                index,
+                TrainedIngredient {
+                    path,
+                    seed: run.seed_of(index),
+                    val_acc: acc.val,
+                    test_acc: acc.test,
+                },
+            );
         }
         WorkerMsg::Failed(_) => unreachable!("failures are returned by run_workers"),
     })?;
@@ -482,12 +624,27 @@ pub fn train(g: &Graph, cfg: &TrainConfig, plan: &TrainPlan, out: &Path, on_even
     if complete {
         write_manifest(out, &run, &trained)?;
     }
-    Ok(TrainReport { dataset: run.dataset, dataset_fingerprint: run.dataset_fingerprint, arch: run.spec, init: init_path, ingredients: trained, seconds: start.elapsed().as_secs_f64(), complete })
+    Ok(TrainReport {
+        dataset: run.dataset,
+        dataset_fingerprint: run.dataset_fingerprint,
+        arch: run.spec,
+        init: init_path,
+        ingredients: trained,
+        seconds: start.elapsed().as_secs_f64(),
+        complete,
+    })
 }
 
 /// Runs one worker thread per device of `plan` over `todo`, passing their messages to `on_msg` on
 /// this thread; the first failure stops the others after their current ingredient and is returned.
-fn run_workers(g: &Graph, run: &RunIdentity, plan: &TrainPlan, out: &Path, todo: std::collections::VecDeque<usize>, on_msg: &mut dyn FnMut(WorkerMsg)) -> Result<()> {
+fn run_workers(
+    g: &Graph,
+    run: &RunIdentity,
+    plan: &TrainPlan,
+    out: &Path,
+    todo: std::collections::VecDeque<usize>,
+    on_msg: &mut dyn FnMut(WorkerMsg),
+) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
     if todo.is_empty() {
@@ -513,27 +670,49 @@ fn run_workers(g: &Graph, run: &RunIdentity, plan: &TrainPlan, out: &Path, todo:
                 let (spec, cfg) = (&run.spec, &run.cfg);
                 let init = spec.init(cfg.seed as i64, Device::Cpu);
                 if checkpoint::weights_fingerprint(&init) != run.init_fp {
-                    bail!("worker {worker} on {} made an init with another fingerprint than {}", crate::device::device_name(device), run.init_fp);
+                    bail!(
+                        "worker {worker} on {} made an init with another fingerprint than {}",
+                        crate::device::device_name(device),
+                        run.init_fp
+                    );
                 }
                 let init = checkpoint::to_device(&init, device);
                 let gt = GraphTensors::new(g, device);
                 loop {
-                    let next = queue.lock().map_err(|_| anyhow::anyhow!("a worker panicked"))?.pop_front();
+                    let next =
+                        queue.lock().map_err(|_| anyhow::anyhow!("a worker panicked"))?.pop_front();
                     let Some(index) = next else { return Ok(()) };
                     if stop.load(Ordering::Relaxed) || crate::signals::interrupted() {
                         return Ok(());
                     }
                     let seed = run.seed_of(index);
                     let _ = work_tx.send(WorkerMsg::Started { worker, index, seed });
-                    let params = train_one(spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| {
-                        let _ = work_tx.send(WorkerMsg::Epoch { worker, index, epoch, loss, val_acc });
-                    })?;
+                    let params =
+                        train_one(spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| {
+                            let _ = work_tx.send(WorkerMsg::Epoch {
+                                worker,
+                                index,
+                                epoch,
+                                loss,
+                                val_acc,
+                            });
+                        })?;
                     if crate::signals::interrupted() {
                         return Ok(());
                     }
                     let acc = model::evaluate(spec, &params, &gt);
                     let path = ingredient_file(out, index);
-                    checkpoint::save(&path, &params, &run.meta(CheckpointKind::Ingredient, Some(seed), Some(cfg.epochs), Some(acc)), plan.overwrite)?;
+                    checkpoint::save(
+                        &path,
+                        &params,
+                        &run.meta(
+                            CheckpointKind::Ingredient,
+                            Some(seed),
+                            Some(cfg.epochs),
+                            Some(acc),
+                        ),
+                        plan.overwrite,
+                    )?;
                     let _ = work_tx.send(WorkerMsg::Done { worker, index, path, acc });
                 }
             };
@@ -543,7 +722,10 @@ fn run_workers(g: &Graph, run: &RunIdentity, plan: &TrainPlan, out: &Path, todo:
                 .spawn_scoped(scope, move || {
                     if let Err(e) = work() {
                         stop.store(true, Ordering::Relaxed);
-                        let _ = tx.send(WorkerMsg::Failed(e.context(format!("worker {worker} ({})", crate::device::device_name(device)))));
+                        let _ = tx.send(WorkerMsg::Failed(e.context(format!(
+                            "worker {worker} ({})",
+                            crate::device::device_name(device)
+                        ))));
                     }
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start training worker {worker}: {e}"))?;
@@ -574,16 +756,29 @@ fn write_manifest(out: &Path, run: &RunIdentity, trained: &[TrainedIngredient]) 
         init_fingerprint: run.init_fp.clone(),
         ingredients: trained
             .iter()
-            .map(|t| ManifestEntry { file: t.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), seed: t.seed, val_acc: t.val_acc, test_acc: t.test_acc })
+            .map(|t| ManifestEntry {
+                file: t.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                seed: t.seed,
+                val_acc: t.val_acc,
+                test_acc: t.test_acc,
+            })
             .collect(),
         tool_version: checkpoint::tool_version(),
     };
-    checkpoint::write_atomic(&out.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())
+    checkpoint::write_atomic(
+        &out.join(MANIFEST),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )
 }
 
 /// Writes only the shared init of `cfg` on `g` into `out` (`train --init-only`, before a Slurm
 /// array), or checks the one there; returns its path and fingerprint.
-pub fn write_init(g: &Graph, cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<(PathBuf, String)> {
+pub fn write_init(
+    g: &Graph,
+    cfg: &TrainConfig,
+    out: &Path,
+    overwrite: bool,
+) -> Result<(PathBuf, String)> {
     let (run, init) = RunIdentity::new(g, cfg)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let path = ensure_init(out, &init, &run, overwrite)?;
@@ -596,7 +791,12 @@ pub fn write_init(g: &Graph, cfg: &TrainConfig, out: &Path, overwrite: bool) -> 
 pub fn collect(out: &Path) -> Result<TrainReport> {
     let start = Instant::now();
     let init_path = out.join(INIT_FILE);
-    let init = checkpoint::read_meta(&init_path).with_context(|| format!("{} holds no training run's init (run the shards, or `train --init-only`, first)", out.display()))?;
+    let init = checkpoint::read_meta(&init_path).with_context(|| {
+        format!(
+            "{} holds no training run's init (run the shards, or `train --init-only`, first)",
+            out.display()
+        )
+    })?;
     let run = RunIdentity::recorded(&init_path, init)?;
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for index in 0..run.cfg.ingredients {
@@ -609,7 +809,15 @@ pub fn collect(out: &Path) -> Result<TrainReport> {
         bail!("{}: {} of {} ingredients are missing ({}): their shards have not finished, or failed; run them again (they resume) and collect once all are done", out.display(), missing.len(), run.cfg.ingredients, missing.join(", "));
     }
     write_manifest(out, &run, &found)?;
-    Ok(TrainReport { dataset: run.dataset, dataset_fingerprint: run.dataset_fingerprint, arch: run.spec, init: init_path, ingredients: found, seconds: start.elapsed().as_secs_f64(), complete: true })
+    Ok(TrainReport {
+        dataset: run.dataset,
+        dataset_fingerprint: run.dataset_fingerprint,
+        arch: run.spec,
+        init: init_path,
+        ingredients: found,
+        seconds: start.elapsed().as_secs_f64(),
+        complete: true,
+    })
 }
 
 /// How often validation accuracy is measured during training (every epoch on small graphs).
@@ -639,8 +847,10 @@ pub fn train_one(
     model::rng::seed_thread(seed);
     let infos = spec.params();
     let mut params: ParamMap = init.iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
-    let trainable: Vec<String> = infos.iter().filter(|p| !p.role.is_buffer()).map(|p| p.name.clone()).collect();
-    let leaves: Vec<tch::Tensor> = trainable.iter().map(|k| params[k].set_requires_grad(true)).collect();
+    let trainable: Vec<String> =
+        infos.iter().filter(|p| !p.role.is_buffer()).map(|p| p.name.clone()).collect();
+    let leaves: Vec<tch::Tensor> =
+        trainable.iter().map(|k| params[k].set_requires_grad(true)).collect();
     for (k, t) in trainable.iter().zip(&leaves) {
         params.insert(k.clone(), t.shallow_clone());
     }

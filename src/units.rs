@@ -38,7 +38,8 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let number: f64 = number.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b')
+    {
         "" => 0,
         "k" => 10,
         "m" => 20,

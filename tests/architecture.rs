@@ -24,7 +24,8 @@ fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
                 continue;
             }
             let rel = p.strip_prefix(src).unwrap().with_extension("");
-            let mut parts: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+            let mut parts: Vec<String> =
+                rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
             match parts.last().map(String::as_str) {
                 Some("main") if parts.len() == 1 => continue, // the binary, not the library
                 Some("lib") if parts.len() == 1 => parts.clear(),
@@ -71,7 +72,9 @@ fn code_of(text: &str) -> String {
 /// Expands a use tree (`a::{b, c::{d, e}}`) into its paths.
 fn expand(tree: &str) -> Vec<String> {
     let tree: String = tree.chars().filter(|c| !c.is_whitespace()).collect();
-    let Some(open) = tree.find('{') else { return vec![tree.split(" as ").next().unwrap_or("").to_string()] };
+    let Some(open) = tree.find('{') else {
+        return vec![tree.split(" as ").next().unwrap_or("").to_string()];
+    };
     let prefix = &tree[..open];
     let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
     let mut items = Vec::new();
@@ -88,7 +91,11 @@ fn expand(tree: &str) -> Vec<String> {
         }
     }
     items.push(&inner[start..]);
-    items.into_iter().filter(|s| !s.is_empty()).flat_map(|s| expand(s).into_iter().map(move |p| format!("{prefix}{p}"))).collect()
+    items
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| expand(s).into_iter().map(move |p| format!("{prefix}{p}")))
+        .collect()
 }
 
 /// Every path written in `code` that starts at `crate`, `super`, `self` or a child module.
@@ -113,15 +120,21 @@ fn paths_in(code: &str, children: &BTreeSet<String>) -> Vec<String> {
     let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut i = 0;
     while i < bytes.len() {
-        let starts_path = i == 0 || !(is_ident(bytes[i - 1]) || i >= 2 && &bytes[i - 2..i] == b"::");
+        let starts_path =
+            i == 0 || !(is_ident(bytes[i - 1]) || i >= 2 && &bytes[i - 2..i] == b"::");
         if is_ident(bytes[i]) && starts_path {
             let mut j = i;
-            while j < bytes.len() && (is_ident(bytes[j]) || (bytes[j] == b':' && j + 1 < bytes.len() && bytes[j + 1] == b':')) {
+            while j < bytes.len()
+                && (is_ident(bytes[j])
+                    || (bytes[j] == b':' && j + 1 < bytes.len() && bytes[j + 1] == b':'))
+            {
                 j += if bytes[j] == b':' { 2 } else { 1 };
             }
             let path = &rest[i..j];
             let head = path.split("::").next().unwrap_or("");
-            if path.contains("::") && (matches!(head, "crate" | "super" | "self") || children.contains(head)) {
+            if path.contains("::")
+                && (matches!(head, "crate" | "super" | "self") || children.contains(head))
+            {
                 paths.push(path.to_string());
             }
             i = j.max(i + 1);
@@ -200,7 +213,14 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
             }
         }
     }
-    let mut t = T { edges, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on: BTreeSet::new(), out: Vec::new() };
+    let mut t = T {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
     for v in edges.keys() {
         if !t.index.contains_key(v.as_str()) {
             visit(&mut t, v);
@@ -216,7 +236,11 @@ fn dependency_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let children: BTreeSet<String> = mods
             .keys()
             .filter_map(|m| {
-                let rest = if name.is_empty() { Some(m.as_str()) } else { m.strip_prefix(&format!("{name}::")) };
+                let rest = if name.is_empty() {
+                    Some(m.as_str())
+                } else {
+                    m.strip_prefix(&format!("{name}::"))
+                };
                 rest.filter(|r| !r.is_empty() && !r.contains("::")).map(str::to_string)
             })
             .collect();
@@ -257,8 +281,13 @@ fn the_checker_finds_a_cycle_and_reads_nested_use_trees() {
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::write(dir.join("lib.rs"), "pub mod a; pub mod b;").unwrap();
     std::fs::write(dir.join("a/mod.rs"), "pub mod x;\nuse crate::{b::{self, Thing}};\n").unwrap();
-    std::fs::write(dir.join("a/x.rs"), "fn f() { super::y(); }\n#[cfg(test)]\nmod t { use crate::b; }").unwrap();
-    std::fs::write(dir.join("b.rs"), "fn g() { let s = \"crate::a::nothing\"; crate::a::x::f(); }").unwrap();
+    std::fs::write(
+        dir.join("a/x.rs"),
+        "fn f() { super::y(); }\n#[cfg(test)]\nmod t { use crate::b; }",
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.rs"), "fn g() { let s = \"crate::a::nothing\"; crate::a::x::f(); }")
+        .unwrap();
     let edges = dependency_graph(&dir);
     assert_eq!(edges["a"], BTreeSet::from(["b".to_string()]));
     assert_eq!(edges["a::x"], BTreeSet::from(["a".to_string()]));

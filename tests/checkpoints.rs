@@ -12,9 +12,16 @@ use tch::{Device, Tensor};
 
 /// Two quick ingredients on a small synthetic graph.
 fn quick_ingredients(out: &Path) -> Vec<PathBuf> {
-    let g = data::load("csbm:nodes=300,train=60,val=100,test=100", &common::data_opts(Path::new("."))).unwrap();
+    let g =
+        data::load("csbm:nodes=300,train=60,val=100,test=100", &common::data_opts(Path::new(".")))
+            .unwrap();
     let cfg = TrainConfig { ingredients: 2, epochs: 5, ..TrainConfig::defaults(Arch::Gcn) };
-    train_ingredients(&g, &cfg, Device::Cpu, out, false, &mut |_| {}).unwrap().ingredients.into_iter().map(|i| i.path).collect()
+    train_ingredients(&g, &cfg, Device::Cpu, out, false, &mut |_| {})
+        .unwrap()
+        .ingredients
+        .into_iter()
+        .map(|i| i.path)
+        .collect()
 }
 
 fn rewrite(src: &Path, dst: &Path, edit: impl FnOnce(&mut ParamMap, &mut CheckpointMeta)) {
@@ -59,10 +66,18 @@ fn bad_checkpoints_are_rejected_with_the_file_and_the_problem() {
 
     let shape = bad("shape.safetensors");
     rewrite(good, &shape, |p, _| {
-        p.insert("convs.0.lin.weight".into(), Tensor::zeros([3, 3], (tch::Kind::Float, Device::Cpu)));
+        p.insert(
+            "convs.0.lin.weight".into(),
+            Tensor::zeros([3, 3], (tch::Kind::Float, Device::Cpu)),
+        );
     });
     let e = load_err(&shape);
-    assert!(e.contains("shape.safetensors") && e.contains("convs.0.lin.weight") && e.contains("shape [3, 3]"), "{e}");
+    assert!(
+        e.contains("shape.safetensors")
+            && e.contains("convs.0.lin.weight")
+            && e.contains("shape [3, 3]"),
+        "{e}"
+    );
 
     let nan = bad("nan.safetensors");
     rewrite(good, &nan, |p, _| {
@@ -71,7 +86,10 @@ fn bad_checkpoints_are_rejected_with_the_file_and_the_problem() {
         p.insert("convs.1.bias".into(), w);
     });
     let e = load_err(&nan);
-    assert!(e.contains("nan.safetensors") && e.contains("convs.1.bias") && e.contains("NaN"), "{e}");
+    assert!(
+        e.contains("nan.safetensors") && e.contains("convs.1.bias") && e.contains("NaN"),
+        "{e}"
+    );
 
     let missing = bad("missing.safetensors");
     rewrite(good, &missing, |p, _| {
@@ -87,15 +105,22 @@ fn bad_checkpoints_are_rejected_with_the_file_and_the_problem() {
 
     let plain = bad("plain.safetensors");
     let ck = checkpoint::load(good).unwrap();
-    Tensor::write_safetensors(&ck.params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<Vec<_>>(), &plain).unwrap();
+    Tensor::write_safetensors(
+        &ck.params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<Vec<_>>(),
+        &plain,
+    )
+    .unwrap();
     assert!(load_err(&plain).contains("no gnn-soup metadata"));
 
     // a checkpoint of another architecture is incompatible, with the reason
     let other = bad("other.safetensors");
     rewrite(good, &other, |_, m| m.dataset_fingerprint = "0000".into());
-    let reason = checkpoint::incompatibility(&ck.meta, &checkpoint::read_meta(&other).unwrap()).unwrap();
+    let reason =
+        checkpoint::incompatibility(&ck.meta, &checkpoint::read_meta(&other).unwrap()).unwrap();
     assert!(reason.contains("different data"), "{reason}");
-    assert!(checkpoint::incompatibility(&ck.meta, &checkpoint::read_meta(&files[1]).unwrap()).is_none());
+    assert!(
+        checkpoint::incompatibility(&ck.meta, &checkpoint::read_meta(&files[1]).unwrap()).is_none()
+    );
 }
 
 #[test]
@@ -103,10 +128,24 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let out_s = out.to_str().unwrap();
-    let args = ["train", "--dataset", "csbm:nodes=300,train=60,val=100,test=100", "--epochs", "3", "--ingredients", "2", "--device", "cpu", "--out", out_s, "--json"];
+    let args = [
+        "train",
+        "--dataset",
+        "csbm:nodes=300,train=60,val=100,test=100",
+        "--epochs",
+        "3",
+        "--ingredients",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        out_s,
+        "--json",
+    ];
     let (ok, stdout, stderr) = common::run_bin(&args);
     assert!(ok, "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).expect("train --json prints one JSON document");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).expect("train --json prints one JSON document");
     let ings = v["ingredients"].as_array().unwrap();
     assert_eq!(ings.len(), 2);
     for i in ings {
@@ -119,7 +158,11 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
     let before = std::fs::read(out.join("ingredient-00.safetensors")).unwrap();
     let (ok, _, stderr) = common::run_bin(&args);
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
-    assert_eq!(before, std::fs::read(out.join("ingredient-00.safetensors")).unwrap(), "existing checkpoint was modified");
+    assert_eq!(
+        before,
+        std::fs::read(out.join("ingredient-00.safetensors")).unwrap(),
+        "existing checkpoint was modified"
+    );
 
     let (ok, stdout, stderr) = common::run_bin(&["inspect", out_s, "--json"]);
     assert!(ok, "{stderr}");
@@ -133,8 +176,16 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
     assert!(ok, "{stderr}");
     let d: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(d["cosine_of"], "updates");
-    let files: Vec<String> = ["init.safetensors", "ingredient-00.safetensors", "ingredient-01.safetensors"].iter().map(|f| out.join(f).display().to_string()).collect();
-    let reference: serde_json::Value = serde_json::from_str(&common::run_python("diversity.py", &[&files[0], &files[1], &files[2]])).unwrap();
+    let files: Vec<String> =
+        ["init.safetensors", "ingredient-00.safetensors", "ingredient-01.safetensors"]
+            .iter()
+            .map(|f| out.join(f).display().to_string())
+            .collect();
+    let reference: serde_json::Value = serde_json::from_str(&common::run_python(
+        "diversity.py",
+        &[&files[0], &files[1], &files[2]],
+    ))
+    .unwrap();
     let close = |a: &serde_json::Value, b: &serde_json::Value| {
         let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
         assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs numpy {b}");
@@ -147,14 +198,21 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
         close(&d["ingredients"][i]["distance_from_init"], &reference["from_init"][i]);
         close(&d["ingredients"][i]["norm"], &reference["norm"][i]);
     }
-    assert!(reference["distance"].as_f64().unwrap() > 0.0 && reference["cosine"].as_f64().unwrap() < 1.0 - 1e-6, "ingredients that differ");
+    assert!(
+        reference["distance"].as_f64().unwrap() > 0.0
+            && reference["cosine"].as_f64().unwrap() < 1.0 - 1e-6,
+        "ingredients that differ"
+    );
     let (ok, stdout, _) = common::run_bin(&["inspect", out_s]);
     assert!(ok && stdout.contains("distance from init") && stdout.contains("cosine"), "{stdout}");
 
     let broken = tmp.path().join("broken.safetensors");
     std::fs::write(&broken, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
     let (ok, _, stderr) = common::run_bin(&["inspect", broken.to_str().unwrap()]);
-    assert!(!ok && stderr.contains("broken.safetensors") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("broken.safetensors") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 
     let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "nosuchdata", "--out", out_s]);
     assert!(!ok && stderr.contains("unknown dataset") && !stderr.contains("panicked"), "{stderr}");
@@ -165,10 +223,26 @@ fn cli_reports_errors_without_panicking_and_never_overwrites() {
 #[test]
 fn data_info_json_has_the_documented_fields() {
     let dir = common::planetoid_dir();
-    let (ok, stdout, stderr) = common::run_bin(&["data", "info", "--dataset", "cora", "--data-dir", dir.to_str().unwrap(), "--json"]);
+    let (ok, stdout, stderr) = common::run_bin(&[
+        "data",
+        "info",
+        "--dataset",
+        "cora",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for (k, want) in [("nodes", 2708), ("edges", 10556), ("features", 1433), ("classes", 7), ("train", 140), ("val", 500), ("test", 1000)] {
+    for (k, want) in [
+        ("nodes", 2708),
+        ("edges", 10556),
+        ("features", 1433),
+        ("classes", 7),
+        ("train", 140),
+        ("val", 500),
+        ("test", 1000),
+    ] {
         assert_eq!(v[k].as_u64(), Some(want), "{k}");
     }
 }

@@ -67,14 +67,19 @@ fn corrupt_planetoid_file_names_the_file() {
 fn missing_planetoid_offline_says_what_to_put_where() {
     let tmp = tempfile::tempdir().unwrap();
     let err = format!("{:#}", data::load("pubmed", &common::data_opts(tmp.path())).unwrap_err());
-    assert!(err.contains("ind.pubmed.graph") && err.contains(&tmp.path().display().to_string()), "{err}");
+    assert!(
+        err.contains("ind.pubmed.graph") && err.contains(&tmp.path().display().to_string()),
+        "{err}"
+    );
 }
 
 /// A small graph with a directed edge list, to be written in other layouts.
 fn fixture_graph() -> (Graph, Vec<(i64, i64)>) {
     let n = 30usize;
     let f = 4usize;
-    let directed: Vec<(i64, i64)> = (0..n as i64).flat_map(|i| [(i, (i + 1) % n as i64), (i, (i * 7 + 3) % n as i64)]).collect();
+    let directed: Vec<(i64, i64)> = (0..n as i64)
+        .flat_map(|i| [(i, (i + 1) % n as i64), (i, (i * 7 + 3) % n as i64)])
+        .collect();
     let (src, dst) = data::graph::symmetrize(directed.iter().copied());
     let features: Vec<f32> = (0..n * f).map(|k| (k as f32 * 0.37).sin()).collect();
     let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
@@ -96,7 +101,10 @@ fn fixture_graph() -> (Graph, Vec<(i64, i64)>) {
 
 fn write_gz(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
     enc.write_all(text.as_bytes()).unwrap();
     enc.finish().unwrap();
 }
@@ -105,8 +113,15 @@ fn write_ogb(dir: &Path, g: &Graph, directed: &[(i64, i64)]) {
     let lines = |v: &[i64]| v.iter().map(|x| format!("{x}\n")).collect::<String>();
     write_gz(&dir.join("raw/num-node-list.csv.gz"), &format!("{}\n", g.num_nodes));
     write_gz(&dir.join("raw/num-edge-list.csv.gz"), &format!("{}\n", directed.len()));
-    write_gz(&dir.join("raw/edge.csv.gz"), &directed.iter().map(|(a, b)| format!("{a},{b}\n")).collect::<String>());
-    let feats: String = g.features.chunks(g.num_features).map(|r| r.iter().map(|v| format!("{v:e}")).collect::<Vec<_>>().join(",") + "\n").collect();
+    write_gz(
+        &dir.join("raw/edge.csv.gz"),
+        &directed.iter().map(|(a, b)| format!("{a},{b}\n")).collect::<String>(),
+    );
+    let feats: String = g
+        .features
+        .chunks(g.num_features)
+        .map(|r| r.iter().map(|v| format!("{v:e}")).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
     write_gz(&dir.join("raw/node-feat.csv.gz"), &feats);
     write_gz(&dir.join("raw/node-label.csv.gz"), &lines(&g.labels));
     write_gz(&dir.join("split/time/train.csv.gz"), &lines(&g.train));
@@ -135,7 +150,16 @@ fn ogb_directory_and_zip_read_the_same_graph() {
     let zip_dir = tempfile::tempdir().unwrap();
     let zip_path = zip_dir.path().join("arxiv.zip");
     let mut zw = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
-    for rel in ["raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz", "raw/edge.csv.gz", "raw/node-feat.csv.gz", "raw/node-label.csv.gz", "split/time/train.csv.gz", "split/time/valid.csv.gz", "split/time/test.csv.gz"] {
+    for rel in [
+        "raw/num-node-list.csv.gz",
+        "raw/num-edge-list.csv.gz",
+        "raw/edge.csv.gz",
+        "raw/node-feat.csv.gz",
+        "raw/node-label.csv.gz",
+        "split/time/train.csv.gz",
+        "split/time/valid.csv.gz",
+        "split/time/test.csv.gz",
+    ] {
         zw.start_file(format!("arxiv/{rel}"), zip::write::SimpleFileOptions::default()).unwrap();
         zw.write_all(&std::fs::read(dir.join(rel)).unwrap()).unwrap();
     }
@@ -155,7 +179,8 @@ fn ogb_bad_row_names_file_and_line() {
     let dir = tmp.path().join("arxiv");
     write_ogb(&dir, &g, &directed);
     write_gz(&dir.join("raw/edge.csv.gz"), "0,1\n1,2\n2,x\n");
-    let err = format!("{:#}", data::load("ogbn-arxiv", &common::data_opts(tmp.path())).unwrap_err());
+    let err =
+        format!("{:#}", data::load("ogbn-arxiv", &common::data_opts(tmp.path())).unwrap_err());
     assert!(err.contains("edge.csv.gz") && err.contains("line 3"), "{err}");
 }
 
@@ -164,7 +189,8 @@ fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
         [n] => format!("({n},)"),
         s => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -226,7 +252,9 @@ fn npz_reads_csr_and_draws_a_seeded_per_class_split() {
     }
     let again = data::load(&spec, &common::data_opts(tmp.path())).unwrap();
     assert_eq!(g.train, again.train);
-    let other = data::load(&spec, &data::DataOptions { split_seed: 1, ..common::data_opts(tmp.path()) }).unwrap();
+    let other =
+        data::load(&spec, &data::DataOptions { split_seed: 1, ..common::data_opts(tmp.path()) })
+            .unwrap();
     assert_ne!(g.train, other.train);
 }
 
@@ -238,11 +266,18 @@ fn npz_without_required_arrays_is_a_clear_error() {
     zw.start_file("labels.npy", zip::write::SimpleFileOptions::default()).unwrap();
     zw.write_all(&npy("<i8", &[1], &0i64.to_le_bytes())).unwrap();
     zw.finish().unwrap();
-    let err = format!("{:#}", data::load(&format!("npz:{}", path.display()), &common::data_opts(tmp.path())).unwrap_err());
+    let err = format!(
+        "{:#}",
+        data::load(&format!("npz:{}", path.display()), &common::data_opts(tmp.path())).unwrap_err()
+    );
     assert!(err.contains("empty.npz") && err.contains("adj_shape"), "{err}");
     let not_zip = tmp.path().join("bad.npz");
     std::fs::write(&not_zip, b"hello").unwrap();
-    let err = format!("{:#}", data::load(&format!("npz:{}", not_zip.display()), &common::data_opts(tmp.path())).unwrap_err());
+    let err = format!(
+        "{:#}",
+        data::load(&format!("npz:{}", not_zip.display()), &common::data_opts(tmp.path()))
+            .unwrap_err()
+    );
     assert!(err.contains("bad.npz"), "{err}");
 }
 
@@ -255,13 +290,22 @@ fn csbm_is_seeded_and_configurable() {
     assert_eq!((a.num_nodes, a.num_classes, a.num_features), (2000, 5, 32));
     let c = data::load("csbm:seed=1", &opts).unwrap();
     assert_ne!(a.fingerprint(), c.fingerprint());
-    let d = data::load("csbm:nodes=500,classes=3,features=8,degree=10,homophily=0.9,train=30,val=50,test=100", &opts).unwrap();
+    let d = data::load(
+        "csbm:nodes=500,classes=3,features=8,degree=10,homophily=0.9,train=30,val=50,test=100",
+        &opts,
+    )
+    .unwrap();
     assert_eq!((d.num_nodes, d.num_classes, d.num_features), (500, 3, 8));
     assert_eq!((d.train.len(), d.val.len(), d.test.len()), (30, 50, 100));
     let avg = d.num_edges() as f64 / 500.0;
     assert!((avg - 10.0).abs() < 1.0, "average degree {avg}");
     // homophily 0.9 (plus chance hits): most edges stay inside a class
-    let same = d.src.iter().zip(&d.dst).filter(|(s, t)| d.labels[**s as usize] == d.labels[**t as usize]).count();
+    let same = d
+        .src
+        .iter()
+        .zip(&d.dst)
+        .filter(|(s, t)| d.labels[**s as usize] == d.labels[**t as usize])
+        .count();
     assert!(same as f64 / d.num_edges() as f64 > 0.88);
     for bad in ["csbm:nodes=x", "csbm:colour=3", "csbm:homophily=2", "csbm:train=5000"] {
         assert!(DatasetSpec::parse(bad).is_err(), "{bad} should be rejected");

@@ -16,7 +16,21 @@ use std::time::Duration;
 /// A small trained run the cases start from: two GCN ingredients on a tiny synthetic graph.
 fn ingredients() -> PathBuf {
     common::shared_fixture("hostile-ingredients", |dir| {
-        let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=400,features=8,classes=3,train=60,val=100,test=200", "--ingredients", "2", "--epochs", "3", "--hidden", "8", "--device", "cpu", "--out", dir.join("run").to_str().unwrap()]);
+        let (ok, _, stderr) = common::run_bin(&[
+            "train",
+            "--dataset",
+            "csbm:nodes=400,features=8,classes=3,train=60,val=100,test=200",
+            "--ingredients",
+            "2",
+            "--epochs",
+            "3",
+            "--hidden",
+            "8",
+            "--device",
+            "cpu",
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ]);
         assert!(ok, "{stderr}");
     })
     .join("run")
@@ -37,7 +51,8 @@ fn edited_checkpoint(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
     let bytes = std::fs::read(&src).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let mut meta: serde_json::Value = serde_json::from_str(header["__metadata__"]["gnn_soup"].as_str().unwrap()).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_str(header["__metadata__"]["gnn_soup"].as_str().unwrap()).unwrap();
     edit(&mut meta);
     header["__metadata__"]["gnn_soup"] = serde_json::Value::String(meta.to_string());
     safetensors(path, &header, &bytes[8 + n..]);
@@ -49,8 +64,13 @@ fn npz(path: &Path, arrays: &[(&str, Vec<usize>, Vec<f64>)]) {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     for (name, shape, data) in arrays {
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-        let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+        let shape_text = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
+        let mut header =
+            format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -136,7 +156,13 @@ fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, (u64, std::time::Syste
 /// Runs one case under a 1 GiB data limit and a 60 s deadline: (exit code, stderr).
 fn run_limited(args: &[String], cwd: &Path) -> (Option<i32>, String) {
     let mut cmd = common::bin();
-    cmd.args(args).current_dir(cwd).env("XDG_CACHE_HOME", cwd.join("cache")).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", cwd.join("cache"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe; called in the child between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -148,7 +174,8 @@ fn run_limited(args: &[String], cwd: &Path) -> (Option<i32>, String) {
         });
     }
     let mut child = cmd.spawn().expect("gnn-soup did not start");
-    common::wait_deadline(&mut child, Duration::from_secs(60)).unwrap_or((None, "(killed after 60 s: it hung)".into()))
+    common::wait_deadline(&mut child, Duration::from_secs(60))
+        .unwrap_or((None, "(killed after 60 s: it hung)".into()))
 }
 
 #[test]
@@ -162,7 +189,12 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     let out = t.join("out");
     let out_s = out.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let case = |name: &'static str, args: Vec<String>, code: i32, says: &[&str]| Case { name, args, code, says: says.iter().map(|x| x.to_string()).collect() };
+    let case = |name: &'static str, args: Vec<String>, code: i32, says: &[&str]| Case {
+        name,
+        args,
+        code,
+        says: says.iter().map(|x| x.to_string()).collect(),
+    };
 
     // --- checkpoints ---
     std::fs::write(t.join("empty.safetensors"), b"").unwrap();
@@ -171,13 +203,27 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     let mut not_json = 12u64.to_le_bytes().to_vec();
     not_json.extend_from_slice(b"{not json!!}");
     std::fs::write(t.join("not-json.safetensors"), not_json).unwrap();
-    safetensors(&t.join("no-meta.safetensors"), &serde_json::json!({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}), &[0; 4]);
-    edited_checkpoint(&t.join("layers.safetensors"), |m| m["arch"]["layers"] = serde_json::json!(1_000_000_000_000u64));
-    edited_checkpoint(&t.join("hidden.safetensors"), |m| m["arch"]["hidden"] = serde_json::json!(1_000_000_000_000_000i64));
-    edited_checkpoint(&t.join("negative.safetensors"), |m| m["arch"]["in_dim"] = serde_json::json!(-5));
-    edited_checkpoint(&t.join("future.safetensors"), |m| m["format_version"] = serde_json::json!(999));
+    safetensors(
+        &t.join("no-meta.safetensors"),
+        &serde_json::json!({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}),
+        &[0; 4],
+    );
+    edited_checkpoint(&t.join("layers.safetensors"), |m| {
+        m["arch"]["layers"] = serde_json::json!(1_000_000_000_000u64)
+    });
+    edited_checkpoint(&t.join("hidden.safetensors"), |m| {
+        m["arch"]["hidden"] = serde_json::json!(1_000_000_000_000_000i64)
+    });
+    edited_checkpoint(&t.join("negative.safetensors"), |m| {
+        m["arch"]["in_dim"] = serde_json::json!(-5)
+    });
+    edited_checkpoint(&t.join("future.safetensors"), |m| {
+        m["format_version"] = serde_json::json!(999)
+    });
     edited_checkpoint(&t.join("shape.safetensors"), |m| m["arch"]["hidden"] = serde_json::json!(9));
-    edited_checkpoint(&t.join("wide-in.safetensors"), |m| m["arch"]["in_dim"] = serde_json::json!(9));
+    edited_checkpoint(&t.join("wide-in.safetensors"), |m| {
+        m["arch"]["in_dim"] = serde_json::json!(9)
+    });
     let fifo = t.join("fifo.safetensors");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -189,7 +235,11 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     std::fs::copy(&ing0, t.join("bad-manifest/ingredient-00.safetensors")).unwrap();
     std::fs::write(t.join("bad-manifest/manifest.json"), b"{ this is not json").unwrap();
     std::fs::create_dir_all(t.join("missing-listed")).unwrap();
-    std::fs::write(t.join("missing-listed/manifest.json"), std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    std::fs::write(
+        t.join("missing-listed/manifest.json"),
+        std::fs::read(run.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
     std::fs::create_dir_all(t.join("mixed")).unwrap();
     std::fs::copy(&ing0, t.join("mixed/a.safetensors")).unwrap();
     std::fs::copy(t.join("shape.safetensors"), t.join("mixed/b.safetensors")).unwrap();
@@ -214,14 +264,18 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     npz(&t.join("no-labels.npz"), &[("adj_shape", vec![2], vec![1.0, 1.0])]);
     std::fs::create_dir_all(t.join("planetoid")).unwrap();
     for suffix in ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"] {
-        std::fs::write(t.join(format!("planetoid/ind.cora.{suffix}")), b"\x80\x02truncated").unwrap();
+        std::fs::write(t.join(format!("planetoid/ind.cora.{suffix}")), b"\x80\x02truncated")
+            .unwrap();
     }
     std::fs::create_dir_all(t.join("ogb/raw")).unwrap();
     // A gzip bomb: 100 KB that inflate to 100 MB, beyond what its size allows a CSV to expand to.
     std::fs::create_dir_all(t.join("ogb-bomb/raw")).unwrap();
     {
         use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(t.join("ogb-bomb/raw/num-node-list.csv.gz")).unwrap(), flate2::Compression::best());
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(t.join("ogb-bomb/raw/num-node-list.csv.gz")).unwrap(),
+            flate2::Compression::best(),
+        );
         let zeros = vec![b'0'; 1 << 20];
         for _ in 0..100 {
             gz.write_all(&zeros).unwrap();
@@ -231,66 +285,386 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     let data = |d: &str| vec!["data".to_string(), "info".into(), "--dataset".into(), d.to_string()];
 
     let cases = vec![
-        case("empty checkpoint", s(&["eval", &p("empty.safetensors"), "--device", "cpu"]), 1, &["empty.safetensors", "corrupt or truncated safetensors"]),
-        case("garbage checkpoint", s(&["eval", &p("garbage.safetensors"), "--device", "cpu"]), 1, &["garbage.safetensors", "corrupt or truncated safetensors"]),
-        case("header length huge", s(&["inspect", &p("huge-header.safetensors")]), 1, &["huge-header.safetensors", "corrupt or truncated safetensors"]),
-        case("header not JSON", s(&["inspect", &p("not-json.safetensors")]), 1, &["not-json.safetensors", "corrupt or truncated safetensors"]),
-        case("no gnn-soup metadata", s(&["soup", "--ingredients", &p("no-meta.safetensors"), "--out", &out_s]), 1, &["no-meta.safetensors"]),
-        case("10^12 layers in metadata", s(&["eval", &p("layers.safetensors"), "--device", "cpu"]), 1, &["layers.safetensors", "layers"]),
-        case("10^18 hidden width", s(&["inspect", &p("hidden.safetensors")]), 1, &["hidden.safetensors", "widths above"]),
-        case("negative width", s(&["eval", &p("negative.safetensors"), "--device", "cpu"]), 1, &["negative.safetensors", "must be positive"]),
-        case("newer format", s(&["inspect", &p("future.safetensors")]), 1, &["future.safetensors", "newer than this tool"]),
-        case("tensor shapes disagree with metadata", s(&["eval", &p("shape.safetensors"), "--device", "cpu"]), 1, &["shape.safetensors", "has shape"]),
-        case("input width differs from the dataset", s(&["soup", "--ingredients", &p("wide-in.safetensors"), "--strategy", "uniform", "--device", "cpu", "--out", &out_s]), 1, &["wide-in.safetensors", "input features"]),
-        case("a FIFO as checkpoint", s(&["eval", &p("fifo.safetensors"), "--device", "cpu"]), 1, &["fifo.safetensors", "not a regular file"]),
-        case("a symlink loop", s(&["eval", &p("loop-a.safetensors"), "--device", "cpu"]), 1, &["loop-a.safetensors", "loop of symbolic links"]),
-        case("a link to /dev/zero", s(&["inspect", &p("device.safetensors")]), 1, &["device.safetensors", "not a regular file"]),
-        case("a folder of junk only", s(&["soup", "--ingredients", &p("only-junk"), "--out", &out_s]), 1, &["only-junk", "no .safetensors checkpoints"]),
-        case("corrupt manifest", s(&["soup", "--ingredients", &p("bad-manifest"), "--out", &out_s]), 1, &["manifest.json", "unreadable manifest"]),
-        case("manifest lists missing files", s(&["soup", "--ingredients", &p("missing-listed"), "--out", &out_s]), 1, &["manifest.json", "does not exist"]),
-        case("mixed architectures", s(&["soup", "--ingredients", &p("mixed"), "--strategy", "uniform", "--device", "cpu", "--out", &out_s]), 1, &["b.safetensors"]),
-        case("legacy .pt", s(&["import", &p("garbage.pt"), "--dataset", "csbm", "--out", &out_s]), 1, &["garbage.pt", "legacy format"]),
-        case(".pt without data.pkl", s(&["import", &p("no-pkl.pt"), "--dataset", "csbm", "--out", &out_s]), 1, &["no-pkl.pt", "no data.pkl"]),
-        case("pickle memo bomb", s(&["import", &p("memo-bomb.pt"), "--dataset", "csbm", "--out", &out_s]), 1, &["memo-bomb.pt", "memo references expand"]),
+        case(
+            "empty checkpoint",
+            s(&["eval", &p("empty.safetensors"), "--device", "cpu"]),
+            1,
+            &["empty.safetensors", "corrupt or truncated safetensors"],
+        ),
+        case(
+            "garbage checkpoint",
+            s(&["eval", &p("garbage.safetensors"), "--device", "cpu"]),
+            1,
+            &["garbage.safetensors", "corrupt or truncated safetensors"],
+        ),
+        case(
+            "header length huge",
+            s(&["inspect", &p("huge-header.safetensors")]),
+            1,
+            &["huge-header.safetensors", "corrupt or truncated safetensors"],
+        ),
+        case(
+            "header not JSON",
+            s(&["inspect", &p("not-json.safetensors")]),
+            1,
+            &["not-json.safetensors", "corrupt or truncated safetensors"],
+        ),
+        case(
+            "no gnn-soup metadata",
+            s(&["soup", "--ingredients", &p("no-meta.safetensors"), "--out", &out_s]),
+            1,
+            &["no-meta.safetensors"],
+        ),
+        case(
+            "10^12 layers in metadata",
+            s(&["eval", &p("layers.safetensors"), "--device", "cpu"]),
+            1,
+            &["layers.safetensors", "layers"],
+        ),
+        case(
+            "10^18 hidden width",
+            s(&["inspect", &p("hidden.safetensors")]),
+            1,
+            &["hidden.safetensors", "widths above"],
+        ),
+        case(
+            "negative width",
+            s(&["eval", &p("negative.safetensors"), "--device", "cpu"]),
+            1,
+            &["negative.safetensors", "must be positive"],
+        ),
+        case(
+            "newer format",
+            s(&["inspect", &p("future.safetensors")]),
+            1,
+            &["future.safetensors", "newer than this tool"],
+        ),
+        case(
+            "tensor shapes disagree with metadata",
+            s(&["eval", &p("shape.safetensors"), "--device", "cpu"]),
+            1,
+            &["shape.safetensors", "has shape"],
+        ),
+        case(
+            "input width differs from the dataset",
+            s(&[
+                "soup",
+                "--ingredients",
+                &p("wide-in.safetensors"),
+                "--strategy",
+                "uniform",
+                "--device",
+                "cpu",
+                "--out",
+                &out_s,
+            ]),
+            1,
+            &["wide-in.safetensors", "input features"],
+        ),
+        case(
+            "a FIFO as checkpoint",
+            s(&["eval", &p("fifo.safetensors"), "--device", "cpu"]),
+            1,
+            &["fifo.safetensors", "not a regular file"],
+        ),
+        case(
+            "a symlink loop",
+            s(&["eval", &p("loop-a.safetensors"), "--device", "cpu"]),
+            1,
+            &["loop-a.safetensors", "loop of symbolic links"],
+        ),
+        case(
+            "a link to /dev/zero",
+            s(&["inspect", &p("device.safetensors")]),
+            1,
+            &["device.safetensors", "not a regular file"],
+        ),
+        case(
+            "a folder of junk only",
+            s(&["soup", "--ingredients", &p("only-junk"), "--out", &out_s]),
+            1,
+            &["only-junk", "no .safetensors checkpoints"],
+        ),
+        case(
+            "corrupt manifest",
+            s(&["soup", "--ingredients", &p("bad-manifest"), "--out", &out_s]),
+            1,
+            &["manifest.json", "unreadable manifest"],
+        ),
+        case(
+            "manifest lists missing files",
+            s(&["soup", "--ingredients", &p("missing-listed"), "--out", &out_s]),
+            1,
+            &["manifest.json", "does not exist"],
+        ),
+        case(
+            "mixed architectures",
+            s(&[
+                "soup",
+                "--ingredients",
+                &p("mixed"),
+                "--strategy",
+                "uniform",
+                "--device",
+                "cpu",
+                "--out",
+                &out_s,
+            ]),
+            1,
+            &["b.safetensors"],
+        ),
+        case(
+            "legacy .pt",
+            s(&["import", &p("garbage.pt"), "--dataset", "csbm", "--out", &out_s]),
+            1,
+            &["garbage.pt", "legacy format"],
+        ),
+        case(
+            ".pt without data.pkl",
+            s(&["import", &p("no-pkl.pt"), "--dataset", "csbm", "--out", &out_s]),
+            1,
+            &["no-pkl.pt", "no data.pkl"],
+        ),
+        case(
+            "pickle memo bomb",
+            s(&["import", &p("memo-bomb.pt"), "--dataset", "csbm", "--out", &out_s]),
+            1,
+            &["memo-bomb.pt", "memo references expand"],
+        ),
         // --- datasets ---
-        case("npz negative label", data(&format!("npz:{}", p("negative-label.npz"))), 1, &["negative-label.npz", "negative label"]),
-        case("npz NaN label", data(&format!("npz:{}", p("nan-label.npz"))), 1, &["nan-label.npz", "not a class number"]),
-        case("npz label 10^12", data(&format!("npz:{}", p("huge-label.npz"))), 1, &["huge-label.npz", "more classes than nodes"]),
-        case("npz claims 10^12 columns", data(&format!("npz:{}", p("huge-shape.npz"))), 1, &["huge-shape.npz", "attr_shape claims"]),
-        case("npz not a zip", data(&format!("npz:{}", p("not-zip.npz"))), 1, &["not-zip.npz", "not an .npz"]),
-        case("npz without labels", data(&format!("npz:{}", p("no-labels.npz"))), 1, &["no-labels.npz"]),
-        case("npz path missing", data(&format!("npz:{}", p("absent.npz"))), 1, &["absent.npz", "no such file"]),
-        case("planetoid pickles truncated", s(&["data", "info", "--dataset", "cora", "--data-dir", &p("planetoid")]), 1, &["ind.cora.x", "pickle"]),
-        case("OGB directory without files", s(&["data", "info", "--dataset", &p("ogb")]), 1, &["ogb"]),
-        case("OGB gzip bomb", s(&["data", "info", "--dataset", &p("ogb-bomb")]), 1, &["num-node-list.csv.gz", "decompresses to more than"]),
+        case(
+            "npz negative label",
+            data(&format!("npz:{}", p("negative-label.npz"))),
+            1,
+            &["negative-label.npz", "negative label"],
+        ),
+        case(
+            "npz NaN label",
+            data(&format!("npz:{}", p("nan-label.npz"))),
+            1,
+            &["nan-label.npz", "not a class number"],
+        ),
+        case(
+            "npz label 10^12",
+            data(&format!("npz:{}", p("huge-label.npz"))),
+            1,
+            &["huge-label.npz", "more classes than nodes"],
+        ),
+        case(
+            "npz claims 10^12 columns",
+            data(&format!("npz:{}", p("huge-shape.npz"))),
+            1,
+            &["huge-shape.npz", "attr_shape claims"],
+        ),
+        case(
+            "npz not a zip",
+            data(&format!("npz:{}", p("not-zip.npz"))),
+            1,
+            &["not-zip.npz", "not an .npz"],
+        ),
+        case(
+            "npz without labels",
+            data(&format!("npz:{}", p("no-labels.npz"))),
+            1,
+            &["no-labels.npz"],
+        ),
+        case(
+            "npz path missing",
+            data(&format!("npz:{}", p("absent.npz"))),
+            1,
+            &["absent.npz", "no such file"],
+        ),
+        case(
+            "planetoid pickles truncated",
+            s(&["data", "info", "--dataset", "cora", "--data-dir", &p("planetoid")]),
+            1,
+            &["ind.cora.x", "pickle"],
+        ),
+        case(
+            "OGB directory without files",
+            s(&["data", "info", "--dataset", &p("ogb")]),
+            1,
+            &["ogb"],
+        ),
+        case(
+            "OGB gzip bomb",
+            s(&["data", "info", "--dataset", &p("ogb-bomb")]),
+            1,
+            &["num-node-list.csv.gz", "decompresses to more than"],
+        ),
         case("csbm 10^12 nodes", data("csbm:nodes=1000000000000"), 1, &["csbm", "nodes"]),
         case("csbm 10^9 features", data("csbm:features=1000000000"), 1, &["csbm", "features"]),
         case("csbm degree 1e300", data("csbm:degree=1e300"), 1, &["csbm", "degree"]),
         case("csbm negative split", data("csbm:train=-1"), 1, &["csbm split sizes"]),
-        case("csbm not a number", data("csbm:nodes=abc"), 1, &["csbm setting nodes", "not a whole number"]),
+        case(
+            "csbm not a number",
+            data("csbm:nodes=abc"),
+            1,
+            &["csbm setting nodes", "not a whole number"],
+        ),
         case("csbm unknown key", data("csbm:colour=red"), 1, &["unknown csbm setting"]),
         case("dataset typo", data("coar"), 1, &["did you mean cora?"]),
         // --- settings ---
-        case("LS with 0 epochs", s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--epochs", "0", "--out", &out_s]), 2, &["--epochs"]),
-        case("lr inf", s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--lr", "inf", "--out", &out_s]), 2, &["--lr"]),
-        case("lr negative", s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--lr=-1", "--out", &out_s]), 2, &["--lr"]),
-        case("patience 0", s(&["soup", "--ingredients", &run_s, "--patience", "0", "--out", &out_s]), 2, &["--patience"]),
-        case("holdout 1.5", s(&["soup", "--ingredients", &run_s, "--holdout", "1.5", "--out", &out_s]), 2, &["--holdout"]),
-        case("one part", s(&["soup", "--ingredients", &run_s, "--strategy", "pls", "--parts", "1", "--out", &out_s]), 2, &["--parts"]),
-        case("unknown strategy", s(&["soup", "--ingredients", &run_s, "--strategy", "best", "--out", &out_s]), 2, &["best"]),
+        case(
+            "LS with 0 epochs",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "ls",
+                "--epochs",
+                "0",
+                "--out",
+                &out_s,
+            ]),
+            2,
+            &["--epochs"],
+        ),
+        case(
+            "lr inf",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "ls",
+                "--lr",
+                "inf",
+                "--out",
+                &out_s,
+            ]),
+            2,
+            &["--lr"],
+        ),
+        case(
+            "lr negative",
+            s(&["soup", "--ingredients", &run_s, "--strategy", "ls", "--lr=-1", "--out", &out_s]),
+            2,
+            &["--lr"],
+        ),
+        case(
+            "patience 0",
+            s(&["soup", "--ingredients", &run_s, "--patience", "0", "--out", &out_s]),
+            2,
+            &["--patience"],
+        ),
+        case(
+            "holdout 1.5",
+            s(&["soup", "--ingredients", &run_s, "--holdout", "1.5", "--out", &out_s]),
+            2,
+            &["--holdout"],
+        ),
+        case(
+            "one part",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "pls",
+                "--parts",
+                "1",
+                "--out",
+                &out_s,
+            ]),
+            2,
+            &["--parts"],
+        ),
+        case(
+            "unknown strategy",
+            s(&["soup", "--ingredients", &run_s, "--strategy", "best", "--out", &out_s]),
+            2,
+            &["best"],
+        ),
         case("train lr inf", s(&["train", "--lr", "inf", "--out", &out_s]), 1, &["--lr"]),
-        case("train hidden 10^12", s(&["train", "--hidden", "1000000000000", "--out", &out_s]), 1, &["widths above"]),
-        case("train 10^6 layers", s(&["train", "--layers", "1000000", "--out", &out_s]), 1, &["layers"]),
-        case("train dropout 1.5", s(&["train", "--dropout", "1.5", "--out", &out_s]), 1, &["--dropout"]),
-        case("train edge dropout 1.5", s(&["train", "--arch", "paper-gat", "--edge-dropout", "1.5", "--out", &out_s]), 1, &["--edge-dropout", "[0, 1)"]),
-        case("train edge dropout on a gcn", s(&["train", "--arch", "gcn", "--edge-dropout", "0.1", "--out", &out_s]), 1, &["edge dropout is part of the paper's GAT"]),
-        case("train unknown activation", s(&["train", "--activation", "tanh", "--out", &out_s]), 2, &["tanh", "relu, elu"]),
-        case("a GPU that is not there", s(&["soup", "--ingredients", &run_s, "--device", "cuda:7", "--out", &out_s]), 1, &["cuda:7"]),
+        case(
+            "train hidden 10^12",
+            s(&["train", "--hidden", "1000000000000", "--out", &out_s]),
+            1,
+            &["widths above"],
+        ),
+        case(
+            "train 10^6 layers",
+            s(&["train", "--layers", "1000000", "--out", &out_s]),
+            1,
+            &["layers"],
+        ),
+        case(
+            "train dropout 1.5",
+            s(&["train", "--dropout", "1.5", "--out", &out_s]),
+            1,
+            &["--dropout"],
+        ),
+        case(
+            "train edge dropout 1.5",
+            s(&["train", "--arch", "paper-gat", "--edge-dropout", "1.5", "--out", &out_s]),
+            1,
+            &["--edge-dropout", "[0, 1)"],
+        ),
+        case(
+            "train edge dropout on a gcn",
+            s(&["train", "--arch", "gcn", "--edge-dropout", "0.1", "--out", &out_s]),
+            1,
+            &["edge dropout is part of the paper's GAT"],
+        ),
+        case(
+            "train unknown activation",
+            s(&["train", "--activation", "tanh", "--out", &out_s]),
+            2,
+            &["tanh", "relu, elu"],
+        ),
+        case(
+            "a GPU that is not there",
+            s(&["soup", "--ingredients", &run_s, "--device", "cuda:7", "--out", &out_s]),
+            1,
+            &["cuda:7"],
+        ),
         // --- paths and events files ---
-        case("attach to a folder without events", s(&["tui", "--attach", &p("only-junk")]), 1, &["only-junk", "events.jsonl"]),
-        case("--out is a file", s(&["soup", "--ingredients", &run_s, "--strategy", "uniform", "--device", "cpu", "--out", &p("garbage.pt")]), 1, &["garbage.pt"]),
-        case("--out holds another run's events", s(&["soup", "--ingredients", &run_s, "--strategy", "uniform", "--device", "cpu", "--out", &p("earlier-run")]), 1, &["events.jsonl", "already exists"]),
-        case("export onto an existing file", s(&["export", &ing0, "--out", &p("garbage.pt")]), 1, &["garbage.pt", "already exists"]),
+        case(
+            "attach to a folder without events",
+            s(&["tui", "--attach", &p("only-junk")]),
+            1,
+            &["only-junk", "events.jsonl"],
+        ),
+        case(
+            "--out is a file",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "uniform",
+                "--device",
+                "cpu",
+                "--out",
+                &p("garbage.pt"),
+            ]),
+            1,
+            &["garbage.pt"],
+        ),
+        case(
+            "--out holds another run's events",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "uniform",
+                "--device",
+                "cpu",
+                "--out",
+                &p("earlier-run"),
+            ]),
+            1,
+            &["events.jsonl", "already exists"],
+        ),
+        case(
+            "export onto an existing file",
+            s(&["export", &ing0, "--out", &p("garbage.pt")]),
+            1,
+            &["garbage.pt", "already exists"],
+        ),
     ];
     // An earlier run's folder: its events must not be truncated by a later run.
     std::fs::create_dir_all(t.join("earlier-run")).unwrap();
@@ -312,18 +686,38 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
                 wrong.push(format!("message does not say {needle:?}"));
             }
         }
-        if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") || stderr.contains("libtorch") && stderr.contains("Exception raised") {
+        if stderr.contains("panicked")
+            || stderr.contains("RUST_BACKTRACE")
+            || stderr.contains("libtorch") && stderr.contains("Exception raised")
+        {
             wrong.push("a panic or C++ trace".into());
         }
         if before != after {
-            let changed: Vec<String> = after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).map(|k| k.display().to_string()).collect();
+            let changed: Vec<String> = after
+                .keys()
+                .chain(before.keys())
+                .filter(|k| before.get(*k) != after.get(*k))
+                .map(|k| k.display().to_string())
+                .collect();
             wrong.push(format!("changed outside --out: {changed:?}"));
         }
         if !wrong.is_empty() {
-            failures.push(format!("{}: {}\n    gnn-soup {}\n    stderr: {}", c.name, wrong.join("; "), c.args.join(" "), stderr.trim()));
+            failures.push(format!(
+                "{}: {}\n    gnn-soup {}\n    stderr: {}",
+                c.name,
+                wrong.join("; "),
+                c.args.join(" "),
+                stderr.trim()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} hostile cases went wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile cases went wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// A strategy that fails does not take the others' results with it: they are printed (`--json`),
@@ -333,21 +727,72 @@ fn a_failing_strategy_keeps_the_others_results() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     // One validation node: LS and PLS cannot hold any out for --holdout, the others are fine.
-    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=300,train=60,val=1,test=100", "--ingredients", "2", "--epochs", "3", "--device", "cpu", "--out", run.to_str().unwrap()]);
+    let (ok, _, stderr) = common::run_bin(&[
+        "train",
+        "--dataset",
+        "csbm:nodes=300,train=60,val=1,test=100",
+        "--ingredients",
+        "2",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     let out = tmp.path().join("all");
-    let (ok, stdout, stderr) = common::run_bin(&["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--holdout", "0.5", "--device", "cpu", "--json", "--out", out.to_str().unwrap()]);
-    assert!(!ok && stderr.contains("ls failed: --holdout needs at least 2 validation nodes") && stderr.contains("pls failed"), "{stderr}");
-    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--json still prints the finished reports ({e}): {stdout}"));
+    let (ok, stdout, stderr) = common::run_bin(&[
+        "soup",
+        "--ingredients",
+        run.to_str().unwrap(),
+        "--strategy",
+        "all",
+        "--holdout",
+        "0.5",
+        "--device",
+        "cpu",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("ls failed: --holdout needs at least 2 validation nodes")
+            && stderr.contains("pls failed"),
+        "{stderr}"
+    );
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("--json still prints the finished reports ({e}): {stdout}"));
     let names: Vec<&str> = reports.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
     assert_eq!(names, ["uniform", "greedy", "gis", "ensemble"]);
-    assert!(out.join("comparison.md").is_file() && out.join("comparison.json").is_file(), "--json with all writes the comparison too");
+    assert!(
+        out.join("comparison.md").is_file() && out.join("comparison.json").is_file(),
+        "--json with all writes the comparison too"
+    );
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
-    assert_eq!(events.matches("\"event\":\"failed\"").count(), 2, "both failures are in events.jsonl");
+    assert_eq!(
+        events.matches("\"event\":\"failed\"").count(),
+        2,
+        "both failures are in events.jsonl"
+    );
     // A second run into the same folder is refused before anything is touched.
-    let (ok, _, stderr) = common::run_bin(&["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--device", "cpu", "--out", out.to_str().unwrap()]);
+    let (ok, _, stderr) = common::run_bin(&[
+        "soup",
+        "--ingredients",
+        run.to_str().unwrap(),
+        "--strategy",
+        "all",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(out.join("events.jsonl")).unwrap(), events, "the earlier run's events are kept");
+    assert_eq!(
+        std::fs::read_to_string(out.join("events.jsonl")).unwrap(),
+        events,
+        "the earlier run's events are kept"
+    );
 }
 
 /// A learned strategy whose step would not fit in the memory left is refused before it starts,
@@ -357,19 +802,58 @@ fn a_failing_strategy_keeps_the_others_results() {
 fn a_fit_that_would_not_fit_is_refused_with_the_numbers() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let (ok, _, stderr) = common::run_bin(&["train", "--dataset", "csbm:nodes=4000", "--hidden", "256", "--layers", "3", "--ingredients", "2", "--epochs", "2", "--device", "cpu", "--out", run.to_str().unwrap()]);
+    let (ok, _, stderr) = common::run_bin(&[
+        "train",
+        "--dataset",
+        "csbm:nodes=4000",
+        "--hidden",
+        "256",
+        "--layers",
+        "3",
+        "--ingredients",
+        "2",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     let soup = |limit: &str, out: &str| {
         let out = tmp.path().join(out);
-        let args = ["soup", "--ingredients", run.to_str().unwrap(), "--strategy", "all", "--epochs", "3", "--parts", "32", "--sample", "2", "--device", "cpu", "--json", "--out", out.to_str().unwrap()];
+        let args = [
+            "soup",
+            "--ingredients",
+            run.to_str().unwrap(),
+            "--strategy",
+            "all",
+            "--epochs",
+            "3",
+            "--parts",
+            "32",
+            "--sample",
+            "2",
+            "--device",
+            "cpu",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ];
         common::run_bin_with(&args, &[("GNN_SOUP_MEMORY_LIMIT", limit)])
     };
     // LS on 4000 nodes x (3 layers of 256) needs ~32 MiB; PLS with 2 of 32 parts ~8 MiB (its
     // full-graph evaluation).
     let (ok, stdout, stderr) = soup("12MiB", "small");
     assert!(!ok, "{stderr}");
-    let line = stderr.lines().find(|l| l.contains("ls failed")).unwrap_or_else(|| panic!("{stderr}"));
-    assert!(line.contains("needs about") && line.contains("GiB is available in memory") && line.contains("--strategy pls needs about"), "{line}");
+    let line =
+        stderr.lines().find(|l| l.contains("ls failed")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("needs about")
+            && line.contains("GiB is available in memory")
+            && line.contains("--strategy pls needs about"),
+        "{line}"
+    );
     let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     let names: Vec<&str> = reports.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
     assert_eq!(names, ["uniform", "greedy", "gis", "pls", "ensemble"], "{stderr}");
@@ -377,8 +861,29 @@ fn a_fit_that_would_not_fit_is_refused_with_the_numbers() {
     assert!(!ok && stderr.contains("GNN_SOUP_MEMORY_LIMIT=\"lots\" is not a size"), "{stderr}");
     // Training is checked the same way, before its first epoch, and leaves no ingredient.
     let refused = tmp.path().join("refused");
-    let args = ["train", "--dataset", "csbm:nodes=4000", "--hidden", "256", "--layers", "3", "--ingredients", "2", "--epochs", "2", "--device", "cpu", "--out", refused.to_str().unwrap()];
+    let args = [
+        "train",
+        "--dataset",
+        "csbm:nodes=4000",
+        "--hidden",
+        "256",
+        "--layers",
+        "3",
+        "--ingredients",
+        "2",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        refused.to_str().unwrap(),
+    ];
     let (ok, _, stderr) = common::run_bin_with(&args, &[("GNN_SOUP_MEMORY_LIMIT", "4MiB")]);
-    assert!(!ok && stderr.contains("full-batch training of gcn") && stderr.contains("needs about") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("full-batch training of gcn")
+            && stderr.contains("needs about")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     assert!(!refused.join("ingredient-00.safetensors").exists());
 }

@@ -17,8 +17,10 @@ fn logits_match_pyg_for_every_architecture() {
 
     let bytes = std::fs::read(&path).unwrap();
     let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let cases: BTreeMap<String, ArchSpec> = serde_json::from_str(&md.metadata().as_ref().unwrap()["cases"]).unwrap();
-    let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path).unwrap().into_iter().collect();
+    let cases: BTreeMap<String, ArchSpec> =
+        serde_json::from_str(&md.metadata().as_ref().unwrap()["cases"]).unwrap();
+    let tensors: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(&path).unwrap().into_iter().collect();
     let x = tensors["x"].shallow_clone();
     let n = x.size()[0];
     let split = Tensor::arange(n, (Kind::Int64, Device::Cpu));
@@ -34,10 +36,24 @@ fn logits_match_pyg_for_every_architecture() {
     assert_eq!(cases.len(), 6, "gcn, sage, gat, each with and without batch norm");
     for (case, spec) in &cases {
         let prefix = format!("{case}/");
-        let params: ParamMap =
-            tensors.iter().filter_map(|(k, v)| k.strip_prefix(&prefix).filter(|k| !k.starts_with("__")).map(|k| (k.to_string(), v.shallow_clone()))).collect();
+        let params: ParamMap = tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(&prefix)
+                    .filter(|k| !k.starts_with("__"))
+                    .map(|k| (k.to_string(), v.shallow_clone()))
+            })
+            .collect();
         let expected_names: Vec<String> = spec.params().into_iter().map(|p| p.name).collect();
-        assert_eq!(params.keys().cloned().collect::<Vec<_>>(), { let mut e = expected_names.clone(); e.sort(); e }, "{case}: PyG state-dict keys");
+        assert_eq!(
+            params.keys().cloned().collect::<Vec<_>>(),
+            {
+                let mut e = expected_names.clone();
+                e.sort();
+                e
+            },
+            "{case}: PyG state-dict keys"
+        );
         for p in spec.params() {
             assert_eq!(params[&p.name].size(), p.shape, "{case}: shape of {}", p.name);
         }

@@ -11,7 +11,7 @@ use gnn_soup::checkpoint;
 use gnn_soup::data::{self, DataOptions};
 use gnn_soup::engine::{self, report::SoupReport, Event, JobSpec};
 use gnn_soup::model::{self, Arch, GraphTensors};
-use gnn_soup::soup::{InitKind, IngredientStack, OptimizerKind, SoupSettings, Strategy};
+use gnn_soup::soup::{IngredientStack, InitKind, OptimizerKind, SoupSettings, Strategy};
 use gnn_soup::train::{train_ingredients, TrainConfig};
 use tch::Device;
 
@@ -38,21 +38,44 @@ fn train_fixture(name: &str, dataset: &'static str, data: DataOptions, epochs: u
 /// Cora (real data, `../shared`): fails, saying what is missing, when it is not there.
 fn cora() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| train_fixture("cora-gcn", "cora", common::data_opts(&common::planetoid_dir()), 200))
+    F.get_or_init(|| {
+        train_fixture("cora-gcn", "cora", common::data_opts(&common::planetoid_dir()), 200)
+    })
 }
 
 /// A small synthetic graph: always available, trained in seconds.
 fn synthetic() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| train_fixture("csbm-gcn", "csbm:nodes=800,train=80,val=200,test=300,homophily=0.6,noise=3", common::data_opts(std::path::Path::new(".")), 60))
+    F.get_or_init(|| {
+        train_fixture(
+            "csbm-gcn",
+            "csbm:nodes=800,train=80,val=200,test=300,homophily=0.6,noise=3",
+            common::data_opts(std::path::Path::new(".")),
+            60,
+        )
+    })
 }
 
 fn settings(f: &Fixture, strategy: Strategy) -> SoupSettings {
     SoupSettings::defaults(strategy, Arch::Gcn, f.dataset)
 }
 
-fn job(f: &Fixture, paths: &[PathBuf], strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> JobSpec {
-    JobSpec { ingredients: paths.to_vec(), dataset: None, data: f.data.clone(), strategies, device: Device::Cpu, out_dir: out, overwrite: false, resume: false }
+fn job(
+    f: &Fixture,
+    paths: &[PathBuf],
+    strategies: Vec<SoupSettings>,
+    out: Option<PathBuf>,
+) -> JobSpec {
+    JobSpec {
+        ingredients: paths.to_vec(),
+        dataset: None,
+        data: f.data.clone(),
+        strategies,
+        device: Device::Cpu,
+        out_dir: out,
+        overwrite: false,
+        resume: false,
+    }
 }
 
 fn run(f: &Fixture, strategies: Vec<SoupSettings>, out: Option<PathBuf>) -> Vec<SoupReport> {
@@ -72,11 +95,26 @@ fn every_strategy_meets_the_papers_properties(f: &Fixture) {
     let g = data::load(f.dataset, &f.data).unwrap();
     let gt = GraphTensors::new(&g, Device::Cpu);
     for r in &reports {
-        eprintln!("{} {}: val {:.4} test {:.4} ({:.2}s)", f.dataset, r.strategy, r.val_acc, r.test_acc, r.seconds);
+        eprintln!(
+            "{} {}: val {:.4} test {:.4} ({:.2}s)",
+            f.dataset, r.strategy, r.val_acc, r.test_acc, r.seconds
+        );
         assert!(!r.partial);
-        assert!(r.test_acc >= mean_test - 0.01, "{}: test {:.4} vs mean ingredient {:.4}", r.strategy, r.test_acc, mean_test);
+        assert!(
+            r.test_acc >= mean_test - 0.01,
+            "{}: test {:.4} vs mean ingredient {:.4}",
+            r.strategy,
+            r.test_acc,
+            mean_test
+        );
         if matches!(r.strategy, Strategy::Greedy | Strategy::Gis) {
-            assert!(r.val_acc >= best_val, "{}: val {:.4} below the best ingredient's {:.4}", r.strategy, r.val_acc, best_val);
+            assert!(
+                r.val_acc >= best_val,
+                "{}: val {:.4} below the best ingredient's {:.4}",
+                r.strategy,
+                r.val_acc,
+                best_val
+            );
         }
         if r.strategy.makes_soup() {
             // weights are convex combinations, one list per tensor
@@ -92,7 +130,8 @@ fn every_strategy_meets_the_papers_properties(f: &Fixture) {
             assert_eq!(ck.meta.kind, checkpoint::CheckpointKind::Soup);
         }
         let report_file = engine::report_file(out.path(), r.strategy);
-        let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_file).unwrap()).unwrap();
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report_file).unwrap()).unwrap();
         assert_eq!(saved["strategy"], r.strategy.name());
         assert!(saved["peak_rss_bytes"].as_u64().unwrap() > 0);
         // the settings block reads back as the settings that ran
@@ -133,7 +172,12 @@ fn a_seed_reproduces_ls_and_pls_even_when_runs_overlap() {
     for runs in [&here, &there] {
         for (x, y) in alone.iter().zip(runs.iter()) {
             assert_eq!(x.weights, y.weights, "{}", x.strategy);
-            assert_eq!(x.history.iter().map(|h| h.loss).collect::<Vec<_>>(), y.history.iter().map(|h| h.loss).collect::<Vec<_>>(), "{}", x.strategy);
+            assert_eq!(
+                x.history.iter().map(|h| h.loss).collect::<Vec<_>>(),
+                y.history.iter().map(|h| h.loss).collect::<Vec<_>>(),
+                "{}",
+                x.strategy
+            );
         }
     }
     let other = run(f, both(4), None);
@@ -144,7 +188,13 @@ fn a_seed_reproduces_ls_and_pls_even_when_runs_overlap() {
 fn ls_with_ones_and_no_movement_is_the_uniform_soup() {
     let f = cora();
     // One step at a negligible rate: LS's starting point (epochs 0 is refused as a setting).
-    let ls = SoupSettings { epochs: 1, optimizer: OptimizerKind::Sgd, lr: 1e-12, init: InitKind::Ones, ..settings(f, Strategy::Ls) };
+    let ls = SoupSettings {
+        epochs: 1,
+        optimizer: OptimizerKind::Sgd,
+        lr: 1e-12,
+        init: InitKind::Ones,
+        ..settings(f, Strategy::Ls)
+    };
     let out = tempfile::tempdir().unwrap();
     let reports = run(f, vec![settings(f, Strategy::Uniform), ls], Some(out.path().to_path_buf()));
     let a = checkpoint::load(reports[0].checkpoint.as_ref().unwrap()).unwrap();
@@ -162,7 +212,13 @@ fn ls_with_ones_and_no_movement_is_the_uniform_soup() {
 fn ls_with_the_auto_optimizer_ignores_lr_and_its_loss_goes_down() {
     use gnn_soup::soup::OptimizerKind;
     let f = synthetic();
-    let auto = |lr: f64| SoupSettings { dropout: false, epochs: 30, optimizer: OptimizerKind::Auto, lr, ..settings(f, Strategy::Ls) };
+    let auto = |lr: f64| SoupSettings {
+        dropout: false,
+        epochs: 30,
+        optimizer: OptimizerKind::Auto,
+        lr,
+        ..settings(f, Strategy::Ls)
+    };
     let (a, b) = (&run(f, vec![auto(1.0)], None)[0], &run(f, vec![auto(500.0)], None)[0]);
     assert_eq!(a.weights, b.weights);
     assert_eq!(a.settings.optimizer, OptimizerKind::Auto);
@@ -182,8 +238,15 @@ fn ls_training_loss_goes_down() {
 #[test]
 fn pls_over_all_parts_takes_the_same_first_step_as_ls() {
     let f = cora();
-    let ls = SoupSettings { epochs: 1, dropout: false, init: InitKind::Normal, seed: 7, ..settings(f, Strategy::Ls) };
-    let pls = SoupSettings { strategy: Strategy::Pls, parts: 4, sample: 4, lr: ls.lr, ..ls.clone() };
+    let ls = SoupSettings {
+        epochs: 1,
+        dropout: false,
+        init: InitKind::Normal,
+        seed: 7,
+        ..settings(f, Strategy::Ls)
+    };
+    let pls =
+        SoupSettings { strategy: Strategy::Pls, parts: 4, sample: 4, lr: ls.lr, ..ls.clone() };
     let reports = run(f, vec![ls, pls], None);
     let (a, b) = (&reports[0].weights, &reports[1].weights);
     // the step moved the weights away from their initialisation
@@ -201,7 +264,8 @@ fn cancelling_ls_returns_quickly_with_a_partial_report() {
     let f = cora();
     let out = tempfile::tempdir().unwrap();
     let ls = SoupSettings { epochs: 1_000_000, ..settings(f, Strategy::Ls) };
-    let (h, events) = engine::spawn_with_channel(job(f, &f.paths, vec![ls], Some(out.path().to_path_buf())));
+    let (h, events) =
+        engine::spawn_with_channel(job(f, &f.paths, vec![ls], Some(out.path().to_path_buf())));
     let mut epochs = 0;
     let mut cancelled_at = None;
     let mut finished = None;
@@ -223,7 +287,10 @@ fn cancelling_ls_returns_quickly_with_a_partial_report() {
     // An epoch on Cora takes milliseconds: seconds of margin for a loaded machine.
     assert!(waited < Duration::from_secs(5), "took {waited:?} to stop");
     assert!(report.partial);
-    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(engine::report_file(out.path(), Strategy::Ls)).unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(engine::report_file(out.path(), Strategy::Ls)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(saved["partial"], true);
     assert!(h.join().is_ok());
 }
@@ -233,12 +300,20 @@ fn foreign_ingredient_is_refused_with_its_name() {
     let f = cora();
     let other = tempfile::tempdir().unwrap();
     let g = data::load("cora", &f.data).unwrap();
-    let cfg = TrainConfig { ingredients: 1, epochs: 2, seed: 99, ..TrainConfig::defaults(Arch::Gcn) };
-    let foreign = train_ingredients(&g, &cfg, Device::Cpu, other.path(), false, &mut |_| {}).unwrap().ingredients[0].path.clone();
+    let cfg =
+        TrainConfig { ingredients: 1, epochs: 2, seed: 99, ..TrainConfig::defaults(Arch::Gcn) };
+    let foreign = train_ingredients(&g, &cfg, Device::Cpu, other.path(), false, &mut |_| {})
+        .unwrap()
+        .ingredients[0]
+        .path
+        .clone();
     let mut mixed = f.paths[..3].to_vec();
     mixed.push(foreign.clone());
     let err = format!("{:#}", IngredientStack::load(&mixed, Device::Cpu).err().unwrap());
-    assert!(err.contains(&foreign.display().to_string()) && err.contains("initial weights"), "{err}");
+    assert!(
+        err.contains(&foreign.display().to_string()) && err.contains("initial weights"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -248,17 +323,46 @@ fn soup_cli_json_has_the_documented_fields() {
     let out = tempfile::tempdir().unwrap();
     let planetoid = common::planetoid_dir();
     let (ok, stdout, stderr) = common::run_bin(&[
-        "soup", "--ingredients", dir.to_str().unwrap(), "--strategy", "gis", "--granularity", "5", "--device", "cpu",
-        "--data-dir", planetoid.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--json",
+        "soup",
+        "--ingredients",
+        dir.to_str().unwrap(),
+        "--strategy",
+        "gis",
+        "--granularity",
+        "5",
+        "--device",
+        "cpu",
+        "--data-dir",
+        planetoid.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--json",
     ]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for k in ["strategy", "val_acc", "test_acc", "seconds", "peak_rss_bytes", "partial", "ingredients", "weights"] {
+    for k in [
+        "strategy",
+        "val_acc",
+        "test_acc",
+        "seconds",
+        "peak_rss_bytes",
+        "partial",
+        "ingredients",
+        "weights",
+    ] {
         assert!(v.get(k).is_some(), "missing {k}");
     }
     assert_eq!(v["ingredients"].as_array().unwrap().len(), 10);
     let soup = v["checkpoint"].as_str().unwrap();
-    let (ok, stdout, stderr) = common::run_bin(&["eval", soup, "--data-dir", planetoid.to_str().unwrap(), "--device", "cpu", "--json"]);
+    let (ok, stdout, stderr) = common::run_bin(&[
+        "eval",
+        soup,
+        "--data-dir",
+        planetoid.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(e["test_acc"].as_f64(), v["test_acc"].as_f64());
@@ -275,40 +379,102 @@ fn a_recipe_runs_and_its_report_reruns_to_the_same_soup() {
         f.dir, f.dataset
     );
     std::fs::write(&recipe, text).unwrap();
-    let (ok, stdout, stderr) = common::run_bin(&["soup", "--recipe", recipe.to_str().unwrap(), "--json"]);
+    let (ok, stdout, stderr) =
+        common::run_bin(&["soup", "--recipe", recipe.to_str().unwrap(), "--json"]);
     assert!(ok, "{stderr}");
     let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(reports.len(), 2);
     let (gis, ls) = (&reports[0], &reports[1]);
-    assert_eq!((gis["strategy"].as_str(), gis["settings"]["granularity"].as_u64()), (Some("gis"), Some(3)));
-    assert_eq!((ls["settings"]["epochs"].as_u64(), ls["settings"]["lr"].as_f64(), ls["settings"]["t0"].as_u64()), (Some(6), Some(3.0), Some(2)));
-    assert!(ls["settings"]["source"].as_str().unwrap().starts_with("recipe "), "{}", ls["settings"]["source"]);
+    assert_eq!(
+        (gis["strategy"].as_str(), gis["settings"]["granularity"].as_u64()),
+        (Some("gis"), Some(3))
+    );
+    assert_eq!(
+        (
+            ls["settings"]["epochs"].as_u64(),
+            ls["settings"]["lr"].as_f64(),
+            ls["settings"]["t0"].as_u64()
+        ),
+        (Some(6), Some(3.0), Some(2))
+    );
+    assert!(
+        ls["settings"]["source"].as_str().unwrap().starts_with("recipe "),
+        "{}",
+        ls["settings"]["source"]
+    );
     // The run directory is relative to the recipe.
     let report = dir.path().join("run/report-ls.json");
     assert!(report.is_file());
     // The report reruns LS to the same soup; a flag overrides it.
     let rerun = dir.path().join("rerun");
-    let (ok, stdout, stderr) = common::run_bin(&["soup", "--recipe", report.to_str().unwrap(), "--out", rerun.to_str().unwrap(), "--device", "cpu", "--json"]);
+    let (ok, stdout, stderr) = common::run_bin(&[
+        "soup",
+        "--recipe",
+        report.to_str().unwrap(),
+        "--out",
+        rerun.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(again["strategy"], "ls");
     assert_eq!(again["test_acc"], ls["test_acc"]);
     assert_eq!(again["weights"], ls["weights"]);
     let shorter = dir.path().join("shorter");
-    let (ok, stdout, stderr) = common::run_bin(&["soup", "--recipe", report.to_str().unwrap(), "--epochs", "2", "--out", shorter.to_str().unwrap(), "--device", "cpu", "--json"]);
+    let (ok, stdout, stderr) = common::run_bin(&[
+        "soup",
+        "--recipe",
+        report.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--out",
+        shorter.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let short: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!((short["settings"]["epochs"].as_u64(), short["history"].as_array().map(Vec::len)), (Some(2), Some(2)));
+    assert_eq!(
+        (short["settings"]["epochs"].as_u64(), short["history"].as_array().map(Vec::len)),
+        (Some(2), Some(2))
+    );
     // The workbench takes the same recipes; without a terminal, --run soups headless.
     let in_tui = dir.path().join("tui");
-    let (ok, _, stderr) = common::run_bin(&["tui", "--recipe", report.to_str().unwrap(), "--run", "--out", in_tui.to_str().unwrap(), "--device", "cpu"]);
+    let (ok, _, stderr) = common::run_bin(&[
+        "tui",
+        "--recipe",
+        report.to_str().unwrap(),
+        "--run",
+        "--out",
+        in_tui.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     assert!(ok, "{stderr}");
-    let tui: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(in_tui.join("report-ls.json")).unwrap()).unwrap();
+    let tui: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(in_tui.join("report-ls.json")).unwrap())
+            .unwrap();
     assert_eq!((&tui["weights"], &tui["test_acc"]), (&ls["weights"], &ls["test_acc"]));
-    assert!(!in_tui.join("report-gis.json").exists(), "the report's one strategy, not the workbench's default of all");
+    assert!(
+        !in_tui.join("report-gis.json").exists(),
+        "the report's one strategy, not the workbench's default of all"
+    );
     // A recipe without ingredients asks for them, naming the recipe.
     let bare = dir.path().join("bare.toml");
     std::fs::write(&bare, "strategy = \"ls\"\n").unwrap();
-    let (ok, _, stderr) = common::run_bin(&["soup", "--recipe", bare.to_str().unwrap(), "--out", shorter.to_str().unwrap()]);
-    assert!(!ok && stderr.contains("--ingredients is needed: the recipe") && stderr.contains("bare.toml"), "{stderr}");
+    let (ok, _, stderr) = common::run_bin(&[
+        "soup",
+        "--recipe",
+        bare.to_str().unwrap(),
+        "--out",
+        shorter.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("--ingredients is needed: the recipe")
+            && stderr.contains("bare.toml"),
+        "{stderr}"
+    );
 }

@@ -44,17 +44,36 @@ fn cora_gcn_reaches_80_percent_and_checkpoints_agree_with_pyg() {
     // ingredients differ (different dropout draws)
     let a = checkpoint::load(&report.ingredients[0].path).unwrap();
     let b = checkpoint::load(&report.ingredients[1].path).unwrap();
-    assert_ne!(checkpoint::weights_fingerprint(&a.params), checkpoint::weights_fingerprint(&b.params));
+    assert_ne!(
+        checkpoint::weights_fingerprint(&a.params),
+        checkpoint::weights_fingerprint(&b.params)
+    );
 
     // PyG loads the checkpoint into its own GCNConv model, on its own Cora, to the same accuracy.
     let dir = common::planetoid_dir();
     let work = tempfile::tempdir().unwrap();
     let first = &report.ingredients[0];
-    let out = common::run_python("pyg_eval.py", &[first.path.to_str().unwrap(), "cora", dir.to_str().unwrap(), work.path().to_str().unwrap()]);
+    let out = common::run_python(
+        "pyg_eval.py",
+        &[
+            first.path.to_str().unwrap(),
+            "cora",
+            dir.to_str().unwrap(),
+            work.path().to_str().unwrap(),
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["edges"].as_u64(), Some(g.num_edges() as u64));
-    assert!((v["val_acc"].as_f64().unwrap() - first.val_acc).abs() < 1e-6, "PyG {v} vs ours {}", first.val_acc);
-    assert!((v["test_acc"].as_f64().unwrap() - first.test_acc).abs() < 1e-6, "PyG {v} vs ours {}", first.test_acc);
+    assert!(
+        (v["val_acc"].as_f64().unwrap() - first.val_acc).abs() < 1e-6,
+        "PyG {v} vs ours {}",
+        first.val_acc
+    );
+    assert!(
+        (v["test_acc"].as_f64().unwrap() - first.test_acc).abs() < 1e-6,
+        "PyG {v} vs ours {}",
+        first.test_acc
+    );
 }
 
 #[test]

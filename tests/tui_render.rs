@@ -59,10 +59,15 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
 
 fn render(app: &App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    let snap = Snapshot { cpu_ram: "CPU 50%  RAM 1.0/23.0 GiB".into(), gpu: "no NVIDIA GPU found".into() };
+    let snap =
+        Snapshot { cpu_ram: "CPU 50%  RAM 1.0/23.0 GiB".into(), gpu: "no NVIDIA GPU found".into() };
     t.draw(|f| view::draw(f, app, &snap)).unwrap();
     let buf = t.backend().buffer().clone();
-    (0..buf.area.height).map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect()
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n"
+        })
+        .collect()
 }
 
 fn ls_app() -> App {
@@ -88,11 +93,18 @@ fn ls_app() -> App {
 fn ls_dashboard_shows_curves_weights_and_progress() {
     let app = ls_app();
     let s = render(&app, 100, 30);
-    assert!(s.contains("ls on cora (2708 nodes, 10556 edges), 4 ingredients, cpu") && s.contains("[running]"), "{s}");
+    assert!(
+        s.contains("ls on cora (2708 nodes, 10556 edges), 4 ingredients, cpu")
+            && s.contains("[running]"),
+        "{s}"
+    );
     assert!(s.contains("6/10"), "{s}");
     assert!(s.contains("loss (ls, recent): 0.5000"), "{s}");
     assert!(s.contains("val accuracy (ls, recent): 80.50%"), "{s}");
-    assert!(s.contains("LS schedule") && s.contains("epoch 6/10") && s.contains("learning rate 5.000"), "{s}");
+    assert!(
+        s.contains("LS schedule") && s.contains("epoch 6/10") && s.contains("learning rate 5.000"),
+        "{s}"
+    );
     assert!(s.contains(" 0 0.250"), "mean weight of ingredient 0: {s}");
     assert!(s.contains("no NVIDIA GPU found"), "{s}");
     assert!(s.contains("q stop"), "{s}");
@@ -102,19 +114,54 @@ fn ls_dashboard_shows_curves_weights_and_progress() {
 fn pls_candidates_results_and_failure_render() {
     let mut app = App::new("gnn-soup");
     app.apply(&started(Strategy::Pls, 5, Some(8)));
-    app.apply(&Event::PartitionSample { epoch: 0, parts: vec![1, 5], nodes: 300, edges: 900, val_nodes: 40 });
+    app.apply(&Event::PartitionSample {
+        epoch: 0,
+        parts: vec![1, 5],
+        nodes: 300,
+        edges: 900,
+        val_nodes: 40,
+    });
     let s = render(&app, 100, 30);
-    assert!(s.contains("PLS parts: 2 of 8 sampled") && s.contains("300 nodes, 900 edges") && s.contains("1*"), "{s}");
+    assert!(
+        s.contains("PLS parts: 2 of 8 sampled")
+            && s.contains("300 nodes, 900 edges")
+            && s.contains("1*"),
+        "{s}"
+    );
 
     app.apply(&started(Strategy::Gis, 3, None));
-    app.apply(&Event::Candidate { ingredient: 2, factor: 0.842, val_acc: 0.81, accepted: true, step: 1, steps: 3 });
-    app.apply(&Event::Candidate { ingredient: 3, factor: 1.0, val_acc: 0.80, accepted: false, step: 2, steps: 3 });
+    app.apply(&Event::Candidate {
+        ingredient: 2,
+        factor: 0.842,
+        val_acc: 0.81,
+        accepted: true,
+        step: 1,
+        steps: 3,
+    });
+    app.apply(&Event::Candidate {
+        ingredient: 3,
+        factor: 1.0,
+        val_acc: 0.80,
+        accepted: false,
+        step: 2,
+        steps: 3,
+    });
     let s = render(&app, 100, 30);
     assert!(s.contains("0.84") && s.contains("kept") && s.contains("rejected"), "{s}");
     let mut gis = report(Strategy::Gis, false);
     gis.candidates = vec![
-        gnn_soup::soup::CandidateRecord { ingredient: 2, factor: 0.842, val_acc: 0.81, accepted: true },
-        gnn_soup::soup::CandidateRecord { ingredient: 3, factor: 1.0, val_acc: 0.80, accepted: false },
+        gnn_soup::soup::CandidateRecord {
+            ingredient: 2,
+            factor: 0.842,
+            val_acc: 0.81,
+            accepted: true,
+        },
+        gnn_soup::soup::CandidateRecord {
+            ingredient: 3,
+            factor: 1.0,
+            val_acc: 0.80,
+            accepted: false,
+        },
     ];
     app.apply(&Event::Finished { report: Box::new(gis) });
     app.apply(&started(Strategy::Ls, 3, None));
@@ -123,7 +170,10 @@ fn pls_candidates_results_and_failure_render() {
     assert!(s.contains("gis") && s.contains("81.20%") && s.contains("ls*"), "{s}");
     app.on_key(Key::Char('['));
     let s = render(&app, 100, 30);
-    assert!(s.contains("0.84") && s.contains("kept") && s.contains("rejected"), "the finished GIS run keeps its candidates: {s}");
+    assert!(
+        s.contains("0.84") && s.contains("kept") && s.contains("rejected"),
+        "the finished GIS run keeps its candidates: {s}"
+    );
 
     app.apply(&Event::Failed { message: "CUDA out of memory".into() });
     let s = render(&app, 100, 30);
@@ -157,7 +207,10 @@ fn quitting_asks_while_running() {
     app.finish();
     assert_eq!(app.on_key(Key::Char('q')), Action::Quit);
     let mut app = ls_app();
-    assert!(render(&app, 100, 30).contains("[mixing weights"), "the weights panel has the focus first");
+    assert!(
+        render(&app, 100, 30).contains("[mixing weights"),
+        "the weights panel has the focus first"
+    );
     app.on_key(Key::Tab);
     assert!(render(&app, 100, 30).contains("[loss (ls"));
     // Ctrl-C asks too, and a second one stops the job
@@ -175,11 +228,27 @@ use std::path::{Path, PathBuf};
 use gnn_soup::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use gnn_soup::inspect::{DiversityReport, IngredientSummary, TensorNorms};
 use gnn_soup::model::ArchSpec;
-use gnn_soup::tui::state::{Inspection, Screen};
 use gnn_soup::tui::setup::Setup;
+use gnn_soup::tui::state::{Inspection, Screen};
 
 fn spec() -> ArchSpec {
-    ArchSpec { arch: Arch::Gcn, in_dim: 8, hidden: 16, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false }
+    ArchSpec {
+        arch: Arch::Gcn,
+        in_dim: 8,
+        hidden: 16,
+        out_dim: 3,
+        layers: 2,
+        heads: 1,
+        dropout: 0.5,
+        batch_norm: false,
+        row_normalize: false,
+        input_dropout_off: vec![],
+        add_self_loops: true,
+        activation: Default::default(),
+        out_heads: 1,
+        dropouts: Default::default(),
+        attn_dst: false,
+    }
 }
 
 /// Writes a tiny checkpoint (random weights; only the metadata matters to the browser).
@@ -207,7 +276,12 @@ fn checkpoint_dir() -> (tempfile::TempDir, PathBuf) {
     std::fs::create_dir_all(dir.join("older")).unwrap();
     write_ck(&dir.join("init.safetensors"), CheckpointKind::Init, 0, "aaaa");
     for i in 1..=3 {
-        write_ck(&dir.join(format!("ingredient-0{i}.safetensors")), CheckpointKind::Ingredient, i, "aaaa");
+        write_ck(
+            &dir.join(format!("ingredient-0{i}.safetensors")),
+            CheckpointKind::Ingredient,
+            i,
+            "aaaa",
+        );
     }
     write_ck(&dir.join("z-foreign.safetensors"), CheckpointKind::Ingredient, 9, "bbbb");
     std::fs::write(dir.join("z-broken.safetensors"), b"not a checkpoint").unwrap();
@@ -221,18 +295,35 @@ fn render_setup(app: &App) -> String {
 #[test]
 fn setup_browser_shows_metadata_and_refuses_what_cannot_be_souped_together() {
     let (_tmp, dir) = checkpoint_dir();
-    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
+    let mut app =
+        App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
     let s = render_setup(&app);
     assert!(s.contains("3 selected"), "the compatible ingredients start selected: {s}");
-    assert!(s.contains("ingredient-01 ") && s.contains("gcn 2x16") && s.contains("csbm") && s.contains("71.00%/69.00%"), "{s}");
+    assert!(
+        s.contains("ingredient-01 ")
+            && s.contains("gcn 2x16")
+            && s.contains("csbm")
+            && s.contains("71.00%/69.00%"),
+        "{s}"
+    );
     assert!(s.contains("older/") && s.contains("../"), "{s}");
     assert!(s.contains("the shared initial weights, not an ingredient"), "{s}");
-    assert!(s.contains("different initial weights"), "the foreign ingredient is greyed with its reason: {s}");
+    assert!(
+        s.contains("different initial weights"),
+        "the foreign ingredient is greyed with its reason: {s}"
+    );
     assert!(s.contains("unreadable"), "{s}");
     assert!(s.contains("ready: 3 ingredient(s), 1 strategy run(s)"), "{s}");
 
     // Selecting the foreign checkpoint is refused, with the reason.
-    let foreign = app.setup.as_ref().unwrap().entries.iter().position(|e| e.name == "z-foreign.safetensors").unwrap();
+    let foreign = app
+        .setup
+        .as_ref()
+        .unwrap()
+        .entries
+        .iter()
+        .position(|e| e.name == "z-foreign.safetensors")
+        .unwrap();
     app.setup.as_mut().unwrap().cursor = foreign;
     assert_eq!(app.on_key(Key::Char(' ')), Action::None);
     assert_eq!(app.setup.as_ref().unwrap().selected.len(), 3);
@@ -240,18 +331,30 @@ fn setup_browser_shows_metadata_and_refuses_what_cannot_be_souped_together() {
 
     // a: all selected -> none; then the foreign one alone may be chosen, and the others refused.
     app.on_key(Key::Char('a'));
-    assert!(render_setup(&app).contains("0 selected") && render_setup(&app).contains("not ready: select at least one ingredient"));
+    assert!(
+        render_setup(&app).contains("0 selected")
+            && render_setup(&app).contains("not ready: select at least one ingredient")
+    );
     app.on_key(Key::Char(' '));
     assert_eq!(app.setup.as_ref().unwrap().selected.len(), 1);
-    assert!(render_setup(&app).contains("different initial weights"), "now the first three are the foreign ones");
+    assert!(
+        render_setup(&app).contains("different initial weights"),
+        "now the first three are the foreign ones"
+    );
     // a: the foreign one alone is "all" -> none; again: every ingredient that fits the first.
     app.on_key(Key::Char('a'));
     app.on_key(Key::Char('a'));
     let setup = app.setup.as_ref().unwrap();
-    assert!(setup.selected.iter().all(|(p, _)| p.file_name().unwrap() != "z-foreign.safetensors") && setup.selected.len() == 3, "{:?}", setup.selected);
+    assert!(
+        setup.selected.iter().all(|(p, _)| p.file_name().unwrap() != "z-foreign.safetensors")
+            && setup.selected.len() == 3,
+        "{:?}",
+        setup.selected
+    );
 
     // Into a subdirectory and back.
-    let older = app.setup.as_ref().unwrap().entries.iter().position(|e| e.name == "older/").unwrap();
+    let older =
+        app.setup.as_ref().unwrap().entries.iter().position(|e| e.name == "older/").unwrap();
     app.setup.as_mut().unwrap().cursor = older;
     app.on_key(Key::Enter);
     assert!(render_setup(&app).contains("older"));
@@ -262,11 +365,17 @@ fn setup_browser_shows_metadata_and_refuses_what_cannot_be_souped_together() {
 #[test]
 fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
     let (_tmp, dir) = checkpoint_dir();
-    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
+    let mut app =
+        App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into(), "cuda:0".into()]));
     app.on_key(Key::Tab);
     let s = render_setup(&app);
     let d = SoupSettings::defaults(Strategy::Ls, Arch::Gcn, "csbm");
-    assert!(s.contains("[strategy and settings]") && s.contains("< ls >") && s.contains(&format!("epochs      {}", d.epochs)), "{s}");
+    assert!(
+        s.contains("[strategy and settings]")
+            && s.contains("< ls >")
+            && s.contains(&format!("epochs      {}", d.epochs)),
+        "{s}"
+    );
 
     // Typing q into the dataset field edits it; it does not quit (Ctrl-C does).
     assert_eq!(app.on_key(Key::Char('q')), Action::None);
@@ -295,16 +404,23 @@ fn setup_form_fills_defaults_validates_as_you_type_and_starts() {
     app.on_key(Key::Up);
     app.on_key(Key::Right);
     let s = render_setup(&app);
-    assert!(s.contains("< pls >") && s.contains("parts") && s.contains("sample"), "PLS shows K and R: {s}");
+    assert!(
+        s.contains("< pls >") && s.contains("parts") && s.contains("sample"),
+        "PLS shows K and R: {s}"
+    );
 
     // R > K is refused, naming both
-    let sample = app.setup.as_ref().unwrap().fields.iter().position(|f| f.name() == "sample").unwrap();
+    let sample =
+        app.setup.as_ref().unwrap().fields.iter().position(|f| f.name() == "sample").unwrap();
     app.setup.as_mut().unwrap().field = sample;
     for c in "99".chars() {
         app.on_key(Key::Char(c));
     }
     let s = render_setup(&app);
-    assert!(s.contains("!sample") && s.contains("R (--sample 899) cannot exceed K (--parts 32)"), "{s}");
+    assert!(
+        s.contains("!sample") && s.contains("R (--sample 899) cannot exceed K (--parts 32)"),
+        "{s}"
+    );
     for _ in 0..2 {
         app.on_key(Key::Backspace);
     }
@@ -334,7 +450,11 @@ fn the_forms_dropout_follows_its_optimiser() {
     app.setup.as_mut().unwrap().field = optimizer;
     app.on_key(Key::Right);
     let setup = app.setup.as_ref().unwrap();
-    assert_eq!((setup.value("optimizer"), setup.value("dropout")), ("sgd", "on"), "the paper's SGD fits with dropout");
+    assert_eq!(
+        (setup.value("optimizer"), setup.value("dropout")),
+        ("sgd", "on"),
+        "the paper's SGD fits with dropout"
+    );
     let settings = setup.settings().unwrap();
     assert_eq!((settings[0].optimizer, settings[0].dropout), (OptimizerKind::Sgd, true));
     app.on_key(Key::Left);
@@ -343,11 +463,21 @@ fn the_forms_dropout_follows_its_optimiser() {
 }
 
 fn diversity() -> DiversityReport {
-    let ing = |i: usize, from_init: f64| IngredientSummary { path: format!("/r/ingredient-0{i}.safetensors").into(), seed: Some(i as u64), val_acc: Some(0.8), test_acc: Some(0.79), norm: 12.5, distance_from_init: Some(from_init) };
+    let ing = |i: usize, from_init: f64| IngredientSummary {
+        path: format!("/r/ingredient-0{i}.safetensors").into(),
+        seed: Some(i as u64),
+        val_acc: Some(0.8),
+        test_acc: Some(0.79),
+        norm: 12.5,
+        distance_from_init: Some(from_init),
+    };
     DiversityReport {
         ingredients: vec![ing(0, 1.0), ing(1, 1.1), ing(2, 4.0)],
         init: Some("/r/init.safetensors".into()),
-        tensors: vec![TensorNorms { name: "convs.0.lin.weight".into(), norms: vec![3.0, 3.1, 3.2] }, TensorNorms { name: "convs.0.bias".into(), norms: vec![0.1, 0.2, 0.3] }],
+        tensors: vec![
+            TensorNorms { name: "convs.0.lin.weight".into(), norms: vec![3.0, 3.1, 3.2] },
+            TensorNorms { name: "convs.0.bias".into(), norms: vec![0.1, 0.2, 0.3] },
+        ],
         distance: vec![vec![0.0, 0.5, 3.0], vec![0.5, 0.0, 3.1], vec![3.0, 3.1, 0.0]],
         cosine: vec![vec![1.0, 0.6, 0.1], vec![0.6, 1.0, 0.05], vec![0.1, 0.05, 1.0]],
         cosine_of: "updates".into(),
@@ -385,7 +515,16 @@ fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
     let (_tmp, dir) = checkpoint_dir();
     let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
     app.job_started("/tmp/run-1".into());
-    let epoch = |e: usize, loss: f64| Event::Epoch { epoch: e, epochs: 3, loss, val_acc: 0.7, select_acc: None, lr: 1.0, weights: vec![(0..12).map(|i| i as f64 / 66.0).collect()], seconds: 0.1 };
+    let epoch = |e: usize, loss: f64| Event::Epoch {
+        epoch: e,
+        epochs: 3,
+        loss,
+        val_acc: 0.7,
+        select_acc: None,
+        lr: 1.0,
+        weights: vec![(0..12).map(|i| i as f64 / 66.0).collect()],
+        seconds: 0.1,
+    };
     app.apply(&started(Strategy::Ls, 3, None));
     app.apply(&epoch(0, 0.9));
     app.apply(&Event::Finished { report: Box::new(report(Strategy::Ls, false)) });
@@ -396,7 +535,10 @@ fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
     let s = render(&app, 100, 30);
     assert!(s.contains("loss (pls, recent): 0.4000"), "{s}");
     app.on_key(Key::Char('['));
-    assert!(render(&app, 100, 30).contains("loss (ls, recent): 0.9000"), "the earlier run's curve is kept");
+    assert!(
+        render(&app, 100, 30).contains("loss (ls, recent): 0.9000"),
+        "the earlier run's curve is kept"
+    );
     app.on_key(Key::Char(']'));
 
     // 12 ingredients do not fit the weights panel of a small terminal: it scrolls.
@@ -456,8 +598,23 @@ fn every_screen_renders_at_any_size_with_theme_safe_colours() {
             t.draw(|f| view::draw(f, app, &snap)).unwrap();
             for cell in t.backend().buffer().content() {
                 // the one exception: the progress gauge's fill
-                assert!(matches!(cell.bg, Color::Reset | Color::Green), "background {:?} at {w}x{h}", cell.bg);
-                assert!(!matches!(cell.fg, Color::Yellow | Color::LightYellow | Color::White | Color::Black | Color::Gray), "{:?} at {w}x{h}", cell.fg);
+                assert!(
+                    matches!(cell.bg, Color::Reset | Color::Green),
+                    "background {:?} at {w}x{h}",
+                    cell.bg
+                );
+                assert!(
+                    !matches!(
+                        cell.fg,
+                        Color::Yellow
+                            | Color::LightYellow
+                            | Color::White
+                            | Color::Black
+                            | Color::Gray
+                    ),
+                    "{:?} at {w}x{h}",
+                    cell.fg
+                );
             }
         }
     }
@@ -473,7 +630,13 @@ fn snapshots_of_the_dashboard_and_the_inspector() {
     insta::assert_snapshot!("dashboard-ls-80x24", render(&ls, 80, 24));
     let mut pls = App::new("gnn-soup");
     pls.apply(&started(Strategy::Pls, 5, Some(8)));
-    pls.apply(&Event::PartitionSample { epoch: 0, parts: vec![1, 5], nodes: 300, edges: 900, val_nodes: 40 });
+    pls.apply(&Event::PartitionSample {
+        epoch: 0,
+        parts: vec![1, 5],
+        nodes: 300,
+        edges: 900,
+        val_nodes: 40,
+    });
     pls.apply(&Event::Finished { report: Box::new(report(Strategy::Pls, false)) });
     insta::assert_snapshot!("dashboard-pls-100x30", render(&pls, 100, 30));
     let mut app = App::new("gnn-soup");
@@ -499,7 +662,11 @@ fn session_of_every_strategy() -> App {
         parts: None,
     };
     for i in 0..10 {
-        app.apply(&Event::Evaluation { what: Evaluated::Ingredient(i), val_acc: 0.89, test_acc: 0.88 });
+        app.apply(&Event::Evaluation {
+            what: Evaluated::Ingredient(i),
+            val_acc: 0.89,
+            test_acc: 0.88,
+        });
     }
     // uniform: one weight per ingredient everywhere
     app.apply(&start(Strategy::Uniform, vec!["all".into()], 0));
@@ -510,11 +677,33 @@ fn session_of_every_strategy() -> App {
     app.apply(&start(Strategy::Gis, vec!["all".into()], 9));
     let mut gis = report(Strategy::Gis, false);
     for c in 0..9 {
-        let record = gnn_soup::soup::CandidateRecord { ingredient: c + 1, factor: 0.5 + 0.05 * c as f64, val_acc: 0.9, accepted: c % 2 == 0 };
-        app.apply(&Event::Candidate { ingredient: record.ingredient, factor: record.factor, val_acc: record.val_acc, accepted: record.accepted, step: c + 1, steps: 9 });
+        let record = gnn_soup::soup::CandidateRecord {
+            ingredient: c + 1,
+            factor: 0.5 + 0.05 * c as f64,
+            val_acc: 0.9,
+            accepted: c % 2 == 0,
+        };
+        app.apply(&Event::Candidate {
+            ingredient: record.ingredient,
+            factor: record.factor,
+            val_acc: record.val_acc,
+            accepted: record.accepted,
+            step: c + 1,
+            steps: 9,
+        });
         gis.candidates.push(record);
     }
-    let gis_w: Vec<f64> = (0..10).map(|i| if i < 3 { 0.3 } else if i == 3 { 0.1 } else { 0.0 }).collect();
+    let gis_w: Vec<f64> = (0..10)
+        .map(|i| {
+            if i < 3 {
+                0.3
+            } else if i == 3 {
+                0.1
+            } else {
+                0.0
+            }
+        })
+        .collect();
     gis.weights = tensors.iter().map(|t| (t.to_string(), gis_w.clone())).collect();
     app.apply(&Event::Finished { report: Box::new(gis) });
     // LS: epochs with per-tensor weights, then the final ones
@@ -525,7 +714,16 @@ fn session_of_every_strategy() -> App {
         raw.iter().map(|x| x / sum).collect()
     };
     for e in 0..20 {
-        app.apply(&Event::Epoch { epoch: e, epochs: 20, loss: 1.0 / (1.0 + e as f64), val_acc: 0.88 + 0.001 * e as f64, select_acc: None, lr: 11.0, weights: (0..4).map(row).collect(), seconds: 0.5 * (e + 1) as f64 });
+        app.apply(&Event::Epoch {
+            epoch: e,
+            epochs: 20,
+            loss: 1.0 / (1.0 + e as f64),
+            val_acc: 0.88 + 0.001 * e as f64,
+            select_acc: None,
+            lr: 11.0,
+            weights: (0..4).map(row).collect(),
+            seconds: 0.5 * (e + 1) as f64,
+        });
     }
     let mut ls = report(Strategy::Ls, false);
     ls.weights = tensors.iter().enumerate().map(|(g, t)| (t.to_string(), row(g))).collect();
@@ -539,13 +737,26 @@ fn session_of_every_strategy() -> App {
 fn every_panel_follows_the_selected_run_after_the_fact() {
     let mut app = session_of_every_strategy();
     let s = render(&app, 120, 40);
-    assert!(s.contains("mixing weights: ls (final)") && s.contains("1=convs.0.lin.weight") && s.contains("4=convs.1.bias"), "LS per tensor: {s}");
+    assert!(
+        s.contains("mixing weights: ls (final)")
+            && s.contains("1=convs.0.lin.weight")
+            && s.contains("4=convs.1.bias"),
+        "LS per tensor: {s}"
+    );
     assert!(s.contains(" 9 0."), "all 10 ingredients have a row: {s}");
     assert!(s.contains("LS schedule"), "{s}");
     app.on_key(Key::Char('['));
     let s = render(&app, 120, 40);
-    assert!(s.contains("mixing weights: gis (final)") && s.contains(" 0 0.300") && s.contains(" 3 0.100"), "GIS's weights after the run: {s}");
-    assert!(s.contains("gis candidates: 9 of 9 tried") && s.contains("0.90") && s.contains("rejected"), "GIS's candidates after the run: {s}");
+    assert!(
+        s.contains("mixing weights: gis (final)")
+            && s.contains(" 0 0.300")
+            && s.contains(" 3 0.100"),
+        "GIS's weights after the run: {s}"
+    );
+    assert!(
+        s.contains("gis candidates: 9 of 9 tried") && s.contains("0.90") && s.contains("rejected"),
+        "GIS's candidates after the run: {s}"
+    );
     assert!(s.contains("gis has no epochs"), "{s}");
     assert!(s.contains("gis (run 2 of 3)"), "the header says which run is shown: {s}");
     app.on_key(Key::Char('['));
@@ -563,7 +774,10 @@ fn dashboard_layouts_at_80x24_120x40_and_200x50() {
         let s = render(&app, w, h);
         insta::assert_snapshot!(format!("dashboard-every-strategy-{w}x{h}"), &s);
         if h >= 40 {
-            assert!((0..10).all(|i| s.contains(&format!("{i:>2} 0."))), "every ingredient shows at {w}x{h}: {s}");
+            assert!(
+                (0..10).all(|i| s.contains(&format!("{i:>2} 0."))),
+                "every ingredient shows at {w}x{h}: {s}"
+            );
             assert!(!s.contains("of 10 (j/k)"), "no scrolling needed at {w}x{h}: {s}");
         }
         assert!(!s.contains("learning rate") || s.contains("LS schedule"), "{s}");
@@ -576,7 +790,8 @@ fn the_form_starts_on_the_device_asked_for() {
     assert_eq!(device_choices("cuda:0", 2), vec!["cuda:0", "cpu", "cuda:1"]);
     assert_eq!(device_choices("cpu", 1), vec!["cpu", "cuda:0"]);
     let (_tmp, dir) = checkpoint_dir();
-    let mut app = App::with_setup("gnn-soup", Setup::new(&dir, "uniform", device_choices("cuda:0", 1)));
+    let mut app =
+        App::with_setup("gnn-soup", Setup::new(&dir, "uniform", device_choices("cuda:0", 1)));
     match app.on_key(Key::Char('s')) {
         Action::Start { device, .. } => assert_eq!(device, "cuda:0"),
         other => panic!("expected Start, got {other:?}"),
@@ -595,14 +810,24 @@ fn no_color_draws_every_screen_in_the_terminals_own_colours_with_the_gauge_rever
     };
     let coloured = draw(&app);
     assert!(coloured.content().iter().any(|c| c.fg != Color::Reset), "the dashboard uses colour");
-    let filled: Vec<usize> = coloured.content().iter().enumerate().filter(|(_, c)| c.bg != Color::Reset).map(|(i, _)| i).collect();
+    let filled: Vec<usize> = coloured
+        .content()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.bg != Color::Reset)
+        .map(|(i, _)| i)
+        .collect();
     assert!(!filled.is_empty(), "the progress gauge has a background");
     app.ui.monochrome = true;
     let plain = draw(&app);
     for (i, (c, p)) in coloured.content().iter().zip(plain.content()).enumerate() {
         assert_eq!((p.fg, p.bg), (Color::Reset, Color::Reset), "cell {i}");
         assert_eq!(p.symbol(), c.symbol(), "cell {i}: the same glyphs");
-        assert_eq!(p.modifier.contains(Modifier::REVERSED), filled.contains(&i) || c.modifier.contains(Modifier::REVERSED), "cell {i}");
+        assert_eq!(
+            p.modifier.contains(Modifier::REVERSED),
+            filled.contains(&i) || c.modifier.contains(Modifier::REVERSED),
+            "cell {i}"
+        );
     }
 }
 
@@ -610,7 +835,10 @@ fn no_color_draws_every_screen_in_the_terminals_own_colours_with_the_gauge_rever
 fn all_in_the_form_runs_every_strategy_with_the_settings_given() {
     use gnn_soup::soup::{Setting, Value};
     let (_tmp, dir) = checkpoint_dir();
-    let given = vec![(Setting::by_name("lr").unwrap(), Value::Real(40.0)), (Setting::by_name("dropout").unwrap(), Value::Switch(false))];
+    let given = vec![
+        (Setting::by_name("lr").unwrap(), Value::Real(40.0)),
+        (Setting::by_name("dropout").unwrap(), Value::Switch(false)),
+    ];
     let setup = Setup::with_overrides(&dir, "all", vec!["cpu".into()], given);
     let mut app = App::with_setup("gnn-soup", setup);
     app.on_key(Key::Tab);
@@ -638,11 +866,24 @@ fn the_training_viewer_shows_each_worker_and_the_finished_ingredients() {
     let mut app = App::training("gnn-soup", "/runs/x/train-events.jsonl".into());
     let t = app.training.as_mut().unwrap();
     for r in [
-        R::Started { dataset: "ogbn-arxiv".into(), model: "gcn 3x256".into(), ingredients: 4, epochs: 100, devices: vec!["cuda:0".into(), "cuda:1".into()], shard: None },
+        R::Started {
+            dataset: "ogbn-arxiv".into(),
+            model: "gcn 3x256".into(),
+            ingredients: 4,
+            epochs: 100,
+            devices: vec!["cuda:0".into(), "cuda:1".into()],
+            shard: None,
+        },
         R::Ingredient { worker: 0, index: 0, seed: 1 },
         R::Ingredient { worker: 1, index: 1, seed: 2 },
         R::Epoch { worker: 0, index: 0, epoch: 99, loss: 0.5, val_acc: 0.7 },
-        R::Done { worker: 0, index: 0, val_acc: 0.71, test_acc: 0.7, file: "/runs/x/ingredient-00.safetensors".into() },
+        R::Done {
+            worker: 0,
+            index: 0,
+            val_acc: 0.71,
+            test_acc: 0.7,
+            file: "/runs/x/ingredient-00.safetensors".into(),
+        },
         R::Ingredient { worker: 0, index: 2, seed: 3 },
         R::Epoch { worker: 0, index: 2, epoch: 9, loss: 1.25, val_acc: f64::NAN },
         R::Epoch { worker: 1, index: 1, epoch: 41, loss: 0.75, val_acc: 0.65 },

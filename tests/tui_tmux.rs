@@ -33,7 +33,10 @@ impl Session {
             if s.contains(text) {
                 return s;
             }
-            assert!(start.elapsed() < timeout, "waited {timeout:?} for {text:?}; the pane shows:\n{s}");
+            assert!(
+                start.elapsed() < timeout,
+                "waited {timeout:?} for {text:?}; the pane shows:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -53,7 +56,17 @@ fn select_ingredients_and_ls_with_keys_and_read_the_results() {
     let ingredients = tmp.path().join("ingredients");
     let run = tmp.path().join("run");
     let (ok, _, stderr) = common::run_bin(&[
-        "train", "--dataset", "csbm:nodes=300,train=60,val=100,test=100", "--epochs", "5", "--ingredients", "3", "--device", "cpu", "--out", ingredients.to_str().unwrap(),
+        "train",
+        "--dataset",
+        "csbm:nodes=300,train=60,val=100,test=100",
+        "--epochs",
+        "5",
+        "--ingredients",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        ingredients.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
 
@@ -66,8 +79,15 @@ fn select_ingredients_and_ls_with_keys_and_read_the_results() {
         ing = ingredients.display(),
         run = run.display(),
     );
-    let out = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command]).output().unwrap();
-    assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tmux new-session failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let s = session.wait_for("3 selected", Duration::from_secs(30));
     assert!(s.contains("ingredient-00 ") && s.contains("x the shared initial weights"), "{s}");
@@ -85,12 +105,22 @@ fn select_ingredients_and_ls_with_keys_and_read_the_results() {
     session.keys(&["Enter"]);
 
     let s = session.wait_for("[done]", Duration::from_secs(120));
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("report-ls.json")).expect("the run wrote its report")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("report-ls.json")).expect("the run wrote its report"),
+    )
+    .unwrap();
     assert_eq!(report["history"].as_array().unwrap().len(), 30, "30 epochs as typed");
     let (val, test) = (report["val_acc"].as_f64().unwrap(), report["test_acc"].as_f64().unwrap());
     let seconds = format!("{:.1}s", report["seconds"].as_f64().unwrap());
-    let row = s.lines().find(|l| (l.contains(" ls ") || l.contains(">ls ")) && l.contains(&seconds)).unwrap_or_else(|| panic!("no ls row with {seconds} in the results table:\n{s}"));
-    assert!(row.contains(&format!("{:.2}%", 100.0 * val)) && row.contains(&format!("{:.2}%", 100.0 * test)), "row {row:?} vs report {val} {test}\n{s}");
+    let row = s
+        .lines()
+        .find(|l| (l.contains(" ls ") || l.contains(">ls ")) && l.contains(&seconds))
+        .unwrap_or_else(|| panic!("no ls row with {seconds} in the results table:\n{s}"));
+    assert!(
+        row.contains(&format!("{:.2}%", 100.0 * val))
+            && row.contains(&format!("{:.2}%", 100.0 * test)),
+        "row {row:?} vs report {val} {test}\n{s}"
+    );
     assert!(s.contains("ls on ") && s.contains("30/30"), "{s}");
     assert!(Path::new(&run.join("soup-ls.safetensors")).is_file());
 

@@ -12,7 +12,11 @@ use crate::recipe::Recipe;
 use crate::soup::{Setting, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
 
 #[derive(Parser, Debug)]
-#[command(name = "gnn-soup", version, about = "Souping graph neural networks: Learned Souping, Partition Learned Souping and every baseline")]
+#[command(
+    name = "gnn-soup",
+    version,
+    about = "Souping graph neural networks: Learned Souping, Partition Learned Souping and every baseline"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -143,8 +147,17 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// `strategies`' settings for `arch`/`dataset`: the defaults, the recipe's, then these flags
     /// (see [`resolve_settings`](crate::recipe::resolve_settings)).
-    pub fn resolve(&self, recipe: Option<&Recipe>, strategies: &[Strategy], arch: Arch, dataset: &str) -> Result<Vec<SoupSettings>> {
-        strategies.iter().map(|&s| crate::recipe::resolve_settings(recipe, s, arch, dataset, &self.overrides)).collect()
+    pub fn resolve(
+        &self,
+        recipe: Option<&Recipe>,
+        strategies: &[Strategy],
+        arch: Arch,
+        dataset: &str,
+    ) -> Result<Vec<SoupSettings>> {
+        strategies
+            .iter()
+            .map(|&s| crate::recipe::resolve_settings(recipe, s, arch, dataset, &self.overrides))
+            .collect()
     }
 }
 
@@ -321,7 +334,11 @@ impl DataArgs {
     }
 
     pub fn options(&self) -> DataOptions {
-        DataOptions { data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir), split_seed: self.split_seed.unwrap_or(0), download: !self.offline }
+        DataOptions {
+            data_dir: self.data_dir.clone().unwrap_or_else(crate::data::default_data_dir),
+            split_seed: self.split_seed.unwrap_or(0),
+            download: !self.offline,
+        }
     }
 }
 
@@ -415,7 +432,14 @@ fn parse_layer_list(s: &str) -> Result<LayerList, String> {
     if s.trim() == "none" {
         return Ok(LayerList(Vec::new()));
     }
-    s.split(',').map(|p| p.trim().parse::<usize>().map_err(|_| format!("expected layer numbers like 0,2 or none, got {p:?}"))).collect::<Result<_, _>>().map(LayerList)
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("expected layer numbers like 0,2 or none, got {p:?}"))
+        })
+        .collect::<Result<_, _>>()
+        .map(LayerList)
 }
 
 #[derive(Args, Debug)]
@@ -606,11 +630,11 @@ pub struct DemoArgs {
     pub device: String,
 }
 
-
 impl Cli {
     /// Whether this invocation will draw the dashboard (stdout is a terminal).
     pub fn uses_terminal_ui(&self) -> bool {
         use std::io::IsTerminal;
-        matches!(self.command, None | Some(Command::Tui(_)) | Some(Command::Demo(_))) && std::io::stdout().is_terminal()
+        matches!(self.command, None | Some(Command::Tui(_)) | Some(Command::Demo(_)))
+            && std::io::stdout().is_terminal()
     }
 }

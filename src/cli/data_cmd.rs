@@ -15,7 +15,10 @@ pub fn info(args: &DataArgs, json: bool) -> Result<()> {
     println!("dataset      {}", info.name);
     println!("fingerprint  {}", info.fingerprint);
     println!("nodes        {}", info.nodes);
-    println!("edges        {} (directed, symmetrised; average degree {:.2})", info.edges, info.average_degree);
+    println!(
+        "edges        {} (directed, symmetrised; average degree {:.2})",
+        info.edges, info.average_degree
+    );
     println!("isolated     {}", info.isolated_nodes);
     println!("features     {}", info.features);
     println!("classes      {}", info.classes);
@@ -23,7 +26,11 @@ pub fn info(args: &DataArgs, json: bool) -> Result<()> {
     println!("class balance");
     for (c, &count) in info.class_counts.iter().enumerate() {
         let share = count as f64 / info.nodes as f64;
-        println!("  {c:>4}  {count:>9}  {:>6.2}%  {}", 100.0 * share, "#".repeat((share * 60.0).round() as usize));
+        println!(
+            "  {c:>4}  {count:>9}  {:>6.2}%  {}",
+            100.0 * share,
+            "#".repeat((share * 60.0).round() as usize)
+        );
     }
     Ok(())
 }
@@ -34,7 +41,14 @@ pub fn export(args: &DataArgs, out: &std::path::Path, overwrite: bool) -> Result
     }
     let g = data::load(args.dataset_or_default(), &args.options())?;
     data::npz::write_graph(&g, out)?;
-    eprintln!("{}: {} nodes, {} edges, {} features -> {}", g.name, g.num_nodes, g.num_edges(), g.num_features, out.display());
+    eprintln!(
+        "{}: {} nodes, {} edges, {} features -> {}",
+        g.name,
+        g.num_nodes,
+        g.num_edges(),
+        g.num_features,
+        out.display()
+    );
     Ok(())
 }
 
@@ -56,7 +70,13 @@ pub fn download(args: &DataArgs) -> Result<()> {
         other => bail!("{other:?} is not a named dataset that can be downloaded"),
     }
     let g = data::load(args.dataset_or_default(), &DataOptions { download: false, ..opts })?;
-    eprintln!("{}: {} nodes, {} edges, fingerprint {}", g.name, g.num_nodes, g.num_edges(), g.fingerprint());
+    eprintln!(
+        "{}: {} nodes, {} edges, fingerprint {}",
+        g.name,
+        g.num_nodes,
+        g.num_edges(),
+        g.fingerprint()
+    );
     Ok(())
 }
 

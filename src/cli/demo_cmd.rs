@@ -6,7 +6,9 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use super::args::{DataArgs, DemoArgs, SettingFlags, StrategyChoice, TuiArgs};
-use super::headless::{comparison_table, completed, demo_ingredients, execute, split_outcome, write_comparison};
+use super::headless::{
+    comparison_table, completed, demo_ingredients, execute, split_outcome, write_comparison,
+};
 use crate::data::DataOptions;
 use crate::device::{device_name, parse_device};
 use crate::engine::JobSpec;
@@ -27,7 +29,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             run: true,
         });
     }
-    let run_dir = args.out.clone().unwrap_or_else(|| crate::paths::results_dir().join("demo").join("last-run"));
+    let run_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::paths::results_dir().join("demo").join("last-run"));
     let ingredients = demo_ingredients(device)?;
     let g = crate::demo::graph()?;
     let recipe = crate::demo::recipe();
@@ -36,7 +41,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         ingredients: crate::checkpoint::list_ingredients(&ingredients)?,
         dataset: None,
         data: DataOptions::default(),
-        strategies: SettingFlags::default().resolve(Some(&recipe), &chosen, crate::demo::ARCH, crate::demo::DATASET)?,
+        strategies: SettingFlags::default().resolve(
+            Some(&recipe),
+            &chosen,
+            crate::demo::ARCH,
+            crate::demo::DATASET,
+        )?,
         device,
         out_dir: Some(run_dir.clone()),
         // The default run directory is the demo's own, replaced each time; one the user names is not.
@@ -47,7 +57,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if reports.is_empty() {
         return Err(error.unwrap_or_else(|| anyhow::anyhow!("the demo produced no result")));
     }
-    println!("\nsouping {} ingredients on {} ({}):", reports.first().map_or(0, |r| r.ingredients.len()), g.name, device_name(device));
+    println!(
+        "\nsouping {} ingredients on {} ({}):",
+        reports.first().map_or(0, |r| r.ingredients.len()),
+        g.name,
+        device_name(device)
+    );
     print!("{}", comparison_table(&reports));
     write_comparison(&run_dir, &reports)?;
     match error {

@@ -37,12 +37,20 @@ pub fn man(out: Option<&Path>, overwrite: bool) -> Result<()> {
     }
     if !overwrite {
         if let Some((f, _)) = pages.iter().find(|(f, _)| dir.join(f).exists()) {
-            bail!("{} already exists (pass --overwrite to replace the pages)", dir.join(f).display());
+            bail!(
+                "{} already exists (pass --overwrite to replace the pages)",
+                dir.join(f).display()
+            );
         }
     }
     for (f, bytes) in &pages {
         crate::checkpoint::write_atomic(&dir.join(f), bytes)?;
     }
-    eprintln!("wrote {} pages into {} (`man -l {}`)", pages.len(), dir.display(), dir.join("gnn-soup.1").display());
+    eprintln!(
+        "wrote {} pages into {} (`man -l {}`)",
+        pages.len(),
+        dir.display(),
+        dir.join("gnn-soup.1").display()
+    );
     Ok(())
 }

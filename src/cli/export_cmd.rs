@@ -40,13 +40,21 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     };
     let (sd, layout) = match &like {
         Some(template) => {
-            let t = import::read_foreign(template).with_context(|| format!("reading the template {}", template.display()))?;
-            let sd = export::export(&meta.arch, &ckpt.params, export::Names::Like(&t)).with_context(|| format!("{} as {}", args.checkpoint.display(), template.display()))?;
+            let t = import::read_foreign(template)
+                .with_context(|| format!("reading the template {}", template.display()))?;
+            let sd = export::export(&meta.arch, &ckpt.params, export::Names::Like(&t))
+                .with_context(|| {
+                    format!("{} as {}", args.checkpoint.display(), template.display())
+                })?;
             (sd, None)
         }
         None => {
             let layout = args.layout.or(recorded).unwrap_or(Source::Pyg);
-            (export::export(&meta.arch, &ckpt.params, export::Names::Canonical(layout)).with_context(|| format!("{}", args.checkpoint.display()))?, Some(layout))
+            (
+                export::export(&meta.arch, &ckpt.params, export::Names::Canonical(layout))
+                    .with_context(|| format!("{}", args.checkpoint.display()))?,
+                Some(layout),
+            )
         }
     };
     // A model carries its aggregation semantics; the other library's layer computes otherwise.

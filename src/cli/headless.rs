@@ -21,7 +21,8 @@ use crate::units::mib;
 pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
     let (handle, events) = engine::spawn_with_channel(job);
     crate::signals::watch(handle.cancel_flag());
-    let mut view = HeadlessView { previous: Some(std::time::Instant::now()), ..HeadlessView::default() };
+    let mut view =
+        HeadlessView { previous: Some(std::time::Instant::now()), ..HeadlessView::default() };
     for event in events.iter() {
         view.show(&event);
     }
@@ -53,9 +54,12 @@ impl HeadlessView {
     fn show(&mut self, e: &Event) {
         let took = self.previous.replace(std::time::Instant::now()).map(|t| t.elapsed());
         match e {
-            Event::Started { strategy, dataset, nodes, edges, device, ingredients, steps, .. } => {
+            Event::Started {
+                strategy, dataset, nodes, edges, device, ingredients, steps, ..
+            } => {
                 eprintln!("{strategy}: {} ingredients on {dataset} ({nodes} nodes, {edges} edges), {device}", ingredients.len());
-                self.bar = (*steps > 0).then(|| progress::steps_bar(*steps as u64, strategy.name()));
+                self.bar =
+                    (*steps > 0).then(|| progress::steps_bar(*steps as u64, strategy.name()));
             }
             Event::Epoch { epoch, epochs, loss, val_acc, lr, .. } => {
                 let msg = format!("loss {loss:.4} val {} lr {lr:.3}", percent(*val_acc));
@@ -88,7 +92,13 @@ impl HeadlessView {
             }
             Event::Evaluation { what, val_acc, test_acc } => {
                 if let Some(took) = took.filter(|t| *t > REPORT_EVALUATIONS_OVER) {
-                    self.println(format!("  evaluated {}: val {} test {} ({:.1}s)", String::from(*what), percent(*val_acc), percent(*test_acc), took.as_secs_f64()));
+                    self.println(format!(
+                        "  evaluated {}: val {} test {} ({:.1}s)",
+                        String::from(*what),
+                        percent(*val_acc),
+                        percent(*test_acc),
+                        took.as_secs_f64()
+                    ));
                 }
             }
             Event::Finished { report } => {
@@ -96,7 +106,13 @@ impl HeadlessView {
                     b.finish_and_clear();
                 }
                 let partial = if report.partial { " (partial: cancelled)" } else { "" };
-                eprintln!("{}: val {} test {} in {:.2}s{partial}", report.strategy, percent(report.val_acc), percent(report.test_acc), report.seconds);
+                eprintln!(
+                    "{}: val {} test {} in {:.2}s{partial}",
+                    report.strategy,
+                    percent(report.val_acc),
+                    percent(report.test_acc),
+                    report.seconds
+                );
             }
             Event::Failed { message } => {
                 if let Some(b) = self.bar.take() {
@@ -113,16 +129,33 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-const COMPARISON_HEADER: [&str; 7] = ["strategy", "val", "test", "seconds", "peak RSS MiB", "peak GPU MiB", ""];
+const COMPARISON_HEADER: [&str; 7] =
+    ["strategy", "val", "test", "seconds", "peak RSS MiB", "peak GPU MiB", ""];
 
 /// The rows of the comparison: the ingredients' mean and best, then one row per report.
 pub fn comparison_rows(reports: &[SoupReport]) -> Vec<[String; 7]> {
     let mut rows = Vec::new();
     if let Some(r) = reports.first() {
         let dash = || "-".to_string();
-        rows.push(["ingredients (mean)".into(), percent(mean(r.ingredients.iter().map(|i| i.val_acc))), percent(mean(r.ingredients.iter().map(|i| i.test_acc))), dash(), dash(), dash(), String::new()]);
+        rows.push([
+            "ingredients (mean)".into(),
+            percent(mean(r.ingredients.iter().map(|i| i.val_acc))),
+            percent(mean(r.ingredients.iter().map(|i| i.test_acc))),
+            dash(),
+            dash(),
+            dash(),
+            String::new(),
+        ]);
         if let Some(b) = r.ingredients.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc)) {
-            rows.push(["best ingredient (val)".into(), percent(b.val_acc), percent(b.test_acc), dash(), dash(), dash(), String::new()]);
+            rows.push([
+                "best ingredient (val)".into(),
+                percent(b.val_acc),
+                percent(b.test_acc),
+                dash(),
+                dash(),
+                dash(),
+                String::new(),
+            ]);
         }
     }
     for r in reports {
@@ -148,7 +181,11 @@ pub fn comparison_table(reports: &[SoupReport]) -> String {
 }
 
 fn comparison_markdown(reports: &[SoupReport]) -> String {
-    let mut s = format!("| {} |\n|{}\n", COMPARISON_HEADER.join(" | "), "---|".repeat(COMPARISON_HEADER.len()));
+    let mut s = format!(
+        "| {} |\n|{}\n",
+        COMPARISON_HEADER.join(" | "),
+        "---|".repeat(COMPARISON_HEADER.len())
+    );
     for r in comparison_rows(reports) {
         s.push_str(&format!("| {} |\n", r.join(" | ")));
     }
@@ -181,8 +218,16 @@ pub fn split_outcome(result: Result<Vec<SoupReport>>) -> (Vec<SoupReport>, Optio
 /// or a cancel stopped it with partial results saved in `out`.
 pub fn completed(reports: &[SoupReport], out: &Path) -> Result<()> {
     if crate::signals::interrupted() || reports.iter().any(|r| r.partial) {
-        let what = if reports.iter().any(|r| r.partial) { "the best soup so far is saved (its report says partial)" } else { "the finished strategies' results are saved" };
-        return Err(crate::signals::Interrupted(format!("stopped before the end; {what} in {}", out.display())).into());
+        let what = if reports.iter().any(|r| r.partial) {
+            "the best soup so far is saved (its report says partial)"
+        } else {
+            "the finished strategies' results are saved"
+        };
+        return Err(crate::signals::Interrupted(format!(
+            "stopped before the end; {what} in {}",
+            out.display()
+        ))
+        .into());
     }
     Ok(())
 }
@@ -195,7 +240,10 @@ pub fn check_comparison_free(out: &Path, overwrite: bool) -> Result<()> {
     for name in ["comparison.md", "comparison.json"] {
         let p = out.join(name);
         if p.exists() || p.is_symlink() {
-            anyhow::bail!("{} already exists; choose another --out or pass --overwrite", p.display());
+            anyhow::bail!(
+                "{} already exists; choose another --out or pass --overwrite",
+                p.display()
+            );
         }
     }
     Ok(())
@@ -205,27 +253,58 @@ pub fn check_comparison_free(out: &Path, overwrite: bool) -> Result<()> {
 pub fn write_comparison(out: &Path, reports: &[SoupReport]) -> Result<()> {
     checkpoint::write_atomic(&out.join("comparison.md"), comparison_markdown(reports).as_bytes())?;
     let json: Vec<serde_json::Value> = reports.iter().map(summary_json).collect();
-    checkpoint::write_atomic(&out.join("comparison.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    eprintln!("wrote {} and {}", out.join("comparison.md").display(), out.join("comparison.json").display());
+    checkpoint::write_atomic(
+        &out.join("comparison.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    eprintln!(
+        "wrote {} and {}",
+        out.join("comparison.md").display(),
+        out.join("comparison.json").display()
+    );
     Ok(())
 }
 
 /// The line printed before training starts.
-pub fn announce_training(g: &Graph, cfg: &TrainConfig, devices: &[tch::Device], shard: Option<crate::train::Shard>) {
+pub fn announce_training(
+    g: &Graph,
+    cfg: &TrainConfig,
+    devices: &[tch::Device],
+    shard: Option<crate::train::Shard>,
+) {
     let on = devices.iter().map(|d| device_name(*d)).collect::<Vec<_>>().join(", ");
-    let workers = if devices.len() > 1 { format!(" ({} workers)", devices.len()) } else { String::new() };
-    let share = shard.map_or(String::new(), |s| format!(", shard {s}: ingredients i with i % {} == {}", s.count, s.index));
-    eprintln!("training {} {} ingredients on {} ({} nodes, {} edges) on {on}{workers}{share}", cfg.ingredients, cfg.arch, g.name, g.num_nodes, g.num_edges());
+    let workers =
+        if devices.len() > 1 { format!(" ({} workers)", devices.len()) } else { String::new() };
+    let share = shard.map_or(String::new(), |s| {
+        format!(", shard {s}: ingredients i with i % {} == {}", s.count, s.index)
+    });
+    eprintln!(
+        "training {} {} ingredients on {} ({} nodes, {} edges) on {on}{workers}{share}",
+        cfg.ingredients,
+        cfg.arch,
+        g.name,
+        g.num_nodes,
+        g.num_edges()
+    );
 }
 
 /// Training progress: on a terminal a bar per worker (the ingredient it trains, its epoch, loss
 /// and validation accuracy); a line per finished ingredient otherwise (and on a terminal too
 /// unless `quiet`), naming the worker's device when there are several.
-pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Device], quiet: bool) -> impl FnMut(TrainEvent) {
+pub fn training_progress(
+    epochs: usize,
+    ingredients: usize,
+    devices: &[tch::Device],
+    quiet: bool,
+) -> impl FnMut(TrainEvent) {
     let names: Vec<String> = devices.iter().map(|d| device_name(*d)).collect();
     let several = names.len() > 1;
     let terminal = progress::stderr_is_terminal();
-    let multi = indicatif::MultiProgress::with_draw_target(if terminal { indicatif::ProgressDrawTarget::stderr_with_hz(10) } else { indicatif::ProgressDrawTarget::hidden() });
+    let multi = indicatif::MultiProgress::with_draw_target(if terminal {
+        indicatif::ProgressDrawTarget::stderr_with_hz(10)
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    });
     // A line per finished ingredient: above the bars on a terminal (not with `quiet`), plain on
     // stderr in a log.
     let line_out = multi.clone();
@@ -239,7 +318,11 @@ pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Devi
     let mut bars: Vec<Option<ProgressBar>> = vec![None; names.len()];
     move |ev| match ev {
         TrainEvent::IngredientStarted { worker, index, seed } => {
-            let label = if several { format!("w{worker} {} #{}/{ingredients}", names[worker], index + 1) } else { format!("ingredient {}/{ingredients}", index + 1) };
+            let label = if several {
+                format!("w{worker} {} #{}/{ingredients}", names[worker], index + 1)
+            } else {
+                format!("ingredient {}/{ingredients}", index + 1)
+            };
             if let Some(old) = bars[worker].take() {
                 old.finish_and_clear();
             }
@@ -256,10 +339,24 @@ pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Devi
             if let Some(b) = bars[worker].take() {
                 b.finish_and_clear();
             }
-            let on = if several { format!(" on worker {worker} ({})", names[worker]) } else { String::new() };
-            done_line(format!("ingredient {}/{ingredients}{on}: val {} test {}  -> {}", index + 1, percent(acc.val), percent(acc.test), path.display()));
+            let on = if several {
+                format!(" on worker {worker} ({})", names[worker])
+            } else {
+                String::new()
+            };
+            done_line(format!(
+                "ingredient {}/{ingredients}{on}: val {} test {}  -> {}",
+                index + 1,
+                percent(acc.val),
+                percent(acc.test),
+                path.display()
+            ));
         }
-        TrainEvent::IngredientKept { index, path } => eprintln!("ingredient {}/{ingredients}: kept from the interrupted run  -> {}", index + 1, path.display()),
+        TrainEvent::IngredientKept { index, path } => eprintln!(
+            "ingredient {}/{ingredients}: kept from the interrupted run  -> {}",
+            index + 1,
+            path.display()
+        ),
     }
 }
 
@@ -268,14 +365,29 @@ pub fn training_progress(epochs: usize, ingredients: usize, devices: &[tch::Devi
 pub fn print_training_summary(report: &TrainReport) {
     let mut t = Table::new(["ingredient", "seed", "val", "test"]);
     for i in &report.ingredients {
-        t.row([i.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), i.seed.to_string(), percent(i.val_acc), percent(i.test_acc)]);
+        t.row([
+            i.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            i.seed.to_string(),
+            percent(i.val_acc),
+            percent(i.test_acc),
+        ]);
     }
     let k = report.ingredients.len() as f64;
     let mean = |f: fn(&TrainedIngredient) -> f64| report.ingredients.iter().map(f).sum::<f64>() / k;
-    t.row(["mean".to_string(), String::new(), percent(mean(|i| i.val_acc)), percent(mean(|i| i.test_acc))]);
+    t.row([
+        "mean".to_string(),
+        String::new(),
+        percent(mean(|i| i.val_acc)),
+        percent(mean(|i| i.test_acc)),
+    ]);
     // Ties broken as the soup table's "best ingredient (val)" breaks them.
     if let Some(b) = report.ingredients.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc)) {
-        t.row(["best (val)".to_string(), b.seed.to_string(), percent(b.val_acc), percent(b.test_acc)]);
+        t.row([
+            "best (val)".to_string(),
+            b.seed.to_string(),
+            percent(b.val_acc),
+            percent(b.test_acc),
+        ]);
     }
     println!("{}: {}", report.dataset, report.arch.describe());
     print!("{}", t.render());
@@ -287,7 +399,10 @@ pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
     if !crate::demo::ingredients_present() {
         announce_training(&crate::demo::graph()?, &cfg, &[device], None);
     }
-    let got = crate::demo::ensure_ingredients(device, &mut training_progress(cfg.epochs, cfg.ingredients, &[device], false))?;
+    let got = crate::demo::ensure_ingredients(
+        device,
+        &mut training_progress(cfg.epochs, cfg.ingredients, &[device], false),
+    )?;
     match &got.trained {
         Some(report) => {
             eprintln!("trained {} ingredients in {:.1}s", report.ingredients.len(), report.seconds);
@@ -301,7 +416,11 @@ pub fn demo_ingredients(device: tch::Device) -> Result<std::path::PathBuf> {
 /// The ingredient checkpoints to soup: `flag`'s (`--ingredients`), else the recipe's (a
 /// directory, one checkpoint, or a list), each imported on the fly when gnn-soup did not write it.
 /// None when neither names any.
-pub fn ingredients_of(flag: Option<&Path>, recipe: Option<&crate::recipe::Recipe>, data: &super::args::DataArgs) -> Result<Option<Vec<std::path::PathBuf>>> {
+pub fn ingredients_of(
+    flag: Option<&Path>,
+    recipe: Option<&crate::recipe::Recipe>,
+    data: &super::args::DataArgs,
+) -> Result<Option<Vec<std::path::PathBuf>>> {
     use crate::recipe::Ingredients;
     let listed: Vec<&Path> = match (flag, recipe.and_then(|r| r.ingredients.as_ref())) {
         (Some(path), _) => vec![path],
@@ -319,15 +438,31 @@ pub fn ingredients_of(flag: Option<&Path>, recipe: Option<&crate::recipe::Recipe
 /// `path` as gnn-soup ingredients: as it is, or, when it holds checkpoints gnn-soup did not write
 /// (PyG `.pt`, plain `.safetensors`), imported on the fly with the defaults of `gnn-soup import`
 /// into the cache, saying so.
-pub fn resolve_ingredients(path: &Path, data: &super::args::DataArgs) -> Result<std::path::PathBuf> {
-    let Some((sources, init)) = crate::import::foreign_at(path)? else { return Ok(path.to_path_buf()) };
+pub fn resolve_ingredients(
+    path: &Path,
+    data: &super::args::DataArgs,
+) -> Result<std::path::PathBuf> {
+    let Some((sources, init)) = crate::import::foreign_at(path)? else {
+        return Ok(path.to_path_buf());
+    };
     let Some(dataset) = &data.dataset else {
         anyhow::bail!("{} holds checkpoints gnn-soup did not write: pass --dataset to import them on the fly (or run `gnn-soup import` first to choose how)", path.display());
     };
     let g = crate::data::load(dataset, &data.options())?;
     let opts = crate::import::default_options(&g);
-    let (dir, reused) = crate::import::import_cached(&sources, init.as_deref(), &g, &opts, &crate::paths::cache_dir().join("imports"))?;
-    let what = format!("{} foreign checkpoint(s) from {}{}", sources.len(), path.display(), if init.is_some() { " with their init" } else { "" });
+    let (dir, reused) = crate::import::import_cached(
+        &sources,
+        init.as_deref(),
+        &g,
+        &opts,
+        &crate::paths::cache_dir().join("imports"),
+    )?;
+    let what = format!(
+        "{} foreign checkpoint(s) from {}{}",
+        sources.len(),
+        path.display(),
+        if init.is_some() { " with their init" } else { "" }
+    );
     if reused {
         eprintln!("using the earlier import of {what} in {}", dir.display());
     } else {

@@ -19,20 +19,35 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         prefix: args.prefix.clone(),
         arch: args.arch,
         dropout: args.dropout,
-        row_normalize: args.row_normalize.unwrap_or_else(|| crate::train::row_normalize_default(&g)),
+        row_normalize: args
+            .row_normalize
+            .unwrap_or_else(|| crate::train::row_normalize_default(&g)),
         input_dropout_off: args.input_dropout_off.as_ref().map(|l| l.0.clone()),
         add_self_loops: args.self_loops,
         activation: args.model.activation,
         dropouts: args.model.dropouts(Default::default()),
     };
-    let report = import::import(&args.sources, args.init.as_deref(), &g, &opts, &args.out, args.overwrite, true)?;
+    let report = import::import(
+        &args.sources,
+        args.init.as_deref(),
+        &g,
+        &opts,
+        &args.out,
+        args.overwrite,
+        true,
+    )?;
     if args.json {
         return print_json(&report);
     }
     println!("{} ({} layout): {}", report.dataset, report.layout.name(), report.arch.describe());
     let mut t = Table::new(["ingredient", "from", "val", "test"]);
     for i in &report.ingredients {
-        t.row([i.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), i.source.display().to_string(), i.val_acc.map(percent).unwrap_or_default(), i.test_acc.map(percent).unwrap_or_default()]);
+        t.row([
+            i.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            i.source.display().to_string(),
+            i.val_acc.map(percent).unwrap_or_default(),
+            i.test_acc.map(percent).unwrap_or_default(),
+        ]);
     }
     print!("{}", t.render());
     match &report.init {

@@ -39,13 +39,33 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let mut all = Vec::new();
     for f in &files {
         let ck = checkpoint::load(f)?;
-        let tensors = ck.params.iter().map(|(k, t)| TensorInfo { name: k.clone(), shape: t.size(), dtype: format!("{:?}", t.kind()) }).collect();
-        all.push(Inspected { path: f.display().to_string(), weights_fingerprint: checkpoint::weights_fingerprint(&ck.params), meta: ck.meta, tensors });
+        let tensors = ck
+            .params
+            .iter()
+            .map(|(k, t)| TensorInfo {
+                name: k.clone(),
+                shape: t.size(),
+                dtype: format!("{:?}", t.kind()),
+            })
+            .collect();
+        all.push(Inspected {
+            path: f.display().to_string(),
+            weights_fingerprint: checkpoint::weights_fingerprint(&ck.params),
+            meta: ck.meta,
+            tensors,
+        });
     }
-    let ingredients: Vec<std::path::PathBuf> = all.iter().filter(|c| c.meta.kind == checkpoint::CheckpointKind::Ingredient).map(|c| c.path.clone().into()).collect();
+    let ingredients: Vec<std::path::PathBuf> = all
+        .iter()
+        .filter(|c| c.meta.kind == checkpoint::CheckpointKind::Ingredient)
+        .map(|c| c.path.clone().into())
+        .collect();
     if args.diversity {
         if ingredients.len() < 2 {
-            anyhow::bail!("{}: --diversity needs a directory with at least two ingredients", path.display());
+            anyhow::bail!(
+                "{}: --diversity needs a directory with at least two ingredients",
+                path.display()
+            );
         }
         return print_json(&inspect::analyse(&ingredients)?);
     }
@@ -63,7 +83,11 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         println!("weights       {}", one.weights_fingerprint);
         println!("seed          {}", m.seed.map_or("-".into(), |s| s.to_string()));
         println!("epochs        {}", m.epochs.map_or("-".into(), |s| s.to_string()));
-        println!("val / test    {} / {}", percent(m.val_acc.unwrap_or(f64::NAN)), percent(m.test_acc.unwrap_or(f64::NAN)));
+        println!(
+            "val / test    {} / {}",
+            percent(m.val_acc.unwrap_or(f64::NAN)),
+            percent(m.test_acc.unwrap_or(f64::NAN))
+        );
         println!("tool          {}", m.tool_version);
         for (k, v) in &m.extra {
             println!("{k:<13} {v}");
@@ -77,7 +101,11 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         let mut t = Table::new(["file", "kind", "arch", "dataset", "seed", "val", "test", "init"]);
         for c in &all {
             let m = &c.meta;
-            let name = std::path::Path::new(&c.path).file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = std::path::Path::new(&c.path)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             t.row([
                 name,
                 format!("{:?}", m.kind).to_lowercase(),
@@ -121,8 +149,16 @@ fn diversity_text(d: &DiversityReport) -> String {
         t.render()
     };
     out.push_str(&format!("\npairwise L2 distance between weights\n{}", square("", &d.distance)));
-    let what = if d.cosine_of == "updates" { "updates (weights minus the shared init)" } else { "weights (no init.safetensors found)" };
-    out.push_str(&format!("\ncosine similarity of {what}; mean off-diagonal {:.4}\n{}", d.mean_cosine(), square("", &d.cosine)));
+    let what = if d.cosine_of == "updates" {
+        "updates (weights minus the shared init)"
+    } else {
+        "weights (no init.safetensors found)"
+    };
+    out.push_str(&format!(
+        "\ncosine similarity of {what}; mean off-diagonal {:.4}\n{}",
+        d.mean_cosine(),
+        square("", &d.cosine)
+    ));
     if let Some(i) = d.outlier() {
         out.push_str(&format!("least like the others (lowest mean cosine): #{i}\n"));
     }

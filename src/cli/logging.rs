@@ -10,7 +10,8 @@ pub fn log_file() -> PathBuf {
 /// Logs filtered by `RUST_LOG` (default: warnings): to stderr, or to [`log_file`] when the
 /// dashboard owns the terminal (nothing may be printed over it).
 pub fn init_logging(to_file: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let file = to_file.then(|| {
         let path = log_file();
         let _ = std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")));
@@ -18,12 +19,20 @@ pub fn init_logging(to_file: bool) {
     });
     match file.flatten() {
         Some(f) => {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
         }
         None => {
             // Escape codes only for a person at a terminal: not into files, pipes or `NO_COLOR`.
             let ansi = crate::progress::stderr_is_terminal() && !crate::progress::color_disabled();
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
 }

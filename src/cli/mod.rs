@@ -6,8 +6,8 @@ mod data_cmd;
 mod demo_cmd;
 mod docs_cmd;
 mod export_cmd;
-mod import_cmd;
 pub mod headless;
+mod import_cmd;
 mod inspect_cmd;
 pub mod logging;
 pub mod output;
@@ -27,7 +27,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Demo(DemoArgs { out: None, device: "auto".into() })) {
         Command::Data(DataCommand::Info { data, json }) => data_cmd::info(&data, json),
         Command::Data(DataCommand::Download { data }) => data_cmd::download(&data),
-        Command::Data(DataCommand::Export { data, out, overwrite }) => data_cmd::export(&data, &out, overwrite),
+        Command::Data(DataCommand::Export { data, out, overwrite }) => {
+            data_cmd::export(&data, &out, overwrite)
+        }
         Command::Train(args) => train_cmd::run(&args),
         Command::Inspect(args) => inspect_cmd::run(&args),
         Command::Soup(args) => soup_cmd::run(&args),

@@ -47,7 +47,9 @@ impl Table {
         };
         let mut out = line(&self.header);
         out.push('\n');
-        out.push_str(width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ").trim_end());
+        out.push_str(
+            width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ").trim_end(),
+        );
         out.push('\n');
         for r in &self.rows {
             out.push_str(&line(r));

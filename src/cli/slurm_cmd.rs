@@ -13,7 +13,8 @@ use super::args::{Cli, Command, SlurmTrainArgs};
 
 /// `text` as one word for bash: unchanged when it is plain, otherwise in single quotes.
 pub fn shell_word(text: &str) -> String {
-    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:=,+@%".contains(c));
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:=,+@%".contains(c));
     if plain {
         text.to_string()
     } else {
@@ -27,8 +28,14 @@ fn words(args: &[String]) -> String {
 
 /// The `#SBATCH` lines every script of the run shares, and the job name.
 fn header(name: &str, log: &Path, args: &SlurmTrainArgs, cwd: &Path) -> String {
-    let mut h = format!("#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --output={}\n#SBATCH --chdir={}\n", shell_word(&log.display().to_string()), shell_word(&cwd.display().to_string()));
-    for (flag, value) in [("partition", &args.partition), ("account", &args.account), ("mem", &args.mem)] {
+    let mut h = format!(
+        "#!/usr/bin/env bash\n#SBATCH --job-name={name}\n#SBATCH --output={}\n#SBATCH --chdir={}\n",
+        shell_word(&log.display().to_string()),
+        shell_word(&cwd.display().to_string())
+    );
+    for (flag, value) in
+        [("partition", &args.partition), ("account", &args.account), ("mem", &args.mem)]
+    {
         if let Some(v) = value {
             h += &format!("#SBATCH --{flag}={}\n", shell_word(v));
         }
@@ -39,12 +46,21 @@ fn header(name: &str, log: &Path, args: &SlurmTrainArgs, cwd: &Path) -> String {
 pub fn train(args: &SlurmTrainArgs) -> Result<()> {
     // The training arguments are checked as `gnn-soup train` would check them, now, not on the
     // cluster an hour later.
-    let parsed = Cli::try_parse_from(["gnn-soup".to_string(), "train".to_string()].into_iter().chain(args.train.iter().cloned())).map_err(|e| anyhow::anyhow!("the arguments after -- are not valid `gnn-soup train` arguments:\n{e}"))?;
-    let Some(Command::Train(train)) = parsed.command else { bail!("expected `gnn-soup train` arguments after --") };
+    let parsed = Cli::try_parse_from(
+        ["gnn-soup".to_string(), "train".to_string()].into_iter().chain(args.train.iter().cloned()),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!("the arguments after -- are not valid `gnn-soup train` arguments:\n{e}")
+    })?;
+    let Some(Command::Train(train)) = parsed.command else {
+        bail!("expected `gnn-soup train` arguments after --")
+    };
     if train.shard.is_some() || train.collect.is_some() || train.init_only {
         bail!("leave --shard, --collect and --init-only out: each task gets its --shard, and the last job collects");
     }
-    let Some(out) = train.out.clone() else { bail!("the training arguments need --out: the directory every task writes into (on storage all nodes share)") };
+    let Some(out) = train.out.clone() else {
+        bail!("the training arguments need --out: the directory every task writes into (on storage all nodes share)")
+    };
     let cwd = std::env::current_dir().context("the current directory")?;
     let exe = std::env::current_exe().context("the path of this gnn-soup binary")?;
     let exe = exe.canonicalize().unwrap_or(exe);
@@ -74,7 +90,9 @@ pub fn train(args: &SlurmTrainArgs) -> Result<()> {
     let mut collect = header("gnn-soup-collect", &dir.join("collect-%j.log"), args, &cwd);
     collect += &format!("# Written by `gnn-soup slurm train`: runs once every training task succeeded.\nset -euo pipefail\n{gnn} train --collect {}\n", shell_word(&out.display().to_string()));
     if let Some(soup_out) = &args.soup_out {
-        let recipe = args.soup_recipe.as_ref().map_or(String::new(), |r| format!(" --recipe {}", shell_word(&abs(r).display().to_string())));
+        let recipe = args.soup_recipe.as_ref().map_or(String::new(), |r| {
+            format!(" --recipe {}", shell_word(&abs(r).display().to_string()))
+        });
         collect += &format!(
             "{gnn} soup --ingredients {} --strategy {}{recipe} --out {}\n",
             shell_word(&out.display().to_string()),
@@ -91,7 +109,11 @@ pub fn train(args: &SlurmTrainArgs) -> Result<()> {
         if args.soup_out.is_some() { " and soup" } else { "" },
         dir.display()
     );
-    let files: [(PathBuf, String); 3] = [(dir.join("train.sbatch"), array), (dir.join("collect.sbatch"), collect), (dir.join("submit.sh"), submit)];
+    let files: [(PathBuf, String); 3] = [
+        (dir.join("train.sbatch"), array),
+        (dir.join("collect.sbatch"), collect),
+        (dir.join("submit.sh"), submit),
+    ];
     if !args.overwrite {
         if let Some((f, _)) = files.iter().find(|(f, _)| f.exists()) {
             bail!("{} already exists (pass --overwrite to replace the scripts)", f.display());
@@ -102,13 +124,24 @@ pub fn train(args: &SlurmTrainArgs) -> Result<()> {
     }
     let submit_path = dir.join("submit.sh");
     if !args.submit {
-        eprintln!("wrote {}, {} and {}", files[0].0.display(), files[1].0.display(), submit_path.display());
+        eprintln!(
+            "wrote {}, {} and {}",
+            files[0].0.display(),
+            files[1].0.display(),
+            submit_path.display()
+        );
         println!("bash {}", shell_word(&submit_path.display().to_string()));
         return Ok(());
     }
-    let status = std::process::Command::new("bash").arg(&submit_path).status().with_context(|| format!("cannot run {}", submit_path.display()))?;
+    let status = std::process::Command::new("bash")
+        .arg(&submit_path)
+        .status()
+        .with_context(|| format!("cannot run {}", submit_path.display()))?;
     if !status.success() {
-        bail!("{} failed ({status}); is sbatch on the PATH, and is the cluster up?", submit_path.display());
+        bail!(
+            "{} failed ({status}); is sbatch on the PATH, and is the cluster up?",
+            submit_path.display()
+        );
     }
     Ok(())
 }

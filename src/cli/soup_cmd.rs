@@ -3,7 +3,10 @@
 use anyhow::{bail, Result};
 
 use super::args::{EvalArgs, SoupArgs, StrategyChoice};
-use super::headless::{check_comparison_free, comparison_table, completed, execute, ingredients_of, resolve_ingredients, split_outcome, write_comparison};
+use super::headless::{
+    check_comparison_free, comparison_table, completed, execute, ingredients_of,
+    resolve_ingredients, split_outcome, write_comparison,
+};
 use super::output::{percent, print_json};
 use crate::checkpoint;
 use crate::data;
@@ -15,7 +18,12 @@ use crate::soup::Strategy;
 
 pub fn run(args: &SoupArgs) -> Result<()> {
     let recipe = args.recipe.as_deref().map(Recipe::read).transpose()?;
-    let device = parse_device(args.device.as_deref().or(recipe.as_ref().and_then(|r| r.device.as_deref())).unwrap_or("auto"))?;
+    let device = parse_device(
+        args.device
+            .as_deref()
+            .or(recipe.as_ref().and_then(|r| r.device.as_deref()))
+            .unwrap_or("auto"),
+    )?;
     let job = match &args.resume {
         Some(dir) => engine::job_for_resume(dir, device)?,
         None => new_job(args, recipe.as_ref(), device)?,
@@ -46,15 +54,22 @@ pub fn run(args: &SoupArgs) -> Result<()> {
 /// The job the flags describe (without --resume): the flags, then the recipe, then the defaults.
 fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Result<JobSpec> {
     let missing = |flag: &str| match recipe {
-        Some(r) => anyhow::anyhow!("--{flag} is needed: the recipe {} names no {flag}", r.path.display()),
+        Some(r) => {
+            anyhow::anyhow!("--{flag} is needed: the recipe {} names no {flag}", r.path.display())
+        }
         None => anyhow::anyhow!("--{flag} is needed (or --recipe FILE, or --resume RUN_DIR)"),
     };
     let data = args.data.with_recipe(recipe);
-    let ingredients = ingredients_of(args.ingredients.as_deref(), recipe, &data)?.ok_or_else(|| missing("ingredients"))?;
+    let ingredients = ingredients_of(args.ingredients.as_deref(), recipe, &data)?
+        .ok_or_else(|| missing("ingredients"))?;
     if ingredients.is_empty() {
         bail!("no ingredients to soup");
     }
-    let out = args.out.clone().or_else(|| recipe.and_then(|r| r.out.clone())).ok_or_else(|| missing("out"))?;
+    let out = args
+        .out
+        .clone()
+        .or_else(|| recipe.and_then(|r| r.out.clone()))
+        .ok_or_else(|| missing("out"))?;
     let meta = checkpoint::read_meta(&ingredients[0])?;
     let dataset = data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
     let chosen = match (&args.strategy, recipe.and_then(|r| r.strategies.clone())) {
@@ -66,7 +81,16 @@ fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Res
     if strategies.len() > 1 {
         check_comparison_free(&out, args.overwrite)?;
     }
-    Ok(JobSpec { ingredients, dataset: Some(dataset), data: data.options(), strategies, device, out_dir: Some(out), overwrite: args.overwrite, resume: false })
+    Ok(JobSpec {
+        ingredients,
+        dataset: Some(dataset),
+        data: data.options(),
+        strategies,
+        device,
+        out_dir: Some(out),
+        overwrite: args.overwrite,
+        resume: false,
+    })
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
@@ -86,7 +110,14 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         );
     }
     if g.fingerprint() != ck.meta.dataset_fingerprint {
-        eprintln!("warning: {} was trained on {} ({}); evaluating on {} ({})", args.checkpoint.display(), ck.meta.dataset, ck.meta.dataset_fingerprint, g.name, g.fingerprint());
+        eprintln!(
+            "warning: {} was trained on {} ({}); evaluating on {} ({})",
+            args.checkpoint.display(),
+            ck.meta.dataset,
+            ck.meta.dataset_fingerprint,
+            g.name,
+            g.fingerprint()
+        );
     }
     let gt = GraphTensors::new(&g, device);
     let started = std::time::Instant::now();
@@ -94,8 +125,16 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     // One full-graph inference pass (building the graph's sparse operators included).
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        return print_json(&serde_json::json!({ "checkpoint": args.checkpoint, "dataset": g.name, "train_acc": acc.train, "val_acc": acc.val, "test_acc": acc.test, "seconds": seconds }));
+        return print_json(
+            &serde_json::json!({ "checkpoint": args.checkpoint, "dataset": g.name, "train_acc": acc.train, "val_acc": acc.val, "test_acc": acc.test, "seconds": seconds }),
+        );
     }
-    println!("{}: train {} val {} test {}", args.checkpoint.display(), percent(acc.train), percent(acc.val), percent(acc.test));
+    println!(
+        "{}: train {} val {} test {}",
+        args.checkpoint.display(),
+        percent(acc.train),
+        percent(acc.val),
+        percent(acc.test)
+    );
     Ok(())
 }

@@ -20,7 +20,10 @@ pub fn config_from(args: &TrainArgs) -> TrainConfig {
         dropout: args.dropout.unwrap_or(d.dropout),
         batch_norm: args.batch_norm || d.batch_norm,
         row_normalize: args.row_normalize,
-        input_dropout_off: args.input_dropout_off.as_ref().map_or(d.input_dropout_off, |l| l.0.clone()),
+        input_dropout_off: args
+            .input_dropout_off
+            .as_ref()
+            .map_or(d.input_dropout_off, |l| l.0.clone()),
         add_self_loops: args.self_loops.unwrap_or(d.add_self_loops),
         activation: args.model.activation.unwrap_or(d.activation),
         dropouts: args.model.dropouts(d.dropouts),
@@ -36,7 +39,12 @@ pub fn config_from(args: &TrainArgs) -> TrainConfig {
 pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = &args.collect {
         let report = crate::train::collect(dir)?;
-        eprintln!("{}: all {} ingredients are there; wrote {}", dir.display(), report.ingredients.len(), dir.join(crate::checkpoint::MANIFEST).display());
+        eprintln!(
+            "{}: all {} ingredients are there; wrote {}",
+            dir.display(),
+            report.ingredients.len(),
+            dir.join(crate::checkpoint::MANIFEST).display()
+        );
         return finish(args, &report, &[]);
     }
     let Some(out) = &args.out else { bail!("--out is needed (or --collect DIR)") };
@@ -58,7 +66,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // A finished run is refused by `train`; its events file is left as it is.
     let finished = out.join(crate::checkpoint::MANIFEST).exists() && !args.overwrite;
     // A resumed run continues its file; progress is not worth failing the training for.
-    let events = if finished { None } else { crate::fsio::JsonLines::append(&train_events_file(out, args.shard)).inspect_err(|e| tracing::warn!("{e:#}; `tui --attach` will not show this run")).ok() };
+    let events = if finished {
+        None
+    } else {
+        crate::fsio::JsonLines::append(&train_events_file(out, args.shard))
+            .inspect_err(|e| tracing::warn!("{e:#}; `tui --attach` will not show this run"))
+            .ok()
+    };
     let record = |r: &TrainRecord| events.iter().for_each(|f| f.write(r));
     record(&TrainRecord::Started {
         dataset: g.name.clone(),

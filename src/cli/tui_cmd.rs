@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::args::{StrategyChoice, TuiArgs};
-use super::headless::{comparison_table, completed, demo_ingredients, execute, ingredients_of, split_outcome};
+use super::headless::{
+    comparison_table, completed, demo_ingredients, execute, ingredients_of, split_outcome,
+};
 use crate::checkpoint;
 use crate::device::{device_name, parse_device};
 use crate::engine::{self, JobSpec};
@@ -20,16 +22,24 @@ use crate::tui::{self, Session, Source};
 pub fn run(args: &TuiArgs) -> Result<()> {
     let log = super::logging::log_file();
     let runs_dir = crate::paths::results_dir().join("runs");
-    let session = Session { data: args.data.options(), runs_dir: runs_dir.clone(), fixed_out: args.out.clone() };
+    let session = Session {
+        data: args.data.options(),
+        runs_dir: runs_dir.clone(),
+        fixed_out: args.out.clone(),
+    };
     if let Some(dir) = &args.attach {
         // A training run: its events file, or a directory with one (and no soup run's events).
-        let training = if dir.is_file() && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("train-events")) {
+        let training = if dir.is_file()
+            && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("train-events"))
+        {
             Some(dir.clone())
         } else {
-            Some(dir.join(crate::train::TRAIN_EVENTS_FILE)).filter(|f| f.is_file() && !dir.join(engine::EVENTS_FILE).is_file())
+            Some(dir.join(crate::train::TRAIN_EVENTS_FILE))
+                .filter(|f| f.is_file() && !dir.join(engine::EVENTS_FILE).is_file())
         };
         if let Some(file) = training {
-            let app = App::training(format!("gnn-soup: {}", file.display()), file.display().to_string());
+            let app =
+                App::training(format!("gnn-soup: {}", file.display()), file.display().to_string());
             tui::run(app, Some(Source::AttachTraining(file)), session, Some(&log))?;
             return Ok(());
         }
@@ -46,18 +56,31 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         return Ok(());
     }
     let recipe = args.recipe.as_deref().map(Recipe::read).transpose()?;
-    let device = parse_device(args.device.as_deref().or(recipe.as_ref().and_then(|r| r.device.as_deref())).unwrap_or("auto"))?;
+    let device = parse_device(
+        args.device
+            .as_deref()
+            .or(recipe.as_ref().and_then(|r| r.device.as_deref()))
+            .unwrap_or("auto"),
+    )?;
     let data = args.data.with_recipe(recipe.as_ref());
     // Without ingredients (from the flag or the recipe): the demo's, souped as its recipe says
     // unless another is given (flags still override it).
-    let (paths, recipe) = match ingredients_of(args.ingredients.as_deref(), recipe.as_ref(), &data)? {
+    let (paths, recipe) = match ingredients_of(args.ingredients.as_deref(), recipe.as_ref(), &data)?
+    {
         Some(paths) => (paths, recipe),
-        None => (checkpoint::list_ingredients(&demo_ingredients(device)?)?, recipe.or_else(|| Some(crate::demo::recipe()))),
+        None => (
+            checkpoint::list_ingredients(&demo_ingredients(device)?)?,
+            recipe.or_else(|| Some(crate::demo::recipe())),
+        ),
     };
     let first = paths.first().ok_or_else(|| anyhow::anyhow!("no ingredients to soup"))?;
     let meta = checkpoint::read_meta(first)?;
     let dataset = data.dataset.clone().unwrap_or_else(|| meta.dataset.clone());
-    let chosen = args.strategy.map(StrategyChoice::strategies).or_else(|| recipe.as_ref().and_then(|r| r.strategies.clone())).unwrap_or_else(|| Strategy::ALL.to_vec());
+    let chosen = args
+        .strategy
+        .map(StrategyChoice::strategies)
+        .or_else(|| recipe.as_ref().and_then(|r| r.strategies.clone()))
+        .unwrap_or_else(|| Strategy::ALL.to_vec());
     let strategy_name = match (args.strategy, chosen.as_slice()) {
         (Some(choice), _) => choice.name(),
         (None, [one]) => one.name(),
@@ -71,18 +94,31 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         (Some(r), None) => r.settings.clone(),
         (None, _) => Vec::new(),
     };
-    let given: Vec<(&'static Setting, Value)> = from_recipe.into_iter().chain(args.settings.overrides.iter().cloned()).collect();
+    let given: Vec<(&'static Setting, Value)> =
+        from_recipe.into_iter().chain(args.settings.overrides.iter().cloned()).collect();
     let form_overrides = Setting::with_implied(&given);
     let terminal = std::io::stdout().is_terminal();
     if !terminal && !args.run {
-        anyhow::bail!("the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)");
+        anyhow::bail!(
+            "the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)"
+        );
     }
     let fixed_out = args.out.clone().or_else(|| recipe.as_ref().and_then(|r| r.out.clone()));
-    let session = Session { data: data.options(), runs_dir: runs_dir.clone(), fixed_out: fixed_out.clone() };
+    let session =
+        Session { data: data.options(), runs_dir: runs_dir.clone(), fixed_out: fixed_out.clone() };
     let first_dir = fixed_out.unwrap_or_else(|| engine::new_run_dir(&runs_dir));
     // The form browses one directory: the first ingredient's, with only the job's selected.
     let ingredients_dir = first.parent().map(PathBuf::from).unwrap_or_default();
-    let job = JobSpec { ingredients: paths.clone(), dataset: Some(dataset), data: data.options(), strategies, device, out_dir: Some(first_dir.clone()), overwrite: false, resume: false };
+    let job = JobSpec {
+        ingredients: paths.clone(),
+        dataset: Some(dataset),
+        data: data.options(),
+        strategies,
+        device,
+        out_dir: Some(first_dir.clone()),
+        overwrite: false,
+        resume: false,
+    };
     if !terminal {
         let (reports, error) = split_outcome(execute(job));
         print!("{}", comparison_table(&reports));
@@ -92,7 +128,15 @@ pub fn run(args: &TuiArgs) -> Result<()> {
             None => completed(&reports, &first_dir),
         };
     }
-    let mut setup = Setup::with_overrides(&ingredients_dir, strategy_name, device_choices(&device_name(device), if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 }), form_overrides);
+    let mut setup = Setup::with_overrides(
+        &ingredients_dir,
+        strategy_name,
+        device_choices(
+            &device_name(device),
+            if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 },
+        ),
+        form_overrides,
+    );
     setup.keep_selected(&paths);
     if let Some(d) = &data.dataset {
         setup.set_dataset(d);

@@ -16,7 +16,12 @@ pub const PLANETOID_URL: &str = "https://github.com/kimiyoung/planetoid/raw/mast
 pub const OGB_URL: &str = "http://snap.stanford.edu/ogb/data/nodeproppred";
 
 fn base(var: &str, default: &str) -> String {
-    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string()).trim_end_matches('/').to_string()
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 pub fn planetoid_base() -> String {
@@ -50,7 +55,8 @@ pub fn planetoid(dir: &Path, name: &str) -> Result<PathBuf> {
     let base = planetoid_base();
     eprintln!("downloading {name} from {base} into {}", dir.display());
     for file in planetoid::file_names(name) {
-        fetch(&format!("{base}/{file}"), &dir.join(&file)).with_context(|| missing_planetoid_message(dir, name))?;
+        fetch(&format!("{base}/{file}"), &dir.join(&file))
+            .with_context(|| missing_planetoid_message(dir, name))?;
     }
     Ok(dir.to_path_buf())
 }
@@ -68,24 +74,37 @@ pub fn ogb(dir: &Path, name: &str) -> Result<PathBuf> {
 /// GETs `url` into `dest` through a temporary file, with a progress bar on a terminal.
 pub fn fetch(url: &str, dest: &Path) -> Result<()> {
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(15)).timeout_read(Duration::from_secs(60)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(60))
+        .build();
     let response = match agent.get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(code, _)) => bail!("GET {url}: HTTP {code}"),
         Err(e) => bail!("GET {url}: {e}"),
     };
     let total: Option<u64> = response.header("Content-Length").and_then(|v| v.parse().ok());
-    let bar = crate::progress::bytes_bar(total, &format!("{}", dest.file_name().unwrap_or_default().to_string_lossy()));
-    let tmp = dest.with_extension(format!("{}.part", dest.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()));
+    let bar = crate::progress::bytes_bar(
+        total,
+        &format!("{}", dest.file_name().unwrap_or_default().to_string_lossy()),
+    );
+    let tmp = dest.with_extension(format!(
+        "{}.part",
+        dest.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
     let result = (|| -> Result<u64> {
-        let mut out = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut out = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         let mut reader = response.into_reader();
         let mut buf = vec![0u8; 1 << 16];
         let mut got = 0u64;
         loop {
-            let n = reader.read(&mut buf).with_context(|| format!("GET {url}: connection broke after {got} bytes"))?;
+            let n = reader
+                .read(&mut buf)
+                .with_context(|| format!("GET {url}: connection broke after {got} bytes"))?;
             if n == 0 {
                 break;
             }
@@ -105,7 +124,8 @@ pub fn fetch(url: &str, dest: &Path) -> Result<()> {
                     bail!("GET {url}: got {got} of {t} bytes");
                 }
             }
-            std::fs::rename(&tmp, dest).with_context(|| format!("cannot move {} into place", tmp.display()))?;
+            std::fs::rename(&tmp, dest)
+                .with_context(|| format!("cannot move {} into place", tmp.display()))?;
             Ok(())
         }
         Err(e) => {

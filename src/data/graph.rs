@@ -109,7 +109,10 @@ impl Graph {
         }
         let empty = seen.iter().filter(|s| !**s).count();
         if empty > 0 {
-            tracing::warn!("{}: {empty} of {num_classes} classes have no node (gaps in the label numbers)", p.name);
+            tracing::warn!(
+                "{}: {empty} of {num_classes} classes have no node (gaps in the label numbers)",
+                p.name
+            );
         }
         for (split, idx) in [("train", &p.train), ("val", &p.val), ("test", &p.test)] {
             if idx.is_empty() {
@@ -203,7 +206,9 @@ pub fn edges_symmetric(src: &[i64], dst: &[i64]) -> bool {
         for v in 0..nodes {
             starts[v + 1] += starts[v];
         }
-        let has = |s: i64, d: i64| dst[starts[s as usize]..starts[s as usize + 1]].binary_search(&d).is_ok();
+        let has = |s: i64, d: i64| {
+            dst[starts[s as usize]..starts[s as usize + 1]].binary_search(&d).is_ok()
+        };
         return src.iter().zip(dst).all(|(&s, &d)| has(d, s));
     }
     let mut forward: Vec<u64> = src.iter().zip(dst).map(|(&s, &d)| pack(s, d)).collect();

@@ -60,7 +60,9 @@ impl DatasetSpec {
         if path.extension().is_some_and(|e| e == "npz") {
             return Ok(DatasetSpec::Npz(path.to_path_buf()));
         }
-        if path.is_dir() && path.join("raw").is_dir() || path.extension().is_some_and(|e| e == "zip") {
+        if path.is_dir() && path.join("raw").is_dir()
+            || path.extension().is_some_and(|e| e == "zip")
+        {
             return Ok(DatasetSpec::OgbPath(path.to_path_buf()));
         }
         let guess = suggestion(&lower).map(|g| format!("did you mean {g}? ")).unwrap_or_default();
@@ -73,8 +75,24 @@ impl DatasetSpec {
 
 /// The known dataset name closest to a mistyped one (at most two edits away).
 fn suggestion(typed: &str) -> Option<&'static str> {
-    const KNOWN: &[&str] = &["cora", "citeseer", "pubmed", "csbm", "csbm-arxiv", "csbm-products", "ogbn-arxiv", "ogbn-products", "ogbn-papers100m", "ogbn-proteins"];
-    KNOWN.iter().map(|k| (edit_distance(typed, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+    const KNOWN: &[&str] = &[
+        "cora",
+        "citeseer",
+        "pubmed",
+        "csbm",
+        "csbm-arxiv",
+        "csbm-products",
+        "ogbn-arxiv",
+        "ogbn-products",
+        "ogbn-papers100m",
+        "ogbn-proteins",
+    ];
+    KNOWN
+        .iter()
+        .map(|k| (edit_distance(typed, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// Levenshtein distance.
@@ -153,13 +171,18 @@ pub fn load_spec(spec: &DatasetSpec, opts: &DataOptions) -> Result<Graph> {
             ogb::load(&path, name)
         }
         DatasetSpec::OgbPath(p) => {
-            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "ogb".into());
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "ogb".into());
             ogb::load(p, &name)
         }
         DatasetSpec::Npz(p) => {
             let name = format!("npz:{}", p.display());
             npz::load(p, &name, opts.split_seed)
         }
-        DatasetSpec::Csbm { name, config } => config.generate(name).with_context(|| format!("generating {name}")),
+        DatasetSpec::Csbm { name, config } => {
+            config.generate(name).with_context(|| format!("generating {name}"))
+        }
     }
 }

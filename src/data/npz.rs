@@ -32,20 +32,34 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Npy> {
         }
         v => bail!("unsupported .npy version {v}"),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or_else(|| anyhow!("truncated .npy header"))?)?;
+    let header = std::str::from_utf8(
+        bytes.get(start..start + header_len).ok_or_else(|| anyhow!("truncated .npy header"))?,
+    )?;
     let field = |key: &str| -> Result<&str> {
-        let at = header.find(&format!("'{key}'")).ok_or_else(|| anyhow!(".npy header without '{key}'"))?;
+        let at = header
+            .find(&format!("'{key}'"))
+            .ok_or_else(|| anyhow!(".npy header without '{key}'"))?;
         Ok(header[at + key.len() + 2..].trim_start_matches([':', ' ']))
     };
     let descr = field("descr")?;
-    let descr = descr.strip_prefix('\'').and_then(|d| d.split('\'').next()).ok_or_else(|| anyhow!("bad .npy descr"))?;
+    let descr = descr
+        .strip_prefix('\'')
+        .and_then(|d| d.split('\'').next())
+        .ok_or_else(|| anyhow!("bad .npy descr"))?;
     if field("fortran_order")?.starts_with("True") {
         bail!("Fortran-ordered .npy arrays are not supported");
     }
     let shape_text = field("shape")?;
-    let shape_text = shape_text.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or_else(|| anyhow!("bad .npy shape"))?;
-    let shape: Vec<usize> =
-        shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>()).collect::<Result<_, _>>()?;
+    let shape_text = shape_text
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| anyhow!("bad .npy shape"))?;
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>())
+        .collect::<Result<_, _>>()?;
     if descr.contains('O') {
         bail!("array of Python objects (dtype {descr}) cannot be read");
     }
@@ -66,31 +80,49 @@ pub fn load(path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
 }
 
 /// [`load`] from any seekable reader (`path` names it in messages; the fuzz target's entry).
-pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
-    let mut archive = zip::ZipArchive::new(file).with_context(|| format!("{} is not an .npz (zip) archive", path.display()))?;
+pub fn load_from(
+    file: impl Read + std::io::Seek,
+    path: &Path,
+    name: &str,
+    split_seed: u64,
+) -> Result<Graph> {
+    let mut archive = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not an .npz (zip) archive", path.display()))?;
     let mut array = |key: &str| -> Result<Option<Npy>> {
         let member = format!("{key}.npy");
         let Ok(mut f) = archive.by_name(&member) else { return Ok(None) };
         // The declared size is checked before reading (a deflate bomb), and enforced while reading.
         let cap = super::graph::MAX_FEATURE_VALUES * 8;
         if f.size() > cap {
-            bail!("{}: {member} claims {} bytes, more than a dataset array can hold", path.display(), f.size());
+            bail!(
+                "{}: {member} claims {} bytes, more than a dataset array can hold",
+                path.display(),
+                f.size()
+            );
         }
         let mut bytes = Vec::with_capacity(f.size() as usize);
-        (&mut f).take(cap).read_to_end(&mut bytes).with_context(|| format!("{}: cannot read {member}", path.display()))?;
+        (&mut f)
+            .take(cap)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{}: cannot read {member}", path.display()))?;
         parse_npy(&bytes).map(Some).with_context(|| format!("{}: {member}", path.display()))
     };
     if let Some(edge_index) = array("edge_index")? {
         return edge_index_layout(edge_index, &mut array, path, name, split_seed);
     }
-    let required = |a: Option<Npy>, key: &str| a.ok_or_else(|| anyhow!("{}: no '{key}' array (neither a gnn-benchmark npz, with adj_*, nor one with edge_index, x, y)", path.display()));
+    let required = |a: Option<Npy>, key: &str| {
+        a.ok_or_else(|| anyhow!("{}: no '{key}' array (neither a gnn-benchmark npz, with adj_*, nor one with edge_index, x, y)", path.display()))
+    };
     let csr = |prefix: &str, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>| -> Result<Csr> {
         let get = |k: &str, a: &mut dyn FnMut(&str) -> Result<Option<Npy>>| -> Result<Npy> {
-            a(&format!("{prefix}_{k}"))?.ok_or_else(|| anyhow!("{}: no '{prefix}_{k}' array", path.display()))
+            a(&format!("{prefix}_{k}"))?
+                .ok_or_else(|| anyhow!("{}: no '{prefix}_{k}' array", path.display()))
         };
         let shape = get("shape", array)?.data;
         let dim = |i: usize| -> Result<usize> {
-            let d = *shape.get(i).ok_or_else(|| anyhow!("{}: {prefix}_shape has {} dimensions", path.display(), shape.len()))?;
+            let d = *shape.get(i).ok_or_else(|| {
+                anyhow!("{}: {prefix}_shape has {} dimensions", path.display(), shape.len())
+            })?;
             if !(0.0..=MAX_DIM).contains(&d) || d.fract() != 0.0 {
                 bail!("{}: {prefix}_shape claims a dimension of {d}", path.display());
             }
@@ -130,9 +162,17 @@ pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split
         if attr.rows != n {
             bail!("{}: {} attribute rows for {n} nodes", path.display(), attr.rows);
         }
-        let values = n.checked_mul(attr.cols).filter(|&v| v as u64 <= super::graph::MAX_FEATURE_VALUES).with_context(|| {
-            format!("{}: {n} nodes x {} attribute columns is more than {} feature values", path.display(), attr.cols, super::graph::MAX_FEATURE_VALUES)
-        })?;
+        let values = n
+            .checked_mul(attr.cols)
+            .filter(|&v| v as u64 <= super::graph::MAX_FEATURE_VALUES)
+            .with_context(|| {
+                format!(
+                    "{}: {n} nodes x {} attribute columns is more than {} feature values",
+                    path.display(),
+                    attr.cols,
+                    super::graph::MAX_FEATURE_VALUES
+                )
+            })?;
         let mut f = vec![0f32; values];
         attr.scatter_into(&mut f, 0);
         (f, attr.cols)
@@ -147,8 +187,19 @@ pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split
     let labels: Vec<i64> = labels_arr.data.iter().map(|&v| v as i64).collect();
     check_labels(&labels, n).with_context(|| format!("{}: labels", path.display()))?;
     let (train, val, test) = per_class_split(&labels, 20, 30, split_seed);
-    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test })
-        .with_context(|| format!("invalid npz data in {}", path.display()))
+    Graph::new(GraphParts {
+        name: name.to_string(),
+        num_nodes: n,
+        src,
+        dst,
+        features,
+        num_features,
+        labels,
+        train,
+        val,
+        test,
+    })
+    .with_context(|| format!("invalid npz data in {}", path.display()))
 }
 
 /// The layout `gnn-soup data export` writes, and what `np.savez(path, edge_index=..., x=..., y=...)`
@@ -156,9 +207,19 @@ pub fn load_from(file: impl Read + std::io::Seek, path: &Path, name: &str, split
 /// (source, target; kept as given, so an undirected graph lists both directions, as PyG's do),
 /// `x` `[N, F]`, `y` `[N]`, and the split as `train_idx`/`val_idx`/`test_idx`, or as boolean
 /// `train_mask`/`val_mask`/`test_mask`, or else a seeded 20/30 per-class split.
-fn edge_index_layout(ei: Npy, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>, path: &Path, name: &str, split_seed: u64) -> Result<Graph> {
+fn edge_index_layout(
+    ei: Npy,
+    array: &mut dyn FnMut(&str) -> Result<Option<Npy>>,
+    path: &Path,
+    name: &str,
+    split_seed: u64,
+) -> Result<Graph> {
     let p = path.display();
-    let mut get = |key: &str| -> Result<Npy> { array(key)?.ok_or_else(|| anyhow!("{p}: has edge_index but no '{key}' array (expected edge_index, x, y)")) };
+    let mut get = |key: &str| -> Result<Npy> {
+        array(key)?.ok_or_else(|| {
+            anyhow!("{p}: has edge_index but no '{key}' array (expected edge_index, x, y)")
+        })
+    };
     let x = get("x")?;
     let y = get("y")?;
     if x.shape.len() != 2 {
@@ -188,10 +249,18 @@ fn edge_index_layout(ei: Npy, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>
     check_labels(&labels, n).with_context(|| format!("{p}: y"))?;
     let mut split = |kind: &str| -> Result<Option<Vec<i64>>> {
         if let Some(idx) = array(&format!("{kind}_idx"))? {
-            return idx.data.iter().map(|&v| node(v)).collect::<Result<Vec<_>>>().map(Some).with_context(|| format!("{p}: {kind}_idx"));
+            return idx
+                .data
+                .iter()
+                .map(|&v| node(v))
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+                .with_context(|| format!("{p}: {kind}_idx"));
         }
         match array(&format!("{kind}_mask"))? {
-            Some(mask) if mask.data.len() == n => Ok(Some((0..n as i64).filter(|&i| mask.data[i as usize] != 0.0).collect())),
+            Some(mask) if mask.data.len() == n => {
+                Ok(Some((0..n as i64).filter(|&i| mask.data[i as usize] != 0.0).collect()))
+            }
             Some(mask) => bail!("{p}: {kind}_mask has {} entries for {n} nodes", mask.data.len()),
             None => Ok(None),
         }
@@ -202,12 +271,29 @@ fn edge_index_layout(ei: Npy, array: &mut dyn FnMut(&str) -> Result<Option<Npy>>
         _ => bail!("{p}: has some of train/val/test (as _idx or _mask) but not all three"),
     };
     let features = x.data.iter().map(|&v| v as f32).collect();
-    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features, labels, train, val, test }).with_context(|| format!("invalid npz data in {p}"))
+    Graph::new(GraphParts {
+        name: name.to_string(),
+        num_nodes: n,
+        src,
+        dst,
+        features,
+        num_features,
+        labels,
+        train,
+        val,
+        test,
+    })
+    .with_context(|| format!("invalid npz data in {p}"))
 }
 
 /// The usual protocol for splitless datasets: per class, `train_per_class` random training nodes,
 /// `val_per_class` validation nodes, the rest test. Seeded, so the split is reproducible.
-pub fn per_class_split(labels: &[i64], train_per_class: usize, val_per_class: usize, seed: u64) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+pub fn per_class_split(
+    labels: &[i64],
+    train_per_class: usize,
+    val_per_class: usize,
+    seed: u64,
+) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
     let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut by_class: Vec<Vec<i64>> = vec![Vec::new(); classes];
     for (i, &l) in labels.iter().enumerate() {
@@ -237,15 +323,18 @@ pub fn write_graph(g: &Graph, path: &Path) -> Result<()> {
     let (n, f) = (g.num_nodes, g.num_features);
     crate::fsio::write_atomic_with(path, |file| {
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
-        let mut member = |name: &str, descr: &str, shape: &[usize], chunks: &[&[u8]]| -> Result<()> {
-            zip.start_file(format!("{name}.npy"), opts)?;
-            zip.write_all(&npy_header(descr, shape))?;
-            for c in chunks {
-                zip.write_all(c)?;
-            }
-            Ok(())
-        };
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        let mut member =
+            |name: &str, descr: &str, shape: &[usize], chunks: &[&[u8]]| -> Result<()> {
+                zip.start_file(format!("{name}.npy"), opts)?;
+                zip.write_all(&npy_header(descr, shape))?;
+                for c in chunks {
+                    zip.write_all(c)?;
+                }
+                Ok(())
+            };
         let e = g.src.len();
         member("edge_index", "<i8", &[2, e], &[as_bytes(&g.src), as_bytes(&g.dst)])?;
         member("x", "<f4", &[n, f], &[as_bytes(&g.features)])?;
@@ -261,7 +350,8 @@ pub fn write_graph(g: &Graph, path: &Path) -> Result<()> {
 /// The header of a version-1 `.npy` array (padded so the data starts at a multiple of 64).
 fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape =
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + dict.len() + 1) % 64 != 0 {
         dict.push(' ');
@@ -285,7 +375,11 @@ mod write_tests {
 
     #[test]
     fn a_written_graph_reads_back_array_by_array() {
-        let g = super::super::load("csbm:nodes=50,train=10,val=10,test=10", &super::super::DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let g = super::super::load(
+            "csbm:nodes=50,train=10,val=10,test=10",
+            &super::super::DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.npz");
         write_graph(&g, &path).unwrap();
@@ -314,7 +408,8 @@ mod write_tests {
     fn savez(path: &Path, arrays: &[(&str, &str, Vec<usize>, Vec<u8>)]) {
         let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
         for (name, descr, shape, bytes) in arrays {
-            zip.start_file(format!("{name}.npy"), zip::write::SimpleFileOptions::default()).unwrap();
+            zip.start_file(format!("{name}.npy"), zip::write::SimpleFileOptions::default())
+                .unwrap();
             zip.write_all(&npy_header(descr, shape)).unwrap();
             zip.write_all(bytes).unwrap();
         }
@@ -330,15 +425,44 @@ mod write_tests {
         let x = as_bytes(&[1f32, 0., 0., 1., 1., 1.]).to_vec();
         let mask = |m: [u8; 3]| ("", "|b1", vec![3], m.to_vec());
         let (train, val, test) = (mask([1, 0, 0]), mask([0, 1, 0]), mask([0, 0, 1]));
-        savez(&path, &[("edge_index", "<i8", vec![2, 4], edges.clone()), ("x", "<f4", vec![3, 2], x.clone()), ("y", "<i8", vec![3, 1], i8s(&[0, 1, 0])), ("train_mask", train.1, train.2, train.3), ("val_mask", val.1, val.2, val.3.clone()), ("test_mask", test.1, test.2, test.3)]);
+        savez(
+            &path,
+            &[
+                ("edge_index", "<i8", vec![2, 4], edges.clone()),
+                ("x", "<f4", vec![3, 2], x.clone()),
+                ("y", "<i8", vec![3, 1], i8s(&[0, 1, 0])),
+                ("train_mask", train.1, train.2, train.3),
+                ("val_mask", val.1, val.2, val.3.clone()),
+                ("test_mask", test.1, test.2, test.3),
+            ],
+        );
         let g = load(&path, "flickr", 0).unwrap();
         assert_eq!((g.num_nodes, g.num_features, g.src.len()), (3, 2, 4));
-        assert_eq!((g.train.clone(), g.val.clone(), g.test.clone(), g.labels.clone()), (vec![0], vec![1], vec![2], vec![0, 1, 0]));
+        assert_eq!(
+            (g.train.clone(), g.val.clone(), g.test.clone(), g.labels.clone()),
+            (vec![0], vec![1], vec![2], vec![0, 1, 0])
+        );
         // Only part of the split: refused, not silently replaced.
-        savez(&path, &[("edge_index", "<i8", vec![2, 4], edges.clone()), ("x", "<f4", vec![3, 2], x.clone()), ("y", "<i8", vec![3], i8s(&[0, 1, 0])), ("val_mask", "|b1", vec![3], val.3)]);
+        savez(
+            &path,
+            &[
+                ("edge_index", "<i8", vec![2, 4], edges.clone()),
+                ("x", "<f4", vec![3, 2], x.clone()),
+                ("y", "<i8", vec![3], i8s(&[0, 1, 0])),
+                ("val_mask", "|b1", vec![3], val.3),
+            ],
+        );
         assert!(format!("{:#}", load(&path, "f", 0).unwrap_err()).contains("not all three"));
         // An edge to a node that does not exist.
-        savez(&path, &[("edge_index", "<i8", vec![2, 4], i8s(&[0, 1, 1, 7, 1, 0, 2, 1])), ("x", "<f4", vec![3, 2], x), ("y", "<i8", vec![3], i8s(&[0, 1, 0]))]);
-        assert!(format!("{:#}", load(&path, "f", 0).unwrap_err()).contains("edge_index holds 7, not a node of 0..3"));
+        savez(
+            &path,
+            &[
+                ("edge_index", "<i8", vec![2, 4], i8s(&[0, 1, 1, 7, 1, 0, 2, 1])),
+                ("x", "<f4", vec![3, 2], x),
+                ("y", "<i8", vec![3], i8s(&[0, 1, 0])),
+            ],
+        );
+        assert!(format!("{:#}", load(&path, "f", 0).unwrap_err())
+            .contains("edge_index holds 7, not a node of 0..3"));
     }
 }

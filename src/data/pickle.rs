@@ -22,7 +22,12 @@ pub enum Value {
     /// A persistent id (`PERSID`/`BINPERSID`): what the pickler stored outside the pickle, such
     /// as a tensor's storage in a PyTorch `.pt` file.
     Persistent(Box<Value>),
-    Object { class: String, args: Vec<Value>, state: Option<Box<Value>>, items: Vec<(Value, Value)> },
+    Object {
+        class: String,
+        args: Vec<Value>,
+        state: Option<Box<Value>>,
+        items: Vec<(Value, Value)>,
+    },
 }
 
 impl Value {
@@ -110,7 +115,9 @@ fn nested_deeper_than(v: &Value, limit: usize) -> bool {
             Value::Tuple(xs) | Value::List(xs) => Box::new(xs.iter()),
             Value::Dict(kv) => Box::new(kv.iter().flat_map(|(k, v)| [k, v])),
             Value::Persistent(x) => Box::new(std::iter::once(x.as_ref())),
-            Value::Object { args, state, items, .. } => Box::new(args.iter().chain(state.as_deref()).chain(items.iter().flat_map(|(k, v)| [k, v]))),
+            Value::Object { args, state, items, .. } => Box::new(
+                args.iter().chain(state.as_deref()).chain(items.iter().flat_map(|(k, v)| [k, v])),
+            ),
             _ => Box::new(std::iter::empty()),
         };
         pending.extend(children.map(|c| (c, depth + 1)));
@@ -135,14 +142,19 @@ pub fn parse(data: &[u8]) -> Result<Value> {
     };
     let mut pos = 0usize;
     let take = |pos: &mut usize, n: usize| -> Result<&[u8]> {
-        let end = pos.checked_add(n).filter(|&e| e <= data.len()).ok_or_else(|| anyhow!("truncated pickle at byte {}", *pos))?;
+        let end = pos
+            .checked_add(n)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| anyhow!("truncated pickle at byte {}", *pos))?;
         let s = &data[*pos..end];
         *pos = end;
         Ok(s)
     };
     fn pop(stack: &mut Vec<Item>) -> Result<Value> {
         match stack.pop() {
-            Some(Item::Val(v)) if nested_deeper_than(&v, MAX_DEPTH) => bail!("the pickle nests values more than {MAX_DEPTH} deep"),
+            Some(Item::Val(v)) if nested_deeper_than(&v, MAX_DEPTH) => {
+                bail!("the pickle nests values more than {MAX_DEPTH} deep")
+            }
             Some(Item::Val(v)) => Ok(v),
             Some(Item::Mark) => bail!("unexpected mark on the pickle stack"),
             None => bail!("pickle stack underflow"),
@@ -153,7 +165,9 @@ pub fn parse(data: &[u8]) -> Result<Value> {
         loop {
             match stack.pop() {
                 Some(Item::Mark) => break,
-                Some(Item::Val(v)) if nested_deeper_than(&v, MAX_DEPTH) => bail!("the pickle nests values more than {MAX_DEPTH} deep"),
+                Some(Item::Val(v)) if nested_deeper_than(&v, MAX_DEPTH) => {
+                    bail!("the pickle nests values more than {MAX_DEPTH} deep")
+                }
                 Some(Item::Val(v)) => out.push(v),
                 None => bail!("pickle mark not found"),
             }
@@ -169,7 +183,10 @@ pub fn parse(data: &[u8]) -> Result<Value> {
     }
     fn line(data: &[u8], pos: &mut usize) -> Result<String> {
         let rest = &data[*pos..];
-        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| anyhow!("unterminated pickle line"))?;
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| anyhow!("unterminated pickle line"))?;
         *pos += nl + 1;
         Ok(String::from_utf8_lossy(&rest[..nl]).into_owned())
     }
@@ -259,11 +276,15 @@ pub fn parse(data: &[u8]) -> Result<Value> {
             }
             b'X' => {
                 let n = u32::from_le_bytes(take(&mut pos, 4)?.try_into()?) as usize;
-                stack.push(Item::Val(Value::Str(String::from_utf8_lossy(take(&mut pos, n)?).into_owned())))
+                stack.push(Item::Val(Value::Str(
+                    String::from_utf8_lossy(take(&mut pos, n)?).into_owned(),
+                )))
             }
             0x8c => {
                 let n = take(&mut pos, 1)?[0] as usize;
-                stack.push(Item::Val(Value::Str(String::from_utf8_lossy(take(&mut pos, n)?).into_owned())))
+                stack.push(Item::Val(Value::Str(
+                    String::from_utf8_lossy(take(&mut pos, n)?).into_owned(),
+                )))
             }
             b'c' => {
                 let module = line(data, &mut pos)?;
@@ -382,11 +403,15 @@ pub fn parse(data: &[u8]) -> Result<Value> {
             }
             b'h' => {
                 let k = take(&mut pos, 1)?[0] as u32;
-                stack.push(Item::Val(copy(memo.get(&k).ok_or_else(|| anyhow!("pickle memo {k} missing"))?)?))
+                stack.push(Item::Val(copy(
+                    memo.get(&k).ok_or_else(|| anyhow!("pickle memo {k} missing"))?,
+                )?))
             }
             b'j' => {
                 let k = u32::from_le_bytes(take(&mut pos, 4)?.try_into()?);
-                stack.push(Item::Val(copy(memo.get(&k).ok_or_else(|| anyhow!("pickle memo {k} missing"))?)?))
+                stack.push(Item::Val(copy(
+                    memo.get(&k).ok_or_else(|| anyhow!("pickle memo {k} missing"))?,
+                )?))
             }
             b'0' => {
                 pop(&mut stack)?;
@@ -425,8 +450,13 @@ pub fn ndarray(v: &Value) -> Result<Array> {
         .collect::<Result<_>>()?;
     let (descr, big_endian) = match &st[2] {
         Value::Object { args, state, .. } => {
-            let d = args.first().and_then(|a| a.as_str()).ok_or_else(|| anyhow!("numpy dtype without a name"))?;
-            let order = state.as_ref().and_then(|s| s.elems().and_then(|e| e.get(1)).and_then(|o| o.as_str().map(str::to_owned)));
+            let d = args
+                .first()
+                .and_then(|a| a.as_str())
+                .ok_or_else(|| anyhow!("numpy dtype without a name"))?;
+            let order = state.as_ref().and_then(|s| {
+                s.elems().and_then(|e| e.get(1)).and_then(|o| o.as_str().map(str::to_owned))
+            });
             (d.to_string(), order.as_deref() == Some(">"))
         }
         _ => bail!("numpy dtype is not an object"),
@@ -492,8 +522,17 @@ pub struct Csr {
 
 impl Csr {
     pub fn validate(&self) -> Result<()> {
-        if self.indptr.len() != self.rows + 1 || self.indptr.last() != Some(&self.indices.len()) || self.indices.len() != self.data.len() {
-            bail!("inconsistent CSR matrix ({} rows, {} indptr, {} indices, {} values)", self.rows, self.indptr.len(), self.indices.len(), self.data.len());
+        if self.indptr.len() != self.rows + 1
+            || self.indptr.last() != Some(&self.indices.len())
+            || self.indices.len() != self.data.len()
+        {
+            bail!(
+                "inconsistent CSR matrix ({} rows, {} indptr, {} indices, {} values)",
+                self.rows,
+                self.indptr.len(),
+                self.indices.len(),
+                self.data.len()
+            );
         }
         if self.indptr.windows(2).any(|w| w[0] > w[1]) {
             bail!("CSR indptr is not non-decreasing");
@@ -532,10 +571,25 @@ pub fn csr_matrix(v: &Value) -> Result<Csr> {
         bail!("expected a scipy CSR matrix, found {real_class}");
     }
     let field = |k: &str| v.get(k).ok_or_else(|| anyhow!("CSR matrix without '{k}'"));
-    let shape = field("_shape")?.elems().ok_or_else(|| anyhow!("CSR shape is not a tuple"))?.to_vec();
-    let dim = |i: usize| shape.get(i).and_then(|d| d.as_int()).map(|d| d as usize).ok_or_else(|| anyhow!("bad CSR shape"));
-    let ints = |k: &str| -> Result<Vec<usize>> { Ok(ndarray(field(k)?)?.data.into_iter().map(|x| x as usize).collect()) };
-    let csr = Csr { rows: dim(0)?, cols: dim(1)?, indptr: ints("indptr")?, indices: ints("indices")?, data: ndarray(field("data")?)?.data };
+    let shape =
+        field("_shape")?.elems().ok_or_else(|| anyhow!("CSR shape is not a tuple"))?.to_vec();
+    let dim = |i: usize| {
+        shape
+            .get(i)
+            .and_then(|d| d.as_int())
+            .map(|d| d as usize)
+            .ok_or_else(|| anyhow!("bad CSR shape"))
+    };
+    let ints = |k: &str| -> Result<Vec<usize>> {
+        Ok(ndarray(field(k)?)?.data.into_iter().map(|x| x as usize).collect())
+    };
+    let csr = Csr {
+        rows: dim(0)?,
+        cols: dim(1)?,
+        indptr: ints("indptr")?,
+        indices: ints("indices")?,
+        data: ndarray(field("data")?)?.data,
+    };
     csr.validate()?;
     Ok(csr)
 }

@@ -22,9 +22,14 @@ pub fn locate(data_dir: &Path, name: &str) -> Option<PathBuf> {
             c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
         }
     };
-    [data_dir.to_path_buf(), data_dir.join(name), data_dir.join(name).join("raw"), data_dir.join(&capitalised).join("raw")]
-        .into_iter()
-        .find(|d| d.join(format!("ind.{name}.x")).is_file())
+    [
+        data_dir.to_path_buf(),
+        data_dir.join(name),
+        data_dir.join(name).join("raw"),
+        data_dir.join(&capitalised).join("raw"),
+    ]
+    .into_iter()
+    .find(|d| d.join(format!("ind.{name}.x")).is_file())
 }
 
 pub fn file_names(name: &str) -> Vec<String> {
@@ -37,7 +42,12 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     let (y, ty, ally) = (files.dense("y")?, files.dense("ty")?, files.dense("ally")?);
     let num_features = allx.cols;
     if tx.cols != num_features || x.cols != num_features {
-        bail!("{}: feature widths differ between x ({}), tx ({}) and allx ({num_features})", dir.display(), x.cols, tx.cols);
+        bail!(
+            "{}: feature widths differ between x ({}), tx ({}) and allx ({num_features})",
+            dir.display(),
+            x.cols,
+            tx.cols
+        );
     }
     let num_classes = ally.shape[1];
     if ty.shape[1] != num_classes || ty.shape[0] != tx.rows || ally.shape[0] != allx.rows {
@@ -47,7 +57,14 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
         bail!("{}: the label arrays have no columns or the feature matrices none", dir.display());
     }
     if ally.data.len() != allx.rows * num_classes || ty.data.len() != tx.rows * num_classes {
-        bail!("{}: label arrays hold {} and {} values for {} and {} rows of {num_classes} classes", dir.display(), ally.data.len(), ty.data.len(), allx.rows, tx.rows);
+        bail!(
+            "{}: label arrays hold {} and {} values for {} and {} rows of {num_classes} classes",
+            dir.display(),
+            ally.data.len(),
+            ty.data.len(),
+            allx.rows,
+            tx.rows
+        );
     }
     let test_index = files.test_index(tx.rows)?;
     let mut sorted = test_index.clone();
@@ -56,7 +73,11 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     // bounded before anything is allocated from them.
     let test_span = sorted[sorted.len() - 1] - sorted[0] + 1;
     let rows = allx.rows.checked_add(if name == "citeseer" { test_span } else { tx.rows });
-    if test_span > 4 * tx.rows.max(1) + 1000 || rows.and_then(|r| r.checked_mul(num_features)).is_none_or(|v| v as u64 > super::graph::MAX_FEATURE_VALUES) {
+    if test_span > 4 * tx.rows.max(1) + 1000
+        || rows
+            .and_then(|r| r.checked_mul(num_features))
+            .is_none_or(|v| v as u64 > super::graph::MAX_FEATURE_VALUES)
+    {
         bail!("{}: the test index spans {test_span} nodes for {} test rows, or the features would exceed {} values", files.path("test.index").display(), tx.rows, super::graph::MAX_FEATURE_VALUES);
     }
     let (mut nodes, n) = assemble_nodes(name, &allx, &ally, &tx, &ty, &sorted);
@@ -68,8 +89,19 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     let train: Vec<i64> = (0..y.shape[0] as i64).collect();
     let val: Vec<i64> = (y.shape[0] as i64..(y.shape[0] + 500) as i64).collect();
     let test: Vec<i64> = sorted.iter().map(|&t| t as i64).collect();
-    Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features: nodes.features, num_features, labels: nodes.labels, train, val, test })
-        .with_context(|| format!("invalid Planetoid data in {}", dir.display()))
+    Graph::new(GraphParts {
+        name: name.to_string(),
+        num_nodes: n,
+        src,
+        dst,
+        features: nodes.features,
+        num_features,
+        labels: nodes.labels,
+        train,
+        val,
+        test,
+    })
+    .with_context(|| format!("invalid Planetoid data in {}", dir.display()))
 }
 
 /// The `ind.<name>.*` files of one dataset.
@@ -90,13 +122,19 @@ impl Files<'_> {
     }
 
     fn csr(&self, s: &str) -> Result<pickle::Csr> {
-        pickle::csr_matrix(&self.read(s)?).with_context(|| format!("{}: not a feature matrix", self.path(s).display()))
+        pickle::csr_matrix(&self.read(s)?)
+            .with_context(|| format!("{}: not a feature matrix", self.path(s).display()))
     }
 
     fn dense(&self, s: &str) -> Result<pickle::Array> {
-        let a = pickle::ndarray(&self.read(s)?).with_context(|| format!("{}: not a label array", self.path(s).display()))?;
+        let a = pickle::ndarray(&self.read(s)?)
+            .with_context(|| format!("{}: not a label array", self.path(s).display()))?;
         if a.shape.len() != 2 {
-            bail!("{}: labels should be a 2-D one-hot array, shape is {:?}", self.path(s).display(), a.shape);
+            bail!(
+                "{}: labels should be a 2-D one-hot array, shape is {:?}",
+                self.path(s).display(),
+                a.shape
+            );
         }
         Ok(a)
     }
@@ -104,13 +142,22 @@ impl Files<'_> {
     /// `test.index`: one node id per line, one per test row.
     fn test_index(&self, test_rows: usize) -> Result<Vec<usize>> {
         let index_path = self.path("test.index");
-        let index: Vec<usize> = crate::fsio::read_text(&index_path, super::graph::MAX_DATA_FILE_BYTES)?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.trim().parse::<usize>().map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display())))
-            .collect::<Result<_>>()?;
+        let index: Vec<usize> =
+            crate::fsio::read_text(&index_path, super::graph::MAX_DATA_FILE_BYTES)?
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    l.trim()
+                        .parse::<usize>()
+                        .map_err(|e| anyhow!("{}: bad index {l:?}: {e}", index_path.display()))
+                })
+                .collect::<Result<_>>()?;
         if index.len() != test_rows || index.is_empty() {
-            bail!("{}: {} test indices for {test_rows} test rows", index_path.display(), index.len());
+            bail!(
+                "{}: {} test indices for {test_rows} test rows",
+                index_path.display(),
+                index.len()
+            );
         }
         Ok(index)
     }
@@ -126,14 +173,22 @@ impl Files<'_> {
         };
         let mut pairs = Vec::new();
         for (k, v) in entries {
-            let s = k.as_int().ok_or_else(|| anyhow!("{}: non-integer node key", graph_path.display()))?;
-            let neigh = v.elems().ok_or_else(|| anyhow!("{}: adjacency of node {s} is not a list", graph_path.display()))?;
+            let s = k
+                .as_int()
+                .ok_or_else(|| anyhow!("{}: non-integer node key", graph_path.display()))?;
+            let neigh = v.elems().ok_or_else(|| {
+                anyhow!("{}: adjacency of node {s} is not a list", graph_path.display())
+            })?;
             for t in neigh {
-                let t = t.as_int().ok_or_else(|| anyhow!("{}: non-integer neighbour of node {s}", graph_path.display()))?;
+                let t = t.as_int().ok_or_else(|| {
+                    anyhow!("{}: non-integer neighbour of node {s}", graph_path.display())
+                })?;
                 pairs.push((s, t));
             }
         }
-        if let Some(&(s, t)) = pairs.iter().find(|&&(s, t)| s < 0 || t < 0 || s as usize >= n || t as usize >= n) {
+        if let Some(&(s, t)) =
+            pairs.iter().find(|&&(s, t)| s < 0 || t < 0 || s as usize >= n || t as usize >= n)
+        {
             bail!("{}: edge {s} -> {t} names a node beyond the {n} nodes", graph_path.display());
         }
         Ok(symmetrize(pairs))
@@ -151,7 +206,8 @@ impl Nodes {
     /// `x[test_index] = x[sorted_test_index]`, as PyG does (right-hand side read before writing).
     fn reorder_test_rows(&mut self, test_index: &[usize], sorted: &[usize]) {
         let f = self.num_features;
-        let moved_x: Vec<Vec<f32>> = sorted.iter().map(|&s| self.features[s * f..(s + 1) * f].to_vec()).collect();
+        let moved_x: Vec<Vec<f32>> =
+            sorted.iter().map(|&s| self.features[s * f..(s + 1) * f].to_vec()).collect();
         let moved_y: Vec<i64> = sorted.iter().map(|&s| self.labels[s]).collect();
         for (k, &t) in test_index.iter().enumerate() {
             self.features[t * f..(t + 1) * f].copy_from_slice(&moved_x[k]);
@@ -163,7 +219,14 @@ impl Nodes {
 /// The `allx` rows then the test rows, and each node's label (the first maximum of its one-hot
 /// row, like `torch.max`). CiteSeer has isolated test nodes without rows: PyG pads `tx`/`ty` to
 /// the full index range, and so does this.
-fn assemble_nodes(name: &str, allx: &pickle::Csr, ally: &pickle::Array, tx: &pickle::Csr, ty: &pickle::Array, sorted: &[usize]) -> (Nodes, usize) {
+fn assemble_nodes(
+    name: &str,
+    allx: &pickle::Csr,
+    ally: &pickle::Array,
+    tx: &pickle::Csr,
+    ty: &pickle::Array,
+    sorted: &[usize],
+) -> (Nodes, usize) {
     let (num_features, num_classes) = (allx.cols, ally.shape[1]);
     let (tmin, tmax) = (sorted[0], sorted[sorted.len() - 1]);
     let test_rows = if name == "citeseer" { tmax - tmin + 1 } else { tx.rows };
@@ -176,7 +239,8 @@ fn assemble_nodes(name: &str, allx: &pickle::Csr, ally: &pickle::Array, tx: &pic
         for (r, &dst) in sorted.iter().enumerate() {
             let row = allx.rows + dst - tmin;
             copy_csr_row(tx, r, &mut features[row * num_features..(row + 1) * num_features]);
-            labels_1hot[row * num_classes..(row + 1) * num_classes].copy_from_slice(&ty.data[r * num_classes..(r + 1) * num_classes]);
+            labels_1hot[row * num_classes..(row + 1) * num_classes]
+                .copy_from_slice(&ty.data[r * num_classes..(r + 1) * num_classes]);
         }
     } else {
         tx.scatter_into(&mut features, allx.rows);

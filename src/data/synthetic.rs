@@ -37,7 +37,18 @@ impl CsbmConfig {
     /// homophily, noisy features, 10 training labels a class) that ingredients disagree and the
     /// strategies separate (measured with `scripts/demo-spread.sh`; docs/performance.md, "The main job").
     pub fn small() -> Self {
-        CsbmConfig { nodes: 2000, classes: 5, degree: 6.0, homophily: 0.4, features: 32, noise: 5.0, train: 50.0, val: 500.0, test: 1000.0, seed: 0 }
+        CsbmConfig {
+            nodes: 2000,
+            classes: 5,
+            degree: 6.0,
+            homophily: 0.4,
+            features: 32,
+            noise: 5.0,
+            train: 50.0,
+            val: 500.0,
+            test: 1000.0,
+            seed: 0,
+        }
     }
     /// Shaped like ogbn-arxiv: 169,343 nodes, 1,166,243 edges drawn (symmetrised ~2.3 M), 128 features, 40 classes.
     pub fn arxiv() -> Self {
@@ -73,9 +84,16 @@ impl CsbmConfig {
     /// Applies `key=value,...` overrides on top of `self`.
     pub fn with_overrides(mut self, text: &str) -> Result<Self> {
         for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').with_context(|| format!("csbm setting {pair:?} is not key=value"))?;
-            let num = || v.parse::<f64>().with_context(|| format!("csbm setting {k}: {v:?} is not a number"));
-            let int = || v.parse::<usize>().with_context(|| format!("csbm setting {k}: {v:?} is not a whole number"));
+            let (k, v) = pair
+                .split_once('=')
+                .with_context(|| format!("csbm setting {pair:?} is not key=value"))?;
+            let num = || {
+                v.parse::<f64>().with_context(|| format!("csbm setting {k}: {v:?} is not a number"))
+            };
+            let int = || {
+                v.parse::<usize>()
+                    .with_context(|| format!("csbm setting {k}: {v:?} is not a whole number"))
+            };
             match k {
                 "nodes" => self.nodes = int()?,
                 "classes" => self.classes = int()?,
@@ -104,22 +122,44 @@ impl CsbmConfig {
         if !(0.0..=1.0).contains(&self.homophily) {
             bail!("csbm homophily must be in 0..1, got {}", self.homophily);
         }
-        if !self.degree.is_finite() || self.degree < 0.0 || !self.noise.is_finite() || self.noise < 0.0 {
+        if !self.degree.is_finite()
+            || self.degree < 0.0
+            || !self.noise.is_finite()
+            || self.noise < 0.0
+        {
             bail!("csbm degree and noise must be non-negative numbers");
         }
         // Sizes come from the command line: bounded before anything is allocated from them.
-        if self.nodes > MAX_NODES || self.features > MAX_FEATURES || (self.nodes as f64) * (self.features as f64) > MAX_FEATURE_VALUES {
+        if self.nodes > MAX_NODES
+            || self.features > MAX_FEATURES
+            || (self.nodes as f64) * (self.features as f64) > MAX_FEATURE_VALUES
+        {
             bail!("csbm: {} nodes x {} features is more than this tool generates ({MAX_NODES} nodes, {MAX_FEATURES} features, {MAX_FEATURE_VALUES:e} values)", self.nodes, self.features);
         }
         if self.nodes as f64 * self.degree > MAX_EDGES {
-            bail!("csbm: {} nodes of degree {} is more than {MAX_EDGES:e} edges", self.nodes, self.degree);
+            bail!(
+                "csbm: {} nodes of degree {} is more than {MAX_EDGES:e} edges",
+                self.nodes,
+                self.degree
+            );
         }
         if [self.train, self.val, self.test].iter().any(|s| !s.is_finite() || *s < 0.0) {
             bail!("csbm split sizes must be non-negative numbers (a fraction below 1, or a count)");
         }
-        let total: usize = [self.train, self.val, self.test].iter().map(|&s| self.count(s)).fold(0usize, usize::saturating_add);
-        if total > self.nodes || [self.train, self.val, self.test].iter().any(|&s| self.count(s) == 0) {
-            bail!("csbm split train={} val={} test={} does not fit {} nodes", self.train, self.val, self.test, self.nodes);
+        let total: usize = [self.train, self.val, self.test]
+            .iter()
+            .map(|&s| self.count(s))
+            .fold(0usize, usize::saturating_add);
+        if total > self.nodes
+            || [self.train, self.val, self.test].iter().any(|&s| self.count(s) == 0)
+        {
+            bail!(
+                "csbm split train={} val={} test={} does not fit {} nodes",
+                self.train,
+                self.val,
+                self.test,
+                self.nodes
+            );
         }
         Ok(())
     }
@@ -174,6 +214,17 @@ impl CsbmConfig {
             s
         };
         let (train, val, test) = (take(0, nt), take(nt, nv), take(nt + nv, ns));
-        Graph::new(GraphParts { name: name.to_string(), num_nodes: n, src, dst, features, num_features: f, labels, train, val, test })
+        Graph::new(GraphParts {
+            name: name.to_string(),
+            num_nodes: n,
+            src,
+            dst,
+            features,
+            num_features: f,
+            labels,
+            train,
+            val,
+            test,
+        })
     }
 }

@@ -42,9 +42,22 @@ pub enum Event {
         seconds: f64,
     },
     /// A greedy/GIS trial of adding an ingredient.
-    Candidate { ingredient: usize, factor: f64, val_acc: f64, accepted: bool, step: usize, steps: usize },
+    Candidate {
+        ingredient: usize,
+        factor: f64,
+        val_acc: f64,
+        accepted: bool,
+        step: usize,
+        steps: usize,
+    },
     /// A PLS sample: which of the K parts form this epoch's subgraph.
-    PartitionSample { epoch: usize, parts: Vec<usize>, nodes: usize, edges: usize, val_nodes: usize },
+    PartitionSample {
+        epoch: usize,
+        parts: Vec<usize>,
+        nodes: usize,
+        edges: usize,
+        val_nodes: usize,
+    },
     /// An accuracy measured along the way (ingredients, uniform soup).
     Evaluation { what: Evaluated, val_acc: f64, test_acc: f64 },
     /// A warning or note for the log pane.
@@ -58,11 +71,27 @@ pub enum Event {
 impl From<Progress> for Event {
     fn from(p: Progress) -> Event {
         match p {
-            Progress::Epoch { epochs, record, weights } => {
-                Event::Epoch { epoch: record.epoch, epochs, loss: record.loss, val_acc: record.val_acc, select_acc: record.select_acc, lr: record.lr, weights, seconds: record.seconds }
+            Progress::Epoch { epochs, record, weights } => Event::Epoch {
+                epoch: record.epoch,
+                epochs,
+                loss: record.loss,
+                val_acc: record.val_acc,
+                select_acc: record.select_acc,
+                lr: record.lr,
+                weights,
+                seconds: record.seconds,
+            },
+            Progress::Candidate { record, step, steps } => Event::Candidate {
+                ingredient: record.ingredient,
+                factor: record.factor,
+                val_acc: record.val_acc,
+                accepted: record.accepted,
+                step,
+                steps,
+            },
+            Progress::PartitionSample { epoch, parts, nodes, edges, val_nodes } => {
+                Event::PartitionSample { epoch, parts, nodes, edges, val_nodes }
             }
-            Progress::Candidate { record, step, steps } => Event::Candidate { ingredient: record.ingredient, factor: record.factor, val_acc: record.val_acc, accepted: record.accepted, step, steps },
-            Progress::PartitionSample { epoch, parts, nodes, edges, val_nodes } => Event::PartitionSample { epoch, parts, nodes, edges, val_nodes },
             Progress::Log { level, message } => Event::Log { level, message },
         }
     }
@@ -92,7 +121,10 @@ impl TryFrom<String> for Evaluated {
         if s == "uniform soup" {
             return Ok(Evaluated::UniformSoup);
         }
-        s.strip_prefix("ingredient ").and_then(|i| i.parse().ok()).map(Evaluated::Ingredient).ok_or_else(|| format!("unknown evaluation {s:?}"))
+        s.strip_prefix("ingredient ")
+            .and_then(|i| i.parse().ok())
+            .map(Evaluated::Ingredient)
+            .ok_or_else(|| format!("unknown evaluation {s:?}"))
     }
 }
 
@@ -103,17 +135,36 @@ mod tests {
 
     #[test]
     fn progress_keeps_the_event_json_of_the_run_files() {
-        let record = EpochRecord { epoch: 3, loss: 0.5, val_acc: 0.8, select_acc: None, lr: 2.0, seconds: 1.5 };
+        let record = EpochRecord {
+            epoch: 3,
+            loss: 0.5,
+            val_acc: 0.8,
+            select_acc: None,
+            lr: 2.0,
+            seconds: 1.5,
+        };
         let e: Event = Progress::Epoch { epochs: 10, record, weights: vec![vec![0.5, 0.5]] }.into();
         let json = serde_json::to_value(&e).unwrap();
-        assert_eq!(json, serde_json::json!({"event": "epoch", "epoch": 3, "epochs": 10, "loss": 0.5, "val_acc": 0.8, "select_acc": null, "lr": 2.0, "weights": [[0.5, 0.5]], "seconds": 1.5}));
+        assert_eq!(
+            json,
+            serde_json::json!({"event": "epoch", "epoch": 3, "epochs": 10, "loss": 0.5, "val_acc": 0.8, "select_acc": null, "lr": 2.0, "weights": [[0.5, 0.5]], "seconds": 1.5})
+        );
         let log: Event = Progress::Log { level: LogLevel::Warn, message: "m".into() }.into();
-        assert_eq!(serde_json::to_string(&log).unwrap(), r#"{"event":"log","level":"warn","message":"m"}"#);
+        assert_eq!(
+            serde_json::to_string(&log).unwrap(),
+            r#"{"event":"log","level":"warn","message":"m"}"#
+        );
         let ev = Event::Evaluation { what: Evaluated::Ingredient(4), val_acc: 0.1, test_acc: 0.2 };
         let text = serde_json::to_string(&ev).unwrap();
         assert!(text.contains(r#""what":"ingredient 4""#), "{text}");
-        let back: Event = serde_json::from_str(r#"{"event":"evaluation","what":"uniform soup","val_acc":0.1,"test_acc":0.2}"#).unwrap();
+        let back: Event = serde_json::from_str(
+            r#"{"event":"evaluation","what":"uniform soup","val_acc":0.1,"test_acc":0.2}"#,
+        )
+        .unwrap();
         assert!(matches!(back, Event::Evaluation { what: Evaluated::UniformSoup, .. }));
-        assert!(serde_json::from_str::<Event>(r#"{"event":"evaluation","what":"oops","val_acc":0.1,"test_acc":0.2}"#).is_err());
+        assert!(serde_json::from_str::<Event>(
+            r#"{"event":"evaluation","what":"oops","val_acc":0.1,"test_acc":0.2}"#
+        )
+        .is_err());
     }
 }

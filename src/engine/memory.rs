@@ -18,7 +18,13 @@ pub fn return_free_host_memory() {
     // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena's unused dirty pages.
     // SAFETY: a documented jemalloc control that takes and returns nothing.
     unsafe {
-        tikv_jemalloc_sys::mallctl(c"arena.4096.purge".as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
     }
 }
 
@@ -34,7 +40,9 @@ pub struct ReturnFreedPages {
 impl ReturnFreedPages {
     pub fn start() -> ReturnFreedPages {
         let default = set_dirty_decay_ms("arenas.dirty_decay_ms", 0);
-        let arenas = (0..arena_count()).map(|i| set_dirty_decay_ms(&format!("arena.{i}.dirty_decay_ms"), 0)).collect();
+        let arenas = (0..arena_count())
+            .map(|i| set_dirty_decay_ms(&format!("arena.{i}.dirty_decay_ms"), 0))
+            .collect();
         ReturnFreedPages { previous: (default, arenas) }
     }
 }
@@ -52,8 +60,20 @@ fn arena_count() -> u32 {
     let mut n: u32 = 0;
     let mut len = std::mem::size_of::<u32>();
     // SAFETY: "arenas.narenas" is an unsigned read into `n`, whose size is passed.
-    let rc = unsafe { tikv_jemalloc_sys::mallctl(c"arenas.narenas".as_ptr(), &mut n as *mut u32 as *mut _, &mut len, std::ptr::null_mut(), 0) };
-    if rc == 0 { n } else { 0 }
+    let rc = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arenas.narenas".as_ptr(),
+            &mut n as *mut u32 as *mut _,
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc == 0 {
+        n
+    } else {
+        0
+    }
 }
 
 /// Sets a dirty-page decay time (an arena's, or the default of new ones) and returns the
@@ -64,7 +84,13 @@ fn set_dirty_decay_ms(control: &str, ms: isize) -> isize {
     // SAFETY: an ssize_t read into `old` and written from `new`, sizes passed; an arena that
     // does not exist (never initialised) returns an error and nothing is changed.
     unsafe {
-        tikv_jemalloc_sys::mallctl(name.as_ptr(), &mut old as *mut isize as *mut _, &mut len, &mut new as *mut isize as *mut _, len);
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr(),
+            &mut old as *mut isize as *mut _,
+            &mut len,
+            &mut new as *mut isize as *mut _,
+            len,
+        );
     }
     old
 }
@@ -86,7 +112,9 @@ fn status_kib(key: &str) -> Option<u64> {
 /// A `key: N kB` line of a /proc file.
 fn kib_field(file: &str, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Peak device memory of this process on CUDA, sampled through NVML while a strategy runs.
@@ -109,7 +137,11 @@ impl DevicePeakSampler {
             return None;
         }
         let nvml = nvml_wrapper::Nvml::init().ok()?;
-        let (stop, peak, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (stop, peak, seen) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let (s, p, v) = (stop.clone(), peak.clone(), seen.clone());
         let thread = std::thread::Builder::new()
             .name("device-memory".into())
@@ -182,7 +214,9 @@ fn process_device_bytes(nvml: &nvml_wrapper::Nvml) -> Option<u64> {
 pub fn process_bytes_on(device: &nvml_wrapper::Device) -> Option<u64> {
     use nvml_wrapper::enums::device::UsedGpuMemory;
     let me = std::process::id();
-    device.running_compute_processes().ok()?.into_iter().find(|p| p.pid == me).and_then(|p| match p.used_gpu_memory {
+    device.running_compute_processes().ok()?.into_iter().find(|p| p.pid == me).and_then(|p| match p
+        .used_gpu_memory
+    {
         UsedGpuMemory::Used(b) => Some(b),
         UsedGpuMemory::Unavailable => None,
     })
@@ -216,7 +250,9 @@ pub fn gib(bytes: u64) -> f64 {
 /// both cases capped by [`MEMORY_LIMIT_ENV`]. None when it cannot be read.
 pub fn available_bytes(device: Device) -> anyhow::Result<Option<u64>> {
     let limit = match std::env::var(MEMORY_LIMIT_ENV) {
-        Ok(v) => Some(crate::units::parse_bytes(&v).ok_or_else(|| anyhow::anyhow!("{MEMORY_LIMIT_ENV}={v:?} is not a size (like 20GiB or 512MiB)"))?),
+        Ok(v) => Some(crate::units::parse_bytes(&v).ok_or_else(|| {
+            anyhow::anyhow!("{MEMORY_LIMIT_ENV}={v:?} is not a size (like 20GiB or 512MiB)")
+        })?),
         Err(_) => None,
     };
     Ok(match (measured_available_bytes(device), limit) {
@@ -231,7 +267,11 @@ fn measured_available_bytes(device: Device) -> Option<u64> {
         return nvml.device_by_index(i as u32).ok()?.memory_info().ok().map(|m| m.free);
     }
     let available = kib_field("/proc/meminfo", "MemAvailable:")? * 1024;
-    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
     let cgroup_left = match (read("memory.max"), read("memory.current")) {
         (Some(max), Some(current)) => Some(max.saturating_sub(current)),
         _ => None,
@@ -256,7 +296,8 @@ pub fn fit_step_bytes(spec: &crate::model::ArchSpec, nodes: u64, edges: u64) -> 
         Arch::PaperGat => per_node + 3 * hidden * spec.layers as u64,
     };
     // GAT keeps scores, softmax and messages per edge and head.
-    let per_edge = if spec.arch.attends() { 4 * spec.heads.max(1) as u64 * spec.layers as u64 } else { 0 };
+    let per_edge =
+        if spec.arch.attends() { 4 * spec.heads.max(1) as u64 * spec.layers as u64 } else { 0 };
     4 * (nodes * per_node + edges * per_edge)
 }
 

@@ -23,7 +23,9 @@ use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
 use crate::fsio::JsonLines;
 use crate::model::{self, ArchSpec, GraphTensors, ParamMap};
-use crate::soup::{self, FitState, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy};
+use crate::soup::{
+    self, FitState, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy,
+};
 
 /// What to soup, on what, how, and where results go.
 #[derive(Debug, Clone)]
@@ -101,7 +103,9 @@ pub fn spawn(job: JobSpec, sink: impl EventSink) -> JobHandle {
         .spawn(move || {
             let emit = |e: Event| sink.event(e);
             // run_job reports its own errors as events; a panic outside its guards still gets one.
-            let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, &flag, &emit))) {
+            let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_job(&job, &flag, &emit)
+            })) {
                 Ok(r) => r,
                 Err(p) => {
                     let e = anyhow::anyhow!("the souping job failed: {}", panic_message(&p));
@@ -124,7 +128,9 @@ pub fn spawn_with_channel(job: JobSpec) -> (JobHandle, mpsc::Receiver<Event>) {
 
 /// A directory under `runs_dir` named after the time, that does not exist yet.
 pub fn new_run_dir(runs_dir: &Path) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut dir = runs_dir.join(format!("run-{secs}"));
     let mut n = 1;
     while dir.exists() {
@@ -180,7 +186,11 @@ fn catching<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// Runs a job on the calling thread (the CLI and the workbench use [`spawn`]). Every error also
 /// becomes a `failed` event, in `events.jsonl` once it exists. A strategy that fails does not stop
 /// the ones after it; the job then ends in [`StrategiesFailed`] carrying the finished reports.
-pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> Result<Vec<SoupReport>> {
+pub fn run_job(
+    job: &JobSpec,
+    cancel: &AtomicBool,
+    forward: &dyn Fn(Event),
+) -> Result<Vec<SoupReport>> {
     let fail = |e: anyhow::Error, emit: &dyn Fn(Event)| {
         emit(Event::Failed { message: format!("{e:#}") });
         e
@@ -189,7 +199,9 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
         return Err(fail(anyhow::anyhow!("no ingredients to soup"), forward));
     }
     for s in &job.strategies {
-        s.validate().with_context(|| format!("invalid settings for {}", s.strategy)).map_err(|e| fail(e, forward))?;
+        s.validate()
+            .with_context(|| format!("invalid settings for {}", s.strategy))
+            .map_err(|e| fail(e, forward))?;
     }
     let log = EventLog { file: open_run_dir(job).map_err(|e| fail(e, forward))?, forward };
     let emit = |e: Event| log.emit(e);
@@ -197,14 +209,30 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
     // What only the graph can tell is checked before any strategy spends time.
     for s in job.strategies.iter().filter(|s| s.strategy == Strategy::Pls) {
         if s.parts > loaded.graph.num_nodes {
-            return Err(fail(anyhow::anyhow!("--parts {}: {} has only {} nodes", s.parts, loaded.graph.name, loaded.graph.num_nodes), &emit));
+            return Err(fail(
+                anyhow::anyhow!(
+                    "--parts {}: {} has only {} nodes",
+                    s.parts,
+                    loaded.graph.name,
+                    loaded.graph.num_nodes
+                ),
+                &emit,
+            ));
         }
     }
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for settings in &job.strategies {
-        if let Some(done) = job.out_dir.as_deref().filter(|_| job.resume).and_then(|d| finished_report(d, settings.strategy)) {
-            emit(Event::Log { level: LogLevel::Info, message: format!("{} finished in the earlier run: kept", settings.strategy) });
+        if let Some(done) = job
+            .out_dir
+            .as_deref()
+            .filter(|_| job.resume)
+            .and_then(|d| finished_report(d, settings.strategy))
+        {
+            emit(Event::Log {
+                level: LogLevel::Info,
+                message: format!("{} finished in the earlier run: kept", settings.strategy),
+            });
             emit(Event::Finished { report: Box::new(done.clone()) });
             reports.push(done);
             continue;
@@ -221,7 +249,10 @@ pub fn run_job(job: &JobSpec, cancel: &AtomicBool, forward: &dyn Fn(Event)) -> R
                 emit(Event::Finished { report: Box::new(report.clone()) });
                 reports.push(report);
             }
-            Err(e) => failures.push(format!("{:#}", fail(e.context(format!("{} failed", settings.strategy)), &emit))),
+            Err(e) => failures.push(format!(
+                "{:#}",
+                fail(e.context(format!("{} failed", settings.strategy)), &emit)
+            )),
         }
         if cancel.load(Ordering::Relaxed) {
             break;
@@ -245,7 +276,10 @@ fn open_run_dir(job: &JobSpec) -> Result<Option<JsonLines>> {
     }
     if !job.overwrite {
         // events.jsonl too: another run's log is a result (tui --attach replays it).
-        let results = job.strategies.iter().flat_map(|s| [soup_file(dir, s.strategy), report_file(dir, s.strategy)]);
+        let results = job
+            .strategies
+            .iter()
+            .flat_map(|s| [soup_file(dir, s.strategy), report_file(dir, s.strategy)]);
         for p in results.chain([path.clone()]) {
             if p.exists() || p.is_symlink() {
                 bail!("{} already exists; choose another --out or pass --overwrite", p.display());
@@ -254,13 +288,20 @@ fn open_run_dir(job: &JobSpec) -> Result<Option<JsonLines>> {
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let saved = SavedJob {
-        ingredients: job.ingredients.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect(),
+        ingredients: job
+            .ingredients
+            .iter()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+            .collect(),
         dataset: job.dataset.clone(),
         data_dir: job.data.data_dir.canonicalize().unwrap_or_else(|_| job.data.data_dir.clone()),
         split_seed: job.data.split_seed,
         strategies: job.strategies.clone(),
     };
-    checkpoint::write_atomic(&dir.join(JOB_FILE), serde_json::to_string_pretty(&saved)?.as_bytes())?;
+    checkpoint::write_atomic(
+        &dir.join(JOB_FILE),
+        serde_json::to_string_pretty(&saved)?.as_bytes(),
+    )?;
     JsonLines::create(&path).map(Some)
 }
 
@@ -285,12 +326,18 @@ pub fn state_file(out: &Path, strategy: soup::Strategy) -> PathBuf {
 /// kept, an interrupted LS/PLS goes on from its saved state, the others run.
 pub fn job_for_resume(dir: &Path, device: Device) -> Result<JobSpec> {
     let path = dir.join(JOB_FILE);
-    let text = crate::fsio::read_text(&path, 64 << 20).with_context(|| format!("{} is not a run directory gnn-soup can resume", dir.display()))?;
-    let saved: SavedJob = serde_json::from_str(&text).with_context(|| format!("{}: unreadable", path.display()))?;
+    let text = crate::fsio::read_text(&path, 64 << 20)
+        .with_context(|| format!("{} is not a run directory gnn-soup can resume", dir.display()))?;
+    let saved: SavedJob =
+        serde_json::from_str(&text).with_context(|| format!("{}: unreadable", path.display()))?;
     Ok(JobSpec {
         ingredients: saved.ingredients,
         dataset: saved.dataset,
-        data: DataOptions { data_dir: saved.data_dir, split_seed: saved.split_seed, download: false },
+        data: DataOptions {
+            data_dir: saved.data_dir,
+            split_seed: saved.split_seed,
+            download: false,
+        },
         strategies: saved.strategies,
         device,
         out_dir: Some(dir.to_path_buf()),
@@ -311,7 +358,8 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     let load_start = Instant::now();
     let first_meta = checkpoint::read_meta(&job.ingredients[0])?;
     let dataset = job.dataset.clone().unwrap_or_else(|| first_meta.dataset.clone());
-    let graph = data::load(&dataset, &job.data).with_context(|| format!("loading dataset {dataset} for the ingredients"))?;
+    let graph = data::load(&dataset, &job.data)
+        .with_context(|| format!("loading dataset {dataset} for the ingredients"))?;
     if graph.fingerprint() != first_meta.dataset_fingerprint {
         bail!(
             "{} was trained on {} (fingerprint {}), but {dataset} loads as fingerprint {}: not the same data",
@@ -324,19 +372,36 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     // The widths are checked here, before libtorch sees them: a mismatch there is a C++ trace.
     let spec = &first_meta.arch;
     if spec.in_dim != graph.num_features as i64 {
-        bail!("{} takes {} input features; {dataset} has {}", job.ingredients[0].display(), spec.in_dim, graph.num_features);
+        bail!(
+            "{} takes {} input features; {dataset} has {}",
+            job.ingredients[0].display(),
+            spec.in_dim,
+            graph.num_features
+        );
     }
     if spec.out_dim < graph.num_classes as i64 {
-        bail!("{} predicts {} classes; {dataset} has {}", job.ingredients[0].display(), spec.out_dim, graph.num_classes);
+        bail!(
+            "{} predicts {} classes; {dataset} has {}",
+            job.ingredients[0].display(),
+            spec.out_dim,
+            graph.num_classes
+        );
     }
     let stack = IngredientStack::load(&job.ingredients, job.device)?;
     if stack.len() == 1 {
-        emit(Event::Log { level: LogLevel::Warn, message: format!("only one ingredient ({}): every soup of it is that model", job.ingredients[0].display()) });
+        emit(Event::Log {
+            level: LogLevel::Warn,
+            message: format!(
+                "only one ingredient ({}): every soup of it is that model",
+                job.ingredients[0].display()
+            ),
+        });
     }
     let gt = GraphTensors::new(&graph, job.device);
     // A job of learned strategies none of which fits stops here, before the ingredients' full-graph
     // evaluations (minutes on a large graph); otherwise each is checked again when its turn comes.
-    let fits: Vec<Result<()>> = job.strategies.iter().map(|s| check_fits(job.device, &graph, &stack.spec, s)).collect();
+    let fits: Vec<Result<()>> =
+        job.strategies.iter().map(|s| check_fits(job.device, &graph, &stack.spec, s)).collect();
     if fits.iter().all(Result::is_err) {
         if let Some(Err(e)) = fits.into_iter().next() {
             return Err(e.context(format!("{} failed", job.strategies[0].strategy)));
@@ -347,26 +412,47 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     let mut ingredients = Vec::with_capacity(stack.len());
     for i in 0..stack.len() {
         let acc = model::evaluate(&stack.spec, &stack.ingredient(i), &gt);
-        emit(Event::Evaluation { what: Evaluated::Ingredient(i), val_acc: acc.val, test_acc: acc.test });
-        ingredients.push(IngredientResult { path: stack.paths[i].clone(), val_acc: acc.val, test_acc: acc.test });
+        emit(Event::Evaluation {
+            what: Evaluated::Ingredient(i),
+            val_acc: acc.val,
+            test_acc: acc.test,
+        });
+        ingredients.push(IngredientResult {
+            path: stack.paths[i].clone(),
+            val_acc: acc.val,
+            test_acc: acc.test,
+        });
     }
     let n = stack.len();
     let acc = model::evaluate(&stack.spec, &stack.mix_global(&vec![1.0 / n as f64; n]), &gt);
     emit(Event::Evaluation { what: Evaluated::UniformSoup, val_acc: acc.val, test_acc: acc.test });
-    Ok(Loaded { graph, stack, gt, load_seconds, ingredients, uniform: IngredientAccuracy { val_acc: acc.val, test_acc: acc.test } })
+    Ok(Loaded {
+        graph,
+        stack,
+        gt,
+        load_seconds,
+        ingredients,
+        uniform: IngredientAccuracy { val_acc: acc.val, test_acc: acc.test },
+    })
 }
 
 /// Refuses, before it starts, a learned strategy whose step would not fit in the memory left on
 /// its device: a clear message instead of the kernel's out-of-memory killer hours later (or
 /// libtorch's allocation error on a GPU), with what PLS would need instead.
-fn check_fits(device: Device, graph: &Graph, spec: &ArchSpec, settings: &SoupSettings) -> Result<()> {
+fn check_fits(
+    device: Device,
+    graph: &Graph,
+    spec: &ArchSpec,
+    settings: &SoupSettings,
+) -> Result<()> {
     if !settings.strategy.is_learned() {
         return Ok(());
     }
     let (nodes, edges) = (graph.num_nodes as u64, graph.num_edges() as u64);
     let pls_need = |parts: usize, sample: usize| {
         let share = |v: u64| v * sample as u64 / parts.max(1) as u64;
-        memory::fit_step_bytes(spec, share(nodes), share(edges)).max(memory::inference_bytes(spec, nodes))
+        memory::fit_step_bytes(spec, share(nodes), share(edges))
+            .max(memory::inference_bytes(spec, nodes))
     };
     let need = match settings.strategy {
         Strategy::Pls => pls_need(settings.parts, settings.sample),
@@ -374,9 +460,17 @@ fn check_fits(device: Device, graph: &Graph, spec: &ArchSpec, settings: &SoupSet
     };
     let Some(available) = memory::shortfall(device, need)? else { return Ok(()) };
     let gib = memory::gib;
-    let place = if device.is_cuda() { format!("free on {}", device_name(device)) } else { "available in memory".to_string() };
+    let place = if device.is_cuda() {
+        format!("free on {}", device_name(device))
+    } else {
+        "available in memory".to_string()
+    };
     let advice = match settings.strategy {
-        Strategy::Pls => format!("sample fewer parts per step (--sample {}) or split into more (--parts {})", (settings.sample / 2).max(1), settings.parts * 2),
+        Strategy::Pls => format!(
+            "sample fewer parts per step (--sample {}) or split into more (--parts {})",
+            (settings.sample / 2).max(1),
+            settings.parts * 2
+        ),
         _ => {
             let (k, r) = (settings.parts.max(2), settings.sample.min(settings.parts.max(2)));
             format!("PLS fits the graph part by part: --strategy pls needs about {:.1} GiB with --parts {k} --sample {r}", gib(pls_need(k, r)))
@@ -393,7 +487,13 @@ fn check_fits(device: Device, graph: &Graph, spec: &ArchSpec, settings: &SoupSet
 }
 
 /// Runs one strategy, timed and memory-sampled, and scores its result on the full graph.
-fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel: &AtomicBool, emit: &dyn Fn(Event)) -> Result<(SoupReport, Option<ParamMap>)> {
+fn run_strategy(
+    job: &JobSpec,
+    loaded: &Loaded,
+    settings: &SoupSettings,
+    cancel: &AtomicBool,
+    emit: &dyn Fn(Event),
+) -> Result<(SoupReport, Option<ParamMap>)> {
     let Loaded { graph, stack, gt, .. } = loaded;
     check_fits(job.device, graph, &stack.spec, settings)?;
     let strategy = settings.strategy;
@@ -404,7 +504,11 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
         edges: graph.num_edges(),
         device: device_name(job.device),
         ingredients: stack.paths.iter().map(|p| p.display().to_string()).collect(),
-        groups: if strategy.is_learned() { stack.groups(settings.mix).0 } else { vec!["all".into()] },
+        groups: if strategy.is_learned() {
+            stack.groups(settings.mix).0
+        } else {
+            vec!["all".into()]
+        },
         steps: match strategy {
             s if s.is_learned() => settings.epochs,
             s if s.tries_candidates() => stack.len() - 1,
@@ -426,20 +530,37 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
     let ingredient_val: Vec<f64> = loaded.ingredients.iter().map(|i| i.val_acc).collect();
     let progress = |p: Progress| emit(p.into());
     // LS/PLS keep their state in the run directory while they fit, for `soup --resume`.
-    let state_path = job.out_dir.as_deref().filter(|_| strategy.is_learned()).map(|d| state_file(d, strategy));
-    let resume: Option<FitState> = match state_path.as_deref().filter(|p| job.resume && p.exists()) {
-        Some(p) => Some(serde_json::from_str(&crate::fsio::read_text(p, 1 << 30)?).with_context(|| format!("{}: unreadable saved state", p.display()))?),
+    let state_path =
+        job.out_dir.as_deref().filter(|_| strategy.is_learned()).map(|d| state_file(d, strategy));
+    let resume: Option<FitState> = match state_path.as_deref().filter(|p| job.resume && p.exists())
+    {
+        Some(p) => Some(
+            serde_json::from_str(&crate::fsio::read_text(p, 1 << 30)?)
+                .with_context(|| format!("{}: unreadable saved state", p.display()))?,
+        ),
         None => None,
     };
     let save_state = |s: &FitState| {
         if let Some(p) = &state_path {
-            let written = serde_json::to_vec(s).map_err(anyhow::Error::from).and_then(|b| checkpoint::write_atomic(p, &b));
+            let written = serde_json::to_vec(s)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| checkpoint::write_atomic(p, &b));
             if let Err(e) = written {
                 tracing::warn!("cannot save the fit's state for --resume: {e:#}");
             }
         }
     };
-    let ctx = SoupContext { stack, graph, gt, settings, progress: &progress, cancel, ingredient_val: &ingredient_val, resume: resume.as_ref(), save_state: Some(&save_state) };
+    let ctx = SoupContext {
+        stack,
+        graph,
+        gt,
+        settings,
+        progress: &progress,
+        cancel,
+        ingredient_val: &ingredient_val,
+        resume: resume.as_ref(),
+        save_state: Some(&save_state),
+    };
     let outcome = soup::run_strategy(&ctx)?;
     if let Some(p) = state_path.as_deref().filter(|_| !outcome.partial) {
         let _ = std::fs::remove_file(p);
@@ -450,7 +571,10 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
             (None, Some(l)) => l.shallow_clone(),
             (None, None) => bail!("{strategy} produced no result"),
         };
-        (model::accuracy(&logits, &gt.labels, &gt.val_idx), model::accuracy(&logits, &gt.labels, &gt.test_idx))
+        (
+            model::accuracy(&logits, &gt.labels, &gt.val_idx),
+            model::accuracy(&logits, &gt.labels, &gt.test_idx),
+        )
     };
     let report = SoupReport {
         strategy,
@@ -483,7 +607,8 @@ fn run_strategy(job: &JobSpec, loaded: &Loaded, settings: &SoupSettings, cancel:
 /// Where imported ingredients came from (their layout and original files), kept on the soup so
 /// that `gnn-soup export` can write it back under the original names.
 fn provenance(metas: &[CheckpointMeta]) -> Vec<(String, serde_json::Value)> {
-    let sources: Vec<&serde_json::Value> = metas.iter().filter_map(|m| m.extra.get("imported_from")).collect();
+    let sources: Vec<&serde_json::Value> =
+        metas.iter().filter_map(|m| m.extra.get("imported_from")).collect();
     if sources.len() != metas.len() {
         return Vec::new();
     }
@@ -493,7 +618,13 @@ fn provenance(metas: &[CheckpointMeta]) -> Vec<(String, serde_json::Value)> {
 }
 
 /// Writes the souped checkpoint (when there is one) and the report into the run directory.
-fn save(dir: &Path, overwrite: bool, loaded: &Loaded, mut report: SoupReport, params: Option<&ParamMap>) -> Result<SoupReport> {
+fn save(
+    dir: &Path,
+    overwrite: bool,
+    loaded: &Loaded,
+    mut report: SoupReport,
+    params: Option<&ParamMap>,
+) -> Result<SoupReport> {
     let settings = &report.settings;
     if let Some(params) = params {
         let path = soup_file(dir, settings.strategy);

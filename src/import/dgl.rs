@@ -38,15 +38,24 @@ const REFERENCE_GAT_LEAVES: &[&str] = &["src_fc.weight", "attn_src_fc.weight", "
 
 /// Whether the state dict is the paper's own GAT (named as gnn-soup names [`Arch::PaperGat`]).
 pub fn is_reference_gat(sd: &StateDict) -> bool {
-    sd.iter().any(|(n, _)| split(n).is_some_and(|(_, _, leaf)| REFERENCE_GAT_LEAVES.contains(&leaf)))
+    sd.iter()
+        .any(|(n, _)| split(n).is_some_and(|(_, _, leaf)| REFERENCE_GAT_LEAVES.contains(&leaf)))
 }
 
 /// Whether the state dict is a DGL model: no PyG layer names, and a layer-indexed name ends as only
 /// DGL's layers' names do, or `GraphConv`'s 2-D `weight` sits directly under the layer index.
 pub fn is_dgl(sd: &StateDict) -> bool {
-    let pyg = sd.iter().any(|(n, _)| [".lin.weight", ".lin_l.weight", ".att_src", ".lin_src.weight"].iter().any(|m| n.ends_with(m)));
+    let pyg = sd.iter().any(|(n, _)| {
+        [".lin.weight", ".lin_l.weight", ".att_src", ".lin_src.weight"]
+            .iter()
+            .any(|m| n.ends_with(m))
+    });
     !pyg && sd.iter().any(|(n, t)| match split(n) {
-        Some((_, _, leaf)) => DGL_LEAVES.contains(&leaf) || REFERENCE_GAT_LEAVES.contains(&leaf) || (leaf == "weight" && t.dim() == 2),
+        Some((_, _, leaf)) => {
+            DGL_LEAVES.contains(&leaf)
+                || REFERENCE_GAT_LEAVES.contains(&leaf)
+                || (leaf == "weight" && t.dim() == 2)
+        }
         None => false,
     })
 }
@@ -75,7 +84,11 @@ pub fn defaults(arch: Arch, layers: usize) -> DglDefaults {
         Arch::Gat | Arch::PaperGat => Vec::new(),
     };
     let activation = if arch == Arch::Gat { Activation::Elu } else { Activation::Relu };
-    let dropouts = if arch == Arch::PaperGat { crate::train::TrainConfig::defaults(arch).dropouts } else { Dropouts::default() };
+    let dropouts = if arch == Arch::PaperGat {
+        crate::train::TrainConfig::defaults(arch).dropouts
+    } else {
+        Dropouts::default()
+    };
     DglDefaults { input_dropout_off, add_self_loops: false, activation, dropouts }
 }
 
@@ -120,7 +133,12 @@ pub fn dgl_name(arch: Arch, name: &str) -> Option<(String, bool)> {
 /// layers are. Names before the layer index (`layers.`, `model.layers.`) are dropped; every name
 /// must share them.
 pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
-    let leaves_of_first: Vec<&str> = sd.iter().filter_map(|(n, _)| split(n)).filter(|(_, i, _)| *i == 0).map(|(_, _, leaf)| leaf).collect();
+    let leaves_of_first: Vec<&str> = sd
+        .iter()
+        .filter_map(|(n, _)| split(n))
+        .filter(|(_, i, _)| *i == 0)
+        .map(|(_, _, leaf)| leaf)
+        .collect();
     let arch = if leaves_of_first.contains(&"fc_neigh.weight") {
         Arch::Sage
     } else if leaves_of_first.contains(&"attn_l") {
@@ -130,7 +148,8 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
     } else {
         bail!("cannot tell the DGL layer from the first layer's names ({}): expected GraphConv weight, SAGEConv fc_neigh.weight or GATConv attn_l", leaves_of_first.join(", "));
     };
-    let container = sd.iter().find_map(|(n, _)| split(n).map(|(c, _, _)| c.to_string())).unwrap_or_default();
+    let container =
+        sd.iter().find_map(|(n, _)| split(n).map(|(c, _, _)| c.to_string())).unwrap_or_default();
     let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut problems = Vec::new();
     // SAGE's bias: DGL >= 0.8 has its own `bias`; older versions a bias on fc_self (and fc_neigh).
@@ -145,21 +164,32 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
                 let sum = match sage_bias.remove(&i) {
                     Some(b) if b.size() == t.size() => b + t,
                     Some(b) => {
-                        problems.push(format!("{name} {:?} does not match the layer's other bias {:?}", t.size(), b.size()));
+                        problems.push(format!(
+                            "{name} {:?} does not match the layer's other bias {:?}",
+                            t.size(),
+                            b.size()
+                        ));
                         b
                     }
                     None => t.shallow_clone(),
                 };
                 sage_bias.insert(i, sum);
             }
-            (Arch::Gcn, "weight", _) if t.dim() != 2 => problems.push(format!("{name} {:?}: a GraphConv weight is [in, out]", t.size())),
+            (Arch::Gcn, "weight", _) if t.dim() != 2 => {
+                problems.push(format!("{name} {:?}: a GraphConv weight is [in, out]", t.size()))
+            }
             (_, _, Some((pyg, transpose))) => {
                 out.insert(pyg, if transpose { t.tr().contiguous() } else { t.shallow_clone() });
             }
-            (Arch::Gat, "res_fc.weight" | "res_fc.bias", None) => problems.push(format!("{name} {:?}: a residual connection, which gnn-soup's GAT does not have", t.size())),
-            (Arch::Sage, l, None) if l.starts_with("fc_pool") || l.starts_with("lstm") => {
-                problems.push(format!("{name} {:?}: a pool/LSTM aggregator; gnn-soup's GraphSAGE aggregates by mean", t.size()))
-            }
+            (Arch::Gat, "res_fc.weight" | "res_fc.bias", None) => problems.push(format!(
+                "{name} {:?}: a residual connection, which gnn-soup's GAT does not have",
+                t.size()
+            )),
+            (Arch::Sage, l, None) if l.starts_with("fc_pool") || l.starts_with("lstm") => problems
+                .push(format!(
+                    "{name} {:?}: a pool/LSTM aggregator; gnn-soup's GraphSAGE aggregates by mean",
+                    t.size()
+                )),
             _ => problems.push(format!("{name} {:?} is not part of a DGL {arch} layer", t.size())),
         }
     }
@@ -167,7 +197,8 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
         out.insert(format!("convs.{i}.lin_l.bias"), b);
     }
     // A SAGEConv or GATConv built with bias=False: a zero bias computes the same.
-    let layers = (0..).take_while(|i| out.keys().any(|k| k.starts_with(&format!("convs.{i}.")))).count();
+    let layers =
+        (0..).take_while(|i| out.keys().any(|k| k.starts_with(&format!("convs.{i}.")))).count();
     for i in 0..layers {
         let (bias, width_of) = match arch {
             Arch::Sage => (format!("convs.{i}.lin_l.bias"), format!("convs.{i}.lin_l.weight")),
@@ -184,7 +215,10 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
     // examples take `.mean(1)`), so its bias counts by its mean over the heads.
     if arch == Arch::Gat && layers > 0 {
         let last = layers - 1;
-        let heads = out.get(&format!("convs.{last}.att_src")).and_then(|a| a.size().get(1).copied()).unwrap_or(1);
+        let heads = out
+            .get(&format!("convs.{last}.att_src"))
+            .and_then(|a| a.size().get(1).copied())
+            .unwrap_or(1);
         if let Some(b) = out.get(&format!("convs.{last}.bias")) {
             if heads > 1 && b.size() == [b.size()[0]] && b.size()[0] % heads == 0 {
                 let mean = b.view([heads, -1]).mean_dim(0, false, Kind::Float);
@@ -203,21 +237,38 @@ mod tests {
     use super::*;
 
     fn sd(names: &[(&str, &[i64])]) -> StateDict {
-        names.iter().map(|(n, s)| (n.to_string(), Tensor::zeros(*s, (Kind::Float, tch::Device::Cpu)))).collect()
+        names
+            .iter()
+            .map(|(n, s)| (n.to_string(), Tensor::zeros(*s, (Kind::Float, tch::Device::Cpu))))
+            .collect()
     }
 
     #[test]
     fn graphconv_weights_are_transposed_and_sage_biases_merged() {
-        let gcn = sd(&[("layers.0.weight", &[8, 16]), ("layers.0.bias", &[16]), ("layers.1.weight", &[16, 3]), ("layers.1.bias", &[3])]);
+        let gcn = sd(&[
+            ("layers.0.weight", &[8, 16]),
+            ("layers.0.bias", &[16]),
+            ("layers.1.weight", &[16, 3]),
+            ("layers.1.bias", &[3]),
+        ]);
         assert!(is_dgl(&gcn));
         let (t, arch) = to_pyg(&gcn).unwrap();
         assert_eq!(arch, Arch::Gcn);
         let t: BTreeMap<_, _> = t.into_iter().collect();
         assert_eq!(t["convs.0.lin.weight"].size(), vec![16, 8]);
         // Older DGL: bias on fc_self and on fc_neigh; they add up.
-        let mut old = sd(&[("model.layers.0.fc_self.weight", &[4, 5]), ("model.layers.0.fc_neigh.weight", &[4, 5])]);
-        old.push(("model.layers.0.fc_self.bias".into(), Tensor::ones([4], (Kind::Float, tch::Device::Cpu))));
-        old.push(("model.layers.0.fc_neigh.bias".into(), Tensor::ones([4], (Kind::Float, tch::Device::Cpu))));
+        let mut old = sd(&[
+            ("model.layers.0.fc_self.weight", &[4, 5]),
+            ("model.layers.0.fc_neigh.weight", &[4, 5]),
+        ]);
+        old.push((
+            "model.layers.0.fc_self.bias".into(),
+            Tensor::ones([4], (Kind::Float, tch::Device::Cpu)),
+        ));
+        old.push((
+            "model.layers.0.fc_neigh.bias".into(),
+            Tensor::ones([4], (Kind::Float, tch::Device::Cpu)),
+        ));
         let (t, arch) = to_pyg(&old).unwrap();
         let t: BTreeMap<_, _> = t.into_iter().collect();
         assert_eq!(arch, Arch::Sage);
@@ -226,15 +277,29 @@ mod tests {
 
     #[test]
     fn pyg_models_are_not_taken_for_dgl_ones() {
-        assert!(!is_dgl(&sd(&[("convs.0.lin.weight", &[16, 8]), ("convs.0.bias", &[16]), ("bns.0.weight", &[16])])));
+        assert!(!is_dgl(&sd(&[
+            ("convs.0.lin.weight", &[16, 8]),
+            ("convs.0.bias", &[16]),
+            ("bns.0.weight", &[16])
+        ])));
         assert!(!is_dgl(&sd(&[("conv1.lin.weight", &[16, 8])])));
     }
 
     #[test]
     fn the_reference_gat_is_told_apart_and_a_residual_gatconv_is_refused_saying_why() {
-        let gat = sd(&[("convs.0.src_fc.weight", &[8, 4]), ("convs.0.dst_fc.weight", &[8, 4]), ("norms.0.weight", &[8]), ("pred_linear.weight", &[3, 8])]);
+        let gat = sd(&[
+            ("convs.0.src_fc.weight", &[8, 4]),
+            ("convs.0.dst_fc.weight", &[8, 4]),
+            ("norms.0.weight", &[8]),
+            ("pred_linear.weight", &[3, 8]),
+        ]);
         assert!(is_dgl(&gat) && is_reference_gat(&gat));
-        let multi = sd(&[("gat_layers.0.fc.weight", &[6, 4]), ("gat_layers.0.attn_l", &[1, 2, 3]), ("gat_layers.0.attn_r", &[1, 2, 3]), ("gat_layers.0.res_fc.weight", &[6, 4])]);
+        let multi = sd(&[
+            ("gat_layers.0.fc.weight", &[6, 4]),
+            ("gat_layers.0.attn_l", &[1, 2, 3]),
+            ("gat_layers.0.attn_r", &[1, 2, 3]),
+            ("gat_layers.0.res_fc.weight", &[6, 4]),
+        ]);
         assert!(!is_reference_gat(&multi));
         let e = to_pyg(&multi).unwrap_err().to_string();
         assert!(e.contains("residual"), "{e}");
@@ -243,7 +308,11 @@ mod tests {
     /// The last GATConv's heads are averaged, and so is its per-head bias.
     #[test]
     fn a_multi_head_last_layer_keeps_the_mean_of_its_bias() {
-        let mut last = sd(&[("layers.0.fc.weight", &[6, 4]), ("layers.0.attn_l", &[1, 2, 3]), ("layers.0.attn_r", &[1, 2, 3])]);
+        let mut last = sd(&[
+            ("layers.0.fc.weight", &[6, 4]),
+            ("layers.0.attn_l", &[1, 2, 3]),
+            ("layers.0.attn_r", &[1, 2, 3]),
+        ]);
         last.push(("layers.0.bias".into(), Tensor::from_slice(&[1.0f32, 2.0, 3.0, 5.0, 6.0, 7.0])));
         let (t, arch) = to_pyg(&last).unwrap();
         assert_eq!(arch, Arch::Gat);

@@ -27,7 +27,9 @@ pub enum Names<'a> {
 /// every template name a tensor of the same shape, else the error lists what did not.
 pub fn export(spec: &ArchSpec, params: &ParamMap, names: Names) -> Result<StateDict> {
     match names {
-        Names::Canonical(Source::Pyg) => Ok(params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()),
+        Names::Canonical(Source::Pyg) => {
+            Ok(params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect())
+        }
         Names::Canonical(Source::Dgl) => {
             let mut out = Vec::new();
             let mut problems = Vec::new();
@@ -37,7 +39,10 @@ pub fn export(spec: &ArchSpec, params: &ParamMap, names: Names) -> Result<StateD
             }
             for (name, t) in params {
                 match dgl::dgl_name(spec.arch, name) {
-                    Some((dgl, transpose)) => out.push((dgl, if transpose { t.tr().contiguous() } else { per_head_bias(spec, name, t) })),
+                    Some((dgl, transpose)) => out.push((
+                        dgl,
+                        if transpose { t.tr().contiguous() } else { per_head_bias(spec, name, t) },
+                    )),
                     None => problems.push(name.clone()),
                 }
             }
@@ -72,31 +77,58 @@ fn like(spec: &ArchSpec, params: &ParamMap, template: &StateDict) -> Result<Stat
     for (name, t) in template {
         // (our name, transposed?, zero: a second SAGE bias in older DGL, whose sum is kept once)
         let mapped = if is_dgl {
-            dgl::split(name).and_then(|(_, i, leaf)| dgl::pyg_name(spec.arch, i, leaf)).map(|(ours, tr)| {
-                let zero = leaf_of(name) == "fc_neigh.bias" && template.iter().any(|(n, _)| n == &name.replace("fc_neigh.bias", "fc_self.bias") || n == &name.replace("fc_neigh.bias", "bias"));
-                (ours, tr, zero)
-            })
+            dgl::split(name).and_then(|(_, i, leaf)| dgl::pyg_name(spec.arch, i, leaf)).map(
+                |(ours, tr)| {
+                    let zero = leaf_of(name) == "fc_neigh.bias"
+                        && template.iter().any(|(n, _)| {
+                            n == &name.replace("fc_neigh.bias", "fc_self.bias")
+                                || n == &name.replace("fc_neigh.bias", "bias")
+                        });
+                    (ours, tr, zero)
+                },
+            )
         } else {
-            rename(name, &prefix).map(|n| (n.replace(".lin_src.", ".lin.").replace(".lin_dst.", ".lin."), false, false))
+            rename(name, &prefix).map(|n| {
+                (n.replace(".lin_src.", ".lin.").replace(".lin_dst.", ".lin."), false, false)
+            })
         };
         let Some((ours, transpose, zero)) = mapped else {
             problems.push(format!("{name} {:?} has no counterpart in the soup", t.size()));
             continue;
         };
         let Some(value) = params.get(&ours) else {
-            problems.push(format!("{name} {:?}: the soup has no {ours} ({})", t.size(), spec.describe()));
+            problems.push(format!(
+                "{name} {:?}: the soup has no {ours} ({})",
+                t.size(),
+                spec.describe()
+            ));
             continue;
         };
-        let value = if transpose { value.tr().contiguous() } else if is_dgl { per_head_bias(spec, &ours, value) } else { value.shallow_clone() };
+        let value = if transpose {
+            value.tr().contiguous()
+        } else if is_dgl {
+            per_head_bias(spec, &ours, value)
+        } else {
+            value.shallow_clone()
+        };
         if value.size() != t.size() {
-            problems.push(format!("{name}: the template's is {:?}, the soup's {:?}", t.size(), value.size()));
+            problems.push(format!(
+                "{name}: the template's is {:?}, the soup's {:?}",
+                t.size(),
+                value.size()
+            ));
             continue;
         }
         used.insert(ours);
         out.push((name.clone(), if zero { value.zeros_like() } else { value.to_kind(t.kind()) }));
     }
     // A tensor the template has no place for (e.g. batch norm it does not have) would be lost.
-    problems.extend(params.iter().filter(|(n, _)| !used.contains(*n) && !n.ends_with("num_batches_tracked")).map(|(n, t)| format!("the soup's {n} {:?} has no place in the template", t.size())));
+    problems.extend(
+        params
+            .iter()
+            .filter(|(n, _)| !used.contains(*n) && !n.ends_with("num_batches_tracked"))
+            .map(|(n, t)| format!("the soup's {n} {:?} has no place in the template", t.size())),
+    );
     if !problems.is_empty() {
         bail!("the template does not fit the soup:\n  {}", problems.join("\n  "));
     }
@@ -111,9 +143,14 @@ fn leaf_of(name: &str) -> &str {
 /// or `torch.save`'s zip (`.pt`, `.pth`, `.bin`).
 pub fn file_bytes(sd: &StateDict, path: &std::path::Path) -> Result<Vec<u8>> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => crate::checkpoint::safetensors_bytes(sd.iter().map(|(n, t)| (n.as_str(), t)), None),
+        Some("safetensors") => {
+            crate::checkpoint::safetensors_bytes(sd.iter().map(|(n, t)| (n.as_str(), t)), None)
+        }
         Some("pt" | "pth" | "bin") => super::torch_file::state_dict_bytes(sd),
-        _ => bail!("{}: name the format by the extension: .pt (torch.save) or .safetensors", path.display()),
+        _ => bail!(
+            "{}: name the format by the extension: .pt (torch.save) or .safetensors",
+            path.display()
+        ),
     }
 }
 
@@ -124,7 +161,23 @@ mod tests {
     use tch::{Device, Kind, Tensor};
 
     fn spec(arch: Arch) -> ArchSpec {
-        ArchSpec { arch, in_dim: 5, hidden: 4, out_dim: 3, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false }
+        ArchSpec {
+            arch,
+            in_dim: 5,
+            hidden: 4,
+            out_dim: 3,
+            layers: 2,
+            heads: 1,
+            dropout: 0.5,
+            batch_norm: false,
+            row_normalize: false,
+            input_dropout_off: vec![],
+            add_self_loops: true,
+            activation: Default::default(),
+            out_heads: 1,
+            dropouts: Default::default(),
+            attn_dst: false,
+        }
     }
 
     #[test]
@@ -141,7 +194,10 @@ mod tests {
             }
             // And with the DGL export as the template, the same names come back.
             let again = export(&s, &params, Names::Like(&dgl_sd)).unwrap();
-            assert_eq!(again.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), dgl_sd.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+            assert_eq!(
+                again.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                dgl_sd.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+            );
         }
     }
 
@@ -150,10 +206,16 @@ mod tests {
         let s = spec(Arch::Gcn);
         let params = s.init(1, Device::Cpu);
         let z = |shape: &[i64]| Tensor::zeros(shape, (Kind::Float, Device::Cpu));
-        let template: StateDict = vec![("model.conv1.lin.weight".into(), z(&[4, 5])), ("model.conv1.bias".into(), z(&[4])), ("model.conv2.lin.weight".into(), z(&[3, 4])), ("model.conv2.bias".into(), z(&[3]))];
+        let template: StateDict = vec![
+            ("model.conv1.lin.weight".into(), z(&[4, 5])),
+            ("model.conv1.bias".into(), z(&[4])),
+            ("model.conv2.lin.weight".into(), z(&[3, 4])),
+            ("model.conv2.bias".into(), z(&[3])),
+        ];
         let out = export(&s, &params, Names::Like(&template)).unwrap();
         assert!(out[2].1.equal(&params["convs.1.lin.weight"]));
-        let short: StateDict = template[..2].iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        let short: StateDict =
+            template[..2].iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         let e = export(&s, &params, Names::Like(&short)).unwrap_err().to_string();
         assert!(e.contains("convs.1.lin.weight") && e.contains("no place in the template"), "{e}");
     }

@@ -62,7 +62,9 @@ pub(super) fn rename(name: &str, prefix: &str) -> Option<String> {
     let mut parts: Vec<String> = rest.split('.').map(str::to_string).collect();
     if let Some(first) = parts.first().cloned() {
         for (short, long) in [("conv", "convs"), ("bn", "bns")] {
-            if let Some(n) = first.strip_prefix(short).and_then(|n| n.parse::<usize>().ok()).filter(|&n| n >= 1) {
+            if let Some(n) =
+                first.strip_prefix(short).and_then(|n| n.parse::<usize>().ok()).filter(|&n| n >= 1)
+            {
                 parts.splice(0..1, [long.to_string(), (n - 1).to_string()]);
             }
         }
@@ -94,7 +96,9 @@ fn normalise(sd: &StateDict, prefix: &str) -> (BTreeMap<String, Tensor>, Vec<Str
     let mut outside = Vec::new();
     for (name, t) in sd {
         match rename(name, prefix) {
-            Some(n) if n.contains(".lin_dst.") && out.contains_key(&n.replace(".lin_dst.", ".lin.")) => {}
+            Some(n)
+                if n.contains(".lin_dst.")
+                    && out.contains_key(&n.replace(".lin_dst.", ".lin.")) => {}
             Some(n) => {
                 out.insert(n, t.shallow_clone());
             }
@@ -110,7 +114,8 @@ fn shape(t: &Tensor) -> Vec<i64> {
 
 /// The architecture the tensors describe.
 fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<ArchSpec> {
-    let layers = (0..).take_while(|i| t.keys().any(|k| k.starts_with(&format!("convs.{i}.")))).count();
+    let layers =
+        (0..).take_while(|i| t.keys().any(|k| k.starts_with(&format!("convs.{i}.")))).count();
     if layers == 0 {
         bail!("no graph convolution found (expected convs.<i>.* or conv<N>.* names)");
     }
@@ -127,12 +132,23 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
     let dims = |name: String| t.get(&name).map(shape);
     let (in_dim, hidden, out_dim, heads, out_heads) = match arch {
         Arch::Gcn | Arch::Sage => {
-            let w = |i: usize| dims(format!("convs.{i}.{}", if arch == Arch::Gcn { "lin.weight" } else { "lin_l.weight" }));
-            let (Some(first), Some(lastw)) = (w(0), w(last)) else { bail!("a layer's weight is missing") };
+            let w = |i: usize| {
+                dims(format!(
+                    "convs.{i}.{}",
+                    if arch == Arch::Gcn { "lin.weight" } else { "lin_l.weight" }
+                ))
+            };
+            let (Some(first), Some(lastw)) = (w(0), w(last)) else {
+                bail!("a layer's weight is missing")
+            };
             (first[1], first[0], lastw[0], 1, 1)
         }
         Arch::Gat => {
-            let (Some(w0), Some(a0), Some(al)) = (dims("convs.0.lin.weight".into()), dims("convs.0.att_src".into()), dims(format!("convs.{last}.att_src"))) else {
+            let (Some(w0), Some(a0), Some(al)) = (
+                dims("convs.0.lin.weight".into()),
+                dims("convs.0.att_src".into()),
+                dims(format!("convs.{last}.att_src")),
+            ) else {
                 bail!("a GAT layer's lin.weight or att_src is missing")
             };
             if a0.len() != 3 || al.len() != 3 || w0.len() != 2 {
@@ -141,10 +157,15 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
             (w0[1], a0[2], al[2], if layers > 1 { a0[1] } else { 1 }, al[1])
         }
         Arch::PaperGat => {
-            let (Some(w0), Some(a0), Some(pred)) = (dims("convs.0.src_fc.weight".into()), dims("convs.0.attn_src_fc.weight".into()), dims("pred_linear.weight".into())) else {
+            let (Some(w0), Some(a0), Some(pred)) = (
+                dims("convs.0.src_fc.weight".into()),
+                dims("convs.0.attn_src_fc.weight".into()),
+                dims("pred_linear.weight".into()),
+            ) else {
                 bail!("the paper's GAT needs convs.0.src_fc.weight, convs.0.attn_src_fc.weight and pred_linear.weight")
             };
-            if w0.len() != 2 || a0.len() != 2 || pred.len() != 2 || a0[0] <= 0 || w0[0] % a0[0] != 0 {
+            if w0.len() != 2 || a0.len() != 2 || pred.len() != 2 || a0[0] <= 0 || w0[0] % a0[0] != 0
+            {
                 bail!("src_fc.weight should be [heads * hidden, in] and attn_src_fc.weight [heads, in], are {w0:?} and {a0:?}");
             }
             (w0[1], w0[0] / a0[0], pred[0], a0[0], 1)
@@ -180,7 +201,12 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
     let reference_gat = dgl::is_reference_gat(sd);
     let (source, mut tensors, prefix, outside) = if dgl::is_dgl(sd) && !reference_gat {
         let stripped: StateDict = match &opts.prefix {
-            Some(p) => sd.iter().filter_map(|(n, t)| n.strip_prefix(p.as_str()).map(|n| (n.to_string(), t.shallow_clone()))).collect(),
+            Some(p) => sd
+                .iter()
+                .filter_map(|(n, t)| {
+                    n.strip_prefix(p.as_str()).map(|n| (n.to_string(), t.shallow_clone()))
+                })
+                .collect(),
             None => sd.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
         };
         let (renamed, _) = dgl::to_pyg(&stripped)?;
@@ -203,17 +229,28 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
     spec.add_self_loops = opts.add_self_loops.unwrap_or(loops);
     spec.activation = opts.activation.unwrap_or(activation);
     let given = opts.dropouts;
-    spec.dropouts = Dropouts { input: given.input.or(rates.input), attention: given.attention.or(rates.attention), edge: given.edge };
+    spec.dropouts = Dropouts {
+        input: given.input.or(rates.input),
+        attention: given.attention.or(rates.attention),
+        edge: given.edge,
+    };
     spec.validate()?;
     let mut params = ParamMap::new();
-    let mut problems: Vec<String> = outside.iter().map(|n| format!("{n} (outside the prefix {prefix:?})")).collect();
+    let mut problems: Vec<String> =
+        outside.iter().map(|n| format!("{n} (outside the prefix {prefix:?})")).collect();
     for p in spec.params() {
         match tensors.remove(&p.name) {
             Some(t) if t.size() == p.shape => {
                 let kind = if p.role == ParamRole::BatchCount { Kind::Int64 } else { Kind::Float };
                 params.insert(p.name, t.to_kind(kind));
             }
-            Some(t) => problems.push(format!("{} has shape {:?}, {} needs {:?}", p.name, t.size(), spec.describe(), p.shape)),
+            Some(t) => problems.push(format!(
+                "{} has shape {:?}, {} needs {:?}",
+                p.name,
+                t.size(),
+                spec.describe(),
+                p.shape
+            )),
             // PyTorch omits the batch count with track_running_stats off, and it does not
             // change a forward pass.
             None if p.role == ParamRole::BatchCount => {
@@ -222,9 +259,18 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
             None => problems.push(format!("{} is missing for {}", p.name, spec.describe())),
         }
     }
-    problems.extend(tensors.iter().map(|(n, t)| format!("{n} {:?} is not part of {}", t.size(), spec.describe())));
+    problems.extend(
+        tensors
+            .iter()
+            .map(|(n, t)| format!("{n} {:?} is not part of {}", t.size(), spec.describe())),
+    );
     if !problems.is_empty() {
-        bail!("not a {} {} layout gnn-soup can read:\n  {}", source.name(), spec.arch, problems.join("\n  "));
+        bail!(
+            "not a {} {} layout gnn-soup can read:\n  {}",
+            source.name(),
+            spec.arch,
+            problems.join("\n  ")
+        );
     }
     Ok((spec, params, source))
 }
@@ -234,35 +280,72 @@ mod tests {
     use super::*;
 
     fn sd(names: &[(&str, &[i64])]) -> StateDict {
-        names.iter().map(|(n, s)| (n.to_string(), Tensor::zeros(*s, (Kind::Float, tch::Device::Cpu)))).collect()
+        names
+            .iter()
+            .map(|(n, s)| (n.to_string(), Tensor::zeros(*s, (Kind::Float, tch::Device::Cpu))))
+            .collect()
     }
 
     fn opts() -> LayoutOptions {
-        LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: true, input_dropout_off: None, add_self_loops: None, activation: None, dropouts: Default::default() }
+        LayoutOptions {
+            prefix: None,
+            arch: None,
+            dropout: 0.5,
+            row_normalize: true,
+            input_dropout_off: None,
+            add_self_loops: None,
+            activation: None,
+            dropouts: Default::default(),
+        }
     }
 
     #[test]
     fn pyg_example_names_under_a_prefix_are_read() {
         // PyG's examples: self.conv1 / self.conv2, here inside a wrapper module.
-        let s = sd(&[("model.conv1.lin.weight", &[16, 8]), ("model.conv1.bias", &[16]), ("model.conv2.lin.weight", &[3, 16]), ("model.conv2.bias", &[3])]);
+        let s = sd(&[
+            ("model.conv1.lin.weight", &[16, 8]),
+            ("model.conv1.bias", &[16]),
+            ("model.conv2.lin.weight", &[3, 16]),
+            ("model.conv2.bias", &[3]),
+        ]);
         let (spec, params, _) = read(&s, &opts()).unwrap();
-        assert_eq!((spec.arch, spec.layers, spec.in_dim, spec.hidden, spec.out_dim, spec.batch_norm), (Arch::Gcn, 2, 8, 16, 3, false));
+        assert_eq!(
+            (spec.arch, spec.layers, spec.in_dim, spec.hidden, spec.out_dim, spec.batch_norm),
+            (Arch::Gcn, 2, 8, 16, 3, false)
+        );
         assert_eq!(params["convs.1.lin.weight"].size(), vec![3, 16]);
     }
 
     #[test]
     fn sage_gat_and_batch_norm_are_inferred() {
         let sage = sd(&[
-            ("convs.0.lin_l.weight", &[4, 5]), ("convs.0.lin_l.bias", &[4]), ("convs.0.lin_r.weight", &[4, 5]),
-            ("bns.0.weight", &[4]), ("bns.0.bias", &[4]), ("bns.0.running_mean", &[4]), ("bns.0.running_var", &[4]),
-            ("convs.1.lin_l.weight", &[2, 4]), ("convs.1.lin_l.bias", &[2]), ("convs.1.lin_r.weight", &[2, 4]),
+            ("convs.0.lin_l.weight", &[4, 5]),
+            ("convs.0.lin_l.bias", &[4]),
+            ("convs.0.lin_r.weight", &[4, 5]),
+            ("bns.0.weight", &[4]),
+            ("bns.0.bias", &[4]),
+            ("bns.0.running_mean", &[4]),
+            ("bns.0.running_var", &[4]),
+            ("convs.1.lin_l.weight", &[2, 4]),
+            ("convs.1.lin_l.bias", &[2]),
+            ("convs.1.lin_r.weight", &[2, 4]),
         ]);
         let (spec, params, _) = read(&sage, &opts()).unwrap();
         assert_eq!((spec.arch, spec.batch_norm), (Arch::Sage, true));
-        assert_eq!(params["bns.0.num_batches_tracked"].kind(), Kind::Int64, "a missing batch count is filled");
+        assert_eq!(
+            params["bns.0.num_batches_tracked"].kind(),
+            Kind::Int64,
+            "a missing batch count is filled"
+        );
         let gat = sd(&[
-            ("convs.0.att_src", &[1, 4, 3]), ("convs.0.att_dst", &[1, 4, 3]), ("convs.0.bias", &[12]), ("convs.0.lin.weight", &[12, 6]),
-            ("convs.1.att_src", &[1, 1, 2]), ("convs.1.att_dst", &[1, 1, 2]), ("convs.1.bias", &[2]), ("convs.1.lin.weight", &[2, 12]),
+            ("convs.0.att_src", &[1, 4, 3]),
+            ("convs.0.att_dst", &[1, 4, 3]),
+            ("convs.0.bias", &[12]),
+            ("convs.0.lin.weight", &[12, 6]),
+            ("convs.1.att_src", &[1, 1, 2]),
+            ("convs.1.att_dst", &[1, 1, 2]),
+            ("convs.1.bias", &[2]),
+            ("convs.1.lin.weight", &[2, 12]),
         ]);
         let (spec, _, _) = read(&gat, &opts()).unwrap();
         assert_eq!((spec.arch, spec.heads, spec.hidden, spec.out_dim), (Arch::Gat, 4, 3, 2));
@@ -270,9 +353,23 @@ mod tests {
 
     #[test]
     fn what_does_not_fit_is_named() {
-        let s = sd(&[("convs.0.lin.weight", &[16, 8]), ("convs.0.bias", &[16]), ("convs.1.lin.weight", &[3, 16]), ("convs.1.bias", &[3]), ("convs.1.extra", &[2]), ("head.weight", &[3, 3])]);
-        let e = format!("{:#}", read(&s, &LayoutOptions { prefix: Some(String::new()), ..opts() }).unwrap_err());
-        assert!(e.contains("convs.1.extra [2] is not part of") && e.contains("head.weight [3, 3] is not part of"), "{e}");
+        let s = sd(&[
+            ("convs.0.lin.weight", &[16, 8]),
+            ("convs.0.bias", &[16]),
+            ("convs.1.lin.weight", &[3, 16]),
+            ("convs.1.bias", &[3]),
+            ("convs.1.extra", &[2]),
+            ("head.weight", &[3, 3]),
+        ]);
+        let e = format!(
+            "{:#}",
+            read(&s, &LayoutOptions { prefix: Some(String::new()), ..opts() }).unwrap_err()
+        );
+        assert!(
+            e.contains("convs.1.extra [2] is not part of")
+                && e.contains("head.weight [3, 3] is not part of"),
+            "{e}"
+        );
         let wrong = sd(&[("convs.0.lin.weight", &[16, 8]), ("convs.0.bias", &[15])]);
         let e = format!("{:#}", read(&wrong, &opts()).unwrap_err());
         assert!(e.contains("convs.0.bias has shape [15]"), "{e}");

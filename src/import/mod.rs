@@ -34,7 +34,8 @@ pub fn read_foreign(path: &Path) -> Result<StateDict> {
     if checkpoint::read_meta(path).is_ok() {
         bail!("{}: already a gnn-soup checkpoint; use it as it is", path.display());
     }
-    Tensor::read_safetensors(path).with_context(|| format!("{}: not a readable safetensors file", path.display()))
+    Tensor::read_safetensors(path)
+        .with_context(|| format!("{}: not a readable safetensors file", path.display()))
 }
 
 /// One imported checkpoint.
@@ -58,11 +59,24 @@ pub struct ImportReport {
     pub ingredients: Vec<Imported>,
 }
 
-fn read_model(path: &Path, opts: &LayoutOptions, g: &Graph) -> Result<(ArchSpec, ParamMap, Source)> {
+fn read_model(
+    path: &Path,
+    opts: &LayoutOptions,
+    g: &Graph,
+) -> Result<(ArchSpec, ParamMap, Source)> {
     let sd = read_foreign(path)?;
-    let (spec, params, source) = layout::read(&sd, opts).with_context(|| format!("{}", path.display()))?;
+    let (spec, params, source) =
+        layout::read(&sd, opts).with_context(|| format!("{}", path.display()))?;
     if spec.in_dim != g.num_features as i64 || spec.out_dim < g.num_classes as i64 {
-        bail!("{}: a model for {} features and {} classes; {} has {} features and {} classes", path.display(), spec.in_dim, spec.out_dim, g.name, g.num_features, g.num_classes);
+        bail!(
+            "{}: a model for {} features and {} classes; {} has {} features and {} classes",
+            path.display(),
+            spec.in_dim,
+            spec.out_dim,
+            g.name,
+            g.num_features,
+            g.num_classes
+        );
     }
     Ok((spec, params, source))
 }
@@ -72,48 +86,79 @@ fn read_model(path: &Path, opts: &LayoutOptions, g: &Graph) -> Result<(ArchSpec,
 /// architecture. Nothing is replaced without `overwrite`. `evaluate`: measure each one's
 /// accuracy (a full-graph inference pass each, on the CPU; an on-the-fly import leaves it to the
 /// soup, which measures them anyway).
-pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &LayoutOptions, out: &Path, overwrite: bool, evaluate: bool) -> Result<ImportReport> {
+pub fn import(
+    sources: &[PathBuf],
+    init: Option<&Path>,
+    g: &Graph,
+    opts: &LayoutOptions,
+    out: &Path,
+    overwrite: bool,
+    evaluate: bool,
+) -> Result<ImportReport> {
     if sources.is_empty() {
         bail!("nothing to import");
     }
-    let targets: Vec<PathBuf> = (0..sources.len()).map(|i| out.join(format!("ingredient-{i:02}.safetensors"))).collect();
+    let targets: Vec<PathBuf> =
+        (0..sources.len()).map(|i| out.join(format!("ingredient-{i:02}.safetensors"))).collect();
     if !overwrite {
-        if let Some(t) = targets.iter().chain(init.map(|_| out.join(INIT_FILE)).as_ref()).find(|t| t.exists()) {
+        if let Some(t) =
+            targets.iter().chain(init.map(|_| out.join(INIT_FILE)).as_ref()).find(|t| t.exists())
+        {
             bail!("{} already exists; choose another --out or pass --overwrite", t.display());
         }
     }
     // Read and check everything before writing anything.
-    let models: Vec<(ArchSpec, ParamMap, Source)> = sources.iter().map(|s| read_model(s, opts, g)).collect::<Result<_>>()?;
+    let models: Vec<(ArchSpec, ParamMap, Source)> =
+        sources.iter().map(|s| read_model(s, opts, g)).collect::<Result<_>>()?;
     let spec = models[0].0.clone();
     let layout_source = models[0].2;
     if let Some((i, (other, _, _))) = models.iter().enumerate().find(|(_, (s, _, _))| *s != spec) {
-        bail!("{} is a {}, {} a {}: ingredients must share an architecture", sources[0].display(), spec.describe(), sources[i].display(), other.describe());
+        bail!(
+            "{} is a {}, {} a {}: ingredients must share an architecture",
+            sources[0].display(),
+            spec.describe(),
+            sources[i].display(),
+            other.describe()
+        );
     }
     let init_model = init.map(|p| read_model(p, opts, g)).transpose()?;
     if let (Some(p), Some((s, _, _))) = (init, &init_model) {
         if *s != spec {
-            bail!("{}: the initial weights are a {}, the ingredients a {}", p.display(), s.describe(), spec.describe());
+            bail!(
+                "{}: the initial weights are a {}, the ingredients a {}",
+                p.display(),
+                s.describe(),
+                spec.describe()
+            );
         }
     }
-    let init_fingerprint = init_model.as_ref().map_or(UNKNOWN_INIT.to_string(), |(_, p, _)| checkpoint::weights_fingerprint(p));
+    let init_fingerprint = init_model
+        .as_ref()
+        .map_or(UNKNOWN_INIT.to_string(), |(_, p, _)| checkpoint::weights_fingerprint(p));
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let gt = GraphTensors::new(g, Device::Cpu);
     // Recorded absolute, so that `export` finds the original from anywhere.
     let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    let meta = |kind: CheckpointKind, source: &Path, acc: Option<model::Accuracies>| CheckpointMeta {
-        format_version: checkpoint::FORMAT_VERSION,
-        kind,
-        arch: spec.clone(),
-        dataset: g.name.clone(),
-        dataset_fingerprint: g.fingerprint().to_string(),
-        init_fingerprint: init_fingerprint.clone(),
-        seed: None,
-        epochs: None,
-        val_acc: acc.as_ref().map(|a| a.val),
-        test_acc: acc.as_ref().map(|a| a.test),
-        tool_version: checkpoint::tool_version(),
-        extra: [("imported_from".to_string(), serde_json::json!(absolute(source))), ("layout".to_string(), serde_json::json!(layout_source.name()))].into_iter().collect(),
-    };
+    let meta =
+        |kind: CheckpointKind, source: &Path, acc: Option<model::Accuracies>| CheckpointMeta {
+            format_version: checkpoint::FORMAT_VERSION,
+            kind,
+            arch: spec.clone(),
+            dataset: g.name.clone(),
+            dataset_fingerprint: g.fingerprint().to_string(),
+            init_fingerprint: init_fingerprint.clone(),
+            seed: None,
+            epochs: None,
+            val_acc: acc.as_ref().map(|a| a.val),
+            test_acc: acc.as_ref().map(|a| a.test),
+            tool_version: checkpoint::tool_version(),
+            extra: [
+                ("imported_from".to_string(), serde_json::json!(absolute(source))),
+                ("layout".to_string(), serde_json::json!(layout_source.name())),
+            ]
+            .into_iter()
+            .collect(),
+        };
     let init_path = match (init, &init_model) {
         (Some(src), Some((_, params, _))) => {
             let path = out.join(INIT_FILE);
@@ -126,9 +171,20 @@ pub fn import(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &Layout
     for ((source, (_, params, _)), path) in sources.iter().zip(&models).zip(targets) {
         let acc = evaluate.then(|| model::evaluate(&spec, params, &gt));
         checkpoint::save(&path, params, &meta(CheckpointKind::Ingredient, source, acc), overwrite)?;
-        ingredients.push(Imported { source: source.clone(), path, val_acc: acc.map(|a| a.val), test_acc: acc.map(|a| a.test) });
+        ingredients.push(Imported {
+            source: source.clone(),
+            path,
+            val_acc: acc.map(|a| a.val),
+            test_acc: acc.map(|a| a.test),
+        });
     }
-    Ok(ImportReport { arch: spec, layout: layout_source, dataset: g.name.clone(), init: init_path, ingredients })
+    Ok(ImportReport {
+        arch: spec,
+        layout: layout_source,
+        dataset: g.name.clone(),
+        init: init_path,
+        ingredients,
+    })
 }
 
 /// Whether `path` has a name a foreign checkpoint has and is not a gnn-soup checkpoint.
@@ -137,7 +193,8 @@ fn is_foreign(path: &Path) -> bool {
     match ext {
         "pt" | "pth" | "bin" => true,
         // A plain state dict; a corrupt file is not foreign but broken, and says so where read.
-        "safetensors" => checkpoint::read_meta(path).is_err_and(|e| e.downcast_ref::<checkpoint::NoMetadata>().is_some()),
+        "safetensors" => checkpoint::read_meta(path)
+            .is_err_and(|e| e.downcast_ref::<checkpoint::NoMetadata>().is_some()),
         _ => false,
     }
 }
@@ -155,23 +212,40 @@ pub fn foreign_at(path: &Path) -> Result<Option<(Vec<PathBuf>, Option<PathBuf>)>
     if !path.is_dir() {
         return Ok(None);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
     // `ingredient_10.pt` after `ingredient_9.pt`, as the reference numbers them: the order decides
     // ranking ties in greedy and GIS.
     files.sort_by_key(|f| natural_key(f));
-    let ours = files.iter().any(|f| f.extension().is_some_and(|e| e == "safetensors") && checkpoint::read_meta(f).is_ok());
+    let ours = files.iter().any(|f| {
+        f.extension().is_some_and(|e| e == "safetensors") && checkpoint::read_meta(f).is_ok()
+    });
     let foreign: Vec<PathBuf> = files.into_iter().filter(|f| is_foreign(f)).collect();
     if ours || foreign.is_empty() {
         return Ok(None);
     }
-    let is_init = |f: &PathBuf| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| INIT_NAMES.contains(&n));
+    let is_init = |f: &PathBuf| {
+        f.file_name().and_then(|n| n.to_str()).is_some_and(|n| INIT_NAMES.contains(&n))
+    };
     let init = foreign.iter().find(|f| is_init(f)).cloned();
     Ok(Some((foreign.into_iter().filter(|f| !is_init(f)).collect(), init)))
 }
 
 /// The options an on-the-fly import uses: PyG's example defaults for what names cannot tell.
 pub fn default_options(g: &Graph) -> LayoutOptions {
-    LayoutOptions { prefix: None, arch: None, dropout: 0.5, row_normalize: crate::train::row_normalize_default(g), input_dropout_off: None, add_self_loops: None, activation: None, dropouts: Default::default() }
+    LayoutOptions {
+        prefix: None,
+        arch: None,
+        dropout: 0.5,
+        row_normalize: crate::train::row_normalize_default(g),
+        input_dropout_off: None,
+        add_self_loops: None,
+        activation: None,
+        dropouts: Default::default(),
+    }
 }
 
 /// A file name as text and number runs, so that names sort as people number them.
@@ -199,12 +273,22 @@ fn natural_key(path: &Path) -> Vec<(String, u128)> {
 /// Imports `sources` (and `init`) with `opts` into a folder under `cache_root` named by their
 /// contents' stamps (path, size, modification time), the dataset and the options; an earlier
 /// import of the same files is reused. Returns the folder and whether it was reused.
-pub fn import_cached(sources: &[PathBuf], init: Option<&Path>, g: &Graph, opts: &LayoutOptions, cache_root: &Path) -> Result<(PathBuf, bool)> {
+pub fn import_cached(
+    sources: &[PathBuf],
+    init: Option<&Path>,
+    g: &Graph,
+    opts: &LayoutOptions,
+    cache_root: &Path,
+) -> Result<(PathBuf, bool)> {
     let mut h = blake3::Hasher::new();
     for p in sources.iter().map(PathBuf::as_path).chain(init) {
         let canonical = p.canonicalize().with_context(|| format!("cannot read {}", p.display()))?;
         let m = std::fs::metadata(&canonical)?;
-        let modified = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let modified = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
         h.update(format!("{}\0{}\0{modified}\0", canonical.display(), m.len()).as_bytes());
     }
     h.update(format!("{}\0{:?}", g.fingerprint(), opts).as_bytes());

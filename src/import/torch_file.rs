@@ -30,27 +30,47 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
             path.display()
         );
     }
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| anyhow!("{}: not a readable zip ({e})", path.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| anyhow!("{}: not a readable zip ({e})", path.display()))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    let pkl = names.iter().find(|n| n.ends_with("/data.pkl") || *n == "data.pkl").ok_or_else(|| anyhow!("{}: no data.pkl inside: not a torch.save file", path.display()))?.clone();
+    let pkl = names
+        .iter()
+        .find(|n| n.ends_with("/data.pkl") || *n == "data.pkl")
+        .ok_or_else(|| anyhow!("{}: no data.pkl inside: not a torch.save file", path.display()))?
+        .clone();
     let root = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     if let Some(order) = names.iter().find(|n| **n == format!("{root}byteorder")) {
         let mut s = String::new();
         zip.by_name(order)?.read_to_string(&mut s)?;
         if s.trim() != "little" {
-            bail!("{}: tensors stored {} endian; only little endian is read", path.display(), s.trim());
+            bail!(
+                "{}: tensors stored {} endian; only little endian is read",
+                path.display(),
+                s.trim()
+            );
         }
     }
     let mut bytes = Vec::new();
     zip.by_name(&pkl)?.read_to_end(&mut bytes)?;
-    let value = pickle::parse(&bytes).with_context(|| format!("{}: data.pkl is not a readable pickle", path.display()))?;
-    let dict = state_dict_value(&value).ok_or_else(|| anyhow!("{}: holds no dict of tensors (a whole pickled model? save model.state_dict() instead)", path.display()))?;
+    let value = pickle::parse(&bytes)
+        .with_context(|| format!("{}: data.pkl is not a readable pickle", path.display()))?;
+    let dict = state_dict_value(&value).ok_or_else(|| {
+        anyhow!(
+            "{}: holds no dict of tensors (a whole pickled model? save model.state_dict() instead)",
+            path.display()
+        )
+    })?;
     let mut out = Vec::with_capacity(dict.len());
     for (k, v) in dict {
-        let name = k.as_str().ok_or_else(|| anyhow!("{}: a state-dict key is not a string", path.display()))?.to_string();
+        let name = k
+            .as_str()
+            .ok_or_else(|| anyhow!("{}: a state-dict key is not a string", path.display()))?
+            .to_string();
         let t = rebuild_tensor(v, &mut |key| {
             let mut data = Vec::new();
-            zip.by_name(&format!("{root}data/{key}")).map_err(|_| anyhow!("no storage data/{key}"))?.read_to_end(&mut data)?;
+            zip.by_name(&format!("{root}data/{key}"))
+                .map_err(|_| anyhow!("no storage data/{key}"))?
+                .read_to_end(&mut data)?;
             Ok(data)
         })
         .with_context(|| format!("{}: tensor {name}", path.display()))?;
@@ -80,7 +100,9 @@ fn state_dict_value(v: &Value) -> Option<&[(Value, Value)]> {
     }
     for key in ["state_dict", "model_state_dict", "model"] {
         if let Some((_, inner)) = items.iter().find(|(k, _)| k.as_str() == Some(key)) {
-            if let Some(d) = dict_items(inner).filter(|d| !d.is_empty() && d.iter().all(|(_, t)| is_tensor(t))) {
+            if let Some(d) =
+                dict_items(inner).filter(|d| !d.is_empty() && d.iter().all(|(_, t)| is_tensor(t)))
+            {
                 return Some(d);
             }
         }
@@ -110,26 +132,44 @@ fn ints(v: &Value) -> Option<Vec<i64>> {
 
 /// `_rebuild_tensor_v2(storage, offset, size, stride, ...)` (possibly wrapped in
 /// `_rebuild_parameter`) as a contiguous tensor.
-fn rebuild_tensor(v: &Value, read_storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>) -> Result<Tensor> {
+fn rebuild_tensor(
+    v: &Value,
+    read_storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<Tensor> {
     let Value::Object { class, args, .. } = v else { bail!("not a tensor") };
     if class.ends_with("_rebuild_parameter") {
-        return rebuild_tensor(args.first().ok_or_else(|| anyhow!("empty parameter"))?, read_storage);
+        return rebuild_tensor(
+            args.first().ok_or_else(|| anyhow!("empty parameter"))?,
+            read_storage,
+        );
     }
     if !class.ends_with("_rebuild_tensor_v2") {
         bail!("{class} is not read (a quantized or sparse tensor?)");
     }
-    let [storage, offset, size, stride, ..] = args.as_slice() else { bail!("a tensor with {} arguments", args.len()) };
+    let [storage, offset, size, stride, ..] = args.as_slice() else {
+        bail!("a tensor with {} arguments", args.len())
+    };
     let Value::Persistent(id) = storage else { bail!("a tensor without a storage") };
     let id = id.elems().ok_or_else(|| anyhow!("unreadable storage id"))?;
-    let [_tag, kind, key, _location, numel, ..] = id else { bail!("a storage id of {} fields", id.len()) };
+    let [_tag, kind, key, _location, numel, ..] = id else {
+        bail!("a storage id of {} fields", id.len())
+    };
     let storage_type = match kind {
         Value::Global(g) => g.clone(),
         other => other.as_str().unwrap_or("").to_string(),
     };
     let (kind, width) = kind_of(&storage_type)?;
-    let key = key.as_str().map(str::to_string).or_else(|| key.as_int().map(|i| i.to_string())).ok_or_else(|| anyhow!("unreadable storage key"))?;
+    let key = key
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| key.as_int().map(|i| i.to_string()))
+        .ok_or_else(|| anyhow!("unreadable storage key"))?;
     let numel = numel.as_int().ok_or_else(|| anyhow!("unreadable storage size"))?;
-    let (offset, size, stride) = (offset.as_int().unwrap_or(0), ints(size).ok_or_else(|| anyhow!("unreadable size"))?, ints(stride).ok_or_else(|| anyhow!("unreadable stride"))?);
+    let (offset, size, stride) = (
+        offset.as_int().unwrap_or(0),
+        ints(size).ok_or_else(|| anyhow!("unreadable size"))?,
+        ints(stride).ok_or_else(|| anyhow!("unreadable stride"))?,
+    );
     if size.len() != stride.len() || size.iter().chain(&stride).any(|&x| x < 0) || offset < 0 {
         bail!("size {size:?}, stride {stride:?} and offset {offset} do not describe a tensor");
     }
@@ -265,7 +305,10 @@ mod write_tests {
     #[test]
     fn a_written_state_dict_reads_back() {
         let sd: StateDict = vec![
-            ("convs.0.lin.weight".into(), Tensor::arange(12, (Kind::Float, tch::Device::Cpu)).view([3, 4])),
+            (
+                "convs.0.lin.weight".into(),
+                Tensor::arange(12, (Kind::Float, tch::Device::Cpu)).view([3, 4]),
+            ),
             ("bns.0.num_batches_tracked".into(), Tensor::from(7i64)),
             ("big".into(), Tensor::zeros([2], (Kind::Double, tch::Device::Cpu))),
         ];

@@ -64,14 +64,15 @@ pub fn keep_mask(shape: &[i64], p: f64) -> Tensor {
 fn fill_pairs(part: &mut [u8], seed: u64, first_draw: u64, threshold: u64) {
     let pick = |bits: u64| (bits < threshold) as u8;
     for (j, pair) in part.chunks_mut(2).enumerate() {
-        let r = splitmix64(seed.wrapping_add((first_draw + j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let r = splitmix64(
+            seed.wrapping_add((first_draw + j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        );
         pair[0] = pick(r & 0xFFFF_FFFF);
         if let Some(b) = pair.get_mut(1) {
             *b = pick(r >> 32);
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,9 @@ use super::graph_tensors::GraphTensors;
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
 
 fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {
-    p.get(name).unwrap_or_else(|| panic!("parameter {name} missing (checkpoints are validated before use)"))
+    p.get(name).unwrap_or_else(|| {
+        panic!("parameter {name} missing (checkpoints are validated before use)")
+    })
 }
 
 /// What a forward pass does differently in training: two separate decisions, since LS/PLS may
@@ -56,9 +58,19 @@ pub fn forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mode: Mode)
 /// As [`forward`], optionally with the first layer's weight-independent aggregation already done
 /// (`A_hat X` for GCN, the neighbour mean of X for SAGE). Only exact when the first layer's input
 /// dropout is inactive, which the caller guarantees.
-pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mode: Mode, first_aggregate: Option<&Tensor>) -> Tensor {
+pub fn forward_from(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    mode: Mode,
+    first_aggregate: Option<&Tensor>,
+) -> Tensor {
     let (input, sparse) = g.input(spec.row_normalize);
-    let x = if sparse { sparse_dropout(input, spec.input_dropout(0), mode.dropout) } else { dropout(input, spec.input_dropout(0), mode.dropout) };
+    let x = if sparse {
+        sparse_dropout(input, spec.input_dropout(0), mode.dropout)
+    } else {
+        dropout(input, spec.input_dropout(0), mode.dropout)
+    };
     if spec.arch == Arch::PaperGat {
         return paper_gat_forward(spec, params, g, x, sparse, mode.dropout);
     }
@@ -68,7 +80,15 @@ pub fn forward_from(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mode: 
 
 /// The output of convolution `layer` alone (before batch norm and activation). `sparse`: `x`
 /// is a sparse CSR matrix (raw features of a bag-of-words dataset).
-pub fn conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, pre: Option<&Tensor>) -> Tensor {
+pub fn conv(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    layer: usize,
+    x: &Tensor,
+    sparse: bool,
+    pre: Option<&Tensor>,
+) -> Tensor {
     conv_train(spec, params, g, layer, x.shallow_clone(), sparse, pre, false)
 }
 
@@ -78,13 +98,30 @@ pub fn conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, 
 /// Takes its input by value so that it can be freed as soon as it is no longer needed: full-graph
 /// inference then holds about two activations at a time instead of three.
 #[allow(clippy::too_many_arguments)]
-fn conv_train(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: Tensor, sparse: bool, pre: Option<&Tensor>, dropout: bool) -> Tensor {
+fn conv_train(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    layer: usize,
+    x: Tensor,
+    sparse: bool,
+    pre: Option<&Tensor>,
+    dropout: bool,
+) -> Tensor {
     let x = Input { x, sparse };
     let attention_dropout = if dropout { spec.attention_dropout() } else { 0.0 };
     match spec.arch {
         Arch::Gcn => gcn_conv(params, layer, g, spec.add_self_loops, x, pre),
         Arch::Sage => sage_conv(params, layer, g, x, pre),
-        Arch::Gat => gat_conv(params, layer, g, spec.add_self_loops, x, &spec.conv_dims()[layer], attention_dropout),
+        Arch::Gat => gat_conv(
+            params,
+            layer,
+            g,
+            spec.add_self_loops,
+            x,
+            &spec.conv_dims()[layer],
+            attention_dropout,
+        ),
         Arch::PaperGat => paper_gat_conv(spec, params, layer, g, x, dropout),
     }
 }
@@ -138,7 +175,14 @@ impl Input {
 }
 
 /// The rest of the forward pass given the output `h` of convolution `layer`.
-pub fn forward_after_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, mut h: Tensor, layer: usize, mode: Mode) -> Tensor {
+pub fn forward_after_conv(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    mut h: Tensor,
+    layer: usize,
+    mode: Mode,
+) -> Tensor {
     for j in layer..spec.layers {
         if j > layer {
             let x = dropout(&h, spec.input_dropout(j), mode.dropout);
@@ -178,10 +222,23 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
         return x.shallow_clone();
     }
     let values = dropout(&x.values(), p, true);
-    Tensor::sparse_csr_tensor_crow_col_value_size(&x.crow_indices(), &x.col_indices(), &values, x.size(), (x.kind(), x.device()))
+    Tensor::sparse_csr_tensor_crow_col_value_size(
+        &x.crow_indices(),
+        &x.col_indices(),
+        &values,
+        x.size(),
+        (x.kind(), x.device()),
+    )
 }
 
-fn gcn_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: Input, pre: Option<&Tensor>) -> Tensor {
+fn gcn_conv(
+    p: &ParamMap,
+    i: usize,
+    g: &GraphTensors,
+    add_self_loops: bool,
+    x: Input,
+    pre: Option<&Tensor>,
+) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let b = param(p, &format!("convs.{i}.bias"));
     // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower.
@@ -215,7 +272,15 @@ fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Te
     plus(neigh, &root)
 }
 
-fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: Input, d: &ConvDims, attention_dropout: f64) -> Tensor {
+fn gat_conv(
+    p: &ParamMap,
+    i: usize,
+    g: &GraphTensors,
+    add_self_loops: bool,
+    x: Input,
+    d: &ConvDims,
+    attention_dropout: f64,
+) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let att_src = param(p, &format!("convs.{i}.att_src"));
     let att_dst = param(p, &format!("convs.{i}.att_dst"));
@@ -230,19 +295,47 @@ fn gat_conv(p: &ParamMap, i: usize, g: &GraphTensors, add_self_loops: bool, x: I
     let (src, dst) = (&src, &dst);
     let e = a_src.index_select(0, src) + a_dst.index_select(0, dst); // [E, H]
     let out = attend(&h, e, src, dst, n, attention_dropout);
-    let out = if d.concat { out.view([n, heads * ch]) } else { out.mean_dim(1, false, Kind::Float) };
+    let out =
+        if d.concat { out.view([n, heads * ch]) } else { out.mean_dim(1, false, Kind::Float) };
     plus(out, bias)
 }
 
 /// The paper's GAT (its `models.GAT`), given its input `x` after input dropout: per layer its
 /// `GATConv` ([`paper_gat_conv`]), batch norm with the statistics of the nodes at hand (it keeps
 /// no running ones: in evaluation too), the activation, dropout; then `pred_linear`.
-fn paper_gat_forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, x: Tensor, sparse: bool, dropout_on: bool) -> Tensor {
+fn paper_gat_forward(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    x: Tensor,
+    sparse: bool,
+    dropout_on: bool,
+) -> Tensor {
     let mut h = x;
     for i in 0..spec.layers {
-        let out = paper_gat_conv(spec, params, i, g, Input { x: h, sparse: sparse && i == 0 }, dropout_on);
-        let (w, b) = (param(params, &format!("norms.{i}.weight")), param(params, &format!("norms.{i}.bias")));
-        let normed = Tensor::batch_norm(&out, Some(w), Some(b), None::<&Tensor>, None::<&Tensor>, true, 0.1, 1e-5, false);
+        let out = paper_gat_conv(
+            spec,
+            params,
+            i,
+            g,
+            Input { x: h, sparse: sparse && i == 0 },
+            dropout_on,
+        );
+        let (w, b) = (
+            param(params, &format!("norms.{i}.weight")),
+            param(params, &format!("norms.{i}.bias")),
+        );
+        let normed = Tensor::batch_norm(
+            &out,
+            Some(w),
+            Some(b),
+            None::<&Tensor>,
+            None::<&Tensor>,
+            true,
+            0.1,
+            1e-5,
+            false,
+        );
         drop(out);
         let activated = activation(spec, normed);
         h = dropout(&activated, spec.input_dropout(i + 1), dropout_on);
@@ -255,11 +348,19 @@ fn paper_gat_forward(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, x: Te
 /// target; in training a fraction of edges is left out of the softmax (edge dropout) and the
 /// coefficients are dropped (attention dropout); then the residual `dst_fc(x_i)` (with its bias)
 /// is added. Heads flattened: `[N, heads * hidden]`.
-fn paper_gat_conv(spec: &ArchSpec, p: &ParamMap, i: usize, g: &GraphTensors, x: Input, dropout_on: bool) -> Tensor {
+fn paper_gat_conv(
+    spec: &ArchSpec,
+    p: &ParamMap,
+    i: usize,
+    g: &GraphTensors,
+    x: Input,
+    dropout_on: bool,
+) -> Tensor {
     let c = format!("convs.{i}");
     let (heads, ch, n) = (spec.heads, spec.hidden, g.num_nodes);
     let h = x.lin(param(p, &format!("{c}.src_fc.weight"))).view([n, heads, ch]);
-    let residual = x.lin(param(p, &format!("{c}.dst_fc.weight"))) + param(p, &format!("{c}.dst_fc.bias"));
+    let residual =
+        x.lin(param(p, &format!("{c}.dst_fc.weight"))) + param(p, &format!("{c}.dst_fc.bias"));
     let a_src = x.lin(param(p, &format!("{c}.attn_src_fc.weight"))); // [N, H]
     let a_dst = spec.attn_dst.then(|| x.lin(param(p, &format!("{c}.attn_dst_fc.weight"))));
     drop(x);
@@ -267,7 +368,10 @@ fn paper_gat_conv(spec: &ArchSpec, p: &ParamMap, i: usize, g: &GraphTensors, x: 
     let (src, dst) = if dropout_on && spec.dropouts.edge > 0.0 {
         // The reference drops int(E * edge_drop) edges by a permutation; a Bernoulli keep mask
         // from gnn-soup's own (resumable) random stream drops as many on average.
-        let keep = super::dropout::keep_mask(&[src.size()[0]], spec.dropouts.edge).to_device(src.device()).nonzero().view([-1]);
+        let keep = super::dropout::keep_mask(&[src.size()[0]], spec.dropouts.edge)
+            .to_device(src.device())
+            .nonzero()
+            .view([-1]);
         (src.index_select(0, &keep), dst.index_select(0, &keep))
     } else {
         (src, dst)
@@ -284,7 +388,14 @@ fn paper_gat_conv(spec: &ArchSpec, p: &ParamMap, i: usize, g: &GraphTensors, x: 
 /// Attention over each node's in-edges `src -> dst`, as both GATs compute it: LeakyReLU(0.2) of
 /// the edge scores `e` `[E, H]`, a softmax over each target's edges, attention dropout, and the
 /// sum of the messages `h[src]` (`h`: `[N, H, C]`) weighted by it: `[N, H, C]`.
-fn attend(h: &Tensor, e: Tensor, src: &Tensor, dst: &Tensor, n: i64, attention_dropout: f64) -> Tensor {
+fn attend(
+    h: &Tensor,
+    e: Tensor,
+    src: &Tensor,
+    dst: &Tensor,
+    n: i64,
+    attention_dropout: f64,
+) -> Tensor {
     let e = e.maximum(&(&e * 0.2));
     let alpha = dropout(&segment_softmax(&e, dst, n), attention_dropout, attention_dropout > 0.0);
     let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
@@ -295,7 +406,13 @@ fn attend(h: &Tensor, e: Tensor, src: &Tensor, dst: &Tensor, n: i64, attention_d
 /// (the per-target maximum is subtracted, detached, for stability).
 fn segment_softmax(e: &Tensor, index: &Tensor, n: i64) -> Tensor {
     let heads = e.size()[1];
-    let max = Tensor::full([n, heads], f64::NEG_INFINITY, (Kind::Float, e.device())).index_reduce(0, index, &e.detach(), "amax", false);
+    let max = Tensor::full([n, heads], f64::NEG_INFINITY, (Kind::Float, e.device())).index_reduce(
+        0,
+        index,
+        &e.detach(),
+        "amax",
+        false,
+    );
     let ex = (e - max.index_select(0, index)).exp();
     let sum = Tensor::zeros([n, heads], (Kind::Float, e.device())).index_add(0, index, &ex);
     ex / (sum.index_select(0, index) + 1e-16)
@@ -309,7 +426,19 @@ fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, mode: BatchNormMode) -> Tensor
     let (w, b) = (param(p, &name("weight")), param(p, &name("bias")));
     let (mean, var) = (param(p, &name("running_mean")), param(p, &name("running_var")));
     let momentum = match mode {
-        BatchNormMode::Running => return Tensor::batch_norm(x, Some(w), Some(b), Some(mean), Some(var), false, 0.1, 1e-5, false),
+        BatchNormMode::Running => {
+            return Tensor::batch_norm(
+                x,
+                Some(w),
+                Some(b),
+                Some(mean),
+                Some(var),
+                false,
+                0.1,
+                1e-5,
+                false,
+            )
+        }
         BatchNormMode::Batch => 0.1,
         BatchNormMode::Recalibrate => 1.0,
     };
@@ -328,7 +457,14 @@ fn batch_norm(p: &ParamMap, i: usize, x: &Tensor, mode: BatchNormMode) -> Tensor
 /// mean, tests/zoo.rs). Nothing to do for models without running statistics.
 pub fn recalibrate_batch_norm(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) {
     if spec.has_running_stats() {
-        let _ = tch::no_grad(|| forward(spec, params, g, Mode { dropout: false, batch_norm: BatchNormMode::Recalibrate }));
+        let _ = tch::no_grad(|| {
+            forward(
+                spec,
+                params,
+                g,
+                Mode { dropout: false, batch_norm: BatchNormMode::Recalibrate },
+            )
+        });
     }
 }
 
@@ -347,19 +483,34 @@ pub fn infer(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Tensor {
 
 /// As [`infer`], given the first convolution's output `first_conv` (before batch norm and
 /// activation), which GIS forms by interpolation.
-pub fn infer_after_first_conv(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, first_conv: Tensor) -> Tensor {
+pub fn infer_after_first_conv(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    first_conv: Tensor,
+) -> Tensor {
     infer_in_blocks(spec, params, g, Some(first_conv), INFERENCE_BLOCK_ROWS)
 }
 
 /// [`infer`] with a chosen block size (tests use small blocks to cross many block edges).
-pub fn infer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, first_conv: Option<Tensor>, block_rows: i64) -> Tensor {
+pub fn infer_in_blocks(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    first_conv: Option<Tensor>,
+    block_rows: i64,
+) -> Tensor {
     let _guard = tch::no_grad_guard();
     if spec.arch.attends() {
         return match first_conv {
             // Only GCN and SAGE are given a first convolution (first_conv_is_linear); a GAT's
             // would be, the paper's GAT's could not (its layers end in pred_linear).
             Some(h) => {
-                assert!(spec.arch == Arch::Gat, "{} takes no precomputed first convolution", spec.arch);
+                assert!(
+                    spec.arch == Arch::Gat,
+                    "{} takes no precomputed first convolution",
+                    spec.arch
+                );
                 forward_after_conv(spec, params, g, h, 0, Mode::EVAL)
             }
             None => forward(spec, params, g, Mode::EVAL),
@@ -406,7 +557,15 @@ fn activate(spec: &ArchSpec, params: &ParamMap, layer: usize, mut h: Tensor) -> 
 /// rows' in-neighbours, so the layer's input stays whole. Where the layer narrows (its output
 /// is smaller than its input) or the input is sparse, the input's linear map is taken once for
 /// all rows first; otherwise each block aggregates its rows' neighbours first.
-fn layer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: usize, x: &Tensor, sparse: bool, block_rows: i64) -> Tensor {
+fn layer_in_blocks(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    layer: usize,
+    x: &Tensor,
+    sparse: bool,
+    block_rows: i64,
+) -> Tensor {
     let input = Input { x: x.shallow_clone(), sparse };
     let n = g.num_nodes;
     // Each block is written straight into its rows of the output (a contiguous view).
@@ -460,7 +619,8 @@ fn layer_in_blocks(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors, layer: 
 /// Fraction of `idx` nodes whose arg-max logit is the label.
 pub fn accuracy(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
     let pred = logits.index_select(0, idx).argmax(1, false);
-    let correct = pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
+    let correct =
+        pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
     correct.double_value(&[])
 }
 
@@ -480,7 +640,11 @@ pub struct Accuracies {
 /// Evaluates in inference mode (no dropout, running batch-norm statistics, no autograd).
 pub fn evaluate(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Accuracies {
     let logits = infer(spec, params, g);
-    Accuracies { train: accuracy(&logits, &g.labels, &g.train_idx), val: accuracy(&logits, &g.labels, &g.val_idx), test: accuracy(&logits, &g.labels, &g.test_idx) }
+    Accuracies {
+        train: accuracy(&logits, &g.labels, &g.train_idx),
+        val: accuracy(&logits, &g.labels, &g.val_idx),
+        test: accuracy(&logits, &g.labels, &g.test_idx),
+    }
 }
 
 #[cfg(test)]
@@ -494,15 +658,38 @@ mod placement_tests {
     /// inference (no batch norm), and one with dropout left on the hidden layer does not.
     #[test]
     fn dropout_applies_only_where_the_architecture_places_it() {
-        let g = data::load("csbm:nodes=120,train=30,val=30,test=30", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let g = data::load(
+            "csbm:nodes=120,train=30,val=30,test=30",
+            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
+        )
+        .unwrap();
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
-        let mut spec = ArchSpec { arch: Arch::Gcn, in_dim: g.num_features as i64, hidden: 8, out_dim: g.num_classes as i64, layers: 2, heads: 1, dropout: 0.5, batch_norm: false, row_normalize: false, input_dropout_off: vec![0, 1], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false };
+        let mut spec = ArchSpec {
+            arch: Arch::Gcn,
+            in_dim: g.num_features as i64,
+            hidden: 8,
+            out_dim: g.num_classes as i64,
+            layers: 2,
+            heads: 1,
+            dropout: 0.5,
+            batch_norm: false,
+            row_normalize: false,
+            input_dropout_off: vec![0, 1],
+            add_self_loops: true,
+            activation: Default::default(),
+            out_heads: 1,
+            dropouts: Default::default(),
+            attn_dst: false,
+        };
         let params = spec.init(1, tch::Device::Cpu);
         rng::seed_thread(1);
         let eval = forward(&spec, &params, &gt, Mode::EVAL);
         assert!(forward(&spec, &params, &gt, Mode::TRAIN).allclose(&eval, 1e-6, 1e-6, false));
         spec.input_dropout_off = vec![0];
-        assert!(!forward(&spec, &params, &gt, Mode::TRAIN).allclose(&eval, 1e-6, 1e-6, false), "the hidden layer's input is still dropped");
+        assert!(
+            !forward(&spec, &params, &gt, Mode::TRAIN).allclose(&eval, 1e-6, 1e-6, false),
+            "the hidden layer's input is still dropped"
+        );
         assert!(spec.drops_input(1) && !spec.drops_input(0));
         assert!(spec.describe().contains("not on the input of layer 0"), "{}", spec.describe());
         spec.input_dropout_off = vec![2];
@@ -521,20 +708,57 @@ mod inference_tests {
     /// divide the node count; and from a given first convolution's output as well.
     #[test]
     fn inference_in_row_blocks_is_the_whole_graph_forward() {
-        let g = data::load("csbm:nodes=300,train=30,val=30,test=30,homophily=0.6,noise=3", &DataOptions { data_dir: ".".into(), split_seed: 0, download: false }).unwrap();
+        let g = data::load(
+            "csbm:nodes=300,train=30,val=30,test=30,homophily=0.6,noise=3",
+            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
+        )
+        .unwrap();
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
         // Bag-of-words features, stored sparse.
-        let bow = GraphTensors::from_parts(gt.x.gt(5.0).to_kind(Kind::Float), gt.labels.shallow_clone(), crate::model::graph_tensors::InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst), [gt.train_idx.shallow_clone(), gt.val_idx.shallow_clone(), gt.test_idx.shallow_clone()], true);
+        let bow = GraphTensors::from_parts(
+            gt.x.gt(5.0).to_kind(Kind::Float),
+            gt.labels.shallow_clone(),
+            crate::model::graph_tensors::InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst),
+            [gt.train_idx.shallow_clone(), gt.val_idx.shallow_clone(), gt.test_idx.shallow_clone()],
+            true,
+        );
         assert!(bow.x_sparse.is_some() && gt.x_sparse.is_none());
         let mut checked = 0;
         for arch in [Arch::Gcn, Arch::Sage] {
-            for (batch_norm, add_self_loops, row_normalize, graph) in [(false, true, false, &gt), (true, false, false, &gt), (false, true, true, &bow), (true, true, false, &bow)] {
-                let spec = ArchSpec { arch, in_dim: graph.x.size()[1], hidden: 24, out_dim: g.num_classes as i64, layers: 3, heads: 1, dropout: 0.5, batch_norm, row_normalize, input_dropout_off: vec![], add_self_loops, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false };
+            for (batch_norm, add_self_loops, row_normalize, graph) in [
+                (false, true, false, &gt),
+                (true, false, false, &gt),
+                (false, true, true, &bow),
+                (true, true, false, &bow),
+            ] {
+                let spec = ArchSpec {
+                    arch,
+                    in_dim: graph.x.size()[1],
+                    hidden: 24,
+                    out_dim: g.num_classes as i64,
+                    layers: 3,
+                    heads: 1,
+                    dropout: 0.5,
+                    batch_norm,
+                    row_normalize,
+                    input_dropout_off: vec![],
+                    add_self_loops,
+                    activation: Default::default(),
+                    out_heads: 1,
+                    dropouts: Default::default(),
+                    attn_dst: false,
+                };
                 let params = spec.init(3, tch::Device::Cpu);
                 if batch_norm {
                     // running statistics away from 0 and 1, so that batch norm does something
                     for (name, t) in &params {
-                        let value = if name.ends_with("running_mean") { Tensor::randn_like(t) * 0.1 } else if name.ends_with("running_var") { Tensor::rand_like(t) + 0.5 } else { continue };
+                        let value = if name.ends_with("running_mean") {
+                            Tensor::randn_like(t) * 0.1
+                        } else if name.ends_with("running_var") {
+                            Tensor::rand_like(t) + 0.5
+                        } else {
+                            continue;
+                        };
                         tch::no_grad(|| t.shallow_clone().copy_(&value));
                     }
                 }
@@ -546,7 +770,10 @@ mod inference_tests {
                 }
                 let (input, sparse) = graph.input(spec.row_normalize);
                 let first = tch::no_grad(|| conv(&spec, &params, graph, 0, input, sparse, None));
-                let diff = (infer_in_blocks(&spec, &params, graph, Some(first), 50) - &want).abs().max().double_value(&[]);
+                let diff = (infer_in_blocks(&spec, &params, graph, Some(first), 50) - &want)
+                    .abs()
+                    .max()
+                    .double_value(&[]);
                 assert!(diff < 1e-4, "{arch:?} from the first convolution: {diff}");
                 assert!(want.abs().max().double_value(&[]) > 1e-3, "{arch:?} bn {batch_norm} loops {add_self_loops} sparse {row_normalize}: logits are all ~0: {}", want.abs().max().double_value(&[]));
                 checked += 1;

@@ -69,11 +69,16 @@ struct Structure {
 
 impl Structure {
     fn new(adj: InAdjacency, device: Device) -> Structure {
-        Structure { crow: Tensor::from_slice(&adj.crow).to_device(device), col: Tensor::from_slice(&adj.col).to_device(device) }
+        Structure {
+            crow: Tensor::from_slice(&adj.crow).to_device(device),
+            col: Tensor::from_slice(&adj.col).to_device(device),
+        }
     }
 
     fn to_host(&self) -> InAdjacency {
-        let host = |t: &Tensor| Vec::<i64>::try_from(&t.to_device(Device::Cpu)).expect("an int64 index tensor");
+        let host = |t: &Tensor| {
+            Vec::<i64>::try_from(&t.to_device(Device::Cpu)).expect("an int64 index tensor")
+        };
         InAdjacency { crow: host(&self.crow), col: host(&self.col) }
     }
 
@@ -104,7 +109,13 @@ impl Structure {
 
     fn matrix(&self, values: &Tensor) -> Tensor {
         let n = self.num_nodes();
-        Tensor::sparse_csr_tensor_crow_col_value_size(&self.crow, &self.col, values, [n, n], (Kind::Float, values.device()))
+        Tensor::sparse_csr_tensor_crow_col_value_size(
+            &self.crow,
+            &self.col,
+            values,
+            [n, n],
+            (Kind::Float, values.device()),
+        )
     }
 }
 
@@ -145,7 +156,13 @@ impl Operator {
                     Transpose::SameStructure { factor } => {
                         let (crow, col) = (self.matrix.crow_indices(), self.matrix.col_indices());
                         let values = factor.index_select(0, &col);
-                        Tensor::sparse_csr_tensor_crow_col_value_size(&crow, &col, &values, self.matrix.size(), (Kind::Float, values.device()))
+                        Tensor::sparse_csr_tensor_crow_col_value_size(
+                            &crow,
+                            &col,
+                            &values,
+                            self.matrix.size(),
+                            (Kind::Float, values.device()),
+                        )
                     }
                     _ => self.matrix.transpose(0, 1).to_sparse_csr(None::<i64>),
                 }
@@ -157,12 +174,19 @@ impl Operator {
     /// Rows `start..start + len` of the operator: a CSR matrix over the same index and value
     /// storage (only the `len + 1` row offsets are new).
     fn rows(&self, start: i64, len: i64) -> Tensor {
-        let (crow, col, values) = (self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values());
+        let (crow, col, values) =
+            (self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values());
         let first = crow.int64_value(&[start]);
         let last = crow.int64_value(&[start + len]);
         let offsets = crow.narrow(0, start, len + 1) - first;
         let cols = self.matrix.size()[1];
-        Tensor::sparse_csr_tensor_crow_col_value_size(&offsets, &col.narrow(0, first, last - first), &values.narrow(0, first, last - first), [len, cols], (Kind::Float, values.device()))
+        Tensor::sparse_csr_tensor_crow_col_value_size(
+            &offsets,
+            &col.narrow(0, first, last - first),
+            &values.narrow(0, first, last - first),
+            [len, cols],
+            (Kind::Float, values.device()),
+        )
     }
 }
 
@@ -195,7 +219,9 @@ impl GraphTensors {
     pub fn new(g: &Graph, device: Device) -> GraphTensors {
         let long = |v: &[i64]| Tensor::from_slice(v).to_device(device);
         GraphTensors::from_parts(
-            Tensor::from_slice(&g.features).view([g.num_nodes as i64, g.num_features as i64]).to_device(device),
+            Tensor::from_slice(&g.features)
+                .view([g.num_nodes as i64, g.num_features as i64])
+                .to_device(device),
             long(&g.labels),
             InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst),
             [long(&g.train), long(&g.val), long(&g.test)],
@@ -206,10 +232,21 @@ impl GraphTensors {
     /// Builds from features, labels and splits on one device and the edges as an in-adjacency
     /// (used for PLS subgraphs: the subgraph a set of nodes induces in a symmetric graph is
     /// symmetric too). The node count is the number of feature rows.
-    pub fn from_parts(x: Tensor, labels: Tensor, edges: InAdjacency, splits: [Tensor; 3], symmetric: bool) -> GraphTensors {
+    pub fn from_parts(
+        x: Tensor,
+        labels: Tensor,
+        edges: InAdjacency,
+        splits: [Tensor; 3],
+        symmetric: bool,
+    ) -> GraphTensors {
         let device = x.device();
         let num_nodes = x.size()[0];
-        assert_eq!(edges.crow.len() as i64, num_nodes + 1, "an in-adjacency of {} rows for {num_nodes} nodes", edges.crow.len().saturating_sub(1));
+        assert_eq!(
+            edges.crow.len() as i64,
+            num_nodes + 1,
+            "an in-adjacency of {} rows for {num_nodes} nodes",
+            edges.crow.len().saturating_sub(1)
+        );
         let x_sparse = sparse_if_mostly_zero(&x);
         let [train_idx, val_idx, test_idx] = splits;
         GraphTensors {
@@ -246,7 +283,8 @@ impl GraphTensors {
 
     /// The features to feed the first layer, and whether they are sparse (CSR).
     pub fn input(&self, row_normalize: bool) -> (&Tensor, bool) {
-        let sparse = if row_normalize { self.normalized().1.as_ref() } else { self.x_sparse.as_ref() };
+        let sparse =
+            if row_normalize { self.normalized().1.as_ref() } else { self.x_sparse.as_ref() };
         match sparse {
             Some(s) => (s, true),
             None => (self.features(row_normalize), false),
@@ -295,8 +333,10 @@ impl GraphTensors {
         let cell = if add_self_loops { &self.gcn_adj } else { &self.gcn_adj_as_is };
         cell.get_or_init(|| {
             let _g = tch::no_grad_guard();
-            let inverse_sqrt = |degree: Tensor| degree.to_kind(Kind::Float).clamp_min(1.0).pow_tensor_scalar(-0.5);
-            let transpose_by = if self.symmetric { Transpose::Itself } else { Transpose::Converted };
+            let inverse_sqrt =
+                |degree: Tensor| degree.to_kind(Kind::Float).clamp_min(1.0).pow_tensor_scalar(-0.5);
+            let transpose_by =
+                if self.symmetric { Transpose::Itself } else { Transpose::Converted };
             if add_self_loops {
                 // With self-loops every node's in- and out-degree agree on PyG's symmetric
                 // graphs; PyG uses the in-degree on both sides, and so does this.
@@ -306,7 +346,8 @@ impl GraphTensors {
                 Operator::new(s.matrix(&values), transpose_by)
             } else {
                 let s = &self.edges;
-                let values = s.by_row(&inverse_sqrt(s.in_degree())) * s.by_col(&inverse_sqrt(s.out_degree()));
+                let values = s.by_row(&inverse_sqrt(s.in_degree()))
+                    * s.by_col(&inverse_sqrt(s.out_degree()));
                 Operator::new(s.matrix(&values), transpose_by)
             }
         })
@@ -321,7 +362,11 @@ impl GraphTensors {
             let s = &self.edges;
             let inverse = s.in_degree().to_kind(Kind::Float).clamp_min(1.0).reciprocal();
             let values = s.by_row(&inverse);
-            let transpose_by = if self.symmetric { Transpose::SameStructure { factor: inverse } } else { Transpose::Converted };
+            let transpose_by = if self.symmetric {
+                Transpose::SameStructure { factor: inverse }
+            } else {
+                Transpose::Converted
+            };
             Operator::new(s.matrix(&values), transpose_by)
         })
     }
@@ -338,7 +383,10 @@ impl GraphTensors {
                 return (src, dst);
             }
             let keep = src.ne_tensor(&dst);
-            (Tensor::cat(&[src.masked_select(&keep), targets.shallow_clone()], 0), Tensor::cat(&[dst.masked_select(&keep), targets], 0))
+            (
+                Tensor::cat(&[src.masked_select(&keep), targets.shallow_clone()], 0),
+                Tensor::cat(&[dst.masked_select(&keep), targets], 0),
+            )
         });
         (src.shallow_clone(), dst.shallow_clone())
     }
@@ -362,8 +410,14 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn random_edges(rng: &mut rand::rngs::StdRng, n: usize, symmetric: bool) -> (Vec<i64>, Vec<i64>) {
-        let pairs: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n)).map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64))).collect();
+    fn random_edges(
+        rng: &mut rand::rngs::StdRng,
+        n: usize,
+        symmetric: bool,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let pairs: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n))
+            .map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64)))
+            .collect();
         if symmetric {
             crate::data::graph::symmetrize(pairs)
         } else {
@@ -387,12 +441,19 @@ mod tests {
             let looped = adj.with_self_loops();
             assert_eq!((adj.crow.len(), looped.crow.len()), (n + 1, n + 1));
             for v in 0..n {
-                let want: Vec<i64> = src.iter().zip(&dst).filter(|(_, &d)| d == v as i64).map(|(&s, _)| s).collect();
-                assert_eq!(&adj.col[adj.crow[v] as usize..adj.crow[v + 1] as usize], want.as_slice());
+                let want: Vec<i64> =
+                    src.iter().zip(&dst).filter(|(_, &d)| d == v as i64).map(|(&s, _)| s).collect();
+                assert_eq!(
+                    &adj.col[adj.crow[v] as usize..adj.crow[v + 1] as usize],
+                    want.as_slice()
+                );
                 let mut with_loop = want.clone();
                 with_loop.push(v as i64);
                 with_loop.sort_unstable();
-                assert_eq!(&looped.col[looped.crow[v] as usize..looped.crow[v + 1] as usize], with_loop.as_slice());
+                assert_eq!(
+                    &looped.col[looped.crow[v] as usize..looped.crow[v + 1] as usize],
+                    with_loop.as_slice()
+                );
             }
         }
     }
@@ -407,7 +468,17 @@ mod tests {
         for symmetric in [true, false] {
             let (src, dst) = random_edges(&mut rng, n, symmetric);
             let x = Tensor::randn([n as i64, 4], (Kind::Float, Device::Cpu));
-            let g = GraphTensors::from_parts(x, Tensor::zeros([n as i64], (Kind::Int64, Device::Cpu)), InAdjacency::from_edges(n, &src, &dst), [Tensor::arange(2, (Kind::Int64, Device::Cpu)), Tensor::arange(2, (Kind::Int64, Device::Cpu)), Tensor::arange(2, (Kind::Int64, Device::Cpu))], crate::data::graph::edges_symmetric(&src, &dst));
+            let g = GraphTensors::from_parts(
+                x,
+                Tensor::zeros([n as i64], (Kind::Int64, Device::Cpu)),
+                InAdjacency::from_edges(n, &src, &dst),
+                [
+                    Tensor::arange(2, (Kind::Int64, Device::Cpu)),
+                    Tensor::arange(2, (Kind::Int64, Device::Cpu)),
+                    Tensor::arange(2, (Kind::Int64, Device::Cpu)),
+                ],
+                crate::data::graph::edges_symmetric(&src, &dst),
+            );
             assert_eq!(g.symmetric, symmetric);
             let mut a = vec![vec![0f32; n]; n];
             for (&s, &d) in src.iter().zip(&dst) {
@@ -415,9 +486,15 @@ mod tests {
             }
             let in_deg: Vec<f32> = (0..n).map(|v| a[v].iter().sum()).collect();
             let out_deg: Vec<f32> = (0..n).map(|u| (0..n).map(|v| a[v][u]).sum()).collect();
-            let dense = |f: &dyn Fn(usize, usize) -> f32| Tensor::from_slice(&(0..n * n).map(|k| f(k / n, k % n)).collect::<Vec<f32>>()).view([n as i64, n as i64]);
-            let gcn_loops = dense(&|v, u| (a[v][u] + (v == u) as u8 as f32) / ((in_deg[v] + 1.0) * (in_deg[u] + 1.0)).sqrt());
-            let gcn_as_is = dense(&|v, u| a[v][u] / (in_deg[v].max(1.0) * out_deg[u].max(1.0)).sqrt());
+            let dense = |f: &dyn Fn(usize, usize) -> f32| {
+                Tensor::from_slice(&(0..n * n).map(|k| f(k / n, k % n)).collect::<Vec<f32>>())
+                    .view([n as i64, n as i64])
+            };
+            let gcn_loops = dense(&|v, u| {
+                (a[v][u] + (v == u) as u8 as f32) / ((in_deg[v] + 1.0) * (in_deg[u] + 1.0)).sqrt()
+            });
+            let gcn_as_is =
+                dense(&|v, u| a[v][u] / (in_deg[v].max(1.0) * out_deg[u].max(1.0)).sqrt());
             let mean = dense(&|v, u| a[v][u] / in_deg[v].max(1.0));
             let y = Tensor::randn([n as i64, 3], (Kind::Float, Device::Cpu));
             type Apply<'a> = &'a dyn Fn(&Tensor) -> Tensor;
@@ -430,12 +507,21 @@ mod tests {
             for (k, (want, apply, rows)) in cases.into_iter().enumerate() {
                 let leaf = y.copy().set_requires_grad(true);
                 let got = apply(&leaf);
-                assert!(got.allclose(&want.mm(&y), 1e-5, 1e-5, false), "operator {k}, symmetric {symmetric}");
+                assert!(
+                    got.allclose(&want.mm(&y), 1e-5, 1e-5, false),
+                    "operator {k}, symmetric {symmetric}"
+                );
                 got.sum(Kind::Float).backward();
                 let grad = want.tr().mm(&Tensor::ones([n as i64, 3], (Kind::Float, Device::Cpu)));
-                assert!(leaf.grad().allclose(&grad, 1e-5, 1e-5, false), "gradient of operator {k}, symmetric {symmetric}");
+                assert!(
+                    leaf.grad().allclose(&grad, 1e-5, 1e-5, false),
+                    "gradient of operator {k}, symmetric {symmetric}"
+                );
                 let block = rows(11, 9).to_dense(None, false);
-                assert!(block.allclose(&want.narrow(0, 11, 9), 1e-6, 1e-6, false), "rows of operator {k}");
+                assert!(
+                    block.allclose(&want.narrow(0, 11, 9), 1e-6, 1e-6, false),
+                    "rows of operator {k}"
+                );
             }
         }
     }

@@ -9,6 +9,10 @@ pub mod rng;
 mod sparse_ops;
 pub mod spec;
 
-pub use forward::{accuracy, conv, recalibrate_batch_norm, BatchNormMode, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv, forward_from, infer, infer_after_first_conv, infer_in_blocks, loss, Accuracies, Mode, INFERENCE_BLOCK_ROWS};
+pub use forward::{
+    accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv,
+    forward_from, infer, infer_after_first_conv, infer_in_blocks, loss, recalibrate_batch_norm,
+    Accuracies, BatchNormMode, Mode, INFERENCE_BLOCK_ROWS,
+};
 pub use graph_tensors::GraphTensors;
 pub use spec::{Activation, Arch, ArchSpec, Dropouts, ParamInfo, ParamMap, ParamRole};

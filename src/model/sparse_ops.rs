@@ -6,8 +6,13 @@ use tch::Tensor;
 use torch_sys::C_tensor;
 
 extern "C" {
-    fn gnn_soup_spmm(a: *const C_tensor, a_t: *const C_tensor, x: *const C_tensor) -> *mut C_tensor;
-    fn gnn_soup_masked_dropout(x: *const C_tensor, mask: *const C_tensor, scale: f64) -> *mut C_tensor;
+    fn gnn_soup_spmm(a: *const C_tensor, a_t: *const C_tensor, x: *const C_tensor)
+        -> *mut C_tensor;
+    fn gnn_soup_masked_dropout(
+        x: *const C_tensor,
+        mask: *const C_tensor,
+        scale: f64,
+    ) -> *mut C_tensor;
     fn gnn_soup_last_error() -> *const c_char;
 }
 
@@ -47,7 +52,8 @@ mod tests {
     /// non-symmetric matrix whose transpose is passed, and the forward value is the same.
     #[test]
     fn gradient_matches_libtorch_autograd() {
-        let dense = Tensor::randn([50, 50], (Kind::Float, Device::Cpu)) * Tensor::rand([50, 50], (Kind::Float, Device::Cpu)).lt(0.1);
+        let dense = Tensor::randn([50, 50], (Kind::Float, Device::Cpu))
+            * Tensor::rand([50, 50], (Kind::Float, Device::Cpu)).lt(0.1);
         let a = dense.to_sparse_csr(None::<i64>);
         let a_t = dense.tr().contiguous().to_sparse_csr(None::<i64>);
         let x = Tensor::randn([50, 7], (Kind::Float, Device::Cpu)).set_requires_grad(true);

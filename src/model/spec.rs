@@ -50,7 +50,9 @@ impl Arch {
 }
 
 /// The nonlinearity between layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// gnn-soup's own models, OGB's examples, PyG's GCN and GraphSAGE examples, the paper's.
@@ -237,25 +239,45 @@ impl ArchSpec {
         if self.in_dim <= 0 || self.out_dim <= 0 || self.hidden <= 0 || self.heads <= 0 {
             bail!("input, output, hidden and head counts must be positive");
         }
-        if [self.in_dim, self.out_dim, self.hidden].iter().any(|&d| d > MAX_WIDTH) || self.heads > MAX_HEADS {
+        if [self.in_dim, self.out_dim, self.hidden].iter().any(|&d| d > MAX_WIDTH)
+            || self.heads > MAX_HEADS
+        {
             bail!("widths above {MAX_WIDTH} or more than {MAX_HEADS} heads (in {}, hidden {}, out {}, heads {})", self.in_dim, self.hidden, self.out_dim, self.heads);
         }
-        let widest = self.hidden.checked_mul(self.heads).and_then(|w| w.max(self.in_dim).checked_mul(w.max(self.out_dim)));
+        let widest = self
+            .hidden
+            .checked_mul(self.heads)
+            .and_then(|w| w.max(self.in_dim).checked_mul(w.max(self.out_dim)));
         match widest.and_then(|per_layer| per_layer.checked_mul(self.layers as i64)) {
             Some(n) if n <= MAX_PARAMETERS => {}
-            _ => bail!("about {} parameters or more: more than the {MAX_PARAMETERS} this tool handles", widest.unwrap_or(i64::MAX)),
+            _ => bail!(
+                "about {} parameters or more: more than the {MAX_PARAMETERS} this tool handles",
+                widest.unwrap_or(i64::MAX)
+            ),
         }
         if !(1..=MAX_HEADS).contains(&self.out_heads) {
             bail!("the last layer's heads must be 1 to {MAX_HEADS}, got {}", self.out_heads);
         }
         if self.out_heads != 1 && self.arch != Arch::Gat {
-            bail!("only a GAT averages several heads in its last layer ({} has {} there)", self.arch, self.out_heads);
+            bail!(
+                "only a GAT averages several heads in its last layer ({} has {} there)",
+                self.arch,
+                self.out_heads
+            );
         }
         let d = &self.dropouts;
-        check_rates([("dropout", Some(self.dropout)), ("input dropout", d.input), ("attention dropout", d.attention), ("edge dropout", Some(d.edge))])?;
+        check_rates([
+            ("dropout", Some(self.dropout)),
+            ("input dropout", d.input),
+            ("attention dropout", d.attention),
+            ("edge dropout", Some(d.edge)),
+        ])?;
         self.check_options()?;
         if let Some(l) = self.input_dropout_off.iter().find(|&&l| l >= self.layers) {
-            bail!("input dropout turned off for layer {l}, but the model has {} layers", self.layers);
+            bail!(
+                "input dropout turned off for layer {l}, but the model has {} layers",
+                self.layers
+            );
         }
         Ok(())
     }
@@ -273,7 +295,10 @@ impl ArchSpec {
             bail!("attention dropout is part of GAT models, not of {}", self.arch);
         }
         if self.attn_dst && !paper_gat {
-            bail!("target attention (attn_dst_fc) is part of the paper's GAT (paper-gat), not of {}", self.arch);
+            bail!(
+                "target attention (attn_dst_fc) is part of the paper's GAT (paper-gat), not of {}",
+                self.arch
+            );
         }
         Ok(())
     }
@@ -287,7 +312,12 @@ impl ArchSpec {
         for i in 0..self.layers {
             let last = i + 1 == self.layers && self.arch != Arch::PaperGat;
             let d = if last {
-                ConvDims { input, out: self.out_dim, heads: if self.arch == Arch::Gat { self.out_heads } else { 1 }, concat: false }
+                ConvDims {
+                    input,
+                    out: self.out_dim,
+                    heads: if self.arch == Arch::Gat { self.out_heads } else { 1 },
+                    concat: false,
+                }
             } else {
                 ConvDims { input, out: self.hidden, heads, concat: true }
             };
@@ -300,12 +330,19 @@ impl ArchSpec {
     /// Every tensor of the model with its PyG name and shape, in a fixed order.
     pub fn params(&self) -> Vec<ParamInfo> {
         let mut out = Vec::new();
-        let mut push = |name: String, shape: Vec<i64>, role: ParamRole, layer: usize| out.push(ParamInfo { name, shape, role, layer });
+        let mut push = |name: String, shape: Vec<i64>, role: ParamRole, layer: usize| {
+            out.push(ParamInfo { name, shape, role, layer })
+        };
         let dims = self.conv_dims();
         if self.arch == Arch::PaperGat {
             // Defined by the reference model, never used by its forward; kept so that a soup
             // exports to a state dict the model loads.
-            push("node_encoder.weight".into(), vec![self.hidden, self.in_dim], ParamRole::Weight, 0);
+            push(
+                "node_encoder.weight".into(),
+                vec![self.hidden, self.in_dim],
+                ParamRole::Weight,
+                0,
+            );
             push("node_encoder.bias".into(), vec![self.hidden], ParamRole::Bias, 0);
         }
         for (i, d) in dims.iter().enumerate() {
@@ -324,16 +361,31 @@ impl ArchSpec {
                     push(format!("{c}.att_src"), vec![1, d.heads, d.out], ParamRole::Attention, i);
                     push(format!("{c}.att_dst"), vec![1, d.heads, d.out], ParamRole::Attention, i);
                     push(format!("{c}.bias"), vec![d.output_width()], ParamRole::Bias, i);
-                    push(format!("{c}.lin.weight"), vec![d.heads * d.out, d.input], ParamRole::Weight, i);
+                    push(
+                        format!("{c}.lin.weight"),
+                        vec![d.heads * d.out, d.input],
+                        ParamRole::Weight,
+                        i,
+                    );
                 }
                 Arch::PaperGat => {
                     let width = d.heads * d.out;
                     push(format!("{c}.src_fc.weight"), vec![width, d.input], ParamRole::Weight, i);
                     push(format!("{c}.dst_fc.weight"), vec![width, d.input], ParamRole::Weight, i);
                     push(format!("{c}.dst_fc.bias"), vec![width], ParamRole::Bias, i);
-                    push(format!("{c}.attn_src_fc.weight"), vec![d.heads, d.input], ParamRole::Attention, i);
+                    push(
+                        format!("{c}.attn_src_fc.weight"),
+                        vec![d.heads, d.input],
+                        ParamRole::Attention,
+                        i,
+                    );
                     if self.attn_dst {
-                        push(format!("{c}.attn_dst_fc.weight"), vec![d.heads, d.input], ParamRole::Attention, i);
+                        push(
+                            format!("{c}.attn_dst_fc.weight"),
+                            vec![d.heads, d.input],
+                            ParamRole::Attention,
+                            i,
+                        );
                     }
                     // BatchNorm1d(track_running_stats=False): no buffers.
                     push(format!("norms.{i}.weight"), vec![width], ParamRole::BnWeight, i);
@@ -353,7 +405,12 @@ impl ArchSpec {
         }
         if self.arch == Arch::PaperGat {
             let width = self.hidden * self.heads;
-            push("pred_linear.weight".into(), vec![self.out_dim, width], ParamRole::Weight, self.layers);
+            push(
+                "pred_linear.weight".into(),
+                vec![self.out_dim, width],
+                ParamRole::Weight,
+                self.layers,
+            );
             push("pred_linear.bias".into(), vec![self.out_dim], ParamRole::Bias, self.layers);
         }
         out
@@ -397,11 +454,16 @@ impl ArchSpec {
                     let n = p.shape.len();
                     let a = (6.0 / (p.shape[n - 2] + p.shape[n - 1]) as f64).sqrt();
                     let u = Uniform::new_inclusive(-a as f32, a as f32);
-                    let values: Vec<f32> = (0..p.shape.iter().product::<i64>()).map(|_| u.sample(&mut rng)).collect();
+                    let values: Vec<f32> =
+                        (0..p.shape.iter().product::<i64>()).map(|_| u.sample(&mut rng)).collect();
                     Tensor::from_slice(&values).view(p.shape.as_slice()).to_device(device)
                 }
-                ParamRole::Bias | ParamRole::BnBias | ParamRole::RunningMean => Tensor::zeros(p.shape.as_slice(), (Kind::Float, device)),
-                ParamRole::BnWeight | ParamRole::RunningVar => Tensor::ones(p.shape.as_slice(), (Kind::Float, device)),
+                ParamRole::Bias | ParamRole::BnBias | ParamRole::RunningMean => {
+                    Tensor::zeros(p.shape.as_slice(), (Kind::Float, device))
+                }
+                ParamRole::BnWeight | ParamRole::RunningVar => {
+                    Tensor::ones(p.shape.as_slice(), (Kind::Float, device))
+                }
                 ParamRole::BatchCount => Tensor::zeros(p.shape.as_slice(), (Kind::Int64, device)),
             };
             map.insert(p.name, t);
@@ -410,7 +472,11 @@ impl ArchSpec {
     }
 
     pub fn num_parameters(&self) -> i64 {
-        self.params().iter().filter(|p| !p.role.is_buffer()).map(|p| p.shape.iter().product::<i64>()).sum()
+        self.params()
+            .iter()
+            .filter(|p| !p.role.is_buffer())
+            .map(|p| p.shape.iter().product::<i64>())
+            .sum()
     }
 
     /// Whether dropout (in training mode) applies to layer `layer`'s input.
@@ -422,12 +488,15 @@ impl ArchSpec {
     pub fn has_dropout(&self) -> bool {
         // The paper's GAT also drops the input of its final linear layer, "layer" `layers`.
         let inputs = if self.arch == Arch::PaperGat { self.layers + 1 } else { self.layers };
-        (0..inputs).any(|l| self.drops_input(l)) || (self.arch.attends() && self.attention_dropout() > 0.0) || self.dropouts.edge > 0.0
+        (0..inputs).any(|l| self.drops_input(l))
+            || (self.arch.attends() && self.attention_dropout() > 0.0)
+            || self.dropouts.edge > 0.0
     }
 
     /// A one-line human description, e.g. `gcn 2x64 (1433 -> 7), dropout 0.5`.
     pub fn describe(&self) -> String {
-        let mut heads = if self.arch.attends() { format!(", {} heads", self.heads) } else { String::new() };
+        let mut heads =
+            if self.arch.attends() { format!(", {} heads", self.heads) } else { String::new() };
         if self.out_heads != 1 {
             heads += &format!(" ({} averaged in the last layer)", self.out_heads);
         }
@@ -441,7 +510,8 @@ impl ArchSpec {
         if d.edge > 0.0 {
             rates.push(format!("edges {}", d.edge));
         }
-        let rates = if rates.is_empty() { String::new() } else { format!(" ({})", rates.join(", ")) };
+        let rates =
+            if rates.is_empty() { String::new() } else { format!(" ({})", rates.join(", ")) };
         let act = if self.activation == Activation::Elu { ", ELU" } else { "" };
         let bn = match (self.batch_norm, self.has_running_stats()) {
             (true, true) => ", batch norm",
@@ -452,9 +522,19 @@ impl ArchSpec {
         let off = if self.input_dropout_off.is_empty() {
             String::new()
         } else {
-            format!(" (not on the input of layer {})", self.input_dropout_off.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                " (not on the input of layer {})",
+                self.input_dropout_off.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+            )
         };
-        let loops = if self.add_self_loops || self.arch == Arch::Sage { "" } else { ", no self-loops added" };
-        format!("{} {}x{} ({} -> {}){heads}{act}, dropout {}{rates}{off}{bn}{norm}{loops}", self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout)
+        let loops = if self.add_self_loops || self.arch == Arch::Sage {
+            ""
+        } else {
+            ", no self-loops added"
+        };
+        format!(
+            "{} {}x{} ({} -> {}){heads}{act}, dropout {}{rates}{off}{bn}{norm}{loops}",
+            self.arch, self.layers, self.hidden, self.in_dim, self.out_dim, self.dropout
+        )
     }
 }

@@ -40,7 +40,11 @@ fn one_hot(n: usize, i: usize) -> Vec<f64> {
 pub fn uniform(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     let n = ctx.stack.len();
     let w = vec![1.0 / n as f64; n];
-    Ok(SoupOutcome { params: Some(ctx.stack.mix_global(&w)), weights: global_weights(ctx.stack, &w), ..Default::default() })
+    Ok(SoupOutcome {
+        params: Some(ctx.stack.mix_global(&w)),
+        weights: global_weights(ctx.stack, &w),
+        ..Default::default()
+    })
 }
 
 /// Rank by validation accuracy, start from the best, add each next ingredient as an equal-weight
@@ -105,7 +109,17 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     'ingredients: for (step, &cand) in order.iter().enumerate().skip(1) {
         let cand_w = one_hot(n, cand);
         let first = reuse_first.then(|| {
-            let h = |w: &[f64]| model::conv(spec, &ctx.stack.mix_global(w), ctx.gt, 0, ctx.gt.features(spec.row_normalize), false, pre.as_ref());
+            let h = |w: &[f64]| {
+                model::conv(
+                    spec,
+                    &ctx.stack.mix_global(w),
+                    ctx.gt,
+                    0,
+                    ctx.gt.features(spec.row_normalize),
+                    false,
+                    pre.as_ref(),
+                )
+            };
             (h(&soup_w), h(&cand_w))
         });
         let (mut best_acc, mut best_a) = (-1.0, 1.0);
@@ -123,11 +137,14 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
             } else if k == g - 1 {
                 best_so_far
             } else {
-                let w: Vec<f64> = soup_w.iter().zip(&cand_w).map(|(s, m)| a * s + (1.0 - a) * m).collect();
+                let w: Vec<f64> =
+                    soup_w.iter().zip(&cand_w).map(|(s, m)| a * s + (1.0 - a) * m).collect();
                 let params = ctx.stack.mix_global(&w);
                 let logits = match &first {
                     // one new buffer: hm + a (hs - hm)
-                    Some((hs, hm)) => model::infer_after_first_conv(spec, &params, ctx.gt, hm.lerp(hs, a)),
+                    Some((hs, hm)) => {
+                        model::infer_after_first_conv(spec, &params, ctx.gt, hm.lerp(hs, a))
+                    }
                     None => model::infer(spec, &params, ctx.gt),
                 };
                 val_acc(ctx, &logits)
@@ -139,10 +156,12 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
         }
         let accepted = best_a < 1.0 && best_acc >= best_so_far;
         if accepted {
-            soup_w = soup_w.iter().zip(&cand_w).map(|(s, m)| best_a * s + (1.0 - best_a) * m).collect();
+            soup_w =
+                soup_w.iter().zip(&cand_w).map(|(s, m)| best_a * s + (1.0 - best_a) * m).collect();
             best_so_far = best_acc;
         }
-        let record = CandidateRecord { ingredient: cand, factor: best_a, val_acc: best_acc, accepted };
+        let record =
+            CandidateRecord { ingredient: cand, factor: best_a, val_acc: best_acc, accepted };
         ctx.report(Progress::Candidate { record: record.clone(), step, steps: n - 1 });
         out.candidates.push(record);
     }
@@ -167,7 +186,11 @@ pub fn ensemble(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
         });
         used += 1;
     }
-    Ok(SoupOutcome { logits: sum.map(|s| s / used as f64), partial: used < ctx.stack.len(), ..Default::default() })
+    Ok(SoupOutcome {
+        logits: sum.map(|s| s / used as f64),
+        partial: used < ctx.stack.len(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

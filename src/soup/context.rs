@@ -43,11 +43,16 @@ impl SoupContext<'_> {
     /// is cancelled (a signal, the workbench's cancel), so that a test stops it at a known step.
     pub fn hold_for_tests(&self, step: usize) {
         static HOLD_AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-        let hold_at = *HOLD_AT.get_or_init(|| std::env::var("GNN_SOUP_TEST_HOLD_AT_STEP").ok().and_then(|v| v.parse().ok()));
+        let hold_at = *HOLD_AT.get_or_init(|| {
+            std::env::var("GNN_SOUP_TEST_HOLD_AT_STEP").ok().and_then(|v| v.parse().ok())
+        });
         if hold_at != Some(step) {
             return;
         }
-        self.log(LogLevel::Info, format!("holding at step {step} until cancelled (GNN_SOUP_TEST_HOLD_AT_STEP)"));
+        self.log(
+            LogLevel::Info,
+            format!("holding at step {step} until cancelled (GNN_SOUP_TEST_HOLD_AT_STEP)"),
+        );
         while !self.cancelled() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

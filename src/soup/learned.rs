@@ -19,8 +19,8 @@ use tch::{Kind, Tensor};
 use super::context::{SoupContext, SoupOutcome};
 use super::partition::{self, Partition};
 use super::progress::{EpochRecord, HoldoutResult, LogLevel, Progress};
-use super::state::FitState;
 use super::settings::{auto_step, InitKind, OptimizerKind, Strategy};
+use super::state::FitState;
 use crate::model::{self, rng, GraphTensors};
 use crate::optim::{self, cosine_warm_restarts};
 
@@ -28,7 +28,8 @@ use crate::optim::{self, cosine_warm_restarts};
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(t.detach().to_device(tch::Device::Cpu).contiguous().view([-1])).unwrap_or_default()
+    Vec::<f32>::try_from(t.detach().to_device(tch::Device::Cpu).contiguous().view([-1]))
+        .unwrap_or_default()
 }
 
 /// The raw mixing logits at initialisation (see `shared/docs/souping.md`), drawn from this
@@ -51,7 +52,10 @@ pub fn init_logits(init: InitKind, groups: usize, n: usize, device: tch::Device)
         }
     };
     // The reference stores softmax(raw) as the parameter and applies softmax again when mixing.
-    Tensor::from_slice(&raw).view([groups as i64, n as i64]).to_device(device).softmax(1, Kind::Float)
+    Tensor::from_slice(&raw)
+        .view([groups as i64, n as i64])
+        .to_device(device)
+        .softmax(1, Kind::Float)
 }
 
 /// Validation nodes split into the part the weights are fitted on and a held-out part used only
@@ -179,7 +183,13 @@ pub fn learned(ctx: &SoupContext) -> Result<SoupOutcome> {
         out.history.push(record);
         if fit.select_idx.is_some() && fit.since_best >= ctx.settings.patience {
             stopped_early = true;
-            ctx.log(LogLevel::Info, format!("early stop at epoch {epoch}: no gain on the held-out nodes for {} epochs", ctx.settings.patience));
+            ctx.log(
+                LogLevel::Info,
+                format!(
+                    "early stop at epoch {epoch}: no gain on the held-out nodes for {} epochs",
+                    ctx.settings.patience
+                ),
+            );
             break;
         }
     }
@@ -212,11 +222,21 @@ impl<'a> Fit<'a> {
     /// Continues from a saved state; returns the epoch to start at.
     fn restore(&mut self, s: &FitState) -> Result<usize> {
         let size = self.logits_a.size();
-        if [s.groups as i64, s.ingredients as i64] != [size[0], size[1]] || s.logits.len() != s.groups * s.ingredients {
-            bail!("the saved state mixes {} groups of {} ingredients; this run has {} of {}", s.groups, s.ingredients, size[0], size[1]);
+        if [s.groups as i64, s.ingredients as i64] != [size[0], size[1]]
+            || s.logits.len() != s.groups * s.ingredients
+        {
+            bail!(
+                "the saved state mixes {} groups of {} ingredients; this run has {} of {}",
+                s.groups,
+                s.ingredients,
+                size[0],
+                size[1]
+            );
         }
         let device = self.logits_a.device();
-        let tensor = |v: &[f32]| Tensor::from_slice(v).view([s.groups as i64, s.ingredients as i64]).to_device(device);
+        let tensor = |v: &[f32]| {
+            Tensor::from_slice(v).view([s.groups as i64, s.ingredients as i64]).to_device(device)
+        };
         // In place: the optimiser holds these tensors.
         tch::no_grad(|| {
             self.logits_a.copy_(&tensor(&s.logits));
@@ -236,7 +256,8 @@ impl<'a> Fit<'a> {
             }
         }
         let done = s.history.last().map_or(0.0, |r| r.seconds);
-        self.started = Instant::now().checked_sub(Duration::from_secs_f64(done)).unwrap_or_else(Instant::now);
+        self.started =
+            Instant::now().checked_sub(Duration::from_secs_f64(done)).unwrap_or_else(Instant::now);
         Ok(s.next_epoch.min(self.ctx.settings.epochs))
     }
 
@@ -248,27 +269,45 @@ impl<'a> Fit<'a> {
         let (group_names, group_of) = stack.groups(s.mix);
         rng::seed_thread(s.seed);
         if s.holdout > 0.0 && ctx.graph.val.len() < 2 {
-            bail!("--holdout needs at least 2 validation nodes to hold some out; {} has {}", ctx.graph.name, ctx.graph.val.len());
+            bail!(
+                "--holdout needs at least 2 validation nodes to hold some out; {} has {}",
+                ctx.graph.name,
+                ctx.graph.val.len()
+            );
         }
         let (fit_nodes, select_nodes) = split_validation(&ctx.graph.val, s.holdout, s.seed);
         let pls = match s.strategy {
-            Strategy::Pls => Some(Parts { partition: load_partition(ctx)?, in_fit: membership(ctx.graph.num_nodes, &fit_nodes) }),
+            Strategy::Pls => Some(Parts {
+                partition: load_partition(ctx)?,
+                in_fit: membership(ctx.graph.num_nodes, &fit_nodes),
+            }),
             Strategy::Ls => None,
             other => bail!("{other} is not a learned strategy"),
         };
-        let batch_norm = if s.batch_stats && stack.spec.batch_norm { model::BatchNormMode::Batch } else { model::BatchNormMode::Running };
+        let batch_norm = if s.batch_stats && stack.spec.batch_norm {
+            model::BatchNormMode::Batch
+        } else {
+            model::BatchNormMode::Running
+        };
         let mode = model::Mode { dropout: s.dropout && stack.spec.has_dropout(), batch_norm };
         // Exact when nothing random touches the first layer's input: dropout off, or not applied
         // there. On sparse features only while the dense A X stays small (see PRE_AGGREGATE_SPARSE_MAX).
         let (x, sparse) = ctx.gt.input(stack.spec.row_normalize);
         let worth_it = !sparse || x.size().iter().product::<i64>() <= PRE_AGGREGATE_SPARSE_MAX;
-        let pre = if pls.is_none() && worth_it && (!mode.dropout || !stack.spec.drops_input(0)) { model::first_aggregate(&stack.spec, ctx.gt) } else { None };
-        let logits_a = init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
+        let pre = if pls.is_none() && worth_it && (!mode.dropout || !stack.spec.drops_input(0)) {
+            model::first_aggregate(&stack.spec, ctx.gt)
+        } else {
+            None
+        };
+        let logits_a =
+            init_logits(s.init, group_names.len(), stack.len(), device).set_requires_grad(true);
         let beta = Tensor::ones([], (Kind::Float, device)).set_requires_grad(true);
         let leaves = [logits_a.shallow_clone(), beta.shallow_clone()];
         let opt = match s.optimizer {
             OptimizerKind::Sgd => Stepper::Sgd(optim::sgd(&leaves, s.lr)?),
-            OptimizerKind::Auto => Stepper::Adam(optim::ResumableAdam::new(&leaves, auto_step(s.strategy))),
+            OptimizerKind::Auto => {
+                Stepper::Adam(optim::ResumableAdam::new(&leaves, auto_step(s.strategy)))
+            }
         };
         Ok(Fit {
             ctx,
@@ -321,13 +360,29 @@ impl<'a> Fit<'a> {
             None => {
                 let alpha = self.logits_a.softmax(1, Kind::Float);
                 let params = ctx.stack.mix(&alpha, &self.group_of);
-                let logits = model::forward_from(&ctx.stack.spec, &params, ctx.gt, self.mode, self.pre.as_ref());
+                let logits = model::forward_from(
+                    &ctx.stack.spec,
+                    &params,
+                    ctx.gt,
+                    self.mode,
+                    self.pre.as_ref(),
+                );
                 if self.free_val && self.select_idx.is_none() {
-                    self.val_acc = model::accuracy(&logits.detach(), &ctx.gt.labels, &ctx.gt.val_idx);
+                    self.val_acc =
+                        model::accuracy(&logits.detach(), &ctx.gt.labels, &ctx.gt.val_idx);
                 }
                 model::loss(&(logits * &self.beta), &ctx.gt.labels, &self.fit_idx)
             }
-            Some(parts) => match pls_step_loss(ctx, parts, &self.logits_a, &self.beta, &self.group_of, self.mode, epoch, &mut self.rng) {
+            Some(parts) => match pls_step_loss(
+                ctx,
+                parts,
+                &self.logits_a,
+                &self.beta,
+                &self.group_of,
+                self.mode,
+                epoch,
+                &mut self.rng,
+            ) {
                 Some(l) => l,
                 None => return Ok(None),
             },
@@ -352,7 +407,9 @@ impl<'a> Fit<'a> {
         let ctx = self.ctx;
         let epochs = ctx.settings.epochs;
         let mut select_acc = None;
-        let due = self.select_idx.is_some() || (!self.free_val && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
+        let due = self.select_idx.is_some()
+            || (!self.free_val
+                && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
         if due {
             let logits = model::infer(&ctx.stack.spec, &self.soup(&alpha), ctx.gt);
             self.val_acc = model::accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
@@ -367,7 +424,14 @@ impl<'a> Fit<'a> {
                 }
             }
         }
-        let record = EpochRecord { epoch, loss, val_acc: self.val_acc, select_acc, lr, seconds: self.started.elapsed().as_secs_f64() };
+        let record = EpochRecord {
+            epoch,
+            loss,
+            val_acc: self.val_acc,
+            select_acc,
+            lr,
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
         ctx.report(Progress::Epoch { epochs, record: record.clone(), weights: to_rows(&alpha) });
         record
     }
@@ -392,7 +456,13 @@ impl<'a> Fit<'a> {
             });
         }
         let rows = to_rows(&final_alpha);
-        out.weights = ctx.stack.names.iter().zip(&self.group_of).map(|(n, &g)| (n.clone(), rows[g].clone())).collect();
+        out.weights = ctx
+            .stack
+            .names
+            .iter()
+            .zip(&self.group_of)
+            .map(|(n, &g)| (n.clone(), rows[g].clone()))
+            .collect();
         out.params = Some(params.into_iter().map(|(k, v)| (k, v.detach())).collect());
         Ok(out)
     }
@@ -405,7 +475,15 @@ fn load_partition(ctx: &SoupContext) -> Result<Partition> {
     let (p, cached) = partition::get_or_compute(ctx.graph, k, &cache)?;
     ctx.log(
         LogLevel::Info,
-        if cached { format!("PLS: {k} parts read from {}", cache.display()) } else { format!("PLS: METIS split the graph into {k} parts in {:.2}s (cached at {})", t.elapsed().as_secs_f64(), cache.display()) },
+        if cached {
+            format!("PLS: {k} parts read from {}", cache.display())
+        } else {
+            format!(
+                "PLS: METIS split the graph into {k} parts in {:.2}s (cached at {})",
+                t.elapsed().as_secs_f64(),
+                cache.display()
+            )
+        },
     );
     Ok(p)
 }
@@ -436,13 +514,29 @@ fn pls_step_loss(
     let device = ctx.stack.device;
     let chosen = parts.partition.sample(s.sample, rng);
     let sub = parts.partition.subgraph(&chosen);
-    let local_fit: Vec<i64> = sub.nodes.iter().enumerate().filter(|(_, &v)| parts.in_fit[v as usize]).map(|(i, _)| i as i64).collect();
-    ctx.report(Progress::PartitionSample { epoch, parts: chosen, nodes: sub.nodes.len(), edges: sub.num_edges(), val_nodes: local_fit.len() });
+    let local_fit: Vec<i64> = sub
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| parts.in_fit[v as usize])
+        .map(|(i, _)| i as i64)
+        .collect();
+    ctx.report(Progress::PartitionSample {
+        epoch,
+        parts: chosen,
+        nodes: sub.nodes.len(),
+        edges: sub.num_edges(),
+        val_nodes: local_fit.len(),
+    });
     if local_fit.is_empty() {
-        ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"));
+        ctx.log(
+            LogLevel::Warn,
+            format!("PLS epoch {epoch}: the sampled parts hold no validation node; step skipped"),
+        );
         return None;
     }
-    let batch_statistics = mode.batch_norm == model::BatchNormMode::Batch || (ctx.stack.spec.batch_norm && !ctx.stack.spec.has_running_stats());
+    let batch_statistics = mode.batch_norm == model::BatchNormMode::Batch
+        || (ctx.stack.spec.batch_norm && !ctx.stack.spec.has_running_stats());
     if sub.nodes.len() < 2 && batch_statistics {
         ctx.log(LogLevel::Warn, format!("PLS epoch {epoch}: the sampled parts hold one node, too few for batch statistics; step skipped"));
         return None;
@@ -491,14 +585,29 @@ mod tests {
     #[test]
     fn initial_logits_are_uniform_or_seeded_perturbations() {
         let ones = init_logits(InitKind::Ones, 2, 4, tch::Device::Cpu);
-        assert!(ones.allclose(&Tensor::full([2, 4], 0.25, (Kind::Float, tch::Device::Cpu)), 1e-6, 1e-6, false));
+        assert!(ones.allclose(
+            &Tensor::full([2, 4], 0.25, (Kind::Float, tch::Device::Cpu)),
+            1e-6,
+            1e-6,
+            false
+        ));
         rng::seed_thread(9);
         let a = init_logits(InitKind::Normal, 3, 5, tch::Device::Cpu);
         rng::seed_thread(9);
         let b = init_logits(InitKind::Normal, 3, 5, tch::Device::Cpu);
         assert!(a.equal(&b));
-        assert!(!a.allclose(&Tensor::full([3, 5], 0.2, (Kind::Float, tch::Device::Cpu)), 1e-4, 1e-4, false));
+        assert!(!a.allclose(
+            &Tensor::full([3, 5], 0.2, (Kind::Float, tch::Device::Cpu)),
+            1e-4,
+            1e-4,
+            false
+        ));
         let rows = a.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-        assert!(rows.allclose(&Tensor::ones([3], (Kind::Float, tch::Device::Cpu)), 1e-5, 1e-5, false));
+        assert!(rows.allclose(
+            &Tensor::ones([3], (Kind::Float, tch::Device::Cpu)),
+            1e-5,
+            1e-5,
+            false
+        ));
     }
 }

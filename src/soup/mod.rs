@@ -7,17 +7,20 @@
 pub mod baselines;
 pub mod context;
 pub mod learned;
-pub mod state;
 pub mod partition;
 pub mod progress;
 pub mod settings;
 pub mod stack;
+pub mod state;
 
 use anyhow::Result;
 
 pub use context::{global_weights, SoupContext, SoupOutcome};
 pub use progress::{CandidateRecord, EpochRecord, HoldoutResult, LogLevel, Progress};
-pub use settings::{InitKind, OptimizerKind, PaperRow, Setting, SettingError, SettingKind, SoupSettings, Strategy, Value, PAPER, SETTINGS};
+pub use settings::{
+    InitKind, OptimizerKind, PaperRow, Setting, SettingError, SettingKind, SoupSettings, Strategy,
+    Value, PAPER, SETTINGS,
+};
 pub use stack::{IngredientStack, MixGranularity};
 pub use state::FitState;
 

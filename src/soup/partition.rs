@@ -45,12 +45,16 @@ impl Partition {
         }
         let mut members = vec![Vec::new(); k];
         for (v, &p) in part.iter().enumerate() {
-            members.get_mut(p as usize).ok_or_else(|| anyhow!("part {p} outside 0..{k}"))?.push(v as i64);
+            members
+                .get_mut(p as usize)
+                .ok_or_else(|| anyhow!("part {p} outside 0..{k}"))?
+                .push(v as i64);
         }
         if g.num_nodes > u32::MAX as usize {
             bail!("{} nodes: PLS partitions number nodes in 32 bits", g.num_nodes);
         }
-        let InAdjacency { crow: offsets, col } = InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst);
+        let InAdjacency { crow: offsets, col } =
+            InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst);
         let sources = col.into_iter().map(|s| s as u32).collect();
         Ok(Partition { k, part, members, offsets, sources })
     }
@@ -62,7 +66,8 @@ impl Partition {
         for &p in chosen {
             in_sub[p] = true;
         }
-        let mut nodes: Vec<i64> = chosen.iter().flat_map(|&p| self.members[p].iter().copied()).collect();
+        let mut nodes: Vec<i64> =
+            chosen.iter().flat_map(|&p| self.members[p].iter().copied()).collect();
         nodes.sort_unstable();
         // Global -> local node numbers: a dense table (4 bytes a node) is several times faster
         // than a hash map for the ~10^5-10^6 lookups of a step.
@@ -103,7 +108,8 @@ pub fn cache_path(g: &Graph, k: usize) -> PathBuf {
 pub fn get_or_compute(g: &Graph, k: usize, cache: &Path) -> Result<(Partition, bool)> {
     if let Ok(bytes) = std::fs::read(cache) {
         if bytes.len() == 4 * g.num_nodes {
-            let part: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+            let part: Vec<u32> =
+                bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
             if part.iter().all(|&p| (p as usize) < k) {
                 return Ok((Partition::from_assignment(g, k, part)?, true));
             }
@@ -138,7 +144,8 @@ pub fn metis_partition(g: &Graph, k: usize) -> Result<Vec<u32>> {
     for &v in &g.val {
         is_val[v as usize] = true;
     }
-    let vwgt: Vec<metis::Idx> = (0..n).flat_map(|v| [is_val[v] as metis::Idx, xadj[v + 1] - xadj[v] + 1]).collect();
+    let vwgt: Vec<metis::Idx> =
+        (0..n).flat_map(|v| [is_val[v] as metis::Idx, xadj[v + 1] - xadj[v] + 1]).collect();
     let mut part = vec![0 as metis::Idx; n];
     metis::Graph::new(2, k as metis::Idx, &xadj, &adjncy)
         .map_err(|e| anyhow!("METIS rejected the graph: {e:?}"))?
@@ -229,7 +236,9 @@ mod tests {
             let n = rng.gen_range(2..60usize);
             let k = rng.gen_range(1..=n.min(8));
             // sorted by source, as loaders give them (repeats and self-loops allowed)
-            let mut edges: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n)).map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64))).collect();
+            let mut edges: Vec<(i64, i64)> = (0..rng.gen_range(0..4 * n))
+                .map(|_| (rng.gen_range(0..n as i64), rng.gen_range(0..n as i64)))
+                .collect();
             edges.sort_unstable();
             let (src, dst): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
             let g = Graph::new(GraphParts {
@@ -253,10 +262,15 @@ mod tests {
             let want_nodes: Vec<i64> = (0..n as i64).filter(|&v| inside(v)).collect();
             assert_eq!(s.nodes, want_nodes);
             let got = global_edges(&s);
-            let mut want: Vec<(i64, i64)> = edges.iter().copied().filter(|&(a, b)| inside(a) && inside(b)).collect();
+            let mut want: Vec<(i64, i64)> =
+                edges.iter().copied().filter(|&(a, b)| inside(a) && inside(b)).collect();
             want.sort_unstable();
             // rows are in order and each row's sources ascending
-            assert!(s.edges.crow.windows(2).all(|w| s.edges.col[w[0] as usize..w[1] as usize].is_sorted()));
+            assert!(s
+                .edges
+                .crow
+                .windows(2)
+                .all(|w| s.edges.col[w[0] as usize..w[1] as usize].is_sorted()));
             assert_eq!(got, want, "n {n}, k {k}, parts {chosen:?}");
         }
     }

@@ -36,7 +36,13 @@ pub enum Progress {
     /// A greedy/GIS trial of adding an ingredient (`step` of `steps`).
     Candidate { record: CandidateRecord, step: usize, steps: usize },
     /// A PLS sample: which of the K parts form this epoch's subgraph.
-    PartitionSample { epoch: usize, parts: Vec<usize>, nodes: usize, edges: usize, val_nodes: usize },
+    PartitionSample {
+        epoch: usize,
+        parts: Vec<usize>,
+        nodes: usize,
+        edges: usize,
+        val_nodes: usize,
+    },
     /// A warning or note.
     Log { level: LogLevel, message: String },
 }

@@ -26,7 +26,14 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 6] = [Strategy::Uniform, Strategy::Greedy, Strategy::Gis, Strategy::Ls, Strategy::Pls, Strategy::Ensemble];
+    pub const ALL: [Strategy; 6] = [
+        Strategy::Uniform,
+        Strategy::Greedy,
+        Strategy::Gis,
+        Strategy::Ls,
+        Strategy::Pls,
+        Strategy::Ensemble,
+    ];
     /// The learned strategies (one optimisation step per epoch).
     pub const LEARNED: [Strategy; 2] = [Strategy::Ls, Strategy::Pls];
 
@@ -139,7 +146,9 @@ impl MixGranularity {
         }
     }
     fn from_name(s: &str) -> Option<MixGranularity> {
-        [MixGranularity::Tensor, MixGranularity::Layer, MixGranularity::Ingredient].into_iter().find(|k| k.name() == s)
+        [MixGranularity::Tensor, MixGranularity::Layer, MixGranularity::Ingredient]
+            .into_iter()
+            .find(|k| k.name() == s)
     }
 }
 
@@ -192,7 +201,17 @@ pub struct PaperRow {
 }
 
 #[allow(clippy::too_many_arguments)] // one argument per column of the paper's table
-const fn row(arch: Arch, dataset: &'static str, ls_epochs: usize, ls_lr: f64, t0: usize, sample: usize, parts: usize, pls_epochs: usize, pls_lr: f64) -> PaperRow {
+const fn row(
+    arch: Arch,
+    dataset: &'static str,
+    ls_epochs: usize,
+    ls_lr: f64,
+    t0: usize,
+    sample: usize,
+    parts: usize,
+    pls_epochs: usize,
+    pls_lr: f64,
+) -> PaperRow {
     PaperRow { arch, dataset, ls_epochs, ls_lr, t0, sample, parts, pls_epochs, pls_lr }
 }
 
@@ -518,7 +537,8 @@ impl Setting {
             (None, None) => None,
         };
         if let (Some(optimizer), None) = (optimizer, last("dropout")) {
-            implied.extend(Setting::by_name("dropout").map(|s| (s, Value::Switch(optimizer == sgd))));
+            implied
+                .extend(Setting::by_name("dropout").map(|s| (s, Value::Switch(optimizer == sgd))));
         }
         implied
     }
@@ -547,7 +567,8 @@ impl Setting {
         match self.kind {
             SettingKind::Count { min: 0 } | SettingKind::Seed => "a whole number".into(),
             SettingKind::Count { min } => format!("a whole number, at least {min}"),
-            SettingKind::Real { min, min_inclusive, max } => match (min_inclusive, max.is_finite()) {
+            SettingKind::Real { min, min_inclusive, max } => match (min_inclusive, max.is_finite())
+            {
                 (false, false) => format!("a number above {min}"),
                 (true, false) => format!("a number, at least {min}"),
                 (false, true) => format!("a number above {min} and below {max}"),
@@ -565,7 +586,9 @@ impl Setting {
         let v = match self.kind {
             SettingKind::Count { .. } => Value::Count(t.parse().map_err(|_| wrong())?),
             SettingKind::Real { .. } => Value::Real(t.parse().map_err(|_| wrong())?),
-            SettingKind::Choice(names) => Value::Choice(names.iter().find(|n| n.eq_ignore_ascii_case(t)).ok_or_else(wrong)?),
+            SettingKind::Choice(names) => {
+                Value::Choice(names.iter().find(|n| n.eq_ignore_ascii_case(t)).ok_or_else(wrong)?)
+            }
             SettingKind::Switch => Value::Switch(match t.to_ascii_lowercase().as_str() {
                 "on" | "true" | "yes" | "1" => true,
                 "off" | "false" | "no" | "0" => false,
@@ -581,7 +604,9 @@ impl Setting {
     pub fn check(&self, v: &Value) -> Result<(), SettingError> {
         let ok = match (self.kind, v) {
             (SettingKind::Count { min }, Value::Count(x)) => *x >= min,
-            (SettingKind::Real { min, min_inclusive, max }, Value::Real(x)) => x.is_finite() && (*x > min || (min_inclusive && *x == min)) && *x < max,
+            (SettingKind::Real { min, min_inclusive, max }, Value::Real(x)) => {
+                x.is_finite() && (*x > min || (min_inclusive && *x == min)) && *x < max
+            }
             (SettingKind::Choice(names), Value::Choice(x)) => names.contains(x),
             (SettingKind::Switch, Value::Switch(_)) | (SettingKind::Seed, Value::Seed(_)) => true,
             _ => false,
@@ -595,13 +620,21 @@ impl Setting {
 
     /// The help line shown by `--help` and the form: what it does and its defaults.
     pub fn help_with_default(&self) -> String {
-        let mut per: Vec<(Strategy, Value)> = self.strategies.iter().map(|&s| (s, (self.default)(&DefaultsFor { strategy: s, paper: None }))).collect();
+        let mut per: Vec<(Strategy, Value)> = self
+            .strategies
+            .iter()
+            .map(|&s| (s, (self.default)(&DefaultsFor { strategy: s, paper: None })))
+            .collect();
         per.dedup_by(|a, b| a.1 == b.1);
         let defaults = match per.as_slice() {
             [(_, v)] => format!("{v}"),
             many => many.iter().map(|(s, v)| format!("{v} for {s}")).collect::<Vec<_>>().join(", "),
         };
-        let paper = if self.from_paper { ", or the paper's table where it has the architecture and dataset" } else { "" };
+        let paper = if self.from_paper {
+            ", or the paper's table where it has the architecture and dataset"
+        } else {
+            ""
+        };
         format!("{} [default: {defaults}{paper}]", self.help)
     }
 
@@ -648,7 +681,9 @@ impl SoupSettings {
             holdout: 0.0,
             patience: 0,
             seed: 0,
-            source: paper.map_or("general defaults".to_string(), |r| format!("paper table: {} {}", arch, r.dataset)),
+            source: paper.map_or("general defaults".to_string(), |r| {
+                format!("paper table: {} {}", arch, r.dataset)
+            }),
         };
         let d = DefaultsFor { strategy, paper };
         for setting in SETTINGS {
@@ -672,7 +707,10 @@ impl SoupSettings {
     }
 
     /// Applies overrides (from flags or a form) to every strategy that reads them.
-    pub fn with(mut self, overrides: &[(&'static Setting, Value)]) -> Result<SoupSettings, SettingError> {
+    pub fn with(
+        mut self,
+        overrides: &[(&'static Setting, Value)],
+    ) -> Result<SoupSettings, SettingError> {
         for (setting, v) in overrides {
             if setting.applies_to(self.strategy) {
                 self.set(setting, v)?;
@@ -687,7 +725,13 @@ impl SoupSettings {
             setting.check(&(setting.get)(self))?;
         }
         if self.strategy == Strategy::Pls && self.sample > self.parts {
-            return Err(SettingError { setting: "sample", problem: format!("R (--sample {}) cannot exceed K (--parts {})", self.sample, self.parts) });
+            return Err(SettingError {
+                setting: "sample",
+                problem: format!(
+                    "R (--sample {}) cannot exceed K (--parts {})",
+                    self.sample, self.parts
+                ),
+            });
         }
         Ok(())
     }
@@ -712,7 +756,10 @@ impl Serialize for SoupSettings {
 impl<'de> Deserialize<'de> for SoupSettings {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let strategy: Strategy = serde_json::from_value(map.get("strategy").cloned().ok_or_else(|| D::Error::missing_field("strategy"))?).map_err(D::Error::custom)?;
+        let strategy: Strategy = serde_json::from_value(
+            map.get("strategy").cloned().ok_or_else(|| D::Error::missing_field("strategy"))?,
+        )
+        .map_err(D::Error::custom)?;
         let mut written = Vec::new();
         for setting in SETTINGS {
             if let Some(v) = map.get(setting.name) {
@@ -723,7 +770,9 @@ impl<'de> Deserialize<'de> for SoupSettings {
             written.extend(Setting::by_name("optimizer").map(|s| (s, Value::Choice("sgd"))));
         }
         // What was written stands as it is; implications only fill in what was not written.
-        let implied = Setting::implied_by(&written).into_iter().filter(|(setting, _)| !map.contains_key(setting.name));
+        let implied = Setting::implied_by(&written)
+            .into_iter()
+            .filter(|(setting, _)| !map.contains_key(setting.name));
         let mut s = SoupSettings::defaults(strategy, Arch::Gcn, "");
         for (setting, v) in implied.chain(written) {
             (setting.set)(&mut s, &v);
@@ -740,14 +789,25 @@ mod tests {
     #[test]
     fn defaults_follow_the_papers_table_and_the_general_defaults() {
         let s = SoupSettings::defaults(Strategy::Pls, Arch::Gcn, "ogbn-arxiv");
-        assert_eq!((s.epochs, s.lr, s.t0, s.sample, s.parts, s.init), (200, 7.5, 4, 8, 32, InitKind::Normal));
+        assert_eq!(
+            (s.epochs, s.lr, s.t0, s.sample, s.parts, s.init),
+            (200, 7.5, 4, 8, 32, InitKind::Normal)
+        );
         assert_eq!(s.source, "paper table: gcn ogbn-arxiv");
         let s = SoupSettings::defaults(Strategy::Ls, Arch::Sage, "csbm-products");
         assert_eq!((s.epochs, s.lr, s.t0, s.init), (25, 10.0, 4, InitKind::Ones));
-        assert_eq!((s.optimizer, s.dropout), (OptimizerKind::Sgd, true), "the paper's row: its SGD, dropout on");
+        assert_eq!(
+            (s.optimizer, s.dropout),
+            (OptimizerKind::Sgd, true),
+            "the paper's row: its SGD, dropout on"
+        );
         let s = SoupSettings::defaults(Strategy::Ls, Arch::Gcn, "cora");
         assert_eq!((s.epochs, s.lr, s.t0, s.granularity, s.patience), (100, 10.0, 4, 20, 20));
-        assert_eq!((s.optimizer, s.dropout), (OptimizerKind::Auto, false), "no row: nothing tuned, so auto");
+        assert_eq!(
+            (s.optimizer, s.dropout),
+            (OptimizerKind::Auto, false),
+            "no row: nothing tuned, so auto"
+        );
         assert_eq!(s.source, "general defaults");
     }
 
@@ -761,7 +821,10 @@ mod tests {
         s.patience = 0;
         assert_eq!(s.validate().unwrap_err().setting, "patience");
         let lr = Setting::by_name("lr").unwrap();
-        assert_eq!(lr.parse("-1").unwrap_err().to_string(), "--lr: expected a number above 0, got \"-1\"");
+        assert_eq!(
+            lr.parse("-1").unwrap_err().to_string(),
+            "--lr: expected a number above 0, got \"-1\""
+        );
         assert!(lr.parse("nan").is_err() && lr.parse("inf").is_err());
         let holdout = Setting::by_name("holdout").unwrap();
         assert!(holdout.parse("0").is_ok() && holdout.parse("0.95").is_err());
@@ -821,6 +884,8 @@ mod tests {
     #[test]
     fn help_states_each_default() {
         assert_eq!(Setting::by_name("init").unwrap().help_with_default(), "mixing-logit initialisation: ones (the uniform soup), uniform or normal (Xavier) [default: ones for ls, normal for pls]");
-        assert!(Setting::by_name("lr").unwrap().help_with_default().ends_with("[default: 10, or the paper's table where it has the architecture and dataset]"));
+        assert!(Setting::by_name("lr").unwrap().help_with_default().ends_with(
+            "[default: 10, or the paper's table where it has the architecture and dataset]"
+        ));
     }
 }

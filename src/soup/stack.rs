@@ -77,7 +77,11 @@ impl IngredientStack {
             let key = match (g, self.roles[k]) {
                 (_, r) if r.is_buffer() => {
                     // follow this layer's batch-norm weight
-                    let owner = self.names.iter().position(|n| *n == format!("bns.{}.weight", self.layers[k])).expect("batch norm weight");
+                    let owner = self
+                        .names
+                        .iter()
+                        .position(|n| *n == format!("bns.{}.weight", self.layers[k]))
+                        .expect("batch norm weight");
                     of.push(of[owner]);
                     continue;
                 }
@@ -120,7 +124,8 @@ impl IngredientStack {
 
     /// Mixes with one weight per ingredient for every tensor (uniform, greedy, GIS).
     pub fn mix_global(&self, weights: &[f64]) -> ParamMap {
-        let row = Tensor::from_slice(weights).to_kind(Kind::Float).to_device(self.device).unsqueeze(0);
+        let row =
+            Tensor::from_slice(weights).to_kind(Kind::Float).to_device(self.device).unsqueeze(0);
         self.mix(&row, &vec![0; self.names.len()])
     }
 
@@ -143,7 +148,23 @@ mod tests {
 
     /// Two ingredients of a 2-layer GCN with batch norm, from two seeds, saved and stacked.
     fn stack() -> (tempfile::TempDir, IngredientStack) {
-        let spec = ArchSpec { arch: Arch::Gcn, in_dim: 3, hidden: 4, out_dim: 2, layers: 2, heads: 1, dropout: 0.5, batch_norm: true, row_normalize: false, input_dropout_off: vec![], add_self_loops: true, activation: Default::default(), out_heads: 1, dropouts: Default::default(), attn_dst: false };
+        let spec = ArchSpec {
+            arch: Arch::Gcn,
+            in_dim: 3,
+            hidden: 4,
+            out_dim: 2,
+            layers: 2,
+            heads: 1,
+            dropout: 0.5,
+            batch_norm: true,
+            row_normalize: false,
+            input_dropout_off: vec![],
+            add_self_loops: true,
+            activation: Default::default(),
+            out_heads: 1,
+            dropouts: Default::default(),
+            attn_dst: false,
+        };
         let dir = tempfile::tempdir().unwrap();
         let paths: Vec<PathBuf> = (0..2)
             .map(|i| {
@@ -162,7 +183,8 @@ mod tests {
                     extra: Default::default(),
                 };
                 let path = dir.path().join(format!("ingredient-{i}.safetensors"));
-                checkpoint::save(&path, &spec.init(i as i64 + 1, Device::Cpu), &meta, false).unwrap();
+                checkpoint::save(&path, &spec.init(i as i64 + 1, Device::Cpu), &meta, false)
+                    .unwrap();
                 path
             })
             .collect();
@@ -174,7 +196,10 @@ mod tests {
     fn groups_per_tensor_layer_and_ingredient_with_batch_norm_buffers_following_their_layer() {
         let (_dir, s) = stack();
         let (tensor, of_tensor) = s.groups(MixGranularity::Tensor);
-        assert!(!tensor.iter().any(|n| n.contains("running") || n.contains("num_batches")), "buffers have no group: {tensor:?}");
+        assert!(
+            !tensor.iter().any(|n| n.contains("running") || n.contains("num_batches")),
+            "buffers have no group: {tensor:?}"
+        );
         let bn_weight = s.names.iter().position(|n| n == "bns.0.weight").unwrap();
         let running_mean = s.names.iter().position(|n| n == "bns.0.running_mean").unwrap();
         assert_eq!(of_tensor[running_mean], of_tensor[bn_weight]);
@@ -195,7 +220,10 @@ mod tests {
         let _ = alpha.select(1, 1).fill_(1.0);
         let mixed = s.mix(&alpha, &of);
         for (name, t) in s.ingredient(1) {
-            let diff = (&mixed[&name].to_kind(Kind::Double) - t.to_kind(Kind::Double)).abs().max().double_value(&[]);
+            let diff = (&mixed[&name].to_kind(Kind::Double) - t.to_kind(Kind::Double))
+                .abs()
+                .max()
+                .double_value(&[]);
             assert!(diff < 1e-6, "{name}: {diff}");
         }
         let half = s.mix_global(&[0.5, 0.5]);
@@ -215,20 +243,32 @@ mod tests {
         for mix in [MixGranularity::Tensor, MixGranularity::Layer, MixGranularity::Ingredient] {
             let (names, of) = s.groups(mix);
             for _ in 0..200 {
-                let raw: Vec<f32> = (0..names.len() * 2).map(|_| rng.gen_range(-6.0..6.0)).collect();
-                let alpha = Tensor::from_slice(&raw).view([names.len() as i64, 2]).softmax(1, Kind::Float);
+                let raw: Vec<f32> =
+                    (0..names.len() * 2).map(|_| rng.gen_range(-6.0..6.0)).collect();
+                let alpha =
+                    Tensor::from_slice(&raw).view([names.len() as i64, 2]).softmax(1, Kind::Float);
                 let mixed = s.mix(&alpha, &of);
                 for (k, name) in s.names.iter().enumerate() {
                     if s.roles[k] == ParamRole::BatchCount {
                         continue;
                     }
-                    let (a, b) = (s.ingredient(0)[name].shallow_clone(), s.ingredient(1)[name].shallow_clone());
+                    let (a, b) = (
+                        s.ingredient(0)[name].shallow_clone(),
+                        s.ingredient(1)[name].shallow_clone(),
+                    );
                     let w = alpha.get(of[k] as i64);
                     let want = &a * w.get(0) + &b * w.get(1);
                     let got = &mixed[name];
-                    assert!(got.allclose(&want, 1e-5, 1e-5, false), "{name}: not the convex combination");
+                    assert!(
+                        got.allclose(&want, 1e-5, 1e-5, false),
+                        "{name}: not the convex combination"
+                    );
                     let (lo, hi) = (a.minimum(&b) - 1e-5, a.maximum(&b) + 1e-5);
-                    assert!(bool::try_from(got.ge_tensor(&lo).all()).unwrap() && bool::try_from(got.le_tensor(&hi).all()).unwrap(), "{name}: outside its ingredients' range");
+                    assert!(
+                        bool::try_from(got.ge_tensor(&lo).all()).unwrap()
+                            && bool::try_from(got.le_tensor(&hi).all()).unwrap(),
+                        "{name}: outside its ingredients' range"
+                    );
                 }
             }
         }

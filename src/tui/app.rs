@@ -19,11 +19,19 @@ pub enum Action {
     Cancel,
     Quit,
     /// Start a job from the setup screen.
-    Start { ingredients: Vec<PathBuf>, dataset: String, device: String, settings: Vec<SoupSettings> },
+    Start {
+        ingredients: Vec<PathBuf>,
+        dataset: String,
+        device: String,
+        settings: Vec<SoupSettings>,
+    },
     /// Measure the diversity of these ingredients (off the UI thread).
     Inspect(Vec<PathBuf>),
     /// Copy run `run`'s soup and report into the directory `dest`.
-    Save { run: usize, dest: PathBuf },
+    Save {
+        run: usize,
+        dest: PathBuf,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +55,11 @@ pub struct App {
 impl App {
     /// A dashboard for a job that is already running here.
     pub fn new(title: impl Into<String>) -> App {
-        App { title: title.into(), job: JobView { running: true, ..Default::default() }, ..Default::default() }
+        App {
+            title: title.into(),
+            job: JobView { running: true, ..Default::default() },
+            ..Default::default()
+        }
     }
 
     /// A viewer of a run directory written by another process.
@@ -67,7 +79,12 @@ impl App {
 
     /// A session that opens on the setup screen.
     pub fn with_setup(title: impl Into<String>, setup: Setup) -> App {
-        App { title: title.into(), setup: Some(setup), ui: Ui { screen: Screen::Setup, ..Default::default() }, ..Default::default() }
+        App {
+            title: title.into(),
+            setup: Some(setup),
+            ui: Ui { screen: Screen::Setup, ..Default::default() },
+            ..Default::default()
+        }
     }
 
     /// The run the dashboard's panels show: the one selected, or the latest.
@@ -106,9 +123,20 @@ impl App {
 
     pub fn apply(&mut self, e: &Event) {
         match e {
-            Event::Started { strategy, dataset, nodes, edges, device, ingredients, groups, steps, parts } => {
+            Event::Started {
+                strategy,
+                dataset,
+                nodes,
+                edges,
+                device,
+                ingredients,
+                groups,
+                steps,
+                parts,
+            } => {
                 let job = &mut self.job;
-                (job.dataset, job.nodes, job.edges, job.device, job.ingredients) = (dataset.clone(), *nodes, *edges, device.clone(), ingredients.clone());
+                (job.dataset, job.nodes, job.edges, job.device, job.ingredients) =
+                    (dataset.clone(), *nodes, *edges, device.clone(), ingredients.clone());
                 job.running = true;
                 let dir = job.run_dir.as_ref().filter(|_| !self.attached).map(PathBuf::from);
                 self.runs.push(RunView::new(*strategy, groups.clone(), *steps, *parts, dir));
@@ -132,7 +160,12 @@ impl App {
             Event::Candidate { ingredient, factor, val_acc, accepted, step, .. } => {
                 if let Some(run) = self.runs.last_mut() {
                     run.step = *step;
-                    run.candidates.push(CandidateRecord { ingredient: *ingredient, factor: *factor, val_acc: *val_acc, accepted: *accepted });
+                    run.candidates.push(CandidateRecord {
+                        ingredient: *ingredient,
+                        factor: *factor,
+                        val_acc: *val_acc,
+                        accepted: *accepted,
+                    });
                 }
             }
             Event::PartitionSample { parts, nodes, edges, .. } => {
@@ -152,8 +185,16 @@ impl App {
             },
             Event::Log { level, message } => self.log(*level, message.clone()),
             Event::Finished { report } => {
-                let line = format!("{} finished: val {:.2}% test {:.2}%{}", report.strategy, 100.0 * report.val_acc, 100.0 * report.test_acc, if report.partial { " (partial)" } else { "" });
-                if let Some(run) = self.runs.last_mut().filter(|r| r.strategy == report.strategy && !r.finished()) {
+                let line = format!(
+                    "{} finished: val {:.2}% test {:.2}%{}",
+                    report.strategy,
+                    100.0 * report.val_acc,
+                    100.0 * report.test_acc,
+                    if report.partial { " (partial)" } else { "" }
+                );
+                if let Some(run) =
+                    self.runs.last_mut().filter(|r| r.strategy == report.strategy && !r.finished())
+                {
                     run.step = run.steps;
                     if !report.weights.is_empty() {
                         run.weights = Weights::from_report(&report.weights, &run.weights.groups);
@@ -217,7 +258,12 @@ impl App {
             },
             Modal::SavePrompt(mut dest) => {
                 match key {
-                    Key::Enter => return Action::Save { run: self.shown_index().unwrap_or(0), dest: PathBuf::from(dest.trim()) },
+                    Key::Enter => {
+                        return Action::Save {
+                            run: self.shown_index().unwrap_or(0),
+                            dest: PathBuf::from(dest.trim()),
+                        }
+                    }
                     Key::Esc => return Action::None,
                     Key::Backspace => {
                         dest.pop();
@@ -247,7 +293,10 @@ impl App {
             Key::Esc => Action::Quit,
             Key::Char('n') => {
                 if self.job.running {
-                    self.log(LogLevel::Info, "a job is running: stop it (q) before starting another");
+                    self.log(
+                        LogLevel::Info,
+                        "a job is running: stop it (q) before starting another",
+                    );
                 } else if self.setup.is_some() {
                     self.ui.screen = Screen::Setup;
                 }
@@ -255,8 +304,13 @@ impl App {
             }
             Key::Char('s') => {
                 match self.shown_run() {
-                    Some(r) if r.finished() => self.ui.modal = Some(Modal::SavePrompt(format!("./soups/{}", r.strategy))),
-                    Some(r) => self.log(LogLevel::Info, format!("{} has not finished: nothing to save yet", r.strategy)),
+                    Some(r) if r.finished() => {
+                        self.ui.modal = Some(Modal::SavePrompt(format!("./soups/{}", r.strategy)))
+                    }
+                    Some(r) => self.log(
+                        LogLevel::Info,
+                        format!("{} has not finished: nothing to save yet", r.strategy),
+                    ),
                     None => self.log(LogLevel::Info, "no result to save yet"),
                 }
                 Action::None
@@ -288,7 +342,8 @@ impl App {
 
     fn step_selection(&mut self, forward: bool) {
         if let Some(at) = self.shown_index() {
-            let next = if forward { (at + 1).min(self.runs.len() - 1) } else { at.saturating_sub(1) };
+            let next =
+                if forward { (at + 1).min(self.runs.len() - 1) } else { at.saturating_sub(1) };
             self.select(next);
         }
     }
@@ -300,11 +355,21 @@ impl App {
             Panel::Weights => {
                 let rows = self.shown_run().map_or(0, |r| r.weights.ingredients());
                 let ui = &mut self.ui;
-                ui.weights_scroll = if up { ui.weights_scroll.saturating_sub(1) } else { (ui.weights_scroll + 1).min(rows.saturating_sub(1)) };
+                ui.weights_scroll = if up {
+                    ui.weights_scroll.saturating_sub(1)
+                } else {
+                    (ui.weights_scroll + 1).min(rows.saturating_sub(1))
+                };
             }
             Panel::Results | Panel::Curves | Panel::Progress => self.step_selection(!up),
             // the log scrolls back in time going up
-            Panel::Log => ui.log_scroll = if up { ui.log_scroll.saturating_add(1).min(self.logs.len().saturating_sub(1)) } else { ui.log_scroll.saturating_sub(1) },
+            Panel::Log => {
+                ui.log_scroll = if up {
+                    ui.log_scroll.saturating_add(1).min(self.logs.len().saturating_sub(1))
+                } else {
+                    ui.log_scroll.saturating_sub(1)
+                }
+            }
         }
     }
 
@@ -320,7 +385,9 @@ impl App {
                 setup.message = Some("a job is running: stop it first".into());
                 Action::None
             }
-            SetupAction::Start { ingredients, dataset, device, settings } => Action::Start { ingredients, dataset, device, settings },
+            SetupAction::Start { ingredients, dataset, device, settings } => {
+                Action::Start { ingredients, dataset, device, settings }
+            }
             SetupAction::Inspect(paths) => {
                 self.ui.screen = Screen::Inspect;
                 self.ui.inspect_scroll = 0;
@@ -364,7 +431,17 @@ mod tests {
     use crate::soup::Strategy;
 
     fn started(strategy: Strategy) -> Event {
-        Event::Started { strategy, dataset: "d".into(), nodes: 1, edges: 1, device: "cpu".into(), ingredients: vec!["a".into(), "b".into()], groups: vec!["all".into()], steps: 2, parts: None }
+        Event::Started {
+            strategy,
+            dataset: "d".into(),
+            nodes: 1,
+            edges: 1,
+            device: "cpu".into(),
+            ingredients: vec!["a".into(), "b".into()],
+            groups: vec!["all".into()],
+            steps: 2,
+            parts: None,
+        }
     }
 
     /// Found by fuzzing the events reader: an events file claiming 4e15 PLS parts aborted the
@@ -372,10 +449,42 @@ mod tests {
     #[test]
     fn absurd_or_ragged_events_from_a_file_are_survived() {
         let mut app = App::attached("t", "/r".into());
-        let Event::Started { strategy, dataset, nodes, edges, device, ingredients, groups, steps, .. } = started(Strategy::Pls) else { unreachable!() };
-        app.apply(&Event::Started { strategy, dataset, nodes, edges, device, ingredients, groups, steps, parts: Some(4_000_000_000_000_000) });
+        let Event::Started {
+            strategy,
+            dataset,
+            nodes,
+            edges,
+            device,
+            ingredients,
+            groups,
+            steps,
+            ..
+        } = started(Strategy::Pls)
+        else {
+            unreachable!()
+        };
+        app.apply(&Event::Started {
+            strategy,
+            dataset,
+            nodes,
+            edges,
+            device,
+            ingredients,
+            groups,
+            steps,
+            parts: Some(4_000_000_000_000_000),
+        });
         assert!(app.runs[0].part_uses.len() <= 1 << 16);
-        app.apply(&Event::Epoch { epoch: 0, epochs: 2, loss: 1.0, val_acc: f64::NAN, select_acc: None, lr: 1.0, weights: vec![vec![0.5, 0.5], vec![1.0]], seconds: 0.1 });
+        app.apply(&Event::Epoch {
+            epoch: 0,
+            epochs: 2,
+            loss: 1.0,
+            val_acc: f64::NAN,
+            select_acc: None,
+            lr: 1.0,
+            weights: vec![vec![0.5, 0.5], vec![1.0]],
+            seconds: 0.1,
+        });
         assert!(app.runs[0].weights.rows.is_empty(), "ragged rows are not taken");
         assert_eq!(app.runs[0].weights.mean(), Vec::<f64>::new());
     }
@@ -399,7 +508,11 @@ mod tests {
         app.on_key(Key::Char('['));
         assert_eq!(app.shown_index(), Some(0));
         app.apply(&started(Strategy::Pls));
-        assert_eq!(app.shown_run().unwrap().strategy, Strategy::Greedy, "a picked run stays picked");
+        assert_eq!(
+            app.shown_run().unwrap().strategy,
+            Strategy::Greedy,
+            "a picked run stays picked"
+        );
         app.on_key(Key::Char(']'));
         app.on_key(Key::Char(']'));
         assert_eq!(app.ui.selected, None, "back at the latest: following again");

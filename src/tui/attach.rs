@@ -17,7 +17,10 @@ pub struct Follower {
 
 impl Follower {
     /// The complete events `reader` holds now; an empty vector when nothing new is there yet.
-    pub fn poll<T: DeserializeOwned>(&mut self, reader: &mut impl BufRead) -> std::io::Result<Vec<T>> {
+    pub fn poll<T: DeserializeOwned>(
+        &mut self,
+        reader: &mut impl BufRead,
+    ) -> std::io::Result<Vec<T>> {
         let mut events = Vec::new();
         loop {
             let n = reader.read_line(&mut self.partial)?;
@@ -37,7 +40,11 @@ impl Follower {
 /// Follows `path` until `send` refuses an event (the viewer closed): waits up to 10 s for the
 /// file to appear, then polls it every 200 ms. A file that cannot be read is told as
 /// `failed(message)`.
-pub fn follow<T: DeserializeOwned>(path: std::path::PathBuf, send: impl Fn(T) -> bool, failed: impl Fn(String) -> T) {
+pub fn follow<T: DeserializeOwned>(
+    path: std::path::PathBuf,
+    send: impl Fn(T) -> bool,
+    failed: impl Fn(String) -> T,
+) {
     let mut waited = 0;
     let file = loop {
         match std::fs::File::open(&path) {
@@ -99,7 +106,8 @@ mod tests {
     #[test]
     fn a_half_written_line_waits_for_its_newline() {
         let data = Rc::new(RefCell::new(Vec::new()));
-        let mut reader = std::io::BufReader::with_capacity(8, Growing { data: data.clone(), at: 0 });
+        let mut reader =
+            std::io::BufReader::with_capacity(8, Growing { data: data.clone(), at: 0 });
         let mut f = Follower::default();
         assert!(f.poll::<Event>(&mut reader).unwrap().is_empty());
         let line = r#"{"event":"log","level":"info","message":"hello"}"#;

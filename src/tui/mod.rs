@@ -77,7 +77,12 @@ pub struct SessionResults {
 
 /// Runs the workbench until the user quits. `start` runs first: a job (or a run directory to
 /// follow) to show on the dashboard straight away.
-pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Option<&Path>) -> Result<SessionResults> {
+pub fn run(
+    mut app: App,
+    start: Option<Source>,
+    session: Session,
+    log_file: Option<&Path>,
+) -> Result<SessionResults> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     app.log_file = log_file.map(|p| p.display().to_string());
     app.ui.monochrome = crate::progress::color_disabled();
@@ -89,14 +94,26 @@ pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Opti
             let tx = workbench.tx.clone();
             std::thread::Builder::new()
                 .name("attach".into())
-                .spawn(move || attach::follow(path, |e| tx.send(Msg::Engine(e)).is_ok(), |message| Event::Failed { message }))
+                .spawn(move || {
+                    attach::follow(
+                        path,
+                        |e| tx.send(Msg::Engine(e)).is_ok(),
+                        |message| Event::Failed { message },
+                    )
+                })
                 .context("cannot start the follower")?;
         }
         Some(Source::AttachTraining(path)) => {
             let tx = workbench.tx.clone();
             std::thread::Builder::new()
                 .name("attach".into())
-                .spawn(move || attach::follow(path, |r| tx.send(Msg::Train(r)).is_ok(), |message| crate::train::TrainRecord::Failed { message }))
+                .spawn(move || {
+                    attach::follow(
+                        path,
+                        |r| tx.send(Msg::Train(r)).is_ok(),
+                        |message| crate::train::TrainRecord::Failed { message },
+                    )
+                })
                 .context("cannot start the follower")?;
         }
         None => {}
@@ -122,8 +139,12 @@ pub fn run(mut app: App, start: Option<Source>, session: Session, log_file: Opti
         }
     }
     result?;
-    let finished: Vec<_> = app.runs.into_iter().filter_map(|r| r.report.map(|rep| (rep, r.dir))).collect();
-    Ok(SessionResults { dirs: finished.iter().filter_map(|(_, d)| d.clone()).collect(), reports: finished.into_iter().map(|(r, _)| r).collect() })
+    let finished: Vec<_> =
+        app.runs.into_iter().filter_map(|r| r.report.map(|rep| (rep, r.dir))).collect();
+    Ok(SessionResults {
+        dirs: finished.iter().filter_map(|(_, d)| d.clone()).collect(),
+        reports: finished.into_iter().map(|(r, _)| r).collect(),
+    })
 }
 
 /// Starts jobs and background work for the event loop.
@@ -161,21 +182,34 @@ impl Workbench {
                 }
                 None => return Some(Ok(())),
             },
-            Action::Start { ingredients, dataset, device, settings } => match crate::device::parse_device(&device) {
-                Ok(device) => {
-                    let job = JobSpec { ingredients, dataset: Some(dataset), data: self.session.data.clone(), strategies: settings, device, out_dir: Some(self.next_run_dir()), overwrite: false, resume: false };
-                    self.start(app, job);
-                }
-                Err(e) => {
-                    if let Some(s) = &mut app.setup {
-                        s.message = Some(format!("{e:#}"));
+            Action::Start { ingredients, dataset, device, settings } => {
+                match crate::device::parse_device(&device) {
+                    Ok(device) => {
+                        let job = JobSpec {
+                            ingredients,
+                            dataset: Some(dataset),
+                            data: self.session.data.clone(),
+                            strategies: settings,
+                            device,
+                            out_dir: Some(self.next_run_dir()),
+                            overwrite: false,
+                            resume: false,
+                        };
+                        self.start(app, job);
+                    }
+                    Err(e) => {
+                        if let Some(s) = &mut app.setup {
+                            s.message = Some(format!("{e:#}"));
+                        }
                     }
                 }
-            },
+            }
             Action::Inspect(paths) => {
                 let tx = self.tx.clone();
                 let spawned = std::thread::Builder::new().name("inspect".into()).spawn(move || {
-                    let _ = tx.send(Msg::Inspected(crate::inspect::analyse(&paths).map_err(|e| format!("{e:#}"))));
+                    let _ = tx.send(Msg::Inspected(
+                        crate::inspect::analyse(&paths).map_err(|e| format!("{e:#}")),
+                    ));
                 });
                 if let Err(e) = spawned {
                     app.inspection = Inspection::Failed(e.to_string());
@@ -197,13 +231,20 @@ impl Workbench {
 fn save_result(app: &App, i: usize, dest: &Path) -> Result<String> {
     let run = app.runs.get(i).context("no such run")?;
     let report = run.report.as_ref().context("this run has not finished")?;
-    let dir = run.dir.clone().context("this run was written by another process: its files are in its own run directory")?;
-    let files: Vec<PathBuf> = [engine::soup_file(&dir, report.strategy), engine::report_file(&dir, report.strategy)].into_iter().filter(|p| p.is_file()).collect();
+    let dir = run.dir.clone().context(
+        "this run was written by another process: its files are in its own run directory",
+    )?;
+    let files: Vec<PathBuf> =
+        [engine::soup_file(&dir, report.strategy), engine::report_file(&dir, report.strategy)]
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect();
     if files.is_empty() {
         anyhow::bail!("{} holds no files for {}", dir.display(), report.strategy);
     }
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    let targets: Vec<PathBuf> = files.iter().map(|f| dest.join(f.file_name().unwrap_or_default())).collect();
+    let targets: Vec<PathBuf> =
+        files.iter().map(|f| dest.join(f.file_name().unwrap_or_default())).collect();
     if let Some(t) = targets.iter().find(|t| t.exists()) {
         anyhow::bail!("{} already exists (choose another directory)", t.display());
     }
@@ -211,11 +252,19 @@ fn save_result(app: &App, i: usize, dest: &Path) -> Result<String> {
         let bytes = crate::fsio::read_regular(from, crate::checkpoint::MAX_CHECKPOINT_BYTES)?;
         crate::checkpoint::write_atomic(to, &bytes)?;
     }
-    let names: Vec<String> = targets.iter().map(|t| t.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| t.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .collect();
     Ok(format!("saved {} to {}", names.join(" and "), dest.display()))
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, rx: &mut mpsc::UnboundedReceiver<Msg>, workbench: &mut Workbench) -> Result<()> {
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    workbench: &mut Workbench,
+) -> Result<()> {
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut monitor = system::Monitor::new();

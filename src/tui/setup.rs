@@ -37,7 +37,12 @@ pub struct Entry {
 pub enum SetupAction {
     None,
     /// Start souping: ingredients, dataset, device text, one settings per strategy.
-    Start { ingredients: Vec<PathBuf>, dataset: String, device: String, settings: Vec<SoupSettings> },
+    Start {
+        ingredients: Vec<PathBuf>,
+        dataset: String,
+        device: String,
+        settings: Vec<SoupSettings>,
+    },
     Inspect(Vec<PathBuf>),
     /// Leave the setup screen (to the dashboard when a run exists).
     Back,
@@ -109,7 +114,9 @@ impl std::fmt::Display for FormError {
 /// is what a run started from the form uses), then "cpu" and each CUDA device found.
 pub fn device_choices(preferred: &str, cuda_devices: usize) -> Vec<String> {
     let mut all = vec![preferred.to_string()];
-    for d in std::iter::once("cpu".to_string()).chain((0..cuda_devices).map(|i| format!("cuda:{i}"))) {
+    for d in
+        std::iter::once("cpu".to_string()).chain((0..cuda_devices).map(|i| format!("cuda:{i}")))
+    {
         if !all.contains(&d) {
             all.push(d);
         }
@@ -119,7 +126,10 @@ pub fn device_choices(preferred: &str, cuda_devices: usize) -> Vec<String> {
 
 /// Strategy names the form offers: each one, or all with their defaults.
 pub fn strategy_names() -> Vec<String> {
-    let learned_first = Strategy::ALL.iter().filter(|s| s.is_learned()).chain(Strategy::ALL.iter().filter(|s| !s.is_learned()));
+    let learned_first = Strategy::ALL
+        .iter()
+        .filter(|s| s.is_learned())
+        .chain(Strategy::ALL.iter().filter(|s| !s.is_learned()));
     learned_first.map(|s| s.name().to_string()).chain(std::iter::once("all".to_string())).collect()
 }
 
@@ -155,7 +165,12 @@ impl Setup {
     }
 
     /// As [`Setup::new`], with the form's settings starting from `overrides`.
-    pub fn with_overrides(dir: &Path, strategy: &str, devices: Vec<String>, overrides: Vec<(&'static Setting, Value)>) -> Setup {
+    pub fn with_overrides(
+        dir: &Path,
+        strategy: &str,
+        devices: Vec<String>,
+        overrides: Vec<(&'static Setting, Value)>,
+    ) -> Setup {
         let mut s = Setup {
             dir: dir.to_path_buf(),
             entries: Vec::new(),
@@ -170,16 +185,22 @@ impl Setup {
         };
         s.open(dir);
         s.select_all();
-        s.cursor = s.entries.iter().position(|e| matches!(e.kind, EntryKind::Checkpoint(_))).unwrap_or(0);
-        s.reset_fields(if strategy_names().iter().any(|n| n == strategy) { strategy } else { "ls" }, None);
+        s.cursor =
+            s.entries.iter().position(|e| matches!(e.kind, EntryKind::Checkpoint(_))).unwrap_or(0);
+        s.reset_fields(
+            if strategy_names().iter().any(|n| n == strategy) { strategy } else { "ls" },
+            None,
+        );
         s
     }
 
     /// Keeps only `paths` selected (a recipe's or a report's list of ingredients, when their
     /// directory holds others too).
     pub fn keep_selected(&mut self, paths: &[PathBuf]) {
-        let wanted: BTreeSet<PathBuf> = paths.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
-        self.selected.retain(|(p, _)| wanted.contains(&p.canonicalize().unwrap_or_else(|_| p.clone())));
+        let wanted: BTreeSet<PathBuf> =
+            paths.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+        self.selected
+            .retain(|(p, _)| wanted.contains(&p.canonicalize().unwrap_or_else(|_| p.clone())));
     }
 
     /// Lists `dir`: parent, subdirectories, then checkpoints, each group sorted by name.
@@ -211,7 +232,11 @@ impl Setup {
         files.sort_by(|a, b| a.name.cmp(&b.name));
         self.entries.clear();
         if let Some(parent) = dir.parent() {
-            self.entries.push(Entry { path: parent.to_path_buf(), name: "../".into(), kind: EntryKind::Parent });
+            self.entries.push(Entry {
+                path: parent.to_path_buf(),
+                name: "../".into(),
+                kind: EntryKind::Parent,
+            });
         }
         self.entries.extend(dirs);
         self.entries.extend(files);
@@ -227,7 +252,9 @@ impl Setup {
             Err(e) => return Some(e.clone()),
         };
         match meta.kind {
-            CheckpointKind::Init => return Some("the shared initial weights, not an ingredient".into()),
+            CheckpointKind::Init => {
+                return Some("the shared initial weights, not an ingredient".into())
+            }
             CheckpointKind::Soup => return Some("a soup, not an ingredient".into()),
             CheckpointKind::Ingredient => {}
         }
@@ -267,16 +294,23 @@ impl Setup {
     /// Selects every ingredient of this directory that fits; if all already are, clears them.
     fn select_all(&mut self) {
         let here: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| matches!(self.entries[i].kind, EntryKind::Checkpoint(Ok(_))) && (self.is_selected(&self.entries[i].path) || self.blocked(&self.entries[i]).is_none()))
+            .filter(|&i| {
+                matches!(self.entries[i].kind, EntryKind::Checkpoint(Ok(_)))
+                    && (self.is_selected(&self.entries[i].path)
+                        || self.blocked(&self.entries[i]).is_none())
+            })
             .collect();
-        let all_in = here.iter().all(|&i| self.is_selected(&self.entries[i].path)) && !here.is_empty();
+        let all_in =
+            here.iter().all(|&i| self.is_selected(&self.entries[i].path)) && !here.is_empty();
         if all_in {
-            let paths: BTreeSet<PathBuf> = here.iter().map(|&i| self.entries[i].path.clone()).collect();
+            let paths: BTreeSet<PathBuf> =
+                here.iter().map(|&i| self.entries[i].path.clone()).collect();
             self.selected.retain(|(p, _)| !paths.contains(p));
             return;
         }
         for i in here {
-            if !self.is_selected(&self.entries[i].path) && self.blocked(&self.entries[i]).is_none() {
+            if !self.is_selected(&self.entries[i].path) && self.blocked(&self.entries[i]).is_none()
+            {
                 self.toggle(i);
             }
         }
@@ -300,24 +334,51 @@ impl Setup {
     /// Refills the form with `strategy`'s defaults (and the command line's settings) for the
     /// selection's architecture and dataset, keeping the dataset and device already chosen.
     fn reset_fields(&mut self, strategy: &str, dataset: Option<&str>) {
-        let dataset = dataset.map(str::to_string).unwrap_or_else(|| self.value("dataset").to_string());
-        let dataset = if dataset.is_empty() { self.selected.first().map(|(_, m)| m.dataset.clone()).unwrap_or_default() } else { dataset };
-        let device = if self.value("device").is_empty() { self.devices.first().cloned().unwrap_or_else(|| "cpu".into()) } else { self.value("device").to_string() };
+        let dataset =
+            dataset.map(str::to_string).unwrap_or_else(|| self.value("dataset").to_string());
+        let dataset = if dataset.is_empty() {
+            self.selected.first().map(|(_, m)| m.dataset.clone()).unwrap_or_default()
+        } else {
+            dataset
+        };
+        let device = if self.value("device").is_empty() {
+            self.devices.first().cloned().unwrap_or_else(|| "cpu".into())
+        } else {
+            self.value("device").to_string()
+        };
         let mut fields = vec![
             Field { target: FieldTarget::Dataset, value: dataset.clone(), kind: FieldKind::Text },
-            Field { target: FieldTarget::Strategy, value: strategy.into(), kind: FieldKind::Choice(strategy_names()) },
-            Field { target: FieldTarget::Device, value: device, kind: FieldKind::Choice(self.devices.clone()) },
+            Field {
+                target: FieldTarget::Strategy,
+                value: strategy.into(),
+                kind: FieldKind::Choice(strategy_names()),
+            },
+            Field {
+                target: FieldTarget::Device,
+                value: device,
+                kind: FieldKind::Choice(self.devices.clone()),
+            },
         ];
         if let Some(s) = Strategy::from_name(strategy) {
             let d = SoupSettings::defaults(s, self.arch(), &dataset);
             for setting in SETTINGS.iter().filter(|x| x.applies_to(s)) {
-                let value = self.overrides.iter().find(|(o, _)| o.name == setting.name).map_or_else(|| (setting.get)(&d), |(_, v)| v.clone());
+                let value = self
+                    .overrides
+                    .iter()
+                    .find(|(o, _)| o.name == setting.name)
+                    .map_or_else(|| (setting.get)(&d), |(_, v)| v.clone());
                 let kind = match setting.kind {
-                    SettingKind::Choice(names) => FieldKind::Choice(names.iter().map(|n| n.to_string()).collect()),
+                    SettingKind::Choice(names) => {
+                        FieldKind::Choice(names.iter().map(|n| n.to_string()).collect())
+                    }
                     SettingKind::Switch => FieldKind::Choice(vec!["on".into(), "off".into()]),
                     _ => FieldKind::Number,
                 };
-                fields.push(Field { target: FieldTarget::Setting(setting), value: value.to_string(), kind });
+                fields.push(Field {
+                    target: FieldTarget::Setting(setting),
+                    value: value.to_string(),
+                    kind,
+                });
             }
         }
         self.fields = fields;
@@ -327,7 +388,10 @@ impl Setup {
     /// The settings the form describes, or what is wrong with them (and in which field).
     pub fn settings(&self) -> Result<Vec<SoupSettings>, FormError> {
         let not_field = |message: &str| FormError { field: None, message: message.into() };
-        let (_, first) = self.selected.first().ok_or_else(|| not_field("select at least one ingredient (space)"))?;
+        let (_, first) = self
+            .selected
+            .first()
+            .ok_or_else(|| not_field("select at least one ingredient (space)"))?;
         let dataset = self.value("dataset");
         if dataset.trim().is_empty() {
             return Err(FormError { field: Some("dataset"), message: "empty".into() });
@@ -335,7 +399,10 @@ impl Setup {
         let strategy = self.value("strategy");
         if strategy == "all" {
             // Each with its defaults, and what the command line (or the demo's recipe) set.
-            let to_form = |e: crate::soup::SettingError| FormError { field: Some(e.setting), message: e.problem };
+            let to_form = |e: crate::soup::SettingError| FormError {
+                field: Some(e.setting),
+                message: e.problem,
+            };
             return SoupSettings::all_defaults(first.arch.arch, dataset)
                 .into_iter()
                 .map(|s| {
@@ -345,9 +412,13 @@ impl Setup {
                 })
                 .collect();
         }
-        let s = Strategy::from_name(strategy).ok_or_else(|| FormError { field: Some("strategy"), message: format!("unknown strategy {strategy:?}") })?;
+        let s = Strategy::from_name(strategy).ok_or_else(|| FormError {
+            field: Some("strategy"),
+            message: format!("unknown strategy {strategy:?}"),
+        })?;
         let mut settings = SoupSettings::defaults(s, first.arch.arch, dataset);
-        let to_form = |e: crate::soup::SettingError| FormError { field: Some(e.setting), message: e.problem };
+        let to_form =
+            |e: crate::soup::SettingError| FormError { field: Some(e.setting), message: e.problem };
         for f in &self.fields {
             if let FieldTarget::Setting(setting) = f.target {
                 let v = setting.parse(&f.value).map_err(to_form)?;
@@ -363,7 +434,11 @@ impl Setup {
         self.message = None;
         match (self.focus, key) {
             (_, Key::Tab) => {
-                self.focus = if self.focus == SetupFocus::Browser { SetupFocus::Form } else { SetupFocus::Browser };
+                self.focus = if self.focus == SetupFocus::Browser {
+                    SetupFocus::Form
+                } else {
+                    SetupFocus::Browser
+                };
                 SetupAction::None
             }
             (SetupFocus::Browser, Key::Char('q')) => SetupAction::Quit,
@@ -386,11 +461,16 @@ impl Setup {
             }
             (SetupFocus::Browser, Key::Enter | Key::Right | Key::Char('l') | Key::Char(' ')) => {
                 match self.entries.get(self.cursor).map(|e| (e.kind.clone(), e.path.clone())) {
-                    Some((EntryKind::Parent | EntryKind::Dir, path)) if key != Key::Char(' ') => self.open(&path),
-                    Some((EntryKind::Checkpoint(_), _)) if !matches!(key, Key::Right | Key::Char('l')) => {
+                    Some((EntryKind::Parent | EntryKind::Dir, path)) if key != Key::Char(' ') => {
+                        self.open(&path)
+                    }
+                    Some((EntryKind::Checkpoint(_), _))
+                        if !matches!(key, Key::Right | Key::Char('l')) =>
+                    {
                         self.toggle(self.cursor);
                         if key == Key::Char(' ') {
-                            self.cursor = (self.cursor + 1).min(self.entries.len().saturating_sub(1));
+                            self.cursor =
+                                (self.cursor + 1).min(self.entries.len().saturating_sub(1));
                         }
                     }
                     _ => {}
@@ -427,7 +507,11 @@ impl Setup {
                 let Some(f) = self.fields.get_mut(self.field) else { return SetupAction::None };
                 if let FieldKind::Choice(options) = &f.kind {
                     let at = options.iter().position(|o| *o == f.value).unwrap_or(0);
-                    let next = if forward { (at + 1) % options.len() } else { (at + options.len() - 1) % options.len() };
+                    let next = if forward {
+                        (at + 1) % options.len()
+                    } else {
+                        (at + options.len() - 1) % options.len()
+                    };
                     f.value = options[next].clone();
                     match f.target {
                         FieldTarget::Strategy => {
@@ -436,7 +520,10 @@ impl Setup {
                         }
                         // Dropout while fitting follows the optimiser, as on the command line.
                         FieldTarget::Setting(setting) if setting.name == "optimizer" => {
-                            let optimizer = (setting, Value::Choice(if f.value == "sgd" { "sgd" } else { "auto" }));
+                            let optimizer = (
+                                setting,
+                                Value::Choice(if f.value == "sgd" { "sgd" } else { "auto" }),
+                            );
                             for (implied, value) in Setting::implied_by(&[optimizer]) {
                                 if let Some(field) = self.fields.iter_mut().find(|x| matches!(x.target, FieldTarget::Setting(t) if t.name == implied.name)) {
                                     field.value = value.to_string();
@@ -449,7 +536,11 @@ impl Setup {
                 SetupAction::None
             }
             (SetupFocus::Form, Key::Backspace) => {
-                if let Some(f) = self.fields.get_mut(self.field).filter(|f| !matches!(f.kind, FieldKind::Choice(_))) {
+                if let Some(f) = self
+                    .fields
+                    .get_mut(self.field)
+                    .filter(|f| !matches!(f.kind, FieldKind::Choice(_)))
+                {
                     f.value.pop();
                 }
                 SetupAction::None
@@ -457,8 +548,15 @@ impl Setup {
             (SetupFocus::Form, Key::Char(c)) => {
                 match self.fields.get_mut(self.field) {
                     Some(f) if f.kind == FieldKind::Text && !c.is_control() => f.value.push(c),
-                    Some(f) if f.kind == FieldKind::Number && (c.is_ascii_digit() || ".e-+".contains(c)) => f.value.push(c),
-                    Some(f) if matches!(f.kind, FieldKind::Choice(_)) && c == 'q' => return SetupAction::Quit,
+                    Some(f)
+                        if f.kind == FieldKind::Number
+                            && (c.is_ascii_digit() || ".e-+".contains(c)) =>
+                    {
+                        f.value.push(c)
+                    }
+                    Some(f) if matches!(f.kind, FieldKind::Choice(_)) && c == 'q' => {
+                        return SetupAction::Quit
+                    }
                     _ => {}
                 }
                 SetupAction::None

@@ -33,7 +33,8 @@ pub enum Panel {
 }
 
 impl Panel {
-    pub const ALL: [Panel; 5] = [Panel::Weights, Panel::Curves, Panel::Progress, Panel::Results, Panel::Log];
+    pub const ALL: [Panel; 5] =
+        [Panel::Weights, Panel::Curves, Panel::Progress, Panel::Results, Panel::Log];
     pub fn next(self) -> Panel {
         let i = Panel::ALL.iter().position(|&p| p == self).unwrap_or(0);
         Panel::ALL[(i + 1) % Panel::ALL.len()]
@@ -94,7 +95,9 @@ impl Weights {
 
     /// Mean weight of each ingredient over the groups.
     pub fn mean(&self) -> Vec<f64> {
-        (0..self.ingredients()).map(|i| self.rows.iter().map(|row| row[i]).sum::<f64>() / self.rows.len() as f64).collect()
+        (0..self.ingredients())
+            .map(|i| self.rows.iter().map(|row| row[i]).sum::<f64>() / self.rows.len() as f64)
+            .collect()
     }
 
     pub fn max(&self) -> f64 {
@@ -105,7 +108,12 @@ impl Weights {
     /// share their weights (one group for a layer, or the whole model for the baselines) form
     /// one column, named by what they have in common; columns follow the run's group order.
     pub fn from_report(weights: &BTreeMap<String, Vec<f64>>, order: &[String]) -> Weights {
-        let rank = |name: &str| order.iter().position(|g| g == name || name.starts_with(&format!("{g}."))).unwrap_or(usize::MAX);
+        let rank = |name: &str| {
+            order
+                .iter()
+                .position(|g| g == name || name.starts_with(&format!("{g}.")))
+                .unwrap_or(usize::MAX)
+        };
         let mut names: Vec<&String> = weights.keys().collect();
         names.sort_by_key(|n| (rank(n), n.as_str()));
         let mut columns: Vec<(Vec<&str>, &Vec<f64>)> = Vec::new();
@@ -118,7 +126,10 @@ impl Weights {
         }
         let single = columns.len() == 1 && weights.len() > 1;
         Weights {
-            groups: columns.iter().map(|(members, _)| if single { "all".to_string() } else { common_name(members) }).collect(),
+            groups: columns
+                .iter()
+                .map(|(members, _)| if single { "all".to_string() } else { common_name(members) })
+                .collect(),
             rows: columns.into_iter().map(|(_, r)| r.clone()).collect(),
         }
     }
@@ -130,7 +141,9 @@ fn common_name(names: &[&str]) -> String {
         return names[0].to_string();
     }
     let parts: Vec<Vec<&str>> = names.iter().map(|n| n.split('.').collect()).collect();
-    let shared = (0..parts[0].len()).take_while(|&i| parts.iter().all(|p| p.get(i) == parts[0].get(i))).count();
+    let shared = (0..parts[0].len())
+        .take_while(|&i| parts.iter().all(|p| p.get(i) == parts[0].get(i)))
+        .count();
     if shared == 0 {
         format!("{} (+{})", names[0], names.len() - 1)
     } else {
@@ -166,7 +179,13 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn new(strategy: Strategy, groups: Vec<String>, steps: usize, parts: Option<usize>, dir: Option<PathBuf>) -> RunView {
+    pub fn new(
+        strategy: Strategy,
+        groups: Vec<String>,
+        steps: usize,
+        parts: Option<usize>,
+        dir: Option<PathBuf>,
+    ) -> RunView {
         /// More PLS parts than any run uses; beyond it parts are not counted one by one.
         const MAX_PARTS_SHOWN: usize = 1 << 16;
         RunView {
@@ -200,7 +219,8 @@ impl RunView {
         if self.finished() || self.step == 0 || self.steps <= self.step {
             return None;
         }
-        let so_far = self.elapsed.as_secs_f64().max(self.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
+        let so_far =
+            self.elapsed.as_secs_f64().max(self.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
         Some(Duration::from_secs_f64(so_far / self.step as f64 * (self.steps - self.step) as f64))
     }
 }
@@ -267,12 +287,32 @@ impl TrainingView {
         };
         match r {
             R::Started { dataset, model, ingredients, epochs, devices, shard } => {
-                (self.dataset, self.model, self.ingredients, self.epochs, self.devices, self.shard) = (dataset.clone(), model.clone(), *ingredients, *epochs, devices.clone(), shard.clone());
+                (
+                    self.dataset,
+                    self.model,
+                    self.ingredients,
+                    self.epochs,
+                    self.devices,
+                    self.shard,
+                ) = (
+                    dataset.clone(),
+                    model.clone(),
+                    *ingredients,
+                    *epochs,
+                    devices.clone(),
+                    shard.clone(),
+                );
                 self.workers = vec![WorkerView::default(); devices.len()];
             }
             R::Ingredient { worker: w, index, .. } => {
                 let w = worker(self, *w);
-                self.workers[w] = WorkerView { ingredient: Some(*index), epoch: 0, loss: f64::NAN, val_acc: f64::NAN, finished: self.workers[w].finished };
+                self.workers[w] = WorkerView {
+                    ingredient: Some(*index),
+                    epoch: 0,
+                    loss: f64::NAN,
+                    val_acc: f64::NAN,
+                    finished: self.workers[w].finished,
+                };
             }
             R::Epoch { worker: w, index, epoch, loss, val_acc } => {
                 let w = worker(self, *w);
@@ -318,18 +358,37 @@ mod tests {
     fn report_weights_become_one_column_per_group() {
         let w = |v: [f64; 2]| v.to_vec();
         // A baseline: every tensor shares one row.
-        let global: BTreeMap<String, Vec<f64>> = [("convs.0.bias", w([0.5, 0.5])), ("convs.0.lin.weight", w([0.5, 0.5]))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let global: BTreeMap<String, Vec<f64>> =
+            [("convs.0.bias", w([0.5, 0.5])), ("convs.0.lin.weight", w([0.5, 0.5]))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
         let g = Weights::from_report(&global, &["all".into()]);
         assert_eq!(g.groups, vec!["all"]);
         assert_eq!(g.rows, vec![w([0.5, 0.5])]);
         // Per layer: tensors of a layer share a row; columns in the model's order.
-        let layered: BTreeMap<String, Vec<f64>> =
-            [("convs.0.bias", w([0.2, 0.8])), ("convs.0.lin.weight", w([0.2, 0.8])), ("convs.1.bias", w([0.6, 0.4])), ("convs.1.lin.weight", w([0.6, 0.4]))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let layered: BTreeMap<String, Vec<f64>> = [
+            ("convs.0.bias", w([0.2, 0.8])),
+            ("convs.0.lin.weight", w([0.2, 0.8])),
+            ("convs.1.bias", w([0.6, 0.4])),
+            ("convs.1.lin.weight", w([0.6, 0.4])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         let l = Weights::from_report(&layered, &["convs.1".into(), "convs.0".into()]);
         assert_eq!(l.groups, vec!["convs.1.*", "convs.0.*"]);
-        assert!(l.mean().iter().zip([0.4, 0.6]).all(|(a, b)| (a - b).abs() < 1e-12), "{:?}", l.mean());
+        assert!(
+            l.mean().iter().zip([0.4, 0.6]).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{:?}",
+            l.mean()
+        );
         // Per tensor, in the order the run named its groups.
-        let per: BTreeMap<String, Vec<f64>> = [("convs.0.bias", w([0.1, 0.9])), ("convs.0.lin.weight", w([0.3, 0.7]))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let per: BTreeMap<String, Vec<f64>> =
+            [("convs.0.bias", w([0.1, 0.9])), ("convs.0.lin.weight", w([0.3, 0.7]))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
         let p = Weights::from_report(&per, &["convs.0.lin.weight".into(), "convs.0.bias".into()]);
         assert_eq!(p.groups, vec!["convs.0.lin.weight", "convs.0.bias"]);
     }

@@ -38,7 +38,12 @@ impl Monitor {
             Some(sys) => {
                 sys.refresh_cpu_usage();
                 sys.refresh_memory();
-                format!("CPU {:.0}%  RAM {:.1}/{:.1} GiB  {me}", sys.global_cpu_usage(), gib(sys.used_memory()), gib(sys.total_memory()))
+                format!(
+                    "CPU {:.0}%  RAM {:.1}/{:.1} GiB  {me}",
+                    sys.global_cpu_usage(),
+                    gib(sys.used_memory()),
+                    gib(sys.total_memory())
+                )
             }
             None => format!("CPU/RAM unavailable  {me}"),
         };
@@ -54,9 +59,21 @@ impl Monitor {
         let mut parts = Vec::new();
         for i in 0..count {
             let Ok(d) = nvml.device_by_index(i) else { continue };
-            let mem = d.memory_info().map(|m| format!("{:.1}/{:.1} GiB", m.used as f64 / (1u64 << 30) as f64, m.total as f64 / (1u64 << 30) as f64)).unwrap_or_else(|_| "?".into());
-            let util = d.utilization_rates().map(|u| format!("{}%", u.gpu)).unwrap_or_else(|_| "?".into());
-            let mine = crate::engine::memory::process_bytes_on(&d).map(|b| format!(", this process {:.2} GiB", b as f64 / (1u64 << 30) as f64)).unwrap_or_default();
+            let mem = d
+                .memory_info()
+                .map(|m| {
+                    format!(
+                        "{:.1}/{:.1} GiB",
+                        m.used as f64 / (1u64 << 30) as f64,
+                        m.total as f64 / (1u64 << 30) as f64
+                    )
+                })
+                .unwrap_or_else(|_| "?".into());
+            let util =
+                d.utilization_rates().map(|u| format!("{}%", u.gpu)).unwrap_or_else(|_| "?".into());
+            let mine = crate::engine::memory::process_bytes_on(&d)
+                .map(|b| format!(", this process {:.2} GiB", b as f64 / (1u64 << 30) as f64))
+                .unwrap_or_default();
             parts.push(format!("GPU{i} {mem} util {util}{mine}"));
         }
         parts.join("; ")

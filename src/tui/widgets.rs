@@ -9,7 +9,8 @@ pub use crate::units::percent as pct;
 
 /// A bordered block; the focused one has a bold border and its title in brackets.
 pub fn focused_block(title: String, focused: bool) -> Block<'static> {
-    let style = if focused { Style::default().add_modifier(Modifier::BOLD) } else { Style::default() };
+    let style =
+        if focused { Style::default().add_modifier(Modifier::BOLD) } else { Style::default() };
     Block::bordered().title(if focused { format!("[{title}]") } else { title }).border_style(style)
 }
 
@@ -24,7 +25,12 @@ pub fn shade(ratio: f64) -> char {
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
 }
 
 /// Rows `first..first + visible` of `len`, scrolled so that `cursor` shows.

@@ -11,7 +11,9 @@ pub fn repo() -> PathBuf {
 /// `../shared/datasets/planetoid` (or `GNN_SOUP_PLANETOID_DIR`). A test that needs it fails when
 /// it is missing, saying where it looked: a test that passes without its data proves nothing.
 pub fn planetoid_dir() -> PathBuf {
-    let dir = std::env::var_os("GNN_SOUP_PLANETOID_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/datasets/planetoid"));
+    let dir = std::env::var_os("GNN_SOUP_PLANETOID_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/datasets/planetoid"));
     assert!(
         dir.join("ind.cora.x").is_file(),
         "the Planetoid files (ind.cora.*, ind.citeseer.*) are not at {}: this test needs them. Check out the project with its shared/ folder beside it, or set GNN_SOUP_PLANETOID_DIR",
@@ -22,8 +24,14 @@ pub fn planetoid_dir() -> PathBuf {
 
 /// The Python of the project's virtual environment (torch, torch_geometric, safetensors).
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("GNN_SOUP_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"));
-    assert!(p.exists(), "{} not found: run scripts/setup.sh (the README's test command does)", p.display());
+    let p = std::env::var_os("GNN_SOUP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} not found: run scripts/setup.sh (the README's test command does)",
+        p.display()
+    );
     p
 }
 
@@ -56,7 +64,11 @@ pub fn run_bin_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, Strin
         cmd.env(k, v);
     }
     let out = cmd.output().expect("gnn-soup did not start");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn data_opts(dir: &Path) -> gnn_soup::data::DataOptions {
@@ -71,8 +83,19 @@ pub fn data_opts(dir: &Path) -> gnn_soup::data::DataOptions {
 pub fn shared_fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     use std::os::unix::io::AsRawFd;
     let exe = std::env::current_exe().expect("the test binary's path");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(0);
-    let helpers = std::fs::read_dir(repo().join("tests/python")).into_iter().flatten().flatten().map(|e| modified(&e.path())).max().unwrap_or(0);
+    let modified = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos())
+            .unwrap_or(0)
+    };
+    let helpers = std::fs::read_dir(repo().join("tests/python"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| modified(&e.path()))
+        .max()
+        .unwrap_or(0);
     let stamp = modified(&exe).max(helpers);
     let stem = exe.file_stem().unwrap_or_default().to_string_lossy().into_owned();
     let root = repo().join("target/test-fixtures");
@@ -80,7 +103,12 @@ pub fn shared_fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
     // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "cannot lock {}", dir.display());
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) },
+        0,
+        "cannot lock {}",
+        dir.display()
+    );
     let done = dir.join(".complete");
     if !done.is_file() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -100,7 +128,10 @@ pub fn shared_fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
 
 /// Waits for `child` (started with its stderr piped) at most `limit`: its exit code (None when a
 /// signal ended it) and stderr, or None when it was still running (it is then killed).
-pub fn wait_deadline(child: &mut std::process::Child, limit: std::time::Duration) -> Option<(Option<i32>, String)> {
+pub fn wait_deadline(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<(Option<i32>, String)> {
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("waiting for gnn-soup") {

@@ -14,12 +14,24 @@ use crate::tui::widgets::{pct, shade};
 pub fn draw(f: &mut Frame, inspection: &Inspection, ui: &Ui, area: Rect) {
     let rows = Layout::vertical([Constraint::Min(8), Constraint::Length(1)]).split(area);
     let keys = "m cosine/distance  j/k scroll tensors  Esc back  ? help";
-    f.render_widget(Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)), rows[1]);
+    f.render_widget(
+        Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)),
+        rows[1],
+    );
     let block = Block::bordered().title("ingredient inspector");
     match inspection {
-        Inspection::Idle => f.render_widget(Paragraph::new("select ingredients on the setup screen, then press i").block(block), rows[0]),
-        Inspection::Loading(n) => f.render_widget(Paragraph::new(format!("loading and comparing {n} checkpoints...")).block(block), rows[0]),
-        Inspection::Failed(e) => f.render_widget(Paragraph::new(format!("cannot inspect: {e}")).wrap(Wrap { trim: true }).block(block), rows[0]),
+        Inspection::Idle => f.render_widget(
+            Paragraph::new("select ingredients on the setup screen, then press i").block(block),
+            rows[0],
+        ),
+        Inspection::Loading(n) => f.render_widget(
+            Paragraph::new(format!("loading and comparing {n} checkpoints...")).block(block),
+            rows[0],
+        ),
+        Inspection::Failed(e) => f.render_widget(
+            Paragraph::new(format!("cannot inspect: {e}")).wrap(Wrap { trim: true }).block(block),
+            rows[0],
+        ),
         Inspection::Ready(d) => diversity(f, d, ui.inspect_scroll, ui.inspect_distance, rows[0]),
     }
 }
@@ -50,12 +62,30 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: b
             mark.to_string(),
         ])
     });
-    let header = Row::new(["#", "file", "val", "test", "norm", "from init", ""]).style(Style::default().add_modifier(Modifier::BOLD));
-    let widths = [Constraint::Length(3), Constraint::Min(12), Constraint::Length(7), Constraint::Length(7), Constraint::Length(8), Constraint::Length(9), Constraint::Length(25)];
-    let title = format!("ingredients: mean cosine of {} {:.3}{}", d.cosine_of, d.mean_cosine(), if d.init.is_none() { " (no init.safetensors found)" } else { "" });
-    f.render_widget(Table::new(summary, widths).header(header).block(Block::bordered().title(title)), rows[0]);
+    let header = Row::new(["#", "file", "val", "test", "norm", "from init", ""])
+        .style(Style::default().add_modifier(Modifier::BOLD));
+    let widths = [
+        Constraint::Length(3),
+        Constraint::Min(12),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(25),
+    ];
+    let title = format!(
+        "ingredients: mean cosine of {} {:.3}{}",
+        d.cosine_of,
+        d.mean_cosine(),
+        if d.init.is_none() { " (no init.safetensors found)" } else { "" }
+    );
+    f.render_widget(
+        Table::new(summary, widths).header(header).block(Block::bordered().title(title)),
+        rows[0],
+    );
 
-    let cols = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).split(rows[1]);
+    let cols =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).split(rows[1]);
     if show_distance {
         matrix(f, "L2 distance between weights (m: cosine)", &d.distance, cols[0], false);
     } else {
@@ -68,21 +98,36 @@ fn diversity(f: &mut Frame, d: &DiversityReport, scroll: usize, show_distance: b
         let mean = t.norms.iter().sum::<f64>() / t.norms.len().max(1) as f64;
         Row::new(vec![t.name.clone(), num(mean), format!("{lo:.2}-{hi:.2}")])
     });
-    let header = Row::new(["tensor", "mean norm", "min-max"]).style(Style::default().add_modifier(Modifier::BOLD));
+    let header = Row::new(["tensor", "mean norm", "min-max"])
+        .style(Style::default().add_modifier(Modifier::BOLD));
     let widths = [Constraint::Min(18), Constraint::Length(9), Constraint::Length(9)];
-    let title = format!("per-tensor norms ({}-{} of {})", first + 1, (first + visible).min(d.tensors.len()), d.tensors.len());
-    f.render_widget(Table::new(tensor_rows, widths).header(header).block(Block::bordered().title(title)), cols[1]);
+    let title = format!(
+        "per-tensor norms ({}-{} of {})",
+        first + 1,
+        (first + visible).min(d.tensors.len()),
+        d.tensors.len()
+    );
+    f.render_widget(
+        Table::new(tensor_rows, widths).header(header).block(Block::bordered().title(title)),
+        cols[1],
+    );
 }
 
 /// A square matrix with a shade glyph beside each value (so it reads without colour): for
 /// cosines, darker = more alike; for distances, darker = farther apart.
 fn matrix(f: &mut Frame, title: &str, m: &[Vec<f64>], area: Rect, similarity: bool) {
     let n = m.len();
-    let off: Vec<f64> = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i][j]).collect();
+    let off: Vec<f64> = (0..n)
+        .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+        .map(|(i, j)| m[i][j])
+        .collect();
     let (lo, hi) = off.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     let cell = 6usize;
     let fit = ((area.width.saturating_sub(5)) as usize / cell).min(n);
-    let mut lines = vec![Line::from(format!("   {}", (0..fit).map(|j| format!("{:>w$}", format!("#{j}"), w = cell)).collect::<String>()))];
+    let mut lines = vec![Line::from(format!(
+        "   {}",
+        (0..fit).map(|j| format!("{:>w$}", format!("#{j}"), w = cell)).collect::<String>()
+    ))];
     for (i, row) in m.iter().enumerate().take(area.height.saturating_sub(3) as usize) {
         let mut spans = vec![Span::raw(format!("#{i:<2}"))];
         for (j, &x) in row.iter().enumerate().take(fit) {

@@ -26,7 +26,13 @@ pub fn draw(f: &mut Frame, app: &App, sys: &Snapshot) {
         return;
     }
     match (app.ui.screen, &app.setup) {
-        _ if app.training.is_some() => training::draw(f, app.training.as_ref().unwrap_or(&Default::default()), app.job.run_dir.as_deref().unwrap_or(""), sys, area),
+        _ if app.training.is_some() => training::draw(
+            f,
+            app.training.as_ref().unwrap_or(&Default::default()),
+            app.job.run_dir.as_deref().unwrap_or(""),
+            sys,
+            area,
+        ),
         (Screen::Setup, Some(setup)) => setup::draw(f, setup, area),
         (Screen::Inspect, _) => inspector::draw(f, &app.inspection, &app.ui, area),
         _ => dashboard::draw(f, app, sys, area),
@@ -58,7 +64,13 @@ fn draw_modal(f: &mut Frame, app: &App) {
         Some(Modal::ConfirmStop) => {
             let r = centered(area, 50, 5);
             f.render_widget(Clear, r);
-            f.render_widget(Paragraph::new("The job is still running.\nStop it (the best soup so far is kept)? y / n").block(Block::bordered().title("stop?")), r);
+            f.render_widget(
+                Paragraph::new(
+                    "The job is still running.\nStop it (the best soup so far is kept)? y / n",
+                )
+                .block(Block::bordered().title("stop?")),
+                r,
+            );
         }
         Some(Modal::SavePrompt(dest)) => {
             let r = centered(area, 70, 6);

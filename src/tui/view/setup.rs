@@ -10,25 +10,43 @@ use crate::tui::setup::{Entry, EntryKind, FieldKind, Setup, SetupFocus};
 use crate::tui::widgets::{fit, focused_block, pct, window};
 
 pub fn draw(f: &mut Frame, setup: &Setup, area: Rect) {
-    let rows = Layout::vertical([Constraint::Min(8), Constraint::Length(3), Constraint::Length(1)]).split(area);
-    let cols = Layout::horizontal([Constraint::Percentage(64), Constraint::Percentage(36)]).split(rows[0]);
+    let rows = Layout::vertical([Constraint::Min(8), Constraint::Length(3), Constraint::Length(1)])
+        .split(area);
+    let cols =
+        Layout::horizontal([Constraint::Percentage(64), Constraint::Percentage(36)]).split(rows[0]);
     browser(f, setup, cols[0]);
     form(f, setup, cols[1]);
     let status = match (&setup.message, setup.settings()) {
-        (Some(m), _) => Line::from(Span::styled(m.clone(), Style::default().add_modifier(Modifier::BOLD))),
-        (None, Ok(s)) => Line::from(format!("ready: {} ingredient(s), {} strategy run(s); s or Enter (in the form) starts", setup.selected.len(), s.len())),
-        (None, Err(e)) => Line::from(Span::styled(format!("not ready: {e}"), Style::default().add_modifier(Modifier::BOLD))),
+        (Some(m), _) => {
+            Line::from(Span::styled(m.clone(), Style::default().add_modifier(Modifier::BOLD)))
+        }
+        (None, Ok(s)) => Line::from(format!(
+            "ready: {} ingredient(s), {} strategy run(s); s or Enter (in the form) starts",
+            setup.selected.len(),
+            s.len()
+        )),
+        (None, Err(e)) => Line::from(Span::styled(
+            format!("not ready: {e}"),
+            Style::default().add_modifier(Modifier::BOLD),
+        )),
     };
-    f.render_widget(Paragraph::new(status).wrap(Wrap { trim: true }).block(Block::bordered().title("status")), rows[1]);
+    f.render_widget(
+        Paragraph::new(status).wrap(Wrap { trim: true }).block(Block::bordered().title("status")),
+        rows[1],
+    );
     let keys = match setup.focus {
         SetupFocus::Browser => "j/k move  space select  a all/none  Enter open  Bksp up  i inspect  s start  Tab form  q quit  ? help",
         SetupFocus::Form => "up/down field  left/right choose  type to edit  Enter start  Tab/Esc browser",
     };
-    f.render_widget(Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)), rows[2]);
+    f.render_widget(
+        Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)),
+        rows[2],
+    );
 }
 
 fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
-    let title = format!("checkpoints in {} ({} selected)", setup.dir.display(), setup.selected.len());
+    let title =
+        format!("checkpoints in {} ({} selected)", setup.dir.display(), setup.selected.len());
     let block = focused_block(title, setup.focus == SetupFocus::Browser);
     let inner = area.width.saturating_sub(2) as usize;
     let visible = area.height.saturating_sub(3) as usize;
@@ -36,10 +54,17 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
     // Columns laid out by hand, so a refusal's reason can run across the metadata columns.
     // Every file listed is a checkpoint: the extension only takes room.
     let shown = |e: &Entry| e.name.strip_suffix(".safetensors").unwrap_or(&e.name).to_string();
-    let name_w = setup.entries.iter().map(|e| shown(e).chars().count()).max().unwrap_or(10).clamp(10, 30);
+    let name_w =
+        setup.entries.iter().map(|e| shown(e).chars().count()).max().unwrap_or(10).clamp(10, 30);
     let dim = Style::default().fg(Color::DarkGray);
     let mut lines = vec![Line::from(Span::styled(
-        fit(&format!("   {:<name_w$} {:<9} {:<9} {:>4} {:>13} {}", "name", "arch", "dataset", "seed", "val/test", "init"), inner),
+        fit(
+            &format!(
+                "   {:<name_w$} {:<9} {:<9} {:>4} {:>13} {}",
+                "name", "arch", "dataset", "seed", "val/test", "init"
+            ),
+            inner,
+        ),
         Style::default().add_modifier(Modifier::BOLD),
     ))];
     for i in range {
@@ -47,7 +72,9 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
         let cursor = if i == setup.cursor { ">" } else { " " };
         let name = fit(&shown(e), name_w);
         let (mark, rest, style) = match &e.kind {
-            EntryKind::Parent | EntryKind::Dir => (" ", String::new(), Style::default().add_modifier(Modifier::BOLD)),
+            EntryKind::Parent | EntryKind::Dir => {
+                (" ", String::new(), Style::default().add_modifier(Modifier::BOLD))
+            }
             EntryKind::Checkpoint(Err(err)) => ("!", format!("unreadable: {err}"), dim),
             EntryKind::Checkpoint(Ok(m)) => {
                 let selected = setup.is_selected(&e.path);
@@ -60,16 +87,27 @@ fn browser(f: &mut Frame, setup: &Setup, area: Rect) {
                             format!("{} {}x{}", m.arch.arch, m.arch.layers, m.arch.hidden),
                             m.dataset.chars().take(9).collect::<String>(),
                             m.seed.map_or("-".into(), |s| s.to_string()),
-                            format!("{}/{}", m.val_acc.map_or("-".into(), pct), m.test_acc.map_or("-".into(), pct)),
+                            format!(
+                                "{}/{}",
+                                m.val_acc.map_or("-".into(), pct),
+                                m.test_acc.map_or("-".into(), pct)
+                            ),
                             m.init_fingerprint.chars().take(6).collect::<String>()
                         ),
-                        if selected { Style::default().fg(Color::Green).add_modifier(Modifier::BOLD) } else { Style::default() },
+                        if selected {
+                            Style::default().fg(Color::Green).add_modifier(Modifier::BOLD)
+                        } else {
+                            Style::default()
+                        },
                     ),
                 }
             }
         };
         let style = if i == setup.cursor { style.add_modifier(Modifier::REVERSED) } else { style };
-        lines.push(Line::from(Span::styled(fit(&format!("{cursor}{mark} {name} {rest}"), inner), style)));
+        lines.push(Line::from(Span::styled(
+            fit(&format!("{cursor}{mark} {name} {rest}"), inner),
+            style,
+        )));
     }
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
@@ -92,16 +130,26 @@ fn form(f: &mut Frame, setup: &Setup, area: Rect) {
             (true, false) => Style::default().add_modifier(Modifier::REVERSED),
             _ => Style::default(),
         };
-        lines.push(Line::from(vec![Span::raw(format!("{}{:<12}", if wrong { "!" } else { " " }, field.name())), Span::styled(value, style)]));
+        lines.push(Line::from(vec![
+            Span::raw(format!("{}{:<12}", if wrong { "!" } else { " " }, field.name())),
+            Span::styled(value, style),
+        ]));
     }
     if let Some(f) = setup.fields.get(setup.field).filter(|_| setup.focus == SetupFocus::Form) {
         lines.push(Line::from(""));
-        lines.push(Line::from(Span::styled(f.help(), Style::default().add_modifier(Modifier::ITALIC))));
+        lines.push(Line::from(Span::styled(
+            f.help(),
+            Style::default().add_modifier(Modifier::ITALIC),
+        )));
     }
     if setup.value("strategy") == "all" {
-        let given: Vec<String> = setup.overrides.iter().map(|(setting, v)| format!("{} {v}", setting.name)).collect();
-        lines.push(Line::from(if given.is_empty() { "every strategy, each with its defaults".to_string() } else { format!("every strategy, each with its defaults and {}", given.join(", ")) }));
+        let given: Vec<String> =
+            setup.overrides.iter().map(|(setting, v)| format!("{} {v}", setting.name)).collect();
+        lines.push(Line::from(if given.is_empty() {
+            "every strategy, each with its defaults".to_string()
+        } else {
+            format!("every strategy, each with its defaults and {}", given.join(", "))
+        }));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
-
