@@ -51,11 +51,11 @@ mod tests {
         };
         let set = env(&[("XDG_DATA_HOME", "/x/data"), ("XDG_STATE_HOME", ""), ("HOME", "/home/u")]);
         assert_eq!(
-            super::xdg_from(&set, "XDG_DATA_HOME", ".local/share"),
+            super::xdg_from(set, "XDG_DATA_HOME", ".local/share"),
             Path::new("/x/data/gnn-soup")
         );
         assert_eq!(
-            super::xdg_from(&set, "XDG_STATE_HOME", ".local/state"),
+            super::xdg_from(set, "XDG_STATE_HOME", ".local/state"),
             Path::new("/home/u/.local/state/gnn-soup")
         );
         assert_eq!(

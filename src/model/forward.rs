@@ -97,7 +97,7 @@ pub fn conv(
 ///
 /// Takes its input by value so that it can be freed as soon as it is no longer needed: full-graph
 /// inference then holds about two activations at a time instead of three.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // one layer's inputs; a struct would only rename them
 fn conv_train(
     spec: &ArchSpec,
     params: &ParamMap,
@@ -378,7 +378,11 @@ fn paper_gat_conv(
     };
     let mut e = a_src.index_select(0, &src);
     if let Some(a_dst) = &a_dst {
-        e = e + a_dst.index_select(0, &dst);
+        // Out of place on purpose: `e` is in the autograd graph of the mixing weights.
+        #[allow(clippy::assign_op_pattern)]
+        {
+            e = e + a_dst.index_select(0, &dst);
+        }
     }
     let attention_dropout = if dropout_on { spec.attention_dropout() } else { 0.0 };
     let out = attend(&h, e, &src, &dst, n, attention_dropout).view([n, heads * ch]);

@@ -32,8 +32,8 @@ fn to_vec(t: &Tensor) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-/// The raw mixing logits at initialisation (see `shared/docs/souping.md`), drawn from this
-/// thread's random stream ([`rng`]).
+/// The raw mixing logits at initialisation (see `docs/method.md#initialisation-of-the-logits`),
+/// drawn from this thread's random stream ([`rng`]).
 pub fn init_logits(init: InitKind, groups: usize, n: usize, device: tch::Device) -> Tensor {
     let len = groups * n;
     let raw: Vec<f32> = match init {
@@ -499,7 +499,7 @@ fn membership(num_nodes: usize, nodes: &[i64]) -> Vec<bool> {
 /// One PLS step's loss: sample R parts, build their subgraph, forward on it with the mixed
 /// weights, cross-entropy on the fitting validation nodes inside. None when the sample holds no
 /// such node (the step is skipped).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the fit's parts, borrowed apart so `rng` can be mutable
 fn pls_step_loss(
     ctx: &SoupContext,
     parts: &Parts,
