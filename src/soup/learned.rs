@@ -1,11 +1,12 @@
 //! Learned Souping (LS) and Partition Learned Souping (PLS), as the paper's reference code:
 //! mixing logits `A [groups, N]`, weights `softmax(A)` per group, a learnable temperature on the
-//! logits, plain SGD with cosine annealing and warm restarts, cross-entropy on validation nodes,
-//! one step per epoch. PLS takes each step on the union of R of K METIS parts.
+//! logits, plain SGD (or, with `--optimizer auto`, Adam at a fixed step) with cosine annealing
+//! and warm restarts, cross-entropy on validation nodes, one step per epoch. PLS takes each step on the union of R of K METIS parts.
 //!
 //! Unlike the reference, ingredient weights never get gradients (they are a frozen stack mixed
 //! by one contraction per tensor), evaluation runs without autograd, and full-graph LS computes
-//! the first layer's weight-independent aggregation once when dropout is off.
+//! the first layer's weight-independent aggregation once when nothing random touches that
+//! layer's input (dropout off, or the model does not drop it) and the result stays small.
 
 use std::time::{Duration, Instant};
 
@@ -347,7 +348,7 @@ impl<'a> Fit<'a> {
         params
     }
 
-    /// One optimisation step: the loss at the current weights, its gradient, an SGD update.
+    /// One optimisation step: the loss at the current weights, its gradient, an SGD or Adam update.
     /// None when a PLS sample holds no fitting node (the step is skipped).
     pub fn step(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
         let ctx = self.ctx;

@@ -1,8 +1,9 @@
-//! Souping strategies: uniform, greedy, GIS, LS, PLS and the ensemble reference point, faithful
-//! to `shared/docs/souping.md` by default. Each strategy is a function of a [`SoupContext`] that
-//! reports [`Progress`] and returns a [`SoupOutcome`]; the engine does the rest (timing, memory,
-//! evaluation, saving). This module only dispatches: the types live in its files, which never
-//! import it back.
+//! Souping strategies: uniform, greedy, GIS, LS, PLS and the ensemble reference point, as
+//! `docs/method.md` states them: the paper's reference code, except where
+//! `docs/method.md#departures-from-the-reference` says otherwise. Each strategy is a function of a
+//! [`SoupContext`] that reports [`Progress`] and returns a [`SoupOutcome`]; the engine does the
+//! rest (timing, memory, evaluation, saving). This module only dispatches: the types live in its
+//! files, which never import it back.
 
 pub mod baselines;
 pub mod context;

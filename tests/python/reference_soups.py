@@ -1,5 +1,6 @@
 """The paper's reference code, re-implemented in plain PyTorch from its published description
-(shared/docs/souping.md) so that gnn-soup can be checked against it without DGL:
+(docs/method.md#the-paper-and-its-reference-code) so that gnn-soup can be checked against it
+without DGL:
 
 - its models, with DGL's state-dict layout and DGL's layer semantics: `GraphConv(norm="both")`
   (weight [in, out], no self-loops added, degrees clamped at 1) and `SAGEConv("mean")`
