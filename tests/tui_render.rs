@@ -898,3 +898,131 @@ fn the_training_viewer_shows_each_worker_and_the_finished_ingredients() {
     assert!(s.contains("ingredient-00    w0     71.00%   70.00%"), "{s}");
     assert_eq!(app.on_key(Key::Char('q')), Action::Quit, "q closes the viewer");
 }
+
+/// Every key a handler answers is in the keymap (`src/tui/keymap.rs`): on every screen, box and
+/// situation, a key the table does not bind leaves the workbench exactly as it was. A handler
+/// that gains a key without its row in the table fails here.
+#[test]
+fn every_key_a_handler_answers_is_in_the_keymap() {
+    use gnn_soup::tui::keymap::{self, Context};
+    use gnn_soup::tui::setup::Setup;
+    use gnn_soup::tui::state::{Modal, Screen};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let with_setup = || App::with_setup("gnn-soup", Setup::new(&dir, "ls", vec!["cpu".into()]));
+    let done = |mut app: App| {
+        app.apply(&Event::Finished { report: Box::new(report(Strategy::Ls, false)) });
+        app.finish();
+        app
+    };
+    type Make<'a> = Box<dyn Fn() -> App + 'a>;
+    let states: Vec<(&str, Make)> = vec![
+        ("setup browser", Box::new(with_setup)),
+        (
+            "setup form",
+            Box::new(|| {
+                let mut app = with_setup();
+                app.on_key(Key::Tab);
+                app
+            }),
+        ),
+        (
+            "inspector",
+            Box::new(|| {
+                let mut app = with_setup();
+                app.ui.screen = Screen::Inspect;
+                app
+            }),
+        ),
+        ("dashboard, running", Box::new(ls_app)),
+        ("dashboard, done", Box::new(|| done(ls_app()))),
+        (
+            "dashboard, done, with setup",
+            Box::new(|| {
+                let mut app = with_setup();
+                app.job_started("/r".into());
+                app.apply(&started(Strategy::Ls, 10, None));
+                done(app)
+            }),
+        ),
+        (
+            "dashboard, attached",
+            Box::new(|| {
+                let mut app = App::attached("gnn-soup", "/r".into());
+                app.apply(&started(Strategy::Ls, 10, None));
+                app
+            }),
+        ),
+        ("training viewer", Box::new(|| App::training("gnn-soup", "/r/train-events.jsonl".into()))),
+        (
+            "stop?",
+            Box::new(|| {
+                let mut app = ls_app();
+                app.ui.modal = Some(Modal::ConfirmStop);
+                app
+            }),
+        ),
+        (
+            "save",
+            Box::new(|| {
+                let mut app = done(ls_app());
+                app.ui.modal = Some(Modal::SavePrompt("./soups/ls".into()));
+                app
+            }),
+        ),
+        (
+            "help",
+            Box::new(|| {
+                let mut app = ls_app();
+                app.ui.modal = Some(Modal::Help);
+                app
+            }),
+        ),
+    ];
+    let mut keys: Vec<Key> = (' '..='~').chain(['é', '\u{7f}']).map(Key::Char).collect();
+    keys.extend([
+        Key::Esc,
+        Key::Tab,
+        Key::Up,
+        Key::Down,
+        Key::Left,
+        Key::Right,
+        Key::Enter,
+        Key::Backspace,
+        Key::Interrupt,
+    ]);
+    let mut unbound = 0;
+    for (name, make) in &states {
+        for &key in &keys {
+            let mut app = make();
+            let situation = app.situation();
+            let bound = |c| keymap::command(c, key, &situation).is_some();
+            if bound(Context::Anywhere) || bound(app.key_context()) {
+                continue;
+            }
+            unbound += 1;
+            let before = format!("{app:?}");
+            let action = app.on_key(key);
+            assert_eq!(action, Action::None, "{name}: {key:?} is not in the keymap but acts");
+            assert_eq!(
+                format!("{app:?}"),
+                before,
+                "{name}: {key:?} is not in the keymap but changes the workbench"
+            );
+        }
+    }
+    assert!(unbound > 500, "the check must see unbound keys to mean anything ({unbound})");
+}
+
+/// The keys' help box on each screen lists that screen's keys, drawn from the keymap.
+#[test]
+fn the_help_box_lists_the_keys_of_the_screen_under_it() {
+    use gnn_soup::tui::state::Modal;
+    let mut app = ls_app();
+    app.ui.modal = Some(Modal::Help);
+    let s = render(&app, 100, 30);
+    assert!(s.contains("stop the running job (asks first"), "{s}");
+    assert!(s.contains("select the previous / next run"), "{s}");
+    assert!(s.contains("Ctrl-C"), "{s}");
+}

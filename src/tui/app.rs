@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::keymap::{self, Command, Context, Situation};
 use super::keys::Key;
 use super::setup::{Setup, SetupAction, SetupFocus};
 use super::state::{Inspection, JobView, Modal, Panel, RunView, Screen, Ui, Weights};
@@ -212,24 +213,59 @@ impl App {
         }
     }
 
-    pub fn on_key(&mut self, key: Key) -> Action {
-        if key == Key::Interrupt {
-            return self.interrupt();
+    /// What keys care about: is a job running, is it followed from elsewhere, is there a setup
+    /// screen to go back to.
+    pub fn situation(&self) -> Situation {
+        Situation {
+            running: self.job.running,
+            attached: self.attached,
+            setup: self.setup.is_some(),
         }
-        // The training viewer has one thing to do: close (the training goes on).
+    }
+
+    /// Where keys go now: the box over the screen, or the screen.
+    pub fn key_context(&self) -> Context {
+        match &self.ui.modal {
+            Some(Modal::Help) => Context::Help,
+            Some(Modal::ConfirmStop) => Context::ConfirmStop,
+            Some(Modal::SavePrompt(_)) => Context::SavePrompt,
+            None => self.screen_context(),
+        }
+    }
+
+    /// The screen shown (the part of it with the focus), under any box.
+    pub fn screen_context(&self) -> Context {
         if self.training.is_some() {
-            return match key {
-                Key::Char('q') | Key::Esc => Action::Quit,
-                _ => Action::None,
-            };
-        }
-        if let Some(modal) = self.ui.modal.take() {
-            return self.modal_key(modal, key);
+            return Context::TrainingViewer;
         }
         match self.ui.screen {
-            Screen::Setup => self.setup_key(key),
-            Screen::Inspect => self.inspect_key(key),
-            Screen::Dashboard => self.dashboard_key(key),
+            Screen::Setup => match self.setup.as_ref().map(|s| s.focus) {
+                Some(SetupFocus::Form) => Context::Form,
+                _ => Context::Browser,
+            },
+            Screen::Inspect => Context::Inspector,
+            Screen::Dashboard => Context::Dashboard,
+        }
+    }
+
+    /// A key press, dispatched through the keymap: a key the table does not bind in the current
+    /// context does nothing.
+    pub fn on_key(&mut self, key: Key) -> Action {
+        let situation = self.situation();
+        if keymap::command(Context::Anywhere, key, &situation) == Some(Command::Interrupt) {
+            return self.interrupt();
+        }
+        let context = self.key_context();
+        let command = keymap::command(context, key, &situation);
+        if let Some(modal) = self.ui.modal.take() {
+            return self.modal_command(modal, command, key);
+        }
+        let Some(command) = command else { return Action::None };
+        match context {
+            Context::TrainingViewer => Action::Quit,
+            Context::Browser | Context::Form => self.setup_command(command, key),
+            Context::Inspector => self.inspect_command(command, key),
+            _ => self.dashboard_command(command, key),
         }
     }
 
@@ -248,96 +284,63 @@ impl App {
         Action::None
     }
 
-    fn modal_key(&mut self, modal: Modal, key: Key) -> Action {
-        match modal {
-            Modal::Help => Action::None,
-            Modal::ConfirmStop => match key {
-                Key::Char('y') | Key::Char('Y') | Key::Enter if self.job.running => Action::Cancel,
-                Key::Char('y') | Key::Char('Y') | Key::Enter => Action::Quit,
-                _ => Action::None,
+    /// A key while a box is open: the help and "stop?" boxes close on any key, the save box
+    /// stays open while the destination is typed.
+    fn modal_command(&mut self, modal: Modal, command: Option<Command>, key: Key) -> Action {
+        match (modal, command) {
+            (Modal::ConfirmStop, Some(Command::Confirm)) if self.job.running => Action::Cancel,
+            (Modal::ConfirmStop, Some(Command::Confirm)) => Action::Quit,
+            (Modal::SavePrompt(dest), Some(Command::Confirm)) => Action::Save {
+                run: self.shown_index().unwrap_or(0),
+                dest: PathBuf::from(dest.trim()),
             },
-            Modal::SavePrompt(mut dest) => {
-                match key {
-                    Key::Enter => {
-                        return Action::Save {
-                            run: self.shown_index().unwrap_or(0),
-                            dest: PathBuf::from(dest.trim()),
-                        }
-                    }
-                    Key::Esc => return Action::None,
-                    Key::Backspace => {
+            (Modal::SavePrompt(mut dest), command) => {
+                match (command, key) {
+                    (Some(Command::Dismiss), _) => return Action::None,
+                    (Some(Command::Erase), _) => {
                         dest.pop();
                     }
-                    Key::Char(c) if !c.is_control() => dest.push(c),
+                    (Some(Command::Type), Key::Char(c)) => dest.push(c),
                     _ => {}
                 }
                 self.ui.modal = Some(Modal::SavePrompt(dest));
                 Action::None
             }
+            _ => Action::None,
         }
     }
 
-    fn dashboard_key(&mut self, key: Key) -> Action {
-        match key {
-            // A viewer leaves the run it follows alone: q just closes it.
-            Key::Char('q') if self.attached || !self.job.running => Action::Quit,
-            Key::Char('q') => {
-                self.ui.modal = Some(Modal::ConfirmStop);
-                Action::None
+    fn dashboard_command(&mut self, command: Command, key: Key) -> Action {
+        match command {
+            Command::Quit => return Action::Quit,
+            Command::AskStop => self.ui.modal = Some(Modal::ConfirmStop),
+            Command::ToSetup => self.ui.screen = Screen::Setup,
+            Command::NewRun if self.job.running => {
+                self.log(LogLevel::Info, "a job is running: stop it (q) before starting another")
             }
-            Key::Esc if self.job.running && !self.attached => Action::None,
-            Key::Esc if self.setup.is_some() => {
-                self.ui.screen = Screen::Setup;
-                Action::None
-            }
-            Key::Esc => Action::Quit,
-            Key::Char('n') => {
-                if self.job.running {
-                    self.log(
-                        LogLevel::Info,
-                        "a job is running: stop it (q) before starting another",
-                    );
-                } else if self.setup.is_some() {
-                    self.ui.screen = Screen::Setup;
+            Command::NewRun => self.ui.screen = Screen::Setup,
+            Command::Save => match self.shown_run() {
+                Some(r) if r.finished() => {
+                    self.ui.modal = Some(Modal::SavePrompt(format!("./soups/{}", r.strategy)))
                 }
-                Action::None
-            }
-            Key::Char('s') => {
-                match self.shown_run() {
-                    Some(r) if r.finished() => {
-                        self.ui.modal = Some(Modal::SavePrompt(format!("./soups/{}", r.strategy)))
-                    }
-                    Some(r) => self.log(
-                        LogLevel::Info,
-                        format!("{} has not finished: nothing to save yet", r.strategy),
-                    ),
-                    None => self.log(LogLevel::Info, "no result to save yet"),
-                }
-                Action::None
-            }
-            Key::Char('[') | Key::Char(']') => {
-                self.step_selection(key == Key::Char(']'));
-                Action::None
-            }
-            Key::Char('?') => {
-                self.ui.modal = Some(Modal::Help);
-                Action::None
-            }
-            Key::Tab => {
-                self.ui.focus = self.ui.focus.next();
-                Action::None
-            }
-            Key::Char('w') => {
-                self.ui.whole_run = !self.ui.whole_run;
-                Action::None
-            }
-            k => {
-                if let Some(up) = k.vertical() {
+                Some(r) => self.log(
+                    LogLevel::Info,
+                    format!("{} has not finished: nothing to save yet", r.strategy),
+                ),
+                None => self.log(LogLevel::Info, "no result to save yet"),
+            },
+            Command::SelectRun => self.step_selection(key == Key::Char(']')),
+            Command::Help => self.ui.modal = Some(Modal::Help),
+            Command::NextPanel => self.ui.focus = self.ui.focus.next(),
+            Command::ToggleWindow => self.ui.whole_run = !self.ui.whole_run,
+            Command::Move => {
+                if let Some(up) = key.vertical() {
                     self.scroll(up);
                 }
-                Action::None
             }
+            _ => {}
         }
+        Action::None
     }
 
     fn step_selection(&mut self, forward: bool) {
@@ -373,13 +376,13 @@ impl App {
         }
     }
 
-    fn setup_key(&mut self, key: Key) -> Action {
+    fn setup_command(&mut self, command: Command, key: Key) -> Action {
         let Some(setup) = &mut self.setup else { return Action::None };
-        if key == Key::Char('?') && setup.focus == SetupFocus::Browser {
+        if command == Command::Help {
             self.ui.modal = Some(Modal::Help);
             return Action::None;
         }
-        match setup.on_key(key) {
+        match setup.on_command(command, key) {
             SetupAction::None => Action::None,
             SetupAction::Start { .. } if self.job.running => {
                 setup.message = Some("a job is running: stop it first".into());
@@ -409,17 +412,18 @@ impl App {
         }
     }
 
-    fn inspect_key(&mut self, key: Key) -> Action {
+    fn inspect_command(&mut self, command: Command, key: Key) -> Action {
         let ui = &mut self.ui;
-        match key {
-            Key::Esc | Key::Char('q') | Key::Char('i') => ui.screen = Screen::Setup,
-            Key::Char('m') => ui.inspect_distance = !ui.inspect_distance,
-            Key::Char('?') => ui.modal = Some(Modal::Help),
-            k => match k.vertical() {
+        match command {
+            Command::Back => ui.screen = Screen::Setup,
+            Command::ToggleMatrix => ui.inspect_distance = !ui.inspect_distance,
+            Command::Help => ui.modal = Some(Modal::Help),
+            Command::Move => match key.vertical() {
                 Some(true) => ui.inspect_scroll = ui.inspect_scroll.saturating_sub(1),
                 Some(false) => ui.inspect_scroll += 1,
                 None => {}
             },
+            _ => {}
         }
         Action::None
     }

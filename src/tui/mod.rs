@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod attach;
+pub mod keymap;
 pub mod keys;
 pub mod setup;
 pub mod state;

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::keymap::Command;
 use super::keys::Key;
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::model::Arch;
@@ -429,113 +430,63 @@ impl Setup {
         Ok(vec![settings])
     }
 
-    pub fn on_key(&mut self, key: Key) -> SetupAction {
+    /// Carries out a command of the keymap's browser or form context (`key`: which of its keys).
+    pub fn on_command(&mut self, command: Command, key: Key) -> SetupAction {
         // A message answers the key before; the next key makes it stale.
         self.message = None;
-        match (self.focus, key) {
-            (_, Key::Tab) => {
+        let last = self.entries.len().saturating_sub(1);
+        match command {
+            Command::SwitchFocus => {
                 self.focus = if self.focus == SetupFocus::Browser {
                     SetupFocus::Form
                 } else {
                     SetupFocus::Browser
                 };
-                SetupAction::None
             }
-            (SetupFocus::Browser, Key::Char('q')) => SetupAction::Quit,
-            (SetupFocus::Browser, Key::Esc) => SetupAction::Back,
-            (SetupFocus::Browser, Key::Up | Key::Char('k')) => {
-                self.cursor = self.cursor.saturating_sub(1);
-                SetupAction::None
-            }
-            (SetupFocus::Browser, Key::Down | Key::Char('j')) => {
-                self.cursor = (self.cursor + 1).min(self.entries.len().saturating_sub(1));
-                SetupAction::None
-            }
-            (SetupFocus::Browser, Key::Backspace | Key::Left | Key::Char('h')) => {
+            Command::Quit => return SetupAction::Quit,
+            Command::Back => return SetupAction::Back,
+            Command::Move => match key.vertical() {
+                Some(true) => self.cursor = self.cursor.saturating_sub(1),
+                Some(false) => self.cursor = (self.cursor + 1).min(last),
+                None => {}
+            },
+            Command::Parent => {
                 if let Some(parent) = self.dir.parent().map(Path::to_path_buf) {
                     let from = self.dir.clone();
                     self.open(&parent);
                     self.cursor = self.entries.iter().position(|e| e.path == from).unwrap_or(0);
                 }
-                SetupAction::None
             }
-            (SetupFocus::Browser, Key::Enter | Key::Right | Key::Char('l') | Key::Char(' ')) => {
+            Command::Activate | Command::OpenDir | Command::Toggle => {
                 match self.entries.get(self.cursor).map(|e| (e.kind.clone(), e.path.clone())) {
-                    Some((EntryKind::Parent | EntryKind::Dir, path)) if key != Key::Char(' ') => {
+                    Some((EntryKind::Parent | EntryKind::Dir, path))
+                        if command != Command::Toggle =>
+                    {
                         self.open(&path)
                     }
-                    Some((EntryKind::Checkpoint(_), _))
-                        if !matches!(key, Key::Right | Key::Char('l')) =>
-                    {
+                    Some((EntryKind::Checkpoint(_), _)) if command != Command::OpenDir => {
                         self.toggle(self.cursor);
-                        if key == Key::Char(' ') {
-                            self.cursor =
-                                (self.cursor + 1).min(self.entries.len().saturating_sub(1));
+                        if command == Command::Toggle {
+                            self.cursor = (self.cursor + 1).min(last);
                         }
                     }
                     _ => {}
                 }
-                SetupAction::None
             }
-            (SetupFocus::Browser, Key::Char('a')) => {
-                self.select_all();
-                SetupAction::None
+            Command::SelectAll => self.select_all(),
+            Command::Inspect if self.selected.len() < 2 => {
+                self.message = Some("select at least two ingredients to compare them".into());
             }
-            (SetupFocus::Browser, Key::Char('i')) => {
-                if self.selected.len() < 2 {
-                    self.message = Some("select at least two ingredients to compare them".into());
-                    SetupAction::None
-                } else {
-                    SetupAction::Inspect(self.selected.iter().map(|(p, _)| p.clone()).collect())
-                }
+            Command::Inspect => {
+                return SetupAction::Inspect(self.selected.iter().map(|(p, _)| p.clone()).collect())
             }
-            (SetupFocus::Browser, Key::Char('s')) | (SetupFocus::Form, Key::Enter) => self.start(),
-            (SetupFocus::Form, Key::Esc) => {
-                self.focus = SetupFocus::Browser;
-                SetupAction::None
+            Command::Start => return self.start(),
+            Command::Field if key == Key::Up => self.field = self.field.saturating_sub(1),
+            Command::Field => {
+                self.field = (self.field + 1).min(self.fields.len().saturating_sub(1))
             }
-            (SetupFocus::Form, Key::Up) => {
-                self.field = self.field.saturating_sub(1);
-                SetupAction::None
-            }
-            (SetupFocus::Form, Key::Down) => {
-                self.field = (self.field + 1).min(self.fields.len().saturating_sub(1));
-                SetupAction::None
-            }
-            (SetupFocus::Form, Key::Left | Key::Right) => {
-                let forward = key == Key::Right;
-                let Some(f) = self.fields.get_mut(self.field) else { return SetupAction::None };
-                if let FieldKind::Choice(options) = &f.kind {
-                    let at = options.iter().position(|o| *o == f.value).unwrap_or(0);
-                    let next = if forward {
-                        (at + 1) % options.len()
-                    } else {
-                        (at + options.len() - 1) % options.len()
-                    };
-                    f.value = options[next].clone();
-                    match f.target {
-                        FieldTarget::Strategy => {
-                            let s = f.value.clone();
-                            self.reset_fields(&s, None);
-                        }
-                        // Dropout while fitting follows the optimiser, as on the command line.
-                        FieldTarget::Setting(setting) if setting.name == "optimizer" => {
-                            let optimizer = (
-                                setting,
-                                Value::Choice(if f.value == "sgd" { "sgd" } else { "auto" }),
-                            );
-                            for (implied, value) in Setting::implied_by(&[optimizer]) {
-                                if let Some(field) = self.fields.iter_mut().find(|x| matches!(x.target, FieldTarget::Setting(t) if t.name == implied.name)) {
-                                    field.value = value.to_string();
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                SetupAction::None
-            }
-            (SetupFocus::Form, Key::Backspace) => {
+            Command::Choose => self.choose(key == Key::Right),
+            Command::Erase => {
                 if let Some(f) = self
                     .fields
                     .get_mut(self.field)
@@ -543,11 +494,11 @@ impl Setup {
                 {
                     f.value.pop();
                 }
-                SetupAction::None
             }
-            (SetupFocus::Form, Key::Char(c)) => {
+            Command::QuitOrType | Command::Type => {
+                let Key::Char(c) = key else { return SetupAction::None };
                 match self.fields.get_mut(self.field) {
-                    Some(f) if f.kind == FieldKind::Text && !c.is_control() => f.value.push(c),
+                    Some(f) if f.kind == FieldKind::Text => f.value.push(c),
                     Some(f)
                         if f.kind == FieldKind::Number
                             && (c.is_ascii_digit() || ".e-+".contains(c)) =>
@@ -559,9 +510,40 @@ impl Setup {
                     }
                     _ => {}
                 }
-                SetupAction::None
             }
-            _ => SetupAction::None,
+            _ => {}
+        }
+        SetupAction::None
+    }
+
+    /// The previous or next choice of the focused choice field.
+    fn choose(&mut self, forward: bool) {
+        let Some(f) = self.fields.get_mut(self.field) else { return };
+        if let FieldKind::Choice(options) = &f.kind {
+            let at = options.iter().position(|o| *o == f.value).unwrap_or(0);
+            let next = if forward {
+                (at + 1) % options.len()
+            } else {
+                (at + options.len() - 1) % options.len()
+            };
+            f.value = options[next].clone();
+            match f.target {
+                FieldTarget::Strategy => {
+                    let s = f.value.clone();
+                    self.reset_fields(&s, None);
+                }
+                // Dropout while fitting follows the optimiser, as on the command line.
+                FieldTarget::Setting(setting) if setting.name == "optimizer" => {
+                    let optimizer =
+                        (setting, Value::Choice(if f.value == "sgd" { "sgd" } else { "auto" }));
+                    for (implied, value) in Setting::implied_by(&[optimizer]) {
+                        if let Some(field) = self.fields.iter_mut().find(|x| matches!(x.target, FieldTarget::Setting(t) if t.name == implied.name)) {
+                            field.value = value.to_string();
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
 

@@ -11,6 +11,7 @@ use ratatui::Frame;
 
 use crate::soup::{LogLevel, Strategy};
 use crate::tui::app::App;
+use crate::tui::keymap::{self, Context};
 use crate::tui::state::{Panel, RunView};
 use crate::tui::system::Snapshot;
 use crate::tui::widgets::{fit, focused_block, pct, shade};
@@ -536,18 +537,7 @@ fn log(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn footer(f: &mut Frame, app: &App, area: Rect) {
-    let keys = match (app.attached, app.job.running, app.setup.is_some()) {
-        (true, _, _) => {
-            "q close the viewer (the run goes on)  [ ] run  Tab panel  j/k scroll  w window  ? help"
-        }
-        (false, true, _) => "q stop  [ ] run  Tab panel  j/k scroll  w window  s save  ? help",
-        (false, false, true) => {
-            "n new run  [ ] run  s save  Tab panel  j/k scroll  w window  q quit  ? help"
-        }
-        (false, false, false) => {
-            "q/Esc quit  [ ] run  Tab panel  j/k scroll  w window  s save  ? help"
-        }
-    };
+    let keys = keymap::footer(Context::Dashboard, &app.situation());
     f.render_widget(
         Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)),
         area,

@@ -8,12 +8,13 @@ use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use crate::inspect::DiversityReport;
+use crate::tui::keymap::{self, Context, Situation};
 use crate::tui::state::{Inspection, Ui};
 use crate::tui::widgets::{pct, shade};
 
 pub fn draw(f: &mut Frame, inspection: &Inspection, ui: &Ui, area: Rect) {
     let rows = Layout::vertical([Constraint::Min(8), Constraint::Length(1)]).split(area);
-    let keys = "m cosine/distance  j/k scroll tensors  Esc back  ? help";
+    let keys = keymap::footer(Context::Inspector, &Situation::default());
     f.render_widget(
         Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[1],

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::App;
+use super::keymap::{self, Context};
 use super::state::{Modal, Screen};
 use super::system::Snapshot;
 use super::widgets::centered;
@@ -82,39 +83,31 @@ fn draw_modal(f: &mut Frame, app: &App) {
     }
 }
 
-const HELP: &[&str] = &[
-    "Dashboard (every panel shows the selected run)",
-    "q        stop the job (asks first) / quit when done;",
-    "         attached: close the viewer, the run goes on",
-    "Esc      back out: to the setup screen, or quit",
-    "[ ]      select the previous / next run",
-    "Tab      next panel; j k / arrows scroll it (weights,",
-    "         log) or select the run (results, curves)",
-    "w        curves: recent 50 epochs / whole run",
-    "s        save the selected run's soup and report",
-    "n        new run on the setup screen",
-    "Setup",
-    "space    select / unselect; a all / none; Enter open dir",
-    "i        inspect the selected ingredients (m there:",
-    "         cosine / distance matrix; Esc back)",
-    "Tab      form: up/down field, left/right choice, type",
-    "s        start (Enter in the form)",
-    "Ctrl-C   as q, from any screen (also while typing)",
-    "?        this help (any key closes it)",
+/// What the help box adds to the keys of the dashboard.
+const LEGEND: &[&str] = &[
     "",
     "Heat map: darker glyph = larger weight. * marks partial",
     "results and the PLS parts sampled this epoch.",
 ];
 
 fn help(f: &mut Frame, app: &App) {
-    let r = centered(f.area(), 70, 26);
-    let mut text: Vec<String> = HELP.iter().map(|s| s.to_string()).collect();
+    let context = app.screen_context();
+    let mut text = keymap::help_lines(&[context], &app.situation());
+    if context == Context::Dashboard {
+        text.extend(LEGEND.iter().map(|s| s.to_string()));
+    }
     if let Some(dir) = &app.job.run_dir {
         text.push(format!("run directory: {dir}"));
     }
     if let Some(log) = &app.log_file {
         text.push(format!("log file: {log}"));
     }
+    let longest = text.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16;
+    let width = (longest + 2).clamp(40, f.area().width);
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = text.iter().map(|l| l.chars().count().div_ceil(inner).max(1)).sum();
+    let r = centered(f.area(), width, rows as u16 + 2);
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(text.join("\n")).block(Block::bordered().title("keys")), r);
+    let paragraph = Paragraph::new(text.join("\n")).wrap(Wrap { trim: false });
+    f.render_widget(paragraph.block(Block::bordered().title("keys (any key closes)")), r);
 }

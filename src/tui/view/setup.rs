@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::tui::keymap::{self, Command, Context, Situation};
 use crate::tui::setup::{Entry, EntryKind, FieldKind, Setup, SetupFocus};
 use crate::tui::widgets::{fit, focused_block, pct, window};
 
@@ -21,9 +22,11 @@ pub fn draw(f: &mut Frame, setup: &Setup, area: Rect) {
             Line::from(Span::styled(m.clone(), Style::default().add_modifier(Modifier::BOLD)))
         }
         (None, Ok(s)) => Line::from(format!(
-            "ready: {} ingredient(s), {} strategy run(s); s or Enter (in the form) starts",
+            "ready: {} ingredient(s), {} strategy run(s); {} or {} (in the form) starts",
             setup.selected.len(),
-            s.len()
+            s.len(),
+            keymap::label_of(Context::Browser, Command::Start),
+            keymap::label_of(Context::Form, Command::Start),
         )),
         (None, Err(e)) => Line::from(Span::styled(
             format!("not ready: {e}"),
@@ -34,10 +37,12 @@ pub fn draw(f: &mut Frame, setup: &Setup, area: Rect) {
         Paragraph::new(status).wrap(Wrap { trim: true }).block(Block::bordered().title("status")),
         rows[1],
     );
-    let keys = match setup.focus {
-        SetupFocus::Browser => "j/k move  space select  a all/none  Enter open  Bksp up  i inspect  s start  Tab form  q quit  ? help",
-        SetupFocus::Form => "up/down field  left/right choose  type to edit  Enter start  Tab/Esc browser",
+    let context = match setup.focus {
+        SetupFocus::Browser => Context::Browser,
+        SetupFocus::Form => Context::Form,
     };
+    // The browser's and the form's keys hold in every situation.
+    let keys = keymap::footer(context, &Situation::default());
     f.render_widget(
         Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[2],
