@@ -530,7 +530,9 @@ fn session_keeps_each_runs_curves_and_results_and_offers_save_and_new_run() {
     app.apply(&Event::Finished { report: Box::new(report(Strategy::Ls, false)) });
     app.apply(&started(Strategy::Pls, 3, Some(4)));
     app.apply(&epoch(0, 0.4));
-    app.apply(&Event::Finished { report: Box::new(report(Strategy::Pls, false)) });
+    let mut pls = report(Strategy::Pls, false);
+    pls.val_acc = 0.9; // the best: shown when the job ends
+    app.apply(&Event::Finished { report: Box::new(pls) });
     app.finish();
     let s = render(&app, 100, 30);
     assert!(s.contains("loss (pls, recent): 0.4000"), "{s}");
@@ -1025,4 +1027,46 @@ fn the_help_box_lists_the_keys_of_the_screen_under_it() {
     assert!(s.contains("stop the running job (asks first"), "{s}");
     assert!(s.contains("select the previous / next run"), "{s}");
     assert!(s.contains("Ctrl-C"), "{s}");
+}
+
+/// After `all`, the dashboard shows the best soup by validation accuracy (a tie goes to the
+/// learned one, which has curves), not the last run (the ensemble), and the log says so; a run
+/// the user picked while the job ran stays picked.
+#[test]
+fn after_all_the_dashboard_shows_the_best_run_by_validation() {
+    use gnn_soup::tui::app::Message;
+    let job = |vals: &[(Strategy, f64)], pick: bool| {
+        let mut app = App::new("gnn-soup");
+        app.update(Message::JobStarted("/r".into()));
+        for (i, &(strategy, val)) in vals.iter().enumerate() {
+            app.update(Message::Engine(started(strategy, 2, None)));
+            let mut r = report(strategy, false);
+            r.val_acc = val;
+            app.update(Message::Engine(Event::Finished { report: Box::new(r) }));
+            if pick && i == 1 {
+                app.on_key(Key::Char('['));
+            }
+        }
+        app.update(Message::JobEnded);
+        app
+    };
+    let all = [
+        (Strategy::Uniform, 0.70),
+        (Strategy::Greedy, 0.80),
+        (Strategy::Gis, 0.80),
+        (Strategy::Ls, 0.80),
+        (Strategy::Pls, 0.79),
+        (Strategy::Ensemble, 0.85),
+    ];
+    let app = job(&all, false);
+    assert_eq!(app.shown_run().unwrap().strategy, Strategy::Ls, "tie at 80%: the learned one");
+    let said = &app.logs.last().unwrap().1;
+    assert!(said.contains("showing ls, the best by validation accuracy (80.00%)"), "{said}");
+    assert!(!app.job.running);
+    let app = job(&[(Strategy::Greedy, 0.81), (Strategy::Ls, 0.80)], false);
+    assert_eq!(app.shown_run().unwrap().strategy, Strategy::Greedy, "higher val wins");
+    let app = job(&all, true);
+    assert_eq!(app.shown_run().unwrap().strategy, Strategy::Uniform, "the user's pick stays");
+    let one = job(&[(Strategy::Gis, 0.8)], false);
+    assert!(!one.logs.iter().any(|(_, l)| l.contains("showing")), "one run: nothing to choose");
 }

@@ -35,6 +35,24 @@ pub enum Action {
     },
 }
 
+/// Everything that changes the workbench's state besides a key press: the engine's events and
+/// what the event loop learns from the threads it started. The loop hands each to
+/// [`App::update`]; nothing else writes the state.
+#[derive(Debug)]
+pub enum Message {
+    Engine(Event),
+    /// A record of a training run followed from its events file.
+    Train(crate::train::TrainRecord),
+    /// A job was started here, writing into this directory.
+    JobStarted(String),
+    /// The job's thread ended (it finished, failed or was cancelled).
+    JobEnded,
+    Inspected(Result<crate::inspect::DiversityReport, String>),
+    Log(LogLevel, String),
+    /// The setup screen's start was refused (a device that cannot be used, ...).
+    StartRefused(String),
+}
+
 #[derive(Debug, Default)]
 pub struct App {
     pub title: String,
@@ -51,6 +69,8 @@ pub struct App {
     pub log_file: Option<String>,
     /// Following a training run instead of a soup job (`tui --attach` on a training directory).
     pub training: Option<super::state::TrainingView>,
+    /// The index in `runs` of the current job's first run.
+    job_first_run: usize,
 }
 
 impl App {
@@ -88,6 +108,12 @@ impl App {
         }
     }
 
+    /// Where the log goes (for the help box) and whether to draw without colours.
+    pub fn set_display(&mut self, log_file: Option<String>, monochrome: bool) {
+        self.log_file = log_file;
+        self.ui.monochrome = monochrome;
+    }
+
     /// The run the dashboard's panels show: the one selected, or the latest.
     pub fn shown_run(&self) -> Option<&RunView> {
         match self.ui.selected {
@@ -110,12 +136,78 @@ impl App {
     pub fn job_started(&mut self, run_dir: String) {
         self.ui.screen = Screen::Dashboard;
         self.ui.selected = None;
+        self.job_first_run = self.runs.len();
         self.job = JobView { running: true, run_dir: Some(run_dir), ..Default::default() };
     }
 
-    /// The job ended (its event stream closed).
+    /// The job ended (its event stream closed). After several strategies (`all`), the dashboard
+    /// shows the best by validation accuracy, not the last (the ensemble, with no weights or
+    /// curves), unless the user picked a run meanwhile.
     pub fn finish(&mut self) {
         self.job.running = false;
+        let several = self.runs.len() > self.job_first_run + 1;
+        if !self.attached && self.ui.selected.is_none() && several {
+            if let Some((i, run)) = self.best_of_job() {
+                let line = format!(
+                    "showing {}, the best by validation accuracy ({:.2}%); [ ] selects another run",
+                    run.strategy,
+                    100.0 * run.report.as_ref().map_or(f64::NAN, |r| r.val_acc)
+                );
+                self.select(i);
+                self.log(LogLevel::Info, line);
+            }
+        }
+    }
+
+    /// The current job's finished soup with the highest validation accuracy; on a tie the learned
+    /// one (it has curves), then the earlier. The ensemble is a reference point, not a soup.
+    fn best_of_job(&self) -> Option<(usize, &RunView)> {
+        let key = |r: &RunView| {
+            let val = r.report.as_ref().map_or(f64::NEG_INFINITY, |rep| rep.val_acc);
+            (val, r.strategy.is_learned())
+        };
+        let mut best: Option<(usize, &RunView)> = None;
+        for (i, run) in self.runs.iter().enumerate().skip(self.job_first_run) {
+            if run.report.is_none() || run.strategy == crate::soup::Strategy::Ensemble {
+                continue;
+            }
+            if best.is_none_or(|(_, b)| key(run) > key(b)) {
+                best = Some((i, run));
+            }
+        }
+        best
+    }
+
+    /// Carries out a [`Message`].
+    pub fn update(&mut self, message: Message) {
+        match message {
+            Message::Engine(e) => {
+                let ends = matches!(e, Event::Finished { .. } | Event::Failed { .. });
+                self.apply(&e);
+                // A followed run has no thread of ours to end: its last report ends it.
+                if ends && self.attached {
+                    self.finish();
+                }
+            }
+            Message::Train(record) => {
+                if let Some(t) = &mut self.training {
+                    t.apply(&record);
+                }
+            }
+            Message::JobStarted(run_dir) => self.job_started(run_dir),
+            Message::JobEnded => self.finish(),
+            Message::Inspected(result) => {
+                self.inspection = match result {
+                    Ok(d) => Inspection::Ready(Box::new(d)),
+                    Err(e) => Inspection::Failed(e),
+                }
+            }
+            Message::Log(level, line) => self.log(level, line),
+            Message::StartRefused(why) => match &mut self.setup {
+                Some(s) => s.message = Some(why),
+                None => self.log(LogLevel::Error, why),
+            },
+        }
     }
 
     fn log(&mut self, level: LogLevel, message: impl Into<String>) {

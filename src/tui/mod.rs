@@ -3,7 +3,8 @@
 //! thread, sends its events straight into the loop's channel and never waits for the screen.
 //! `ratatui::init` restores the terminal on panic too.
 //!
-//! Files: [`state`] (what is shown), [`app`] (events and keys -> state and actions), [`setup`]
+//! Files: [`state`] (what is shown), [`app`] (messages and keys -> state and actions: the only
+//! place state changes), [`setup`]
 //! (the setup screen's browser and form), [`view`] (drawing, one file per screen), [`attach`]
 //! (following another process's run), [`keys`], [`widgets`], [`system`] (CPU/RAM/GPU readings).
 
@@ -27,9 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::engine::{self, report::SoupReport, Event, EventSink, JobHandle, JobSpec};
 use crate::soup::LogLevel;
-use app::{Action, App};
+use app::{Action, App, Message};
 use keys::Key;
-use state::Inspection;
 
 /// Where the dashboard's events come from.
 pub enum Source {
@@ -49,24 +49,15 @@ pub struct Session {
     pub fixed_out: Option<PathBuf>,
 }
 
-/// Messages the event loop waits on besides keys and the redraw tick.
-enum Msg {
-    Engine(Event),
-    Train(crate::train::TrainRecord),
-    /// The job's thread ended (it finished, failed or was cancelled).
-    JobEnded,
-    Inspected(Result<crate::inspect::DiversityReport, String>),
-}
-
 /// The engine's events, sent straight into the event loop's channel.
-struct LoopSink(mpsc::UnboundedSender<Msg>);
+struct LoopSink(mpsc::UnboundedSender<Message>);
 
 impl EventSink for LoopSink {
     fn event(&self, e: Event) {
-        let _ = self.0.send(Msg::Engine(e));
+        let _ = self.0.send(Message::Engine(e));
     }
     fn closed(&self) {
-        let _ = self.0.send(Msg::JobEnded);
+        let _ = self.0.send(Message::JobEnded);
     }
 }
 
@@ -85,8 +76,7 @@ pub fn run(
     log_file: Option<&Path>,
 ) -> Result<SessionResults> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    app.log_file = log_file.map(|p| p.display().to_string());
-    app.ui.monochrome = crate::progress::color_disabled();
+    app.set_display(log_file.map(|p| p.display().to_string()), crate::progress::color_disabled());
     let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
     match start {
         Some(Source::Live(job)) => workbench.start(&mut app, job),
@@ -98,7 +88,7 @@ pub fn run(
                 .spawn(move || {
                     attach::follow(
                         path,
-                        |e| tx.send(Msg::Engine(e)).is_ok(),
+                        |e| tx.send(Message::Engine(e)).is_ok(),
                         |message| Event::Failed { message },
                     )
                 })
@@ -111,7 +101,7 @@ pub fn run(
                 .spawn(move || {
                     attach::follow(
                         path,
-                        |r| tx.send(Msg::Train(r)).is_ok(),
+                        |r| tx.send(Message::Train(r)).is_ok(),
                         |message| crate::train::TrainRecord::Failed { message },
                     )
                 })
@@ -134,8 +124,8 @@ pub fn run(
         }
         // Its last events (the partial report) arrived after the loop ended.
         while let Ok(m) = rx.try_recv() {
-            if let Msg::Engine(e) = m {
-                app.apply(&e);
+            if let Message::Engine(_) = m {
+                app.update(m);
             }
         }
     }
@@ -150,7 +140,7 @@ pub fn run(
 
 /// Starts jobs and background work for the event loop.
 struct Workbench {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::UnboundedSender<Message>,
     handle: Option<JobHandle>,
     session: Session,
     jobs: usize,
@@ -161,7 +151,7 @@ impl Workbench {
         let run_dir = job.out_dir.clone().unwrap_or_default();
         self.handle = Some(engine::spawn(job, LoopSink(self.tx.clone())));
         self.jobs += 1;
-        app.job_started(run_dir.display().to_string());
+        app.update(Message::JobStarted(run_dir.display().to_string()));
     }
 
     /// The run directory for a job started from the setup screen.
@@ -179,7 +169,8 @@ impl Workbench {
             Action::Cancel => match &self.handle {
                 Some(h) => {
                     h.cancel();
-                    app.logs.push((LogLevel::Info, "stopping after the current step...".into()));
+                    let line = "stopping after the current step...".into();
+                    app.update(Message::Log(LogLevel::Info, line));
                 }
                 None => return Some(Ok(())),
             },
@@ -198,22 +189,18 @@ impl Workbench {
                         };
                         self.start(app, job);
                     }
-                    Err(e) => {
-                        if let Some(s) = &mut app.setup {
-                            s.message = Some(format!("{e:#}"));
-                        }
-                    }
+                    Err(e) => app.update(Message::StartRefused(format!("{e:#}"))),
                 }
             }
             Action::Inspect(paths) => {
                 let tx = self.tx.clone();
                 let spawned = std::thread::Builder::new().name("inspect".into()).spawn(move || {
-                    let _ = tx.send(Msg::Inspected(
+                    let _ = tx.send(Message::Inspected(
                         crate::inspect::analyse(&paths).map_err(|e| format!("{e:#}")),
                     ));
                 });
                 if let Err(e) = spawned {
-                    app.inspection = Inspection::Failed(e.to_string());
+                    app.update(Message::Inspected(Err(e.to_string())));
                 }
             }
             Action::Save { run, dest } => {
@@ -221,7 +208,7 @@ impl Workbench {
                     Ok(m) => (LogLevel::Info, m),
                     Err(e) => (LogLevel::Error, format!("not saved: {e:#}")),
                 };
-                app.logs.push(message);
+                app.update(Message::Log(message.0, message.1));
             }
         }
         None
@@ -263,7 +250,7 @@ fn save_result(app: &App, i: usize, dest: &Path) -> Result<String> {
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    rx: &mut mpsc::UnboundedReceiver<Message>,
     workbench: &mut Workbench,
 ) -> Result<()> {
     let mut keys = EventStream::new();
@@ -285,32 +272,14 @@ async fn event_loop(
                 terminal.draw(|f| view::draw(f, app, &snapshot))?;
             }
             m = rx.recv() => match m {
-                Some(Msg::Engine(e)) => {
-                    let ends = matches!(e, Event::Finished { .. } | Event::Failed { .. });
-                    app.apply(&e);
-                    // A followed run has no job handle: its last report ends it.
-                    if ends && workbench.handle.is_none() {
-                        app.finish();
-                    }
-                }
-                Some(Msg::JobEnded) => {
-                    app.finish();
+                Some(Message::JobEnded) => {
+                    app.update(Message::JobEnded);
                     if let Some(h) = workbench.handle.take() {
                         // Its error, if any, already arrived as a Failed event.
                         let _ = h.join();
                     }
                 }
-                Some(Msg::Train(r)) => {
-                    if let Some(t) = &mut app.training {
-                        t.apply(&r);
-                    }
-                }
-                Some(Msg::Inspected(r)) => {
-                    app.inspection = match r {
-                        Ok(d) => Inspection::Ready(Box::new(d)),
-                        Err(e) => Inspection::Failed(e),
-                    };
-                }
+                Some(m) => app.update(m),
                 None => {}
             },
             k = keys.next() => match k {
