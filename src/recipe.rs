@@ -31,7 +31,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::engine::report::SoupReport;
 use crate::model::Arch;
-use crate::soup::{Setting, SoupSettings, Strategy, Value, SETTINGS};
+use crate::soup::{Setting, SettingError, SoupSettings, Strategy, Value, SETTINGS};
 
 /// The most bytes of a recipe or report read (a report with a long history is a few MB).
 const MAX_RECIPE_BYTES: u64 = 256 << 20;
@@ -215,10 +215,29 @@ impl Recipe {
     }
 }
 
-/// The settings of `strategy` on `arch`/`dataset`: its defaults, then the recipe's `[settings]`
-/// and `[<strategy>]` (when there is a recipe), then `flags`, with what they imply
-/// ([`Setting::with_implied`]); validated together. The one place the layers meet: the CLI, the
-/// workbench and the demo all resolve through it.
+/// The settings of `strategy` on `arch`/`dataset`: its defaults (the paper's row where it has
+/// one), then the recipe's `[settings]` and `[<strategy>]` (when there is a recipe), then
+/// `flags`, with what they imply ([`Setting::with_implied`]); not yet checked together (a form
+/// shows them before the user fixes one). The one place the layers meet: the command line, the
+/// workbench's form and the demo all go through it ([`resolve_settings`]).
+pub fn layer_settings(
+    recipe: Option<&Recipe>,
+    strategy: Strategy,
+    arch: Arch,
+    dataset: &str,
+    flags: &[(&'static Setting, Value)],
+) -> Result<SoupSettings, SettingError> {
+    let mut s = SoupSettings::defaults(strategy, arch, dataset);
+    let mut given: Overrides = Vec::new();
+    if let Some(r) = recipe {
+        given.extend(r.settings_of(strategy));
+        s.source = format!("recipe {} over {}", r.path.display(), s.source);
+    }
+    given.extend(flags.iter().cloned());
+    s.with(&Setting::with_implied(&given))
+}
+
+/// [`layer_settings`], validated together.
 pub fn resolve_settings(
     recipe: Option<&Recipe>,
     strategy: Strategy,
@@ -226,14 +245,7 @@ pub fn resolve_settings(
     dataset: &str,
     flags: &[(&'static Setting, Value)],
 ) -> Result<SoupSettings> {
-    let mut s = SoupSettings::defaults(strategy, arch, dataset);
-    let mut given: Vec<(&'static Setting, Value)> = Vec::new();
-    if let Some(r) = recipe {
-        given.extend(r.settings_of(strategy));
-        s.source = format!("recipe {} over {}", r.path.display(), s.source);
-    }
-    given.extend(flags.iter().cloned());
-    let s = s.with(&Setting::with_implied(&given))?;
+    let s = layer_settings(recipe, strategy, arch, dataset, flags)?;
     s.validate().with_context(|| match recipe {
         Some(r) => format!("invalid settings for {strategy} (recipe {})", r.path.display()),
         None => format!("invalid settings for {strategy}"),

@@ -841,7 +841,7 @@ fn all_in_the_form_runs_every_strategy_with_the_settings_given() {
         (Setting::by_name("lr").unwrap(), Value::Real(40.0)),
         (Setting::by_name("dropout").unwrap(), Value::Switch(false)),
     ];
-    let setup = Setup::with_overrides(&dir, "all", vec!["cpu".into()], given);
+    let setup = Setup::with_given(&dir, "all", vec!["cpu".into()], None, given);
     let mut app = App::with_setup("gnn-soup", setup);
     app.on_key(Key::Tab);
     let s = render_setup(&app);
@@ -1069,4 +1069,39 @@ fn after_all_the_dashboard_shows_the_best_run_by_validation() {
     assert_eq!(app.shown_run().unwrap().strategy, Strategy::Uniform, "the user's pick stays");
     let one = job(&[(Strategy::Gis, 0.8)], false);
     assert!(!one.logs.iter().any(|(_, l)| l.contains("showing")), "one run: nothing to choose");
+}
+
+/// The command line and the workbench's form layer the same recipe and flags into the same
+/// settings (one layering, `recipe::layer_settings`): every strategy, `all` and one at a time.
+#[test]
+fn the_form_and_the_command_line_give_the_same_settings_from_a_recipe_and_flags() {
+    use gnn_soup::cli::args::SettingFlags;
+    use gnn_soup::recipe::Recipe;
+    use gnn_soup::soup::{Setting, Value};
+    let (_tmp, dir) = checkpoint_dir();
+    let recipe = Recipe::from_toml(
+        "[settings]\nlr = 20\nepochs = 60\n[pls]\nlr = 7.5\nparts = 16\n[gis]\ngranularity = 10\n",
+        &dir.join("r.toml"),
+    )
+    .unwrap();
+    let flags = vec![
+        (Setting::by_name("t0").unwrap(), Value::Count(3)),
+        (Setting::by_name("epochs").unwrap(), Value::Count(50)),
+    ];
+    let cli = SettingFlags { overrides: flags.clone() };
+    for name in ["all", "uniform", "greedy", "gis", "ls", "pls", "ensemble"] {
+        let setup =
+            Setup::with_given(&dir, name, vec!["cpu".into()], Some(recipe.clone()), flags.clone());
+        let form = setup.settings().unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let strategies = match Strategy::from_name(name) {
+            Some(one) => vec![one],
+            None => Strategy::ALL.to_vec(),
+        };
+        let command_line = cli.resolve(Some(&recipe), &strategies, Arch::Gcn, "csbm").unwrap();
+        assert_eq!(form, command_line, "{name}");
+    }
+    // And the layers did apply: the recipe's tables, the flags over them, what lr implies.
+    let pls = Setup::with_given(&dir, "pls", vec!["cpu".into()], Some(recipe), flags);
+    let pls = &pls.settings().unwrap()[0];
+    assert_eq!((pls.lr, pls.parts, pls.t0, pls.epochs, pls.dropout), (7.5, 16, 3, 50, true));
 }

@@ -14,7 +14,7 @@ use crate::checkpoint;
 use crate::device::{device_name, parse_device};
 use crate::engine::{self, JobSpec};
 use crate::recipe::Recipe;
-use crate::soup::{Setting, Strategy, Value};
+use crate::soup::Strategy;
 use crate::tui::app::App;
 use crate::tui::setup::{device_choices, Setup};
 use crate::tui::{self, Session, Source};
@@ -87,16 +87,6 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         (None, _) => "all",
     };
     let strategies = args.settings.resolve(recipe.as_ref(), &chosen, meta.arch.arch, &dataset)?;
-    // The setup form starts from the recipe's settings (with the form's strategy's own table),
-    // then the flags: one value per setting, the flag's where both give one.
-    let from_recipe = match (&recipe, Strategy::from_name(strategy_name)) {
-        (Some(r), Some(one)) => r.settings_of(one),
-        (Some(r), None) => r.settings.clone(),
-        (None, _) => Vec::new(),
-    };
-    let given: Vec<(&'static Setting, Value)> =
-        from_recipe.into_iter().chain(args.settings.overrides.iter().cloned()).collect();
-    let form_overrides = Setting::with_implied(&given);
     let terminal = std::io::stdout().is_terminal();
     if !terminal && !args.run {
         anyhow::bail!(
@@ -128,14 +118,15 @@ pub fn run(args: &TuiArgs) -> Result<()> {
             None => completed(&reports, &first_dir),
         };
     }
-    let mut setup = Setup::with_overrides(
+    let mut setup = Setup::with_given(
         &ingredients_dir,
         strategy_name,
         device_choices(
             &device_name(device),
             if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 },
         ),
-        form_overrides,
+        recipe.clone(),
+        args.settings.overrides.clone(),
     );
     setup.keep_selected(&paths);
     if let Some(d) = &data.dataset {

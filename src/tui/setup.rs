@@ -14,7 +14,8 @@ use super::keymap::Command;
 use super::keys::Key;
 use crate::checkpoint::{self, CheckpointKind, CheckpointMeta};
 use crate::model::Arch;
-use crate::soup::{Setting, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
+use crate::recipe::{layer_settings, Overrides, Recipe};
+use crate::soup::{Setting, SettingError, SettingKind, SoupSettings, Strategy, Value, SETTINGS};
 
 // Boxing the metadata would save little: a listing holds a few dozen entries.
 #[allow(clippy::large_enum_variant)]
@@ -154,23 +155,26 @@ pub struct Setup {
     pub devices: Vec<String>,
     /// The last thing worth telling the user (a refused selection, an unreadable directory).
     pub message: Option<String>,
-    /// Settings given on the command line: the form starts with them instead of the defaults.
-    pub overrides: Vec<(&'static Setting, Value)>,
+    /// The recipe and the flags the workbench was started with: the form's settings are layered
+    /// from them as the command line's are ([`layer_settings`]).
+    pub recipe: Option<Recipe>,
+    pub flags: Overrides,
 }
 
 impl Setup {
     /// Opens the browser at `dir`, selecting every ingredient there that fits with the first.
     /// `devices` are offered in that order, the first chosen.
     pub fn new(dir: &Path, strategy: &str, devices: Vec<String>) -> Setup {
-        Setup::with_overrides(dir, strategy, devices, Vec::new())
+        Setup::with_given(dir, strategy, devices, None, Vec::new())
     }
 
-    /// As [`Setup::new`], with the form's settings starting from `overrides`.
-    pub fn with_overrides(
+    /// As [`Setup::new`], with the form's settings layered from a recipe and flags.
+    pub fn with_given(
         dir: &Path,
         strategy: &str,
         devices: Vec<String>,
-        overrides: Vec<(&'static Setting, Value)>,
+        recipe: Option<Recipe>,
+        flags: Overrides,
     ) -> Setup {
         let mut s = Setup {
             dir: dir.to_path_buf(),
@@ -182,7 +186,8 @@ impl Setup {
             field: 0,
             devices,
             message: None,
-            overrides,
+            recipe,
+            flags,
         };
         s.open(dir);
         s.select_all();
@@ -361,13 +366,13 @@ impl Setup {
             },
         ];
         if let Some(s) = Strategy::from_name(strategy) {
-            let d = SoupSettings::defaults(s, self.arch(), &dataset);
+            // A layer that does not fit (a value out of range for this dataset's defaults)
+            // shows the defaults; starting then names the problem.
+            let d = self
+                .layered(s, self.arch(), &dataset)
+                .unwrap_or_else(|_| SoupSettings::defaults(s, self.arch(), &dataset));
             for setting in SETTINGS.iter().filter(|x| x.applies_to(s)) {
-                let value = self
-                    .overrides
-                    .iter()
-                    .find(|(o, _)| o.name == setting.name)
-                    .map_or_else(|| (setting.get)(&d), |(_, v)| v.clone());
+                let value = (setting.get)(&d);
                 let kind = match setting.kind {
                     SettingKind::Choice(names) => {
                         FieldKind::Choice(names.iter().map(|n| n.to_string()).collect())
@@ -384,6 +389,16 @@ impl Setup {
         }
         self.fields = fields;
         self.field = self.field.min(self.fields.len() - 1);
+    }
+
+    /// `strategy`'s settings from the defaults, the recipe and the flags (not yet validated).
+    fn layered(
+        &self,
+        strategy: Strategy,
+        arch: Arch,
+        dataset: &str,
+    ) -> Result<SoupSettings, SettingError> {
+        layer_settings(self.recipe.as_ref(), strategy, arch, dataset, &self.flags)
     }
 
     /// The settings the form describes, or what is wrong with them (and in which field).
@@ -404,10 +419,10 @@ impl Setup {
                 field: Some(e.setting),
                 message: e.problem,
             };
-            return SoupSettings::all_defaults(first.arch.arch, dataset)
-                .into_iter()
-                .map(|s| {
-                    let s = s.with(&self.overrides).map_err(to_form)?;
+            return Strategy::ALL
+                .iter()
+                .map(|&s| {
+                    let s = self.layered(s, first.arch.arch, dataset).map_err(to_form)?;
                     s.validate().map_err(to_form)?;
                     Ok(s)
                 })
@@ -417,7 +432,11 @@ impl Setup {
             field: Some("strategy"),
             message: format!("unknown strategy {strategy:?}"),
         })?;
+        // The fields hold every setting the strategy reads, layered when the form was filled.
         let mut settings = SoupSettings::defaults(s, first.arch.arch, dataset);
+        if let Some(r) = &self.recipe {
+            settings.source = format!("recipe {} over {}", r.path.display(), settings.source);
+        }
         let to_form =
             |e: crate::soup::SettingError| FormError { field: Some(e.setting), message: e.problem };
         for f in &self.fields {

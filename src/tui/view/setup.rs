@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::soup::Setting;
 use crate::tui::keymap::{self, Command, Context, Situation};
 use crate::tui::setup::{Entry, EntryKind, FieldKind, Setup, SetupFocus};
 use crate::tui::widgets::{fit, focused_block, pct, window};
@@ -148,8 +149,15 @@ fn form(f: &mut Frame, setup: &Setup, area: Rect) {
         )));
     }
     if setup.value("strategy") == "all" {
-        let given: Vec<String> =
-            setup.overrides.iter().map(|(setting, v)| format!("{} {v}", setting.name)).collect();
+        let recipe = setup.recipe.as_ref().map(|r| {
+            let name = r.path.file_name().unwrap_or_default().to_string_lossy();
+            format!("the recipe {name}")
+        });
+        let flags = Setting::with_implied(&setup.flags);
+        let given: Vec<String> = recipe
+            .into_iter()
+            .chain(flags.iter().map(|(setting, v)| format!("{} {v}", setting.name)))
+            .collect();
         lines.push(Line::from(if given.is_empty() {
             "every strategy, each with its defaults".to_string()
         } else {
