@@ -31,7 +31,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::engine::report::SoupReport;
 use crate::model::Arch;
-use crate::soup::{Setting, SettingError, SoupSettings, Strategy, Value, SETTINGS};
+use crate::soup::{Given, Setting, SettingError, SoupSettings, Strategy, SETTINGS};
 
 /// The most bytes of a recipe or report read (a report with a long history is a few MB).
 const MAX_RECIPE_BYTES: u64 = 256 << 20;
@@ -46,7 +46,7 @@ pub enum Ingredients {
 }
 
 /// A setting and its value, as [`SoupSettings::with`] takes them.
-pub type Overrides = Vec<(&'static Setting, Value)>;
+pub type Overrides = Vec<Given>;
 
 /// A soup job read from a file; what it leaves out comes from the command line or the defaults.
 #[derive(Debug, Clone)]
@@ -225,7 +225,7 @@ pub fn layer_settings(
     strategy: Strategy,
     arch: Arch,
     dataset: &str,
-    flags: &[(&'static Setting, Value)],
+    flags: &[Given],
 ) -> Result<SoupSettings, SettingError> {
     let mut s = SoupSettings::defaults(strategy, arch, dataset);
     let mut given: Overrides = Vec::new();
@@ -243,7 +243,7 @@ pub fn resolve_settings(
     strategy: Strategy,
     arch: Arch,
     dataset: &str,
-    flags: &[(&'static Setting, Value)],
+    flags: &[Given],
 ) -> Result<SoupSettings> {
     let s = layer_settings(recipe, strategy, arch, dataset, flags)?;
     s.validate().with_context(|| match recipe {
@@ -311,6 +311,7 @@ fn settings_from(value: &toml::Value, only: Option<Strategy>) -> Result<Override
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::soup::Value;
 
     fn parse(text: &str) -> Result<Recipe> {
         Recipe::from_toml(text, Path::new("/recipes/r.toml"))
@@ -350,7 +351,7 @@ mod tests {
     fn auto_is_the_default_where_nobody_tuned_and_an_lr_means_the_papers_sgd() {
         use crate::soup::OptimizerKind::{Auto, Sgd};
         let with = |dataset: &str, given: &[(&str, Value)]| {
-            let flags: Vec<(&'static Setting, Value)> =
+            let flags: Overrides =
                 given.iter().map(|(n, v)| (Setting::by_name(n).unwrap(), v.clone())).collect();
             let s = resolve_settings(None, Strategy::Ls, Arch::Gcn, dataset, &flags).unwrap();
             (s.optimizer, s.dropout)

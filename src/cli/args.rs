@@ -141,7 +141,7 @@ pub fn parse_strategy(s: &str) -> Result<StrategyChoice, String> {
 #[derive(Debug, Clone, Default)]
 pub struct SettingFlags {
     /// The settings given on the command line, checked against their ranges.
-    pub overrides: Vec<(&'static Setting, Value)>,
+    pub overrides: crate::recipe::Overrides,
 }
 
 impl SettingFlags {

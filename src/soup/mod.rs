@@ -19,8 +19,8 @@ use anyhow::Result;
 pub use context::{global_weights, SoupContext, SoupOutcome};
 pub use progress::{CandidateRecord, EpochRecord, HoldoutResult, LogLevel, Progress};
 pub use settings::{
-    InitKind, OptimizerKind, PaperRow, Setting, SettingError, SettingKind, SoupSettings, Strategy,
-    Value, PAPER, SETTINGS,
+    Given, InitKind, OptimizerKind, PaperRow, Setting, SettingError, SettingKind, SoupSettings,
+    Strategy, Value, PAPER, SETTINGS,
 };
 pub use stack::{IngredientStack, MixGranularity};
 pub use state::FitState;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use choices::{auto_step, InitKind, OptimizerKind, Strategy};
 pub use paper::{paper_row, PaperRow, PAPER};
-pub use registry::{DefaultsFor, Setting, SettingError, SettingKind, Value, SETTINGS};
+pub use registry::{DefaultsFor, Given, Setting, SettingError, SettingKind, Value, SETTINGS};
 pub use values::SoupSettings;
 
 use crate::model::Arch;
@@ -74,10 +74,7 @@ impl SoupSettings {
     }
 
     /// Applies overrides (from flags or a form) to every strategy that reads them.
-    pub fn with(
-        mut self,
-        overrides: &[(&'static Setting, Value)],
-    ) -> Result<SoupSettings, SettingError> {
+    pub fn with(mut self, overrides: &[Given]) -> Result<SoupSettings, SettingError> {
         for (setting, v) in overrides {
             if setting.applies_to(self.strategy) {
                 self.set(setting, v)?;

@@ -8,6 +8,9 @@ use super::paper::PaperRow;
 use super::values::SoupSettings;
 use crate::soup::stack::MixGranularity;
 
+/// A setting and a value given for it (by a recipe, a flag or a form), as layers hold them.
+pub type Given = (&'static Setting, Value);
+
 /// A setting's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -287,7 +290,7 @@ impl Setting {
     /// unless it is given: on with the paper's SGD, off with `auto` (measured over 5 seeds: with
     /// dropout on, Adam's fit of GAT ingredients on a mid-homophily graph fell 4 points under the
     /// tuned SGD grid; docs, "Learned souping without a learning rate").
-    pub fn implied_by(given: &[(&'static Setting, Value)]) -> Vec<(&'static Setting, Value)> {
+    pub fn implied_by(given: &[Given]) -> Vec<Given> {
         let last = |name: &str| given.iter().rposition(|(s, _)| s.name == name);
         let sgd = Value::Choice("sgd");
         let mut implied = Vec::new();
@@ -309,8 +312,8 @@ impl Setting {
 
     /// `given` (lowest priority first) with what it implies, one value per setting, in the order
     /// to apply them: the one place where the layers of settings meet.
-    pub fn with_implied(given: &[(&'static Setting, Value)]) -> Vec<(&'static Setting, Value)> {
-        let mut out: Vec<(&'static Setting, Value)> = Vec::new();
+    pub fn with_implied(given: &[Given]) -> Vec<Given> {
+        let mut out: Vec<Given> = Vec::new();
         for (setting, value) in given.iter().cloned().chain(Setting::implied_by(given)) {
             out.retain(|(s, _)| s.name != setting.name);
             out.push((setting, value));
