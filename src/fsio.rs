@@ -76,6 +76,40 @@ pub fn read_text(path: &Path, max_bytes: u64) -> Result<String> {
         .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))
 }
 
+/// What kind of thing a file type is, in words.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Whether `path` may be written: it does not exist, or it is a regular file. A directory, a
+/// device, a FIFO, a socket or a symbolic link there is refused whatever the flags (`--overwrite`
+/// replaces results, never other things). Every writer checks through here, before any work.
+pub fn check_replaceable(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => bail!(
+            "{} exists and is {}: gnn-soup writes only regular files; choose another path",
+            path.display(),
+            kind_of(m.file_type())
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => bail!("cannot write {}: {e}", path.display()),
+    }
+}
+
 /// Writes `bytes` to `path` through a uniquely named temporary file in the same directory,
 /// synced to disk before it is renamed over `path`. On any error the temporary file is removed
 /// and `path` is untouched.
@@ -86,6 +120,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// As [`write_atomic`], for content written piece by piece (too large to hold in memory twice):
 /// `write` gets the temporary file, positioned at its start.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    check_replaceable(path)?;
     let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => {
             std::fs::create_dir_all(parent)
@@ -105,6 +140,8 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
+    // Again at the last moment: the rename would replace whatever is there now.
+    check_replaceable(path)?;
     tmp.persist(path).map_err(|e| {
         anyhow::anyhow!("cannot move the new {} into place: {}", path.display(), e.error)
     })?;
@@ -133,6 +170,7 @@ impl JsonLines {
 
     fn open(path: &Path, append: bool) -> Result<JsonLines> {
         use std::os::unix::fs::OpenOptionsExt;
+        check_replaceable(path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;

@@ -1,8 +1,10 @@
 //! SIGINT, SIGTERM and SIGHUP (an SSH connection dropping) all mean "stop, keeping what you
 //! have": the first one sets the flags that running work watches (a souping job stops after its
 //! current step and saves the best soup so far; training stops after the current epoch, keeping
-//! the finished ingredients), and the command ends with [`EXIT_INTERRUPTED`]. A second signal
-//! ends the process at once (exit 130), putting the terminal back first if the workbench had it.
+//! the finished ingredients), and the command ends with [`EXIT_INTERRUPTED`]. A second signal (a
+//! user pressing Ctrl-C twice, `timeout` forwarding one) changes nothing: leaving while a step is
+//! inside libtorch would lose the soup and crash in its destructors. A third ends the process at
+//! once (`_exit(130)`, terminal restored first), saving nothing more.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -23,14 +25,18 @@ pub fn install() {
         let installed = ctrlc::set_handler(|| {
             let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
             let ui = TERMINAL_UI.load(Ordering::SeqCst);
-            if n > 1 {
-                if ui {
-                    ratatui::restore();
+            match n {
+                1 if !ui => eprintln!("\nstopping: finishing the current step and saving what is done (a third signal quits at once, saving nothing more)"),
+                2 if !ui => eprintln!("\nstill stopping: the current step ends, then the best soup so far is saved (one more signal quits at once)"),
+                1 | 2 => {}
+                _ => {
+                    if ui {
+                        ratatui::restore();
+                    }
+                    // _exit: no destructors run while another thread may be inside libtorch.
+                    // SAFETY: ends the process; nothing after it runs.
+                    unsafe { libc::_exit(130) }
                 }
-                std::process::exit(130);
-            }
-            if !ui {
-                eprintln!("\nstopping: finishing the current step and saving what is done (signal again to quit at once)");
             }
             for flag in WATCHERS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 flag.store(true, Ordering::SeqCst);

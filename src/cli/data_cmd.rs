@@ -36,6 +36,7 @@ pub fn info(args: &DataArgs, json: bool) -> Result<()> {
 }
 
 pub fn export(args: &DataArgs, out: &std::path::Path, overwrite: bool) -> Result<()> {
+    crate::fsio::check_replaceable(out)?;
     if out.exists() && !overwrite {
         bail!("{} exists; pass --overwrite to replace it", out.display());
     }

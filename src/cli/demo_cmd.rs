@@ -16,7 +16,7 @@ use crate::soup::Strategy;
 
 pub fn run(args: &DemoArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    if args.out.is_none() && std::io::stdout().is_terminal() {
+    if args.out.is_none() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         return super::tui_cmd::run(&TuiArgs {
             ingredients: None,
             recipe: None,

@@ -27,6 +27,7 @@ fn first_source(meta: &checkpoint::CheckpointMeta) -> Option<PathBuf> {
 }
 
 pub fn run(args: &ExportArgs) -> Result<()> {
+    crate::fsio::check_replaceable(&args.out)?;
     if args.out.exists() && !args.overwrite {
         bail!("{} already exists; choose another --out or pass --overwrite", args.out.display());
     }

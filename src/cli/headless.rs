@@ -29,10 +29,103 @@ pub fn execute(job: JobSpec) -> Result<Vec<SoupReport>> {
     handle.join()
 }
 
+/// `tui --attach` without a terminal (`ssh host gnn-soup tui --attach RUN` without `-t`, a pipe):
+/// the run's events as the headless `soup` shows them, on stderr, until every strategy of its job
+/// has ended (`job.json` says which), the events file can no longer be read, or a signal (which
+/// closes this viewer only: the run goes on in its own process).
+pub fn follow_run_as_text(dir: &Path) -> Result<()> {
+    let strategies: Option<Vec<String>> = engine::job_for_resume(dir, tch::Device::Cpu)
+        .ok()
+        .map(|job| job.strategies.iter().map(|s| s.strategy.to_string()).collect());
+    eprintln!("following {} (no terminal: plain lines; Ctrl-C stops following)", dir.display());
+    let mut view = HeadlessView::default();
+    let mut ended: Vec<String> = Vec::new();
+    follow_lines(
+        dir.join(engine::EVENTS_FILE),
+        |message| Event::Failed { message },
+        |e| {
+            view.show(e);
+            let strategy = match e {
+                Event::Finished { report } => Some(report.strategy.to_string()),
+                Event::Failed { .. } => view.current.clone(),
+                _ => None,
+            };
+            if let Some(s) = strategy.filter(|s| !ended.contains(s)) {
+                ended.push(s);
+            }
+            strategies.as_ref().is_some_and(|all| all.iter().all(|s| ended.contains(s)))
+        },
+    )
+}
+
+/// As [`follow_run_as_text`], for a training run's events file: a line per ingredient, until the
+/// run finishes or fails.
+pub fn follow_training_as_text(file: &Path) -> Result<()> {
+    use crate::train::TrainRecord as R;
+    eprintln!("following {} (no terminal: plain lines; Ctrl-C stops following)", file.display());
+    follow_lines(
+        file.to_path_buf(),
+        |message| R::Failed { message },
+        |r| {
+            match r {
+                R::Started { dataset, model, ingredients, epochs, .. } => {
+                    eprintln!("training {ingredients} {model} ingredients on {dataset}, {epochs} epochs each")
+                }
+                R::Done { index, val_acc, test_acc, file, .. } => eprintln!(
+                    "ingredient {}: val {} test {}  -> {}",
+                    index + 1,
+                    percent(*val_acc),
+                    percent(*test_acc),
+                    file.display()
+                ),
+                R::Kept { index, file } => {
+                    eprintln!(
+                        "ingredient {}: kept from an earlier run  -> {}",
+                        index + 1,
+                        file.display()
+                    )
+                }
+                R::Finished { seconds, complete } => eprintln!(
+                    "training {} in {seconds:.1}s",
+                    if *complete { "finished" } else { "stopped early" }
+                ),
+                R::Failed { message } => eprintln!("failed: {message}"),
+                R::Ingredient { .. } | R::Epoch { .. } => {}
+            }
+            matches!(r, R::Finished { .. } | R::Failed { .. })
+        },
+    )
+}
+
+/// Follows an events file on another thread, handing each record to `on` until it says the run
+/// has ended, the file cannot be read any more, or a signal arrives.
+fn follow_lines<T: serde::de::DeserializeOwned + Send + 'static>(
+    path: std::path::PathBuf,
+    failed: fn(String) -> T,
+    mut on: impl FnMut(&T) -> bool,
+) -> Result<()> {
+    use std::sync::mpsc::RecvTimeoutError;
+    crate::signals::install();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("attach".into())
+        .spawn(move || crate::tui::attach::follow(path, |e| tx.send(e).is_ok(), failed))?;
+    while !crate::signals::interrupted() {
+        match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(e) if on(&e) => return Ok(()),
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// Progress bars on a terminal, a few plain lines otherwise.
 #[derive(Default)]
 struct HeadlessView {
     bar: Option<ProgressBar>,
+    /// The strategy running now.
+    current: Option<String>,
     last_line: HashMap<String, usize>,
     /// When the previous event arrived: evaluations that took a while are reported.
     previous: Option<std::time::Instant>,
@@ -58,6 +151,7 @@ impl HeadlessView {
                 strategy, dataset, nodes, edges, device, ingredients, steps, ..
             } => {
                 eprintln!("{strategy}: {} ingredients on {dataset} ({nodes} nodes, {edges} edges), {device}", ingredients.len());
+                self.current = Some(strategy.to_string());
                 self.bar =
                     (*steps > 0).then(|| progress::steps_bar(*steps as u64, strategy.name()));
             }

@@ -28,6 +28,8 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         fixed_out: args.out.clone(),
     };
     if let Some(dir) = &args.attach {
+        // No terminal to draw on (ssh without -t, a pipe): the run as plain lines.
+        let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         // A training run: its events file, or a directory with one (and no soup run's events).
         let training = if dir.is_file()
             && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("train-events"))
@@ -38,6 +40,9 @@ pub fn run(args: &TuiArgs) -> Result<()> {
                 .filter(|f| f.is_file() && !dir.join(engine::EVENTS_FILE).is_file())
         };
         if let Some(file) = training {
+            if !terminal {
+                return super::headless::follow_training_as_text(&file);
+            }
             let app =
                 App::training(format!("gnn-soup: {}", file.display()), file.display().to_string());
             tui::run(app, Some(Source::AttachTraining(file)), session, Some(&log))?;
@@ -50,6 +55,9 @@ pub fn run(args: &TuiArgs) -> Result<()> {
                 engine::EVENTS_FILE,
                 crate::train::TRAIN_EVENTS_FILE
             );
+        }
+        if !terminal {
+            return super::headless::follow_run_as_text(dir);
         }
         let app = App::attached(format!("gnn-soup: {}", dir.display()), dir.display().to_string());
         tui::run(app, Some(Source::Attach(dir.clone())), session, Some(&log))?;
@@ -87,7 +95,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         (None, _) => "all",
     };
     let strategies = args.settings.resolve(recipe.as_ref(), &chosen, meta.arch.arch, &dataset)?;
-    let terminal = std::io::stdout().is_terminal();
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !terminal && !args.run {
         anyhow::bail!(
             "the workbench needs a terminal; pass --run to soup headless (or use `gnn-soup soup`)"

@@ -100,10 +100,12 @@ pub fn import(
     }
     let targets: Vec<PathBuf> =
         (0..sources.len()).map(|i| out.join(format!("ingredient-{i:02}.safetensors"))).collect();
+    let init_target = init.map(|_| out.join(INIT_FILE));
+    for t in targets.iter().chain(init_target.as_ref()) {
+        crate::fsio::check_replaceable(t)?;
+    }
     if !overwrite {
-        if let Some(t) =
-            targets.iter().chain(init.map(|_| out.join(INIT_FILE)).as_ref()).find(|t| t.exists())
-        {
+        if let Some(t) = targets.iter().chain(init_target.as_ref()).find(|t| t.exists()) {
             bail!("{} already exists; choose another --out or pass --overwrite", t.display());
         }
     }

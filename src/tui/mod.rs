@@ -1,7 +1,7 @@
 //! The terminal workbench (ratatui + crossterm on a tokio task). One loop owns the state and
 //! waits on key presses, engine events and a 100 ms redraw tick; the engine runs on its own
 //! thread, sends its events straight into the loop's channel and never waits for the screen.
-//! `ratatui::init` restores the terminal on panic too.
+//! `ratatui::try_init` restores the terminal on panic too.
 //!
 //! Files: [`state`] (what is shown), [`app`] (messages and keys -> state and actions: the only
 //! place state changes), [`setup`]
@@ -77,41 +77,23 @@ pub fn run(
 ) -> Result<SessionResults> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     app.set_display(log_file.map(|p| p.display().to_string()), crate::progress::color_disabled());
-    let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
-    match start {
-        Some(Source::Live(job)) => workbench.start(&mut app, job),
-        Some(Source::Attach(dir)) => {
-            let path = dir.join(engine::EVENTS_FILE);
-            let tx = workbench.tx.clone();
-            std::thread::Builder::new()
-                .name("attach".into())
-                .spawn(move || {
-                    attach::follow(
-                        path,
-                        |e| tx.send(Message::Engine(e)).is_ok(),
-                        |message| Event::Failed { message },
-                    )
-                })
-                .context("cannot start the follower")?;
-        }
-        Some(Source::AttachTraining(path)) => {
-            let tx = workbench.tx.clone();
-            std::thread::Builder::new()
-                .name("attach".into())
-                .spawn(move || {
-                    attach::follow(
-                        path,
-                        |r| tx.send(Message::Train(r)).is_ok(),
-                        |message| crate::train::TrainRecord::Failed { message },
-                    )
-                })
-                .context("cannot start the follower")?;
-        }
-        None => {}
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    // The terminal first, before any job starts: one that cannot be set up is an error to report
+    // (not a panic), and nothing is left running behind it.
     crate::signals::set_terminal_ui(true);
-    let mut terminal = ratatui::init();
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            crate::signals::set_terminal_ui(false);
+            anyhow::bail!("cannot use this terminal ({e}); over SSH, run `ssh -t` to have one");
+        }
+    };
+    let mut workbench = Workbench { tx, handle: None, session, jobs: 0 };
+    if let Err(e) = workbench.begin(&mut app, start) {
+        ratatui::restore();
+        crate::signals::set_terminal_ui(false);
+        return Err(e);
+    }
     let result = rt.block_on(event_loop(&mut terminal, &mut app, &mut rx, &mut workbench));
     ratatui::restore();
     crate::signals::set_terminal_ui(false);
@@ -152,6 +134,42 @@ impl Workbench {
         self.handle = Some(engine::spawn(job, LoopSink(self.tx.clone())));
         self.jobs += 1;
         app.update(Message::JobStarted(run_dir.display().to_string()));
+    }
+
+    /// What the dashboard shows first: a job started here, or a run followed from its file.
+    fn begin(&mut self, app: &mut App, start: Option<Source>) -> Result<()> {
+        match start {
+            Some(Source::Live(job)) => self.start(app, job),
+            Some(Source::Attach(dir)) => {
+                let path = dir.join(engine::EVENTS_FILE);
+                let tx = self.tx.clone();
+                std::thread::Builder::new()
+                    .name("attach".into())
+                    .spawn(move || {
+                        attach::follow(
+                            path,
+                            |e| tx.send(Message::Engine(e)).is_ok(),
+                            |message| Event::Failed { message },
+                        )
+                    })
+                    .context("cannot start the follower")?;
+            }
+            Some(Source::AttachTraining(path)) => {
+                let tx = self.tx.clone();
+                std::thread::Builder::new()
+                    .name("attach".into())
+                    .spawn(move || {
+                        attach::follow(
+                            path,
+                            |r| tx.send(Message::Train(r)).is_ok(),
+                            |message| crate::train::TrainRecord::Failed { message },
+                        )
+                    })
+                    .context("cannot start the follower")?;
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// The run directory for a job started from the setup screen.
