@@ -9,6 +9,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = gnn_soup::cli::Cli::parse();
+    let json = cli.wants_json();
     gnn_soup::cli::init_logging(cli.uses_terminal_ui());
     gnn_soup::signals::install();
     gnn_soup::crash::install_hook();
@@ -34,10 +35,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<gnn_soup::signals::Interrupted>().is_some() => {
             eprintln!("interrupted: {e:#}");
-            ExitCode::from(gnn_soup::signals::EXIT_INTERRUPTED)
+            let code = gnn_soup::signals::EXIT_INTERRUPTED;
+            if json {
+                gnn_soup::cli::output::print_json_error(&format!("interrupted: {e:#}"), code);
+            }
+            ExitCode::from(code)
         }
         Err(e) => {
             eprintln!("error: {e:#}");
+            if json {
+                gnn_soup::cli::output::print_json_error(&format!("{e:#}"), 1);
+            }
             ExitCode::FAILURE
         }
     }

@@ -48,6 +48,11 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+/// The most ingredients one training run makes (the paper soups up to 50).
+pub const MAX_INGREDIENTS: usize = 10_000;
+/// The most epochs an ingredient trains.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 impl TrainConfig {
     /// Settings known to train well on the Planetoid graphs for each architecture
     /// (Kipf & Welling for GCN, Velickovic et al. for GAT).
@@ -99,11 +104,13 @@ impl TrainConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.ingredients == 0 {
-            bail!("--ingredients must be at least 1");
+        // Upper bounds far above any sensible run: a typo (`--ingredients 1e12`) is named at
+        // once instead of training until killed.
+        if !(1..=MAX_INGREDIENTS).contains(&self.ingredients) {
+            bail!("--ingredients must be from 1 to {MAX_INGREDIENTS} (got {})", self.ingredients);
         }
-        if self.epochs == 0 {
-            bail!("--epochs must be at least 1");
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            bail!("--epochs must be from 1 to {MAX_EPOCHS} (got {})", self.epochs);
         }
         if !self.lr.is_finite()
             || self.lr <= 0.0

@@ -632,6 +632,21 @@ pub struct DemoArgs {
 
 impl Cli {
     /// Whether this invocation will draw the dashboard (stdout is a terminal).
+    /// Whether the command was asked for JSON on stdout (`--json`): a failure is then told there
+    /// too, as a JSON object, for the scripts that parse it.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Some(Command::Soup(a)) => a.json,
+            Some(Command::Eval(a)) => a.json,
+            Some(Command::Train(a)) => a.json,
+            Some(Command::Import(a)) => a.json,
+            Some(Command::Export(a)) => a.json,
+            Some(Command::Inspect(a)) => a.json,
+            Some(Command::Data(DataCommand::Info { json, .. })) => *json,
+            _ => false,
+        }
+    }
+
     pub fn uses_terminal_ui(&self) -> bool {
         use std::io::IsTerminal;
         matches!(self.command, None | Some(Command::Tui(_)) | Some(Command::Demo(_)))

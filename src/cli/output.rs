@@ -3,7 +3,21 @@
 /// Prints a JSON document on stdout (the only thing printed there under `--json`).
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
+}
+
+/// Whether this process printed its JSON document: a command asked for `--json` that fails
+/// before it did prints one saying why ([`print_json_error`]), so stdout always holds one.
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `{"error": ..., "exit": ...}` on stdout, unless the command already printed its document
+/// (its results; the error then goes to stderr only).
+pub fn print_json_error(message: &str, exit: u8) {
+    if !JSON_PRINTED.load(std::sync::atomic::Ordering::SeqCst) {
+        let doc = serde_json::json!({ "error": message, "exit": exit });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
 }
 
 pub use crate::units::percent;

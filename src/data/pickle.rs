@@ -470,8 +470,9 @@ pub fn ndarray(v: &Value) -> Result<Array> {
         _ => bail!("numpy data is not a byte string"),
     };
     let data = decode_numeric(&descr, big_endian, &raw)?;
-    let expected: usize = shape.iter().product();
-    if data.len() != expected {
+    // Checked: a header claiming dims whose product wraps around must not pass for the data.
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
         bail!("numpy array holds {} values for shape {shape:?}", data.len());
     }
     Ok(Array { shape, data })

@@ -53,6 +53,20 @@ pub fn load(dir: &Path, name: &str) -> Result<Graph> {
     if ty.shape[1] != num_classes || ty.shape[0] != tx.rows || ally.shape[0] != allx.rows {
         bail!("{}: label arrays do not match the feature matrices", dir.display());
     }
+    // The training rows (y) are the first of the labelled ones (ally), with 500 validation rows
+    // after them: checked before any range is built from y's header.
+    if y.shape[1] != num_classes
+        || y.shape[0] != x.rows
+        || y.shape[0].saturating_add(500) > allx.rows
+    {
+        bail!(
+            "{}: {:?} training labels for {} training rows of {} labelled ones (and 500 validation rows after them)",
+            files.path("y").display(),
+            y.shape,
+            x.rows,
+            allx.rows
+        );
+    }
     if num_classes == 0 || num_features == 0 {
         bail!("{}: the label arrays have no columns or the feature matrices none", dir.display());
     }

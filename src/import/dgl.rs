@@ -206,8 +206,10 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
         };
         if !out.contains_key(&bias) {
             if let Some(w) = out.get(&width_of) {
-                let zeros = Tensor::zeros([w.size()[0]], (Kind::Float, tch::Device::Cpu));
-                out.insert(bias, zeros);
+                // A weight of no dimension is refused by the layout check that follows.
+                if let Some(&width) = w.size().first() {
+                    out.insert(bias, Tensor::zeros([width], (Kind::Float, tch::Device::Cpu)));
+                }
             }
         }
     }
@@ -220,7 +222,7 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
             .and_then(|a| a.size().get(1).copied())
             .unwrap_or(1);
         if let Some(b) = out.get(&format!("convs.{last}.bias")) {
-            if heads > 1 && b.size() == [b.size()[0]] && b.size()[0] % heads == 0 {
+            if heads > 1 && b.dim() == 1 && b.size()[0] % heads == 0 {
                 let mean = b.view([heads, -1]).mean_dim(0, false, Kind::Float);
                 out.insert(format!("convs.{last}.bias"), mean);
             }

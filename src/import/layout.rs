@@ -141,6 +141,9 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
             let (Some(first), Some(lastw)) = (w(0), w(last)) else {
                 bail!("a layer's weight is missing")
             };
+            if first.len() != 2 || lastw.len() != 2 {
+                bail!("a layer's weight should be [out, in]; the first is {first:?}, the last {lastw:?}");
+            }
             (first[1], first[0], lastw[0], 1, 1)
         }
         Arch::Gat => {
@@ -193,6 +196,23 @@ fn infer_spec(t: &BTreeMap<String, Tensor>, opts: &LayoutOptions) -> Result<Arch
     Ok(spec)
 }
 
+/// Why a tensor cannot be a model's weight, if it cannot: weights are floating point and finite
+/// (a batch norm's batch count is an integer). Refused here, naming the tensor, rather than
+/// written and refused by `soup` later.
+fn unusable(t: &Tensor, count: bool) -> Option<String> {
+    let floating = matches!(t.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16);
+    let integer =
+        matches!(t.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
+    if count {
+        return (!integer && !floating).then(|| format!("is {:?}, not a count", t.kind()));
+    }
+    if !floating {
+        return Some(format!("is {:?}: weights are floating point", t.kind()));
+    }
+    let finite = t.isfinite().all().int64_value(&[]) == 1;
+    (!finite).then(|| "holds NaN or infinite values".to_string())
+}
+
 /// The architecture and the weights of a PyG- or DGL-layout state dict, and which layout it was,
 /// or why it does not fit (every name that did not, with its shape).
 pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap, Source)> {
@@ -240,10 +260,14 @@ pub fn read(sd: &StateDict, opts: &LayoutOptions) -> Result<(ArchSpec, ParamMap,
         outside.iter().map(|n| format!("{n} (outside the prefix {prefix:?})")).collect();
     for p in spec.params() {
         match tensors.remove(&p.name) {
-            Some(t) if t.size() == p.shape => {
-                let kind = if p.role == ParamRole::BatchCount { Kind::Int64 } else { Kind::Float };
-                params.insert(p.name, t.to_kind(kind));
-            }
+            Some(t) if t.size() == p.shape => match unusable(&t, p.role == ParamRole::BatchCount) {
+                Some(why) => problems.push(format!("{} {why}", p.name)),
+                None => {
+                    let kind =
+                        if p.role == ParamRole::BatchCount { Kind::Int64 } else { Kind::Float };
+                    params.insert(p.name, t.to_kind(kind));
+                }
+            },
             Some(t) => problems.push(format!(
                 "{} has shape {:?}, {} needs {:?}",
                 p.name,

@@ -34,6 +34,8 @@ pub fn read_foreign(path: &Path) -> Result<StateDict> {
     if checkpoint::read_meta(path).is_ok() {
         bail!("{}: already a gnn-soup checkpoint; use it as it is", path.display());
     }
+    // Through the reader that refuses what is not a regular file (a FIFO would block libtorch).
+    crate::fsio::open_regular(path, checkpoint::MAX_CHECKPOINT_BYTES)?;
     Tensor::read_safetensors(path)
         .with_context(|| format!("{}: not a readable safetensors file", path.display()))
 }

@@ -36,8 +36,9 @@ impl fmt::Display for Value {
 /// What values a setting takes.
 #[derive(Debug, Clone, Copy)]
 pub enum SettingKind {
-    /// A whole number, at least `min`.
-    Count { min: usize },
+    /// A whole number from `min` to `max`: the upper bound is far above any sensible run, so
+    /// that a typo (`epochs = 1e18`) is named at once instead of running until killed.
+    Count { min: usize, max: usize },
     /// A finite number with `min < x` (or `min <= x` when `min_inclusive`) and `x < max`.
     Real { min: f64, min_inclusive: bool, max: f64 },
     /// One of these names.
@@ -97,7 +98,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "granularity",
         help: "GIS: interpolation points in [0, 1]",
         strategies: &[Strategy::Gis],
-        kind: SettingKind::Count { min: 2 },
+        kind: SettingKind::Count { min: 2, max: 1000 },
         from_paper: false,
         default: |_| Value::Count(20),
         get: |s| Value::Count(s.granularity),
@@ -107,7 +108,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "epochs",
         help: "LS/PLS epochs (one optimisation step each)",
         strategies: LEARNED,
-        kind: SettingKind::Count { min: 1 },
+        kind: SettingKind::Count { min: 1, max: 1_000_000 },
         from_paper: true,
         default: |d| Value::Count(match (d.paper, d.strategy) {
             (Some(r), Strategy::Pls) => r.pls_epochs,
@@ -145,7 +146,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "t0",
         help: "cosine annealing warm-restart period T0, in epochs",
         strategies: LEARNED,
-        kind: SettingKind::Count { min: 1 },
+        kind: SettingKind::Count { min: 1, max: 1_000_000 },
         from_paper: true,
         default: |d| Value::Count(d.paper.map_or(4, |r| r.t0)),
         get: |s| Value::Count(s.t0),
@@ -155,7 +156,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "parts",
         help: "PLS: K, the number of METIS parts",
         strategies: &[Strategy::Pls],
-        kind: SettingKind::Count { min: 2 },
+        kind: SettingKind::Count { min: 2, max: 1_000_000 },
         from_paper: true,
         default: |d| Value::Count(d.paper.map_or(32, |r| r.parts)),
         get: |s| Value::Count(s.parts),
@@ -165,7 +166,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "sample",
         help: "PLS: R, parts sampled per epoch (at most K)",
         strategies: &[Strategy::Pls],
-        kind: SettingKind::Count { min: 1 },
+        kind: SettingKind::Count { min: 1, max: 1_000_000 },
         from_paper: true,
         default: |d| Value::Count(d.paper.map_or(8, |r| r.sample)),
         get: |s| Value::Count(s.sample),
@@ -225,7 +226,7 @@ pub static SETTINGS: &[Setting] = &[
         name: "patience",
         help: "with a holdout: epochs without improvement before stopping",
         strategies: LEARNED,
-        kind: SettingKind::Count { min: 1 },
+        kind: SettingKind::Count { min: 1, max: 1_000_000 },
         from_paper: false,
         default: |_| Value::Count(20),
         get: |s| Value::Count(s.patience),
@@ -332,8 +333,8 @@ impl Setting {
     /// What values are allowed, in words.
     pub fn range(&self) -> String {
         match self.kind {
-            SettingKind::Count { min: 0 } | SettingKind::Seed => "a whole number".into(),
-            SettingKind::Count { min } => format!("a whole number, at least {min}"),
+            SettingKind::Seed => "a whole number".into(),
+            SettingKind::Count { min, max } => format!("a whole number from {min} to {max}"),
             SettingKind::Real { min, min_inclusive, max } => match (min_inclusive, max.is_finite())
             {
                 (false, false) => format!("a number above {min}"),
@@ -370,7 +371,7 @@ impl Setting {
     /// Whether `v` is in range (and of this setting's kind).
     pub fn check(&self, v: &Value) -> Result<(), SettingError> {
         let ok = match (self.kind, v) {
-            (SettingKind::Count { min }, Value::Count(x)) => *x >= min,
+            (SettingKind::Count { min, max }, Value::Count(x)) => (min..=max).contains(x),
             (SettingKind::Real { min, min_inclusive, max }, Value::Real(x)) => {
                 x.is_finite() && (*x > min || (min_inclusive && *x == min)) && *x < max
             }
