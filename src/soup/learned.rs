@@ -220,11 +220,15 @@ impl<'a> Fit<'a> {
         });
     }
 
-    /// Continues from a saved state; returns the epoch to start at.
+    /// Continues from a saved state; returns the epoch to start at. The engine has checked the
+    /// state against this fit ([`FitState::check`]); what would otherwise be a panic in libtorch
+    /// or `std` is still refused here.
     fn restore(&mut self, s: &FitState) -> Result<usize> {
         let size = self.logits_a.size();
+        let len = s.groups.checked_mul(s.ingredients);
         if [s.groups as i64, s.ingredients as i64] != [size[0], size[1]]
-            || s.logits.len() != s.groups * s.ingredients
+            || Some(s.logits.len()) != len
+            || s.best.as_ref().is_some_and(|b| Some(b.2.len()) != len)
         {
             bail!(
                 "the saved state mixes {} groups of {} ingredients; this run has {} of {}",
@@ -250,16 +254,23 @@ impl<'a> Fit<'a> {
         self.val_acc = s.val_acc;
         self.best = s.best.as_ref().map(|(acc, epoch, alpha)| (*acc, *epoch, tensor(alpha)));
         self.since_best = s.since_best;
-        // PLS's part draws: replayed up to where the stopped fit was (one per epoch).
+        let first = s.next_epoch.min(self.ctx.settings.epochs);
+        // PLS's part draws: replayed up to where the stopped fit was (one per epoch). A signal
+        // stops the replay too: the fit then saves the state it was given, unchanged.
         if let Some(parts) = &self.pls {
-            for _ in 0..s.next_epoch {
+            for epoch in 0..first {
+                if epoch % 4096 == 0 && self.ctx.cancelled() {
+                    break;
+                }
                 parts.partition.sample(self.ctx.settings.sample, &mut self.rng);
             }
         }
         let done = s.history.last().map_or(0.0, |r| r.seconds);
-        self.started =
-            Instant::now().checked_sub(Duration::from_secs_f64(done)).unwrap_or_else(Instant::now);
-        Ok(s.next_epoch.min(self.ctx.settings.epochs))
+        self.started = Duration::try_from_secs_f64(done)
+            .ok()
+            .and_then(|d| Instant::now().checked_sub(d))
+            .unwrap_or_else(Instant::now);
+        Ok(first)
     }
 
     /// Everything before the first epoch: node sets, PLS's partition, the logits, the optimiser.
