@@ -23,6 +23,7 @@ use crate::data::{self, DataOptions, Graph};
 use crate::device::device_name;
 use crate::fsio::JsonLines;
 use crate::model::{self, ArchSpec, GraphTensors, ParamMap};
+use crate::soup::state::Expected;
 use crate::soup::{
     self, FitState, IngredientStack, LogLevel, Progress, SoupContext, SoupSettings, Strategy,
 };
@@ -198,6 +199,9 @@ pub fn run_job(
     if job.ingredients.is_empty() {
         return Err(fail(anyhow::anyhow!("no ingredients to soup"), forward));
     }
+    if job.strategies.is_empty() {
+        return Err(fail(anyhow::anyhow!("no strategy to run"), forward));
+    }
     for s in &job.strategies {
         s.validate()
             .with_context(|| format!("invalid settings for {}", s.strategy))
@@ -220,25 +224,35 @@ pub fn run_job(
             ));
         }
     }
+    // A resumed run's finished reports and saved states, checked against the loaded ingredients
+    // before any strategy spends time: a refused one stops the run with nothing changed.
+    let plans = job
+        .strategies
+        .iter()
+        .map(|s| {
+            let groups = s.strategy.is_learned().then(|| loaded.stack.groups(s.mix).0.len());
+            resume_plan(job, s, groups)
+        })
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| fail(e, &emit))?;
     let mut reports = Vec::new();
     let mut failures = Vec::new();
-    for settings in &job.strategies {
-        if let Some(done) = job
-            .out_dir
-            .as_deref()
-            .filter(|_| job.resume)
-            .and_then(|d| finished_report(d, settings.strategy))
-        {
-            emit(Event::Log {
-                level: LogLevel::Info,
-                message: format!("{} finished in the earlier run: kept", settings.strategy),
-            });
-            emit(Event::Finished { report: Box::new(done.clone()) });
-            reports.push(done);
-            continue;
-        }
+    for (settings, plan) in job.strategies.iter().zip(plans) {
+        let resume = match plan {
+            Plan::Kept(done) => {
+                emit(Event::Log {
+                    level: LogLevel::Info,
+                    message: format!("{} finished in the earlier run: kept", settings.strategy),
+                });
+                emit(Event::Finished { report: done.clone() });
+                reports.push(*done);
+                continue;
+            }
+            Plan::Run(state) => state,
+        };
         let done = catching(|| {
-            let (report, params) = run_strategy(job, &loaded, settings, cancel, &emit)?;
+            let (report, params) =
+                run_strategy(job, &loaded, settings, resume.as_ref(), cancel, &emit)?;
             match &job.out_dir {
                 Some(dir) => save(dir, job.overwrite, &loaded, report, params.as_ref()),
                 None => Ok(report),
@@ -323,13 +337,40 @@ pub fn state_file(out: &Path, strategy: soup::Strategy) -> PathBuf {
 }
 
 /// The job of the run in `dir`, to continue it on `device`: the strategies that finished are
-/// kept, an interrupted LS/PLS goes on from its saved state, the others run.
+/// kept, an interrupted LS/PLS goes on from its saved state, the others run. What the directory
+/// holds is input like any other file and is checked before anything is built from it: `job.json`
+/// ([`job_from_saved`]), the finished reports and the saved states, here all but the states'
+/// groups of weights, which need the ingredients loaded ([`run_job`] checks those before any
+/// strategy runs). A refused file stops the resume with its name and the problem.
 pub fn job_for_resume(dir: &Path, device: Device) -> Result<JobSpec> {
     let path = dir.join(JOB_FILE);
     let text = crate::fsio::read_text(&path, 64 << 20)
         .with_context(|| format!("{} is not a run directory gnn-soup can resume", dir.display()))?;
-    let saved: SavedJob =
-        serde_json::from_str(&text).with_context(|| format!("{}: unreadable", path.display()))?;
+    let job = job_from_saved(&text, dir, device)
+        .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+    for settings in &job.strategies {
+        resume_plan(&job, settings, None)?;
+    }
+    Ok(job)
+}
+
+/// The job a run directory's `job.json` (its `text`) records, checked: some ingredients, at least
+/// one strategy, each once, each with settings that pass their own validation. The problem in
+/// words.
+pub fn job_from_saved(text: &str, dir: &Path, device: Device) -> Result<JobSpec, String> {
+    let saved: SavedJob = serde_json::from_str(text).map_err(|e| format!("unreadable ({e})"))?;
+    if saved.ingredients.is_empty() {
+        return Err("lists no ingredients".into());
+    }
+    if saved.strategies.is_empty() {
+        return Err("lists no strategy to run".into());
+    }
+    for (i, s) in saved.strategies.iter().enumerate() {
+        if saved.strategies[..i].iter().any(|earlier| earlier.strategy == s.strategy) {
+            return Err(format!("lists {} twice", s.strategy));
+        }
+        s.validate().map_err(|e| format!("invalid settings for {}: {e}", s.strategy))?;
+    }
     Ok(JobSpec {
         ingredients: saved.ingredients,
         dataset: saved.dataset,
@@ -346,10 +387,65 @@ pub fn job_for_resume(dir: &Path, device: Device) -> Result<JobSpec> {
     })
 }
 
-/// A strategy's finished (not partial) report in `dir`, if it has one.
-fn finished_report(dir: &Path, strategy: soup::Strategy) -> Option<SoupReport> {
-    let text = crate::fsio::read_text(&report_file(dir, strategy), 256 << 20).ok()?;
-    serde_json::from_str::<SoupReport>(&text).ok().filter(|r| !r.partial)
+/// What a resumed run does with one of its strategies.
+enum Plan {
+    /// It finished in the earlier run: its report is kept.
+    Kept(Box<SoupReport>),
+    /// It runs; an interrupted LS/PLS from its saved state.
+    Run(Option<FitState>),
+}
+
+/// What `job` does with the strategy of `settings`: without `resume`, run it; resuming, keep its
+/// finished report, or continue its saved state, checked against the job (and against `groups`,
+/// the groups of weights it mixes, once the ingredients are loaded). A saved state that fails a
+/// check is refused, not dropped: the run stops, naming the file and the problem, and the user
+/// decides (removing it starts the strategy over).
+fn resume_plan(job: &JobSpec, settings: &SoupSettings, groups: Option<usize>) -> Result<Plan> {
+    let Some(dir) = job.out_dir.as_deref().filter(|_| job.resume) else {
+        return Ok(Plan::Run(None));
+    };
+    let strategy = settings.strategy;
+    if let Some(done) = finished_report(dir, strategy)? {
+        return Ok(Plan::Kept(Box::new(done)));
+    }
+    let path = state_file(dir, strategy);
+    if !strategy.is_learned() || is_absent(&path) {
+        return Ok(Plan::Run(None));
+    }
+    let expected = Expected { settings, ingredients: job.ingredients.len(), groups };
+    FitState::load(&path, &expected).map(|s| Plan::Run(Some(s))).map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#} (remove the file to start {strategy} over, or soup again without --resume)"
+        )
+    })
+}
+
+/// Nothing at all is at `path` (a dangling link, a directory or a FIFO there is something).
+fn is_absent(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// A strategy's finished (not partial) report in `dir`, if it has one. A report there that
+/// cannot be read, or is another strategy's, is refused: resuming would redo it over the file, or
+/// keep the wrong one.
+fn finished_report(dir: &Path, strategy: soup::Strategy) -> Result<Option<SoupReport>> {
+    let path = report_file(dir, strategy);
+    if is_absent(&path) {
+        return Ok(None);
+    }
+    let refuse =
+        |problem: String| anyhow::anyhow!("{problem} (remove the file to run {strategy} again)");
+    let text = crate::fsio::read_text(&path, 256 << 20).map_err(|e| refuse(format!("{e:#}")))?;
+    let report = serde_json::from_str::<SoupReport>(&text)
+        .map_err(|e| refuse(format!("{}: not a gnn-soup report ({e})", path.display())))?;
+    if report.strategy != strategy {
+        return Err(refuse(format!(
+            "{}: a report of {}, not {strategy}",
+            path.display(),
+            report.strategy
+        )));
+    }
+    Ok(Some(report).filter(|r| !r.partial))
 }
 
 /// Loads the dataset (checking it is the one the ingredients were trained on) and the
@@ -491,6 +587,7 @@ fn run_strategy(
     job: &JobSpec,
     loaded: &Loaded,
     settings: &SoupSettings,
+    resume: Option<&FitState>,
     cancel: &AtomicBool,
     emit: &dyn Fn(Event),
 ) -> Result<(SoupReport, Option<ParamMap>)> {
@@ -532,14 +629,6 @@ fn run_strategy(
     // LS/PLS keep their state in the run directory while they fit, for `soup --resume`.
     let state_path =
         job.out_dir.as_deref().filter(|_| strategy.is_learned()).map(|d| state_file(d, strategy));
-    let resume: Option<FitState> = match state_path.as_deref().filter(|p| job.resume && p.exists())
-    {
-        Some(p) => Some(
-            serde_json::from_str(&crate::fsio::read_text(p, 1 << 30)?)
-                .with_context(|| format!("{}: unreadable saved state", p.display()))?,
-        ),
-        None => None,
-    };
     let save_state = |s: &FitState| {
         if let Some(p) = &state_path {
             let written = serde_json::to_vec(s)
@@ -558,7 +647,7 @@ fn run_strategy(
         progress: &progress,
         cancel,
         ingredient_val: &ingredient_val,
-        resume: resume.as_ref(),
+        resume,
         save_state: Some(&save_state),
     };
     let outcome = soup::run_strategy(&ctx)?;
