@@ -53,6 +53,11 @@ pub fn interrupted() -> bool {
     SIGNALS.load(Ordering::SeqCst) > 0
 }
 
+/// How many signals have arrived.
+pub fn count() -> usize {
+    SIGNALS.load(Ordering::SeqCst)
+}
+
 /// Sets `flag` when a signal arrives (at once if one already has).
 pub fn watch(flag: Arc<AtomicBool>) {
     if interrupted() {

@@ -671,12 +671,18 @@ fn hostile_inputs_get_a_clear_error_and_change_nothing() {
     std::fs::write(t.join("earlier-run/events.jsonl"), b"{\"kind\":\"log\"}\n").unwrap();
 
     assert!(cases.len() >= 40, "{} cases", cases.len());
+    check_cases(&cases, t, &out);
+}
+
+/// Runs each case on a fresh `out` and checks what the table says of it: the exit code, the
+/// message, no panic or C++ trace, nothing changed outside `out`.
+fn check_cases(cases: &[Case], t: &Path, out: &Path) {
     let mut failures = Vec::new();
-    for c in &cases {
-        let _ = std::fs::remove_dir_all(&out);
-        let before = snapshot(t, &out);
+    for c in cases {
+        let _ = std::fs::remove_dir_all(out);
+        let before = snapshot(t, out);
         let (code, stderr) = run_limited(&c.args, t);
-        let after = snapshot(t, &out);
+        let after = snapshot(t, out);
         let mut wrong = Vec::new();
         if code != Some(c.code) {
             wrong.push(format!("exit {code:?}, expected {}", c.code));
@@ -886,4 +892,291 @@ fn a_fit_that_would_not_fit_is_refused_with_the_numbers() {
         "{stderr}"
     );
     assert!(!refused.join("ingredient-00.safetensors").exists());
+}
+
+/// A plain safetensors state dict (no gnn-soup metadata): (name, dtype, shape, bytes) each.
+fn state_dict(path: &Path, tensors: &[(&str, &str, Vec<usize>, Vec<u8>)]) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let at = data.len();
+        data.extend_from_slice(bytes);
+        header.insert(
+            name.to_string(),
+            serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [at, data.len()] }),
+        );
+    }
+    safetensors(path, &serde_json::Value::Object(header), &data);
+}
+
+/// A GCN state dict for the hostile dataset (8 features, 3 classes, hidden 8), with `first`
+/// standing in for the first layer's weight.
+fn gcn_state_dict(path: &Path, first: (&str, Vec<usize>, Vec<u8>)) {
+    let f32s = |n: usize, v: f32| v.to_le_bytes().repeat(n);
+    state_dict(
+        path,
+        &[
+            ("convs.0.lin.weight", first.0, first.1, first.2),
+            ("convs.0.bias", "F32", vec![8], f32s(8, 0.0)),
+            ("convs.1.lin.weight", "F32", vec![3, 8], f32s(24, 0.1)),
+            ("convs.1.bias", "F32", vec![3], f32s(3, 0.0)),
+        ],
+    );
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}
+
+const HOSTILE_DATA: &str = "csbm:nodes=400,features=8,classes=3,train=60,val=100,test=200";
+
+/// Issue 24's classes: writing over what is not a regular file, imports that panicked, blocked
+/// or wrote what `soup` then refused, settings far beyond sense, Planetoid headers claiming
+/// terabytes, tampered events files.
+#[test]
+fn hostile_inputs_round_two_are_refused_cleanly() {
+    let run = ingredients();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let p = |name: &str| t.join(name).display().to_string();
+    let ing0 = run.join("ingredient-00.safetensors").display().to_string();
+    let run_s = run.display().to_string();
+    let out = t.join("out");
+    let out_s = out.display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let case = |name: &'static str, args: Vec<String>, code: i32, says: &[&str]| Case {
+        name,
+        args,
+        code,
+        says: says.iter().map(|x| x.to_string()).collect(),
+    };
+    mkfifo(&t.join("fifo.pt"));
+    mkfifo(&t.join("fifo.safetensors"));
+    std::fs::create_dir_all(t.join("a-directory.pt")).unwrap();
+    std::os::unix::fs::symlink(t.join("elsewhere.pt"), t.join("link.pt")).unwrap();
+    let f32s = |n: usize, v: f32| v.to_le_bytes().repeat(n);
+    gcn_state_dict(&t.join("one-d.safetensors"), ("F32", vec![64], f32s(64, 0.1)));
+    gcn_state_dict(&t.join("int8.safetensors"), ("I8", vec![8, 8], vec![1; 64]));
+    gcn_state_dict(&t.join("nan.safetensors"), ("F32", vec![8, 8], f32s(64, f32::NAN)));
+    std::fs::write(t.join("huge-epochs.toml"), "[settings]\nepochs = 1e18\n").unwrap();
+    std::fs::write(t.join("many-epochs.toml"), "[settings]\nepochs = 1000000000000\n").unwrap();
+    // Planetoid's Cora with a training-label header claiming 2^40 rows of no columns.
+    let cora = t.join("planetoid");
+    std::fs::create_dir_all(&cora).unwrap();
+    for f in std::fs::read_dir(common::planetoid_dir()).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("ind.cora.") {
+            std::fs::copy(f.path(), cora.join(f.file_name())).unwrap();
+        }
+    }
+    let made = std::process::Command::new(common::python())
+        .args(["-c", "import numpy, pickle, sys; open(sys.argv[1], 'wb').write(pickle.dumps(numpy.empty((2**40, 0)), protocol=3))"])
+        .arg(cora.join("ind.cora.y"))
+        .status()
+        .unwrap();
+    assert!(made.success(), "writing the crafted ind.cora.y");
+    // A report path that is a directory: refused before any soup is written.
+    std::fs::create_dir_all(t.join("blocked/report-uniform.json")).unwrap();
+
+    let cases = vec![
+        case(
+            "export --overwrite onto a FIFO",
+            s(&["export", &ing0, "--out", &p("fifo.pt"), "--overwrite"]),
+            1,
+            &["fifo.pt", "a FIFO"],
+        ),
+        case(
+            "export --overwrite onto a directory",
+            s(&["export", &ing0, "--out", &p("a-directory.pt"), "--overwrite"]),
+            1,
+            &["a-directory.pt", "a directory"],
+        ),
+        case(
+            "export --overwrite onto a symbolic link",
+            s(&["export", &ing0, "--out", &p("link.pt"), "--overwrite"]),
+            1,
+            &["link.pt", "a symbolic link"],
+        ),
+        case(
+            "data export --overwrite onto a FIFO",
+            s(&[
+                "data",
+                "export",
+                "--dataset",
+                HOSTILE_DATA,
+                "--out",
+                &p("fifo.pt"),
+                "--overwrite",
+            ]),
+            1,
+            &["fifo.pt", "a FIFO"],
+        ),
+        case(
+            "soup --overwrite where a report would go is a directory",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "uniform",
+                "--device",
+                "cpu",
+                "--out",
+                &p("blocked"),
+                "--overwrite",
+            ]),
+            1,
+            &["report-uniform.json", "a directory"],
+        ),
+        case(
+            "import a FIFO",
+            s(&["import", &p("fifo.safetensors"), "--dataset", HOSTILE_DATA, "--out", &out_s]),
+            1,
+            &["fifo.safetensors", "not a regular file"],
+        ),
+        case(
+            "import 1-D weights",
+            s(&["import", &p("one-d.safetensors"), "--dataset", HOSTILE_DATA, "--out", &out_s]),
+            1,
+            &["one-d.safetensors", "[out, in]"],
+        ),
+        case(
+            "import int8 weights",
+            s(&["import", &p("int8.safetensors"), "--dataset", HOSTILE_DATA, "--out", &out_s]),
+            1,
+            &["convs.0.lin.weight", "floating point"],
+        ),
+        case(
+            "import NaN weights",
+            s(&["import", &p("nan.safetensors"), "--dataset", HOSTILE_DATA, "--out", &out_s]),
+            1,
+            &["convs.0.lin.weight", "NaN"],
+        ),
+        case(
+            "recipe epochs = 1e18",
+            s(&[
+                "soup",
+                "--recipe",
+                &p("huge-epochs.toml"),
+                "--ingredients",
+                &run_s,
+                "--out",
+                &out_s,
+            ]),
+            1,
+            &["huge-epochs.toml", "epochs"],
+        ),
+        case(
+            "recipe epochs = 10^12",
+            s(&[
+                "soup",
+                "--recipe",
+                &p("many-epochs.toml"),
+                "--ingredients",
+                &run_s,
+                "--out",
+                &out_s,
+            ]),
+            1,
+            &["many-epochs.toml", "epochs", "1000000"],
+        ),
+        case(
+            "--granularity 10^12",
+            s(&[
+                "soup",
+                "--ingredients",
+                &run_s,
+                "--strategy",
+                "gis",
+                "--granularity",
+                "1000000000000",
+                "--out",
+                &out_s,
+            ]),
+            2,
+            &["granularity", "from 2 to 1000"],
+        ),
+        case(
+            "train --ingredients 10^12",
+            s(&[
+                "train",
+                "--dataset",
+                HOSTILE_DATA,
+                "--ingredients",
+                "1000000000000",
+                "--out",
+                &out_s,
+            ]),
+            1,
+            &["--ingredients must be from 1 to 10000"],
+        ),
+        case(
+            "Planetoid labels claiming 2^40 rows",
+            s(&["data", "info", "--dataset", "cora", "--data-dir", &p("planetoid")]),
+            1,
+            &["ind.cora.y", "training labels"],
+        ),
+    ];
+    check_cases(&cases, t, &out);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(t.join("fifo.pt")).unwrap().file_type().is_fifo());
+    assert!(t.join("a-directory.pt").is_dir());
+    assert!(!t.join("blocked/soup-uniform.safetensors").exists(), "no soup left behind");
+}
+
+/// `--json` users parse stdout: a command that fails prints a JSON object saying why (and exit
+/// code 1), not nothing.
+#[test]
+fn a_failing_json_command_prints_a_json_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-run");
+    let out = common::bin()
+        .args(["soup", "--ingredients", missing.to_str().unwrap(), "--strategy", "uniform"])
+        .args(["--out", tmp.path().join("out").to_str().unwrap(), "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {:?}", String::from_utf8_lossy(&out.stdout))
+    });
+    assert_eq!(doc["exit"], 1);
+    assert!(doc["error"].as_str().unwrap().contains("no-such-run"), "{doc}");
+}
+
+/// `ssh host gnn-soup tui --attach RUN` without `-t`: no terminal, so the run is followed as
+/// plain lines until every strategy of its job ended; an events line beyond the limit (tens of
+/// MiB) is skipped while read, and what follows it still counts.
+#[test]
+fn attach_without_a_terminal_follows_as_text_and_skips_a_huge_line() {
+    let run = ingredients();
+    let tmp = tempfile::tempdir().unwrap();
+    let soup = tmp.path().join("soup");
+    let (ok, _, stderr) = common::run_bin(&[
+        "soup",
+        "--ingredients",
+        run.to_str().unwrap(),
+        "--strategy",
+        "uniform",
+        "--device",
+        "cpu",
+        "--out",
+        soup.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let events = soup.join("events.jsonl");
+    let mut text = "x".repeat(20 << 20);
+    text.push('\n');
+    text.push_str(&std::fs::read_to_string(&events).unwrap());
+    std::fs::write(&events, text).unwrap();
+    let (code, stderr) =
+        run_limited(&s_vec(&["tui", "--attach", soup.to_str().unwrap()]), tmp.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("uniform: val"), "the run's end is shown: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn s_vec(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
 }

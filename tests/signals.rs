@@ -92,9 +92,9 @@ fn a_signal_during_ls_pls_or_gis_saves_the_partial_soup_and_exits_3() {
     let tmp = tempfile::tempdir().unwrap();
     // Budgets no machine finishes; the signal is sent while the strategy is held mid-way.
     let cases: [(&str, &[&str], i32, &str); 3] = [
-        ("ls", &["--epochs", "10000000"], libc::SIGTERM, "SIGTERM"),
-        ("pls", &["--epochs", "10000000", "--parts", "4", "--sample", "2"], libc::SIGHUP, "SIGHUP"),
-        ("gis", &["--granularity", "10000000"], libc::SIGINT, "SIGINT"),
+        ("ls", &["--epochs", "1000000"], libc::SIGTERM, "SIGTERM"),
+        ("pls", &["--epochs", "1000000", "--parts", "4", "--sample", "2"], libc::SIGHUP, "SIGHUP"),
+        ("gis", &["--granularity", "1000"], libc::SIGINT, "SIGINT"),
     ];
     for (strategy, extra, sig, sig_name) in cases {
         let out = tmp.path().join(strategy);
@@ -141,6 +141,46 @@ fn a_signal_during_ls_pls_or_gis_saves_the_partial_soup_and_exits_3() {
             "{strategy}: events.jsonl ends with the partial report"
         );
     }
+}
+
+/// Ctrl-C pressed twice (or `timeout` forwarding a second signal) while LS is inside a step:
+/// the process still ends cleanly, with the best soup so far saved and exit status 3; it used
+/// to exit at once under libtorch, which then panicked, and saved nothing.
+#[test]
+fn a_second_signal_still_saves_the_partial_soup() {
+    let run = ingredients();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ls");
+    let args = [
+        "soup",
+        "--ingredients",
+        run.to_str().unwrap(),
+        "--strategy",
+        "ls",
+        "--epochs",
+        "1000000",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // Held at step 3 until two signals arrived: the second is sent once the first was handled
+    // (two sent at once may reach the process as one).
+    let held = [HOLD, ("GNN_SOUP_TEST_HOLD_UNTIL_SIGNALS", "2")];
+    let child = spawn_with(&args, &tmp.path().join("cache"), &held);
+    let events = out.join("events.jsonl");
+    wait_for_text(&events, HELD, Duration::from_secs(120));
+    signal(&child, libc::SIGINT);
+    wait_for_text(&events, "held after signal 1", Duration::from_secs(60));
+    signal(&child, libc::SIGINT);
+    let (code, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("still stopping") && !stderr.contains("panicked"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report-ls.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["partial"], true);
+    assert!(out.join("soup-ls.safetensors").is_file(), "the best soup so far is saved");
 }
 
 /// `soup --resume RUN_DIR` after a SIGTERM continues LS and PLS from their saved state and ends
@@ -330,9 +370,9 @@ fn the_workbench_signalled_in_tmux_restores_the_terminal_and_saves_the_run() {
             .to_string()
     };
     let cases: [(&str, &str, i32); 3] = [
-        ("ls", "--epochs 10000000", libc::SIGTERM),
-        ("pls", "--epochs 10000000 --parts 4 --sample 2", libc::SIGHUP),
-        ("gis", "--granularity 10000000", libc::SIGINT),
+        ("ls", "--epochs 1000000", libc::SIGTERM),
+        ("pls", "--epochs 1000000 --parts 4 --sample 2", libc::SIGHUP),
+        ("gis", "--granularity 1000", libc::SIGINT),
     ];
     for (strategy, flags, sig) in cases {
         let out = tmp.path().join(format!("tui-{strategy}"));

@@ -41,6 +41,8 @@ impl SoupContext<'_> {
     /// `GNN_SOUP_TEST_HOLD_AT_STEP=S`, a strategy reaching step S (an LS/PLS epoch, a GIS
     /// interpolation point of its first candidate) says so in its log and waits there until it
     /// is cancelled (a signal, the workbench's cancel), so that a test stops it at a known step.
+    /// With `GNN_SOUP_TEST_HOLD_UNTIL_SIGNALS=N` too, it stays there until N signals arrived,
+    /// logging each, so that a test sends the next one only once the last was handled.
     pub fn hold_for_tests(&self, step: usize) {
         static HOLD_AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
         let hold_at = *HOLD_AT.get_or_init(|| {
@@ -54,6 +56,18 @@ impl SoupContext<'_> {
             format!("holding at step {step} until cancelled (GNN_SOUP_TEST_HOLD_AT_STEP)"),
         );
         while !self.cancelled() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let signals: usize = std::env::var("GNN_SOUP_TEST_HOLD_UNTIL_SIGNALS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut told = 0;
+        while crate::signals::count() < signals {
+            if crate::signals::count() > told {
+                told = crate::signals::count();
+                self.log(LogLevel::Info, format!("held after signal {told}"));
+            }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
