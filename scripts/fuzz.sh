@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted input with cargo-fuzz (libFuzzer, nightly Rust), one target
 # after another, each for SECONDS (default 600), from seed inputs made here: a real checkpoint,
-# Planetoid pickles, an npz, OGB-style CSV, a run's events.jsonl. Prints each target's
+# Planetoid pickles, an npz, OGB-style CSV, a run's events.jsonl, a stopped run's job.json and
+# LS/PLS states, the recipes in assets/recipes. Prints each target's
 # executions and whether it found a crash (kept under fuzz/artifacts/<target>/).
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(checkpoint pickle npz ogb_csv events)
+[ ${#targets[@]} -eq 0 ] && targets=(checkpoint pickle npz ogb_csv events saved_state recipe)
 scripts/setup.sh
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
@@ -20,11 +21,31 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # Seeds.
-mkdir -p fuzz/corpus/{checkpoint,pickle,npz,ogb_csv,events}
+mkdir -p fuzz/corpus/{checkpoint,pickle,npz,ogb_csv,events,saved_state,recipe}
 "$bin" train --dataset csbm:nodes=200,train=40,val=60,test=60 --ingredients 2 --epochs 2 --device cpu --out "$work/run" >/dev/null 2>&1
 cp "$work/run/ingredient-00.safetensors" fuzz/corpus/checkpoint/
 "$bin" soup --ingredients "$work/run" --strategy all --epochs 3 --parts 4 --sample 2 --device cpu --out "$work/soup" >/dev/null 2>&1
 cp "$work/soup/events.jsonl" fuzz/corpus/events/
+# A stopped LS (Adam, early stopping) and a stopped PLS (SGD) as `soup --resume` finds them: held
+# at epoch 5 and signalled there, with the settings fuzz_targets/saved_state.rs checks against.
+stopped_at_5() {
+    local out=$1
+    shift
+    GNN_SOUP_TEST_HOLD_AT_STEP=5 "$bin" soup --ingredients "$work/run" --device cpu --out "$out" "$@" >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 600); do
+        grep -q "holding at step 5" "$out/events.jsonl" 2>/dev/null && break
+        sleep 0.2
+    done
+    kill -TERM "$pid"
+    wait "$pid" || true
+}
+stopped_at_5 "$work/ls" --strategy ls --epochs 50 --optimizer auto --holdout 0.2 --patience 40
+stopped_at_5 "$work/pls" --strategy pls --epochs 50 --lr 5 --parts 4 --sample 2
+cp "$work/ls/state-ls.json" "$work/pls/state-pls.json" fuzz/corpus/saved_state/
+cp "$work/ls/job.json" fuzz/corpus/saved_state/job-ls.json
+cp "$work/pls/job.json" fuzz/corpus/saved_state/job-pls.json
+cp assets/recipes/*.toml fuzz/corpus/recipe/
 for s in y ty ally test.index graph; do cp "$planetoid/ind.citeseer.$s" "fuzz/corpus/pickle/citeseer.$s"; done
 .venv/bin/python - "$work" <<'PY'
 import sys, zipfile, numpy as np, torch
