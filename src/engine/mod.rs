@@ -288,16 +288,17 @@ fn open_run_dir(job: &JobSpec) -> Result<Option<JsonLines>> {
         // The same run, continued: its log goes on.
         return JsonLines::append(&path).map(Some);
     }
-    if !job.overwrite {
-        // events.jsonl too: another run's log is a result (tui --attach replays it).
-        let results = job
-            .strategies
-            .iter()
-            .flat_map(|s| [soup_file(dir, s.strategy), report_file(dir, s.strategy)]);
-        for p in results.chain([path.clone()]) {
-            if p.exists() || p.is_symlink() {
-                bail!("{} already exists; choose another --out or pass --overwrite", p.display());
-            }
+    // events.jsonl too: another run's log is a result (tui --attach replays it). Checked before
+    // any work, so that a run that cannot write its results leaves nothing behind.
+    let results = job
+        .strategies
+        .iter()
+        .flat_map(|s| [soup_file(dir, s.strategy), report_file(dir, s.strategy)])
+        .chain([path.clone(), dir.join(JOB_FILE)]);
+    for p in results {
+        crate::fsio::check_replaceable(&p)?;
+        if !job.overwrite && p != dir.join(JOB_FILE) && (p.exists() || p.is_symlink()) {
+            bail!("{} already exists; choose another --out or pass --overwrite", p.display());
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
