@@ -95,6 +95,10 @@ pub fn fetch(url: &str, dest: &Path) -> Result<()> {
         "{}.part",
         dest.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
     ));
+    // Neither the partial file nor the target may be a FIFO, a device or a directory: opening a
+    // FIFO for writing would block, a rename would replace what is there.
+    crate::fsio::check_replaceable(&tmp)?;
+    crate::fsio::check_replaceable(dest)?;
     let result = (|| -> Result<u64> {
         let mut out = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
