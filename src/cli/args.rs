@@ -14,7 +14,7 @@ use crate::soup::{Setting, SettingKind, SoupSettings, Strategy, Value, SETTINGS}
 #[derive(Parser, Debug)]
 #[command(
     name = "gnn-soup",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (torch ", env!("GNN_SOUP_TORCH_VERSION"), ")"),
     about = "Souping graph neural networks: Learned Souping, Partition Learned Souping and every baseline"
 )]
 pub struct Cli {
@@ -65,6 +65,13 @@ pub enum Command {
         /// Replace pages already in --out.
         #[arg(long)]
         overwrite: bool,
+    },
+    /// What this build computes on: the torch it was built against, and every CUDA device
+    /// libtorch sees (name and memory from NVML), or that there is none.
+    Devices {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -4,6 +4,7 @@
 pub mod args;
 mod data_cmd;
 mod demo_cmd;
+mod devices_cmd;
 mod docs_cmd;
 mod export_cmd;
 pub mod headless;
@@ -41,5 +42,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Slurm(SlurmCommand::Train(args)) => slurm_cmd::train(&args),
         Command::Completions { shell } => docs_cmd::completions(shell),
         Command::Man { out, overwrite } => docs_cmd::man(out.as_deref(), overwrite),
+        Command::Devices { json } => devices_cmd::run(json),
     }
 }

@@ -261,10 +261,28 @@ pub fn available_bytes(device: Device) -> anyhow::Result<Option<u64>> {
     })
 }
 
+/// NVML's view of CUDA device `cuda_index`. NVML numbers every GPU on the machine; CUDA numbers
+/// those `CUDA_VISIBLE_DEVICES` lists (indices or `GPU-` UUIDs), in that order. Without it the two
+/// orders agree for the identical cards of a GPU box (CUDA's default order puts faster cards
+/// first, which only differs on mixed machines).
+pub fn nvml_device_of(
+    nvml: &nvml_wrapper::Nvml,
+    cuda_index: usize,
+) -> Option<nvml_wrapper::Device<'_>> {
+    let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") else {
+        return nvml.device_by_index(cuda_index as u32).ok();
+    };
+    let entry = visible.split(',').map(str::trim).nth(cuda_index)?;
+    match entry.parse::<u32>() {
+        Ok(i) => nvml.device_by_index(i).ok(),
+        Err(_) => nvml.device_by_uuid(entry).ok(),
+    }
+}
+
 fn measured_available_bytes(device: Device) -> Option<u64> {
     if let Device::Cuda(i) = device {
         let nvml = nvml_wrapper::Nvml::init().ok()?;
-        return nvml.device_by_index(i as u32).ok()?.memory_info().ok().map(|m| m.free);
+        return nvml_device_of(&nvml, i)?.memory_info().ok().map(|m| m.free);
     }
     let available = kib_field("/proc/meminfo", "MemAvailable:")? * 1024;
     let read = |f: &str| {
