@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up what is missing first.
-.PHONY: setup demo test test-slurm bench microbench fidelity
+.PHONY: setup demo test test-slurm bench microbench fidelity gpu-bundle
 
 setup:
 	@scripts/setup.sh
@@ -31,3 +31,9 @@ bench: setup
 # gnn-soup against a plain-PyTorch re-implementation of the paper's reference code, same files.
 fidelity: setup
 	scripts/fidelity.sh --seeds 5
+
+# The GPU check for a machine with only python3 + torch 2.11 and a GPU: gnn-soup and the CUDA
+# tests built here against PyPI's torch 2.11.0, with their runner, in target/gpu-bundle/bundle
+# (at most 60 MiB; docs/gpu.md).
+gpu-bundle:
+	scripts/gpu-bundle.sh

@@ -1,6 +1,8 @@
 //! What only a GPU can check. Ignored by default (the CI machine has none); run on a CUDA machine
-//! with `cargo test --release --test cuda -- --include-ignored` (`scripts/gpu-check.sh` does).
-//! Each test fails, saying so, when CUDA is not there: none passes by skipping.
+//! with `cargo test --release --test cuda -- --include-ignored`, or from the GPU bundle
+//! (`make gpu-bundle`, docs/gpu.md), whose runner skips them, saying so, where there is no GPU.
+//! Each test fails, saying so, when CUDA is not there: none passes by skipping. Generated data
+//! only, so the test binary runs wherever it is copied.
 
 mod common;
 
@@ -18,21 +20,24 @@ fn cuda() -> Device {
 }
 
 fn train(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let (ok, _, stderr) = common::run_bin(&[
-        "train",
-        "--dataset",
-        "csbm:nodes=3000",
-        "--hidden",
-        "64",
-        "--ingredients",
-        "3",
-        "--epochs",
-        "20",
-        "--device",
-        "cuda",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = common::run_bin_generated(
+        &[
+            "train",
+            "--dataset",
+            "csbm:nodes=3000",
+            "--hidden",
+            "64",
+            "--ingredients",
+            "3",
+            "--epochs",
+            "20",
+            "--device",
+            "cuda",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir.with_extension("data"),
+    );
     assert!(ok, "{stderr}");
     (0..3).map(|i| dir.join(format!("ingredient-{i:02}.safetensors"))).collect()
 }
@@ -44,7 +49,8 @@ fn train(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[ignore = "needs CUDA; scripts/gpu-check.sh runs it"]
 fn forward_and_sparse_gradients_match_the_cpu() {
     let gpu = cuda();
-    let g = data::load("csbm:nodes=2000", &common::data_opts(std::path::Path::new("."))).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let g = data::load("csbm:nodes=2000", &common::data_opts(data_dir.path())).unwrap();
     let (cpu_g, gpu_g) = (GraphTensors::new(&g, Device::Cpu), GraphTensors::new(&g, gpu));
     for arch in [model::Arch::Gcn, model::Arch::Sage, model::Arch::Gat] {
         let spec = gnn_soup::train::TrainConfig::defaults(arch).spec_for(&g);
@@ -86,21 +92,24 @@ fn soups_on_the_gpu_match_the_cpu_and_report_device_memory() {
     let paths = train(&run);
     let soup = |device: &str| {
         let out = tmp.path().join(format!("soup-{device}"));
-        let (ok, stdout, stderr) = common::run_bin(&[
-            "soup",
-            "--ingredients",
-            run.to_str().unwrap(),
-            "--strategy",
-            "ls",
-            "--epochs",
-            "20",
-            "--no-dropout",
-            "--device",
-            device,
-            "--json",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let (ok, stdout, stderr) = common::run_bin_generated(
+            &[
+                "soup",
+                "--ingredients",
+                run.to_str().unwrap(),
+                "--strategy",
+                "ls",
+                "--epochs",
+                "20",
+                "--no-dropout",
+                "--device",
+                device,
+                "--json",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &tmp.path().join("data"),
+        );
         assert!(ok, "{stderr}");
         serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
     };
@@ -152,7 +161,11 @@ fn a_pool_of_gpu_workers_trains_every_ingredient() {
         ]
     };
     let run = |a: Vec<String>| {
-        let out = common::bin().args(&a).output().unwrap();
+        let out = common::bin()
+            .args(&a)
+            .env("GNN_SOUP_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };

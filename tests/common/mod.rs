@@ -47,8 +47,10 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The binary under test: cargo's build of it, or `GNN_SOUP_BIN` (the GPU bundle runs its test
+/// binary far from the build tree, next to its own copy of gnn-soup).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gnn-soup"))
+    Command::new(std::env::var_os("GNN_SOUP_BIN").unwrap_or(env!("CARGO_BIN_EXE_gnn-soup").into()))
 }
 
 /// Runs the binary, returning (exit success, stdout, stderr).
@@ -63,6 +65,18 @@ pub fn run_bin_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, Strin
     for (k, v) in env {
         cmd.env(k, v);
     }
+    output_of(cmd)
+}
+
+/// [`run_bin`] for generated datasets alone (`csbm...`): no Planetoid files needed, so it also
+/// runs where only the test binary was copied; `data` holds the generated graphs' cache.
+pub fn run_bin_generated(args: &[&str], data: &Path) -> (bool, String, String) {
+    let mut cmd = bin();
+    cmd.args(args).env("GNN_SOUP_DATA_DIR", data);
+    output_of(cmd)
+}
+
+fn output_of(mut cmd: Command) -> (bool, String, String) {
     let out = cmd.output().expect("gnn-soup did not start");
     (
         out.status.success(),

@@ -1,0 +1,91 @@
+//! The GPU bundle's runner (`scripts/gpu-runner.sh`, `run.sh` in the bundle `make gpu-bundle`
+//! builds) refuses, before it runs anything, when python3 cannot give it the torch the bundle's
+//! binaries were built against: a clear message and exit status 2, not a loader error from deep
+//! inside libtorch. Fast: no bundle is built; the runner is laid out as in a bundle, with a
+//! stand-in `torch` package on PYTHONPATH in front of any real one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A bundle without its binaries: the runner, its shell library and the torch version "2.11".
+fn bundle_layout(dir: &Path) -> PathBuf {
+    let root = dir.join("bundle");
+    std::fs::create_dir_all(root.join("lib")).unwrap();
+    let repo = common::repo();
+    std::fs::copy(repo.join("scripts/gpu-runner.sh"), root.join("run.sh")).unwrap();
+    std::fs::copy(repo.join("scripts/lib/torch.sh"), root.join("lib/torch.sh")).unwrap();
+    std::fs::copy(repo.join("scripts/torch-versions.tsv"), root.join("torch-versions.tsv"))
+        .unwrap();
+    std::fs::write(root.join("torch-version"), "2.11\n").unwrap();
+    root
+}
+
+/// A `torch` package with `__version__` = `version`, or one whose import fails as a missing
+/// torch's does (`None`).
+fn stand_in_torch(dir: &Path, version: Option<&str>) -> PathBuf {
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("torch/lib")).unwrap();
+    let init = match version {
+        Some(v) => format!("__version__ = {v:?}\n"),
+        None => "raise ModuleNotFoundError(\"No module named 'torch'\")\n".into(),
+    };
+    std::fs::write(site.join("torch/__init__.py"), init).unwrap();
+    site
+}
+
+/// Runs the bundle's run.sh with `python` and the stand-in torch: (exit code, stderr, whether the
+/// OUT_DIR it was given exists afterwards).
+fn run(python: &str, torch: Option<&str>) -> (Option<i32>, String, bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bundle = bundle_layout(dir);
+    let site = stand_in_torch(dir, torch);
+    let out_dir = dir.join("out");
+    let out = Command::new("bash")
+        .arg(bundle.join("run.sh"))
+        .arg(&out_dir)
+        .env("PYTHON", python)
+        .env("PYTHONPATH", &site)
+        .output()
+        .expect("bash did not start");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), out_dir.exists())
+}
+
+#[test]
+fn the_runner_refuses_a_python_without_torch() {
+    let (code, stderr, ran) = run("python3", None);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("has no torch"), "{stderr}");
+    assert!(stderr.contains("built against torch 2.11"), "{stderr}");
+    assert!(stderr.contains("pip install 'torch==2.11.*'"), "{stderr}");
+    assert!(!ran, "nothing may run before the torch check, yet OUT_DIR was made");
+}
+
+#[test]
+fn the_runner_refuses_another_torch_version_and_names_the_one_it_needs() {
+    let (code, stderr, ran) = run("python3", Some("2.13.0+cu130"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("has torch 2.13.0+cu130"), "{stderr}");
+    assert!(stderr.contains("built against torch 2.11 and runs only with it"), "{stderr}");
+    assert!(stderr.contains("GPU_BUNDLE_TORCH=2.13.0 make gpu-bundle"), "{stderr}");
+    assert!(!ran, "OUT_DIR was made");
+}
+
+#[test]
+fn the_runner_refuses_a_missing_python() {
+    let (code, stderr, _) = run("/nonexistent/python3", Some("2.11.0"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/python3 not found"), "{stderr}");
+}
+
+/// The right version passes the check and the runner goes on to the binaries (absent here).
+#[test]
+fn the_runner_accepts_the_torch_it_was_built_against() {
+    let (code, stderr, ran) = run("python3", Some("2.11.0+cu130"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("gnn-soup missing: the bundle is incomplete"), "{stderr}");
+    assert!(!stderr.contains("has torch"), "{stderr}");
+    assert!(!ran, "OUT_DIR was made");
+}
