@@ -88,14 +88,21 @@ soup() {
   local device=$1 strategy=$2 ingredients=$3 name=$4 args=()
   shift 4
   [ "$strategy" = gis ] || args=(--epochs "$EPOCHS")
-  "$BIN" soup --ingredients "$ingredients" --strategy "$strategy" "${args[@]}" "$@" --device "$device" \
-    --out "$OUT/$name" --overwrite --json >"$OUT/$name.json" &
+  # SOUP_TIMEOUT (seconds, 0: none) stops a soup with SIGTERM: it keeps the best soup so far and
+  # its report says partial.
+  timeout "${SOUP_TIMEOUT:-0}" "$BIN" soup --ingredients "$ingredients" --strategy "$strategy" \
+    "${args[@]}" "$@" --device "$device" --out "$OUT/$name" --overwrite --json >"$OUT/$name.json" &
   local pid=$! sampler=
   if [ -n "$SMI" ] && [ "$device" != cpu ]; then
     smi_peak "$pid" "$OUT/$name.smi" &
     sampler=$!
   fi
-  wait "$pid" || { echo "$name failed"; status=1; }
+  wait "$pid"
+  case $? in
+    0) ;;
+    124) echo "$name stopped at the time budget (${SOUP_TIMEOUT} s); a report, if any, is partial" ;;
+    *) echo "$name failed"; status=1 ;;
+  esac
   [ -z "$sampler" ] || wait "$sampler"
 }
 
@@ -122,7 +129,7 @@ if [ "$GPUS" != 0 ] && [ "$(left)" -gt 240 ]; then
   PING=$OUT/products-ingredients
   if timeout $(($(left) - 60)) "$BIN" train --dataset csbm-products --arch sage --layers 3 --hidden 256 \
     --ingredients 10 --epochs 2 --device cuda --out "$PING" --overwrite --json >"$OUT/products-train.json"; then
-    EPOCHS=10 soup cuda pls "$PING" products-pls
+    EPOCHS=10 SOUP_TIMEOUT=$(($(left) > 90 ? $(left) - 30 : 60)) soup cuda pls "$PING" products-pls
   else
     echo "products-shaped ingredients not trained within the budget (or refused): no products row"
   fi
@@ -172,7 +179,8 @@ def row(device, strategy, name):
     else:
         ok = alloc <= nvml and (smi_b is None or smi_b <= 1.1 * nvml + 64 * 2**20)
         check = "ok" if ok else "DIFFERS"
-    return (f"| {device} | {strategy} | {r['seconds']:.1f} | {'-' if per is None else f'{per:.3f}'} "
+    partial = " (stopped at the budget: partial)" if r.get("partial") else ""
+    return (f"| {device} | {strategy}{partial} | {r['seconds']:.1f} | {'-' if per is None else f'{per:.3f}'} "
             f"| {100 * r['val_acc']:.2f}% | {mib(nvml)} | {mib(smi_b)} | {mib(alloc)} | {check} |")
 
 rows = []

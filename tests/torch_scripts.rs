@@ -1,8 +1,9 @@
-//! The GPU bundle's runner (`scripts/gpu-runner.sh`, `run.sh` in the bundle `make gpu-bundle`
-//! builds) refuses, before it runs anything, when python3 cannot give it the torch the bundle's
-//! binaries were built against: a clear message and exit status 2, not a loader error from deep
-//! inside libtorch. Fast: no bundle is built; the runner is laid out as in a bundle, with a
-//! stand-in `torch` package on PYTHONPATH in front of any real one.
+//! The scripts that pick a torch refuse clearly, before they change or run anything, when the
+//! Python they are given cannot supply a torch gnn-soup builds against: `scripts/setup.sh` under
+//! `GNN_SOUP_TORCH=system`, and the GPU bundle's runner (`scripts/gpu-runner.sh`, `run.sh` in the
+//! bundle `make gpu-bundle` builds), which needs the exact torch its binaries were built against.
+//! Fast: nothing is built or installed. The scripts run from copies laid out as in the repository
+//! or the bundle, with a stand-in `torch` package on PYTHONPATH in front of any real one.
 
 mod common;
 
@@ -33,6 +34,15 @@ fn stand_in_torch(dir: &Path, version: Option<&str>) -> PathBuf {
     };
     std::fs::write(site.join("torch/__init__.py"), init).unwrap();
     site
+}
+
+/// Copies `files` of the repository into `root`, keeping their relative paths.
+fn copy_from_repo(root: &Path, files: &[&str]) {
+    for f in files {
+        let to = root.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(common::repo().join(f), to).unwrap();
+    }
 }
 
 /// Runs the bundle's run.sh with `python` and the stand-in torch: (exit code, stderr, whether the
@@ -88,4 +98,55 @@ fn the_runner_accepts_the_torch_it_was_built_against() {
     assert!(stderr.contains("gnn-soup missing: the bundle is incomplete"), "{stderr}");
     assert!(!stderr.contains("has torch"), "{stderr}");
     assert!(!ran, "OUT_DIR was made");
+}
+
+/// `scripts/setup.sh` with `GNN_SOUP_TORCH=mode` and python3 seeing the stand-in torch, from a copy
+/// of the scripts in a scratch "repository": (exit code, stderr, whether it made a .venv there).
+fn setup(mode: &str, torch: Option<&str>) -> (Option<i32>, String, bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy_from_repo(
+        &repo,
+        &["scripts/setup.sh", "scripts/lib/torch.sh", "scripts/torch-versions.tsv"],
+    );
+    let site = stand_in_torch(tmp.path(), torch);
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/setup.sh"))
+        .env("GNN_SOUP_TORCH", mode)
+        .env("PYTHON", "python3")
+        .env("PYTHONPATH", &site)
+        .output()
+        .expect("bash did not start");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        repo.join(".venv").exists(),
+    )
+}
+
+#[test]
+fn setup_refuses_an_unsupported_system_torch_and_names_the_supported_ones() {
+    let (code, stderr, made_venv) = setup("system", Some("2.10.0"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("has torch 2.10.0"), "{stderr}");
+    assert!(stderr.contains("gnn-soup builds against torch 2.11, 2.12, 2.13"), "{stderr}");
+    assert!(stderr.contains("GNN_SOUP_TORCH=pypi"), "{stderr}");
+    assert!(!made_venv, "set-up went on after refusing");
+}
+
+#[test]
+fn setup_refuses_system_when_python_has_no_torch() {
+    let (code, stderr, made_venv) = setup("system", None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("has no torch"), "{stderr}");
+    assert!(stderr.contains("one of 2.11, 2.12, 2.13"), "{stderr}");
+    assert!(!made_venv);
+}
+
+#[test]
+fn setup_refuses_an_unknown_choice() {
+    let (code, stderr, made_venv) = setup("conda", Some("2.13.0"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("GNN_SOUP_TORCH=conda: use system"), "{stderr}");
+    assert!(!made_venv);
 }
