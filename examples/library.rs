@@ -85,6 +85,7 @@ fn run() -> Result<()> {
         out_dir: Some(out.join("run")),
         overwrite: true,
         resume: false,
+        reevaluate: false,
     };
     let reports = engine::spawn(job, Printer).join()?;
 

@@ -75,6 +75,7 @@ fn job(
         out_dir: out,
         overwrite: false,
         resume: false,
+        reevaluate: false,
     }
 }
 
@@ -479,4 +480,66 @@ fn a_recipe_runs_and_its_report_reruns_to_the_same_soup() {
             && stderr.contains("bare.toml"),
         "{stderr}"
     );
+}
+
+/// A job takes each ingredient's accuracies from its checkpoint when `train` recorded them on the
+/// same dataset (same fingerprint), instead of evaluating every ingredient again (minutes on a
+/// products-sized graph); `reevaluate` computes them, and gets exactly what was recorded. One
+/// copy's recorded accuracies are altered, so only a reuse can report them.
+#[test]
+fn recorded_ingredient_accuracies_are_reused_unless_reevaluate_is_asked() {
+    let f = synthetic();
+    let tmp = tempfile::tempdir().unwrap();
+    let recorded: Vec<_> = f.paths[..2].iter().map(|p| checkpoint::read_meta(p).unwrap()).collect();
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let mut ck = checkpoint::load(&f.paths[i]).unwrap();
+            if i == 0 {
+                (ck.meta.val_acc, ck.meta.test_acc) = (Some(0.125), Some(0.375));
+            }
+            let to = tmp.path().join(format!("ingredient-{i:02}.safetensors"));
+            checkpoint::save(&to, &ck.params, &ck.meta, false).unwrap();
+            to
+        })
+        .collect();
+    let run = |reevaluate: bool| {
+        let job =
+            JobSpec { reevaluate, ..job(f, &paths, vec![settings(f, Strategy::Uniform)], None) };
+        let (h, events) = engine::spawn_with_channel(job);
+        let logs: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect();
+        (h.join().unwrap().remove(0), logs)
+    };
+
+    let (reused, logs) = run(false);
+    let accuracies =
+        |r: &SoupReport, i: usize| (r.ingredients[i].val_acc, r.ingredients[i].test_acc);
+    assert_eq!(accuracies(&reused, 0), (0.125, 0.375));
+    assert_eq!(
+        accuracies(&reused, 1),
+        (recorded[1].val_acc.unwrap(), recorded[1].test_acc.unwrap())
+    );
+    assert!(
+        logs.iter().any(|l| l.starts_with("2 of 2 ingredients: the accuracies recorded")),
+        "{logs:?}"
+    );
+
+    // The same count of correct nodes; the mean itself may differ in its last bit (libtorch's
+    // reduction order depends on its thread count, which training sets per worker).
+    let (evaluated, logs) = run(true);
+    for (i, meta) in recorded.iter().enumerate() {
+        let (val, test) = accuracies(&evaluated, i);
+        assert!(
+            (val - meta.val_acc.unwrap()).abs() < 1e-9
+                && (test - meta.test_acc.unwrap()).abs() < 1e-9,
+            "ingredient {i}: evaluated ({val}, {test}), train recorded {:?}",
+            (meta.val_acc, meta.test_acc)
+        );
+    }
+    assert!(!logs.iter().any(|l| l.contains("accuracies recorded")), "{logs:?}");
 }

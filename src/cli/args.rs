@@ -108,6 +108,10 @@ pub struct TuiArgs {
     /// the same job headless.
     #[arg(long)]
     pub run: bool,
+    /// Evaluate every ingredient on the dataset again, even one whose checkpoint records its
+    /// accuracies on this very dataset (same fingerprint), which are otherwise reused.
+    #[arg(long)]
+    pub reevaluate: bool,
 }
 
 /// `--strategy`: one strategy, or `all` of them on the same ingredients.
@@ -257,6 +261,10 @@ pub struct SoupArgs {
     /// (saved every few seconds and when stopped) and ends as an uninterrupted run would.
     #[arg(long, conflicts_with_all = ["ingredients", "out", "overwrite"])]
     pub resume: Option<PathBuf>,
+    /// Evaluate every ingredient on the dataset again, even one whose checkpoint records its
+    /// accuracies on this very dataset (same fingerprint), which are otherwise reused.
+    #[arg(long)]
+    pub reevaluate: bool,
     /// Print the report (a list of reports for `all`) as JSON on stdout.
     #[arg(long)]
     pub json: bool,

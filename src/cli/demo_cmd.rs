@@ -27,6 +27,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             device: Some(args.device.clone()),
             out: None,
             run: true,
+            reevaluate: false,
         });
     }
     let run_dir = args
@@ -52,6 +53,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         // The default run directory is the demo's own, replaced each time; one the user names is not.
         overwrite: args.out.is_none(),
         resume: false,
+        reevaluate: false,
     };
     let (reports, error) = split_outcome(execute(job));
     if reports.is_empty() {

@@ -25,7 +25,9 @@ pub fn run(args: &SoupArgs) -> Result<()> {
             .unwrap_or("auto"),
     )?;
     let job = match &args.resume {
-        Some(dir) => engine::job_for_resume(dir, device)?,
+        Some(dir) => {
+            JobSpec { reevaluate: args.reevaluate, ..engine::job_for_resume(dir, device)? }
+        }
         None => new_job(args, recipe.as_ref(), device)?,
     };
     let out = job.out_dir.clone().unwrap_or_default();
@@ -90,6 +92,7 @@ fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Res
         out_dir: Some(out),
         overwrite: args.overwrite,
         resume: false,
+        reevaluate: args.reevaluate,
     })
 }
 

@@ -26,6 +26,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         data: args.data.options(),
         runs_dir: runs_dir.clone(),
         fixed_out: args.out.clone(),
+        reevaluate: args.reevaluate,
     };
     if let Some(dir) = &args.attach {
         // No terminal to draw on (ssh without -t, a pipe): the run as plain lines.
@@ -102,8 +103,12 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         );
     }
     let fixed_out = args.out.clone().or_else(|| recipe.as_ref().and_then(|r| r.out.clone()));
-    let session =
-        Session { data: data.options(), runs_dir: runs_dir.clone(), fixed_out: fixed_out.clone() };
+    let session = Session {
+        data: data.options(),
+        runs_dir: runs_dir.clone(),
+        fixed_out: fixed_out.clone(),
+        reevaluate: args.reevaluate,
+    };
     let first_dir = fixed_out.unwrap_or_else(|| engine::new_run_dir(&runs_dir));
     // The form browses one directory: the first ingredient's, with only the job's selected.
     let ingredients_dir = first.parent().map(PathBuf::from).unwrap_or_default();
@@ -116,6 +121,7 @@ pub fn run(args: &TuiArgs) -> Result<()> {
         out_dir: Some(first_dir.clone()),
         overwrite: false,
         resume: false,
+        reevaluate: args.reevaluate,
     };
     if !terminal {
         let (reports, error) = split_outcome(execute(job));

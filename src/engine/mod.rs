@@ -44,6 +44,10 @@ pub struct JobSpec {
     /// Continue the run in `out_dir` ([`job_for_resume`]): finished strategies are kept, an
     /// interrupted LS/PLS continues from its saved state, `events.jsonl` is appended to.
     pub resume: bool,
+    /// Evaluate every ingredient on the graph, even one whose checkpoint records its accuracies
+    /// on this very dataset (same fingerprint: structure, features, labels and splits), which are
+    /// otherwise reused: on a products-sized graph the evaluations take minutes.
+    pub reevaluate: bool,
 }
 
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -385,6 +389,7 @@ pub fn job_from_saved(text: &str, dir: &Path, device: Device) -> Result<JobSpec,
         out_dir: Some(dir.to_path_buf()),
         overwrite: true,
         resume: true,
+        reevaluate: false,
     })
 }
 
@@ -507,8 +512,15 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     let load_seconds = load_start.elapsed().as_secs_f64();
 
     let mut ingredients = Vec::with_capacity(stack.len());
+    let mut reused = 0;
     for i in 0..stack.len() {
-        let acc = model::evaluate(&stack.spec, &stack.ingredient(i), &gt);
+        let acc = match recorded_accuracies(&stack.metas[i], &graph, job.reevaluate) {
+            Some(acc) => {
+                reused += 1;
+                acc
+            }
+            None => model::evaluate(&stack.spec, &stack.ingredient(i), &gt),
+        };
         emit(Event::Evaluation {
             what: Evaluated::Ingredient(i),
             val_acc: acc.val,
@@ -521,6 +533,15 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
         });
     }
     let n = stack.len();
+    if reused > 0 {
+        emit(Event::Log {
+            level: LogLevel::Info,
+            message: format!(
+                "{reused} of {n} ingredients: the accuracies recorded in their checkpoints on this \
+                 dataset (same fingerprint), not evaluated again (--reevaluate does)"
+            ),
+        });
+    }
     let acc = model::evaluate(&stack.spec, &stack.mix_global(&vec![1.0 / n as f64; n]), &gt);
     emit(Event::Evaluation { what: Evaluated::UniformSoup, val_acc: acc.val, test_acc: acc.test });
     Ok(Loaded {
@@ -531,6 +552,22 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
         ingredients,
         uniform: IngredientAccuracy { val_acc: acc.val, test_acc: acc.test },
     })
+}
+
+/// The accuracies `train`, `import` or `collect` recorded in an ingredient's checkpoint, when they
+/// were measured on this graph: same content fingerprint (structure, features, labels, splits),
+/// so the same full-graph evaluation of the same weights would give them again.
+fn recorded_accuracies(
+    meta: &checkpoint::CheckpointMeta,
+    graph: &data::Graph,
+    reevaluate: bool,
+) -> Option<model::Accuracies> {
+    if reevaluate || meta.dataset_fingerprint != graph.fingerprint() {
+        return None;
+    }
+    let (val, test) = (meta.val_acc?, meta.test_acc?);
+    let valid = |a: f64| (0.0..=1.0).contains(&a);
+    (valid(val) && valid(test)).then_some(model::Accuracies { train: f64::NAN, val, test })
 }
 
 /// Refuses, before it starts, a learned strategy whose step would not fit in the memory left on

@@ -47,6 +47,8 @@ pub struct Session {
     /// Each job writes into a new directory here (or into `fixed_out` for the first job).
     pub runs_dir: PathBuf,
     pub fixed_out: Option<PathBuf>,
+    /// Every job evaluates its ingredients again ([`JobSpec::reevaluate`]).
+    pub reevaluate: bool,
 }
 
 /// The engine's events, sent straight into the event loop's channel.
@@ -204,6 +206,7 @@ impl Workbench {
                             out_dir: Some(self.next_run_dir()),
                             overwrite: false,
                             resume: false,
+                            reevaluate: self.session.reevaluate,
                         };
                         self.start(app, job);
                     }
