@@ -15,17 +15,10 @@ cd "$(dirname "$0")/.."
 export REFERENCE_DIR
 SEEDS=${SEEDS:-0 1 2 3 4}
 OUT=target/bench/reference-gat
-VENV=target/reference-venv
 DATA=${GNN_SOUP_PLANETOID_DIR:-../shared/datasets/planetoid}
 B=target/release/gnn-soup
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
-if ! "$VENV/bin/python" -c "import dgl, ogb, torch; assert torch.__version__.startswith('2.2.1')" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "dgl==2.1.0" "torch==2.2.1" "numpy<2" "pandas<2.3" scipy networkx requests tqdm psutil pydantic pyyaml scikit-learn outdated six
-  # Without their own dependencies: torchdata's newest has no datapipes (DGL 2.1 imports them),
-  # and ogb's would upgrade torch.
-  "$VENV/bin/pip" install -q --no-deps "torchdata==0.7.1" ogb
-fi
+source scripts/lib/reference-env.sh
 mkdir -p "$OUT"
 if [ ! -f "$OUT/made/ref-gat-10/ingredient_9.pt" ]; then
   rm -rf "$OUT/made" && mkdir -p "$OUT/made"
@@ -34,7 +27,7 @@ fi
 FOLDER=$OUT/made/ref-gat-10
 "$B" data export --dataset cora --data-dir "$DATA" --out "$OUT/cora.npz" --overwrite 2>/dev/null
 # shellcheck disable=SC2086
-"$VENV/bin/python" scripts/reference_gat.py "$OUT/cora.npz" "$FOLDER" $SEEDS > "$OUT/reference.json"
+"$REFERENCE_PYTHON" scripts/reference_gat.py "$OUT/cora.npz" "$FOLDER" $SEEDS > "$OUT/reference.json"
 rm -rf "$OUT/ours"
 "$B" import $(for i in $(seq 0 9); do echo "$FOLDER/ingredient_$i.pt"; done) --init "$FOLDER/initial_model.pt" --row-normalize false \
   --dropout 0.5 --input-dropout 0.1 --attention-dropout 0.1 --edge-dropout 0.1 --dataset cora --data-dir "$DATA" --out "$OUT/ours" > /dev/null
