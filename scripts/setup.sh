@@ -7,8 +7,9 @@
 #   GNN_SOUP_TORCH=system  the torch of $PYTHON (default python3), which must be one of
 #                          scripts/torch-versions.tsv (2.11, 2.12, 2.13); nothing is downloaded
 #   GNN_SOUP_TORCH=pypi    PyPI's torch 2.13.0 (with its CUDA libraries, about 5 GB) into .venv
-#   unset                  keep what .venv was set up with; on a first run, the torch of $PYTHON
-#                          when it is supported, PyPI's otherwise
+#   unset                  keep what .venv was set up with (a system set-up keeps its interpreter
+#                          unless PYTHON is given); on a first run, the torch of $PYTHON when it
+#                          is supported, PyPI's otherwise
 # The tch release in Cargo.lock is pinned to match, and .venv/libtorch links to that torch's
 # package directory (.cargo/config.toml points LIBTORCH there).
 set -euo pipefail
@@ -17,11 +18,19 @@ source scripts/lib/torch.sh
 
 PYPI_TORCH=2.13.0            # what a pypi set-up installs
 VENV=.venv
-STATE=$VENV/gnn-soup-torch   # "system" or "pypi", the choice this .venv was made with
+STATE=$VENV/gnn-soup-torch   # "pypi", or "system" and its interpreter: what this .venv was made with
+PYTHON_GIVEN=${PYTHON:-}
 PYTHON=${PYTHON:-python3}
 HELPERS=(torch_geometric safetensors numpy scipy)
 
 fail() { echo "error: $*" >&2; exit 1; }
+recorded_mode() { cut -d' ' -f1 "$STATE" 2>/dev/null || echo pypi; }
+
+# A system set-up remembers its interpreter: later runs need no PYTHON.
+if [ -z "$PYTHON_GIVEN" ] && [ -f "$STATE" ] && [ "$(recorded_mode)" = system ]; then
+  recorded=$(cut -d' ' -f2- "$STATE")
+  [ -n "$recorded" ] && PYTHON=$recorded
+fi
 
 command -v cargo >/dev/null 2>&1 || fail "cargo not found; install Rust from https://rustup.rs"
 command -v "$PYTHON" >/dev/null 2>&1 || fail "$PYTHON not found (set PYTHON=/path/to/python3)"
@@ -31,7 +40,7 @@ case "$mode" in
   system | pypi) ;;
   "")
     if [ -f "$STATE" ]; then
-      mode=$(cat "$STATE")
+      mode=$(recorded_mode)
     elif [ -x "$VENV/bin/python" ] && torch_probe "$VENV/bin/python"; then
       mode=pypi # a .venv from before this choice existed holds PyPI's torch
     elif torch_probe "$PYTHON" && [ -n "$(tch_for_torch "$TORCH_VERSION")" ]; then
@@ -53,15 +62,19 @@ if [ "$mode" = system ]; then
 fi
 
 # A .venv made with the other choice is rebuilt: its torch would shadow the one asked for.
-if [ -d "$VENV" ] && [ "$(cat "$STATE" 2>/dev/null || echo pypi)" != "$mode" ]; then
-  echo "setup: $VENV was set up with GNN_SOUP_TORCH=$(cat "$STATE" 2>/dev/null || echo pypi); recreating it for $mode"
+if [ -d "$VENV" ] && [ "$(recorded_mode)" != "$mode" ]; then
+  echo "setup: $VENV was set up with GNN_SOUP_TORCH=$(recorded_mode); recreating it for $mode"
   rm -rf "$VENV"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-echo "$mode" >"$STATE"
+if [ "$mode" = system ]; then
+  echo "system $(command -v "$PYTHON")" >"$STATE"
+else
+  echo pypi >"$STATE"
+fi
 
 if [ "$mode" = system ]; then
   # The interpreter's torch stays where it is; .venv sees it through a .pth file, and pip puts
