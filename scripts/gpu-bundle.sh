@@ -45,7 +45,7 @@ echo "gpu-bundle: building against torch $TORCH_VERSION ($TORCH_DIR) with tch $t
 rm -rf "$WORK/src"
 mkdir -p "$WORK/src"
 git ls-files -co --exclude-standard -z |
-  while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+  while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done |
   tar --null -cf - -T - | tar -xf - -C "$WORK/src"
 pin_tch "$WORK/src" "$tch"
 

@@ -58,6 +58,13 @@ step "devices (torch $TORCH_VERSION from $TORCH_DIR)"
 GPUS=$("$PYTHON" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["cuda_devices"]))' "$OUT/devices.json")
 CARD=$("$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1]))["cuda_devices"]; print(", ".join(x["name"] for x in d) or "no CUDA device")' "$OUT/devices.json")
 SMI=$(command -v nvidia-smi || true)
+# A GPU the driver shows but libtorch does not see (a driver older than torch's CUDA runtime, a
+# container without the device) is a failure of the check, not a CPU machine.
+if [ "$GPUS" = 0 ] && [ -n "$SMI" ] && "$SMI" -L 2>/dev/null | grep -q '^GPU'; then
+  CARD="$("$SMI" -L | head -1) seen by nvidia-smi, but libtorch sees no CUDA device"
+  echo "error: $CARD (driver: $("$SMI" --query-gpu=driver_version --format=csv,noheader | head -1); torch $TORCH_VERSION)"
+  status=1
+fi
 
 step "CUDA tests"
 count=$("$TESTS" --list --ignored 2>/dev/null | grep -c ': test$')
@@ -70,13 +77,15 @@ else
   TESTS_RESULT=$(grep '^test result' "$OUT/cuda-tests.txt" | tail -1 | sed 's/^test result: //; s/; finished.*//')
 fi
 
-# The highest memory nvidia-smi reports for process $1 while it runs, in MiB, into file $2: a
-# reading independent of gnn-soup's own NVML sampler.
+# The highest memory nvidia-smi reports for process $1 and its children (gnn-soup runs under
+# `timeout`) while it runs, in MiB, into file $2: a reading independent of gnn-soup's own NVML
+# sampler. 0 when nvidia-smi never lists them (in a container it reports the host's process ids).
 smi_peak() {
-  local pid=$1 file=$2 peak=0 now
+  local pid=$1 file=$2 peak=0 now pids
   while kill -0 "$pid" 2>/dev/null; do
+    pids=" $pid $(ps -o pid= --ppid "$pid" 2>/dev/null | tr -s ' \n' ' ') "
     now=$("$SMI" --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null |
-      awk -F', ' -v p="$pid" '$1 == p { s += $2 } END { print s + 0 }')
+      awk -F', ' -v p="$pids" 'index(p, " " $1 " ") { s += $2 } END { print s + 0 }')
     [ "$now" -gt "$peak" ] && peak=$now
     sleep 0.1
   done
@@ -90,7 +99,7 @@ soup() {
   [ "$strategy" = gis ] || args=(--epochs "$EPOCHS")
   # SOUP_TIMEOUT (seconds, 0: none) stops a soup with SIGTERM: it keeps the best soup so far and
   # its report says partial.
-  timeout "${SOUP_TIMEOUT:-0}" "$BIN" soup --ingredients "$ingredients" --strategy "$strategy" \
+  timeout -k 30 "${SOUP_TIMEOUT:-0}" "$BIN" soup --ingredients "$ingredients" --strategy "$strategy" \
     "${args[@]}" "$@" --device "$device" --out "$OUT/$name" --overwrite --json >"$OUT/$name.json" &
   local pid=$! sampler=
   if [ -n "$SMI" ] && [ "$device" != cpu ]; then
@@ -100,7 +109,7 @@ soup() {
   wait "$pid"
   case $? in
     0) ;;
-    124) echo "$name stopped at the time budget (${SOUP_TIMEOUT} s); a report, if any, is partial" ;;
+    124) echo "$name stopped at the time budget (${SOUP_TIMEOUT:-0} s); a report, if any, is partial" ;;
     *) echo "$name failed"; status=1 ;;
   esac
   [ -z "$sampler" ] || wait "$sampler"
@@ -110,12 +119,13 @@ DEVICES=()
 [ "$GPUS" != 0 ] && DEVICES+=(cuda)
 [ "$CPU_ROWS" = 1 ] || [ "$GPUS" = 0 ] && DEVICES+=(cpu)
 TRAIN_DEVICE=${DEVICES[0]}
+FIRST_LS=$OUT/${DEVICES[0]}-ls
 
 step "$DATASET: 10 GCN 3x256 ingredients, $TRAIN_EPOCHS epochs each, on $TRAIN_DEVICE"
 ING=$OUT/ingredients
 "$BIN" train --dataset "$DATASET" --arch gcn --layers 3 --hidden 256 --ingredients 10 \
   --epochs "$TRAIN_EPOCHS" --device "$TRAIN_DEVICE" --out "$ING" --overwrite --json >"$OUT/train.json" ||
-  { echo "training failed"; exit 1; }
+  { echo "training failed: no soups (the summary says so)"; status=1; DEVICES=(); }
 
 for device in "${DEVICES[@]}"; do
   for s in ls pls gis; do
@@ -127,21 +137,25 @@ done
 if [ "$GPUS" != 0 ] && [ "$(left)" -gt 240 ]; then
   step "products-shaped PLS on cuda ($(left) s of the budget left)"
   PING=$OUT/products-ingredients
-  if timeout $(($(left) - 60)) "$BIN" train --dataset csbm-products --arch sage --layers 3 --hidden 256 \
-    --ingredients 10 --epochs 2 --device cuda --out "$PING" --overwrite --json >"$OUT/products-train.json"; then
-    EPOCHS=10 SOUP_TIMEOUT=$(($(left) > 90 ? $(left) - 30 : 60)) soup cuda pls "$PING" products-pls
-  else
-    echo "products-shaped ingredients not trained within the budget (or refused): no products row"
-  fi
+  timeout -k 30 $(($(left) - 60)) "$BIN" train --dataset csbm-products --arch sage --layers 3 \
+    --hidden 256 --ingredients 10 --epochs 2 --device cuda --out "$PING" --overwrite --json \
+    >"$OUT/products-train.json"
+  case $? in
+    0) EPOCHS=10 SOUP_TIMEOUT=$(($(left) > 90 ? $(left) - 30 : 60)) soup cuda pls "$PING" products-pls ;;
+    124) echo "products-shaped ingredients not trained within the budget: no products row" ;;
+    *) echo "products-shaped training failed (its message is above): no products row"; status=1 ;;
+  esac
 else
   echo "products-shaped PLS skipped: no CUDA device, or under 240 s of the ${BUDGET} s budget left"
 fi
 
 step "the dashboard's GPU panel (tmux)"
-if command -v tmux >/dev/null 2>&1; then
+if [ ! -d "$FIRST_LS" ]; then
+  echo "no LS run to show: no capture" | tee "$OUT/workbench.txt"
+elif command -v tmux >/dev/null 2>&1; then
   tmux kill-session -t gnn-soup-check 2>/dev/null
   tmux new-session -d -s gnn-soup-check -x 140 -y 45 \
-    "LD_LIBRARY_PATH='$LD_LIBRARY_PATH' '$BIN' tui --attach '$OUT/${DEVICES[0]}-ls'"
+    "LD_LIBRARY_PATH='$LD_LIBRARY_PATH' '$BIN' tui --attach '$FIRST_LS'"
   # Waits for the panel to be drawn (it says GPU or that there is none), up to 20 s.
   for _ in $(seq 200); do
     tmux capture-pane -p -t gnn-soup-check >"$OUT/workbench.txt" 2>/dev/null
@@ -170,20 +184,22 @@ def row(device, strategy, name):
     h = r.get("history", [])
     per = statistics.median(b["seconds"] - a["seconds"] for a, b in zip(h, h[1:])) if len(h) > 1 else None
     nvml, alloc = r.get("peak_device_bytes"), r.get("peak_device_allocated_bytes")
-    smi = open(f"{out}/{name}.smi").read().strip() if os.path.exists(f"{out}/{name}.smi") else None
-    smi_b = None if smi is None else int(smi) * 2**20
+    smi = open(f"{out}/{name}.smi").read().strip() if os.path.exists(f"{out}/{name}.smi") else "0"
+    smi_b = int(smi) * 2**20 or None  # 0: nvidia-smi never listed the process
     if device == "cpu":
         check = "-"
     elif nvml is None or alloc is None:
         check = "no NVML reading" if nvml is None else "no libtorch reading"
     else:
         ok = alloc <= nvml and (smi_b is None or smi_b <= 1.1 * nvml + 64 * 2**20)
-        check = "ok" if ok else "DIFFERS"
+        check = ("ok" if ok else "DIFFERS") + (" (no nvidia-smi reading)" if smi_b is None else "")
     partial = " (stopped at the budget: partial)" if r.get("partial") else ""
     return (f"| {device} | {strategy}{partial} | {r['seconds']:.1f} | {'-' if per is None else f'{per:.3f}'} "
             f"| {100 * r['val_acc']:.2f}% | {mib(nvml)} | {mib(smi_b)} | {mib(alloc)} | {check} |")
 
 rows = []
+if not os.path.exists(f"{out}/ingredients/manifest.json"):
+    rows.append("| - | training the ingredients | failed (log.txt) | | | | | | |")
 if gpus == "0":
     rows.append("| cuda | - | no CUDA device | | | | | | |")
 for device in (["cuda"] if gpus != "0" else []) + (["cpu"] if os.path.exists(f"{out}/cpu-ls.json") else []):

@@ -19,12 +19,15 @@ source scripts/lib/torch.sh
 PYPI_TORCH=2.13.0            # what a pypi set-up installs
 VENV=.venv
 STATE=$VENV/gnn-soup-torch   # "pypi", or "system" and its interpreter: what this .venv was made with
+BUILT=$VENV/gnn-soup-built   # the torch version and directory the last set-up linked for cargo
 PYTHON_GIVEN=${PYTHON:-}
 PYTHON=${PYTHON:-python3}
 HELPERS=(torch_geometric safetensors numpy scipy)
 
 fail() { echo "error: $*" >&2; exit 1; }
 recorded_mode() { cut -d' ' -f1 "$STATE" 2>/dev/null || echo pypi; }
+# Read before .venv may be recreated below: what the existing build was made against.
+built_before=$(cat "$BUILT" 2>/dev/null || readlink "$VENV/libtorch" 2>/dev/null || true)
 
 # A system set-up remembers its interpreter: later runs need no PYTHON.
 if [ -z "$PYTHON_GIVEN" ] && [ -f "$STATE" ] && [ "$(recorded_mode)" = system ]; then
@@ -58,29 +61,35 @@ if [ "$mode" = system ]; then
   torch_probe "$PYTHON" || fail "GNN_SOUP_TORCH=system: $TORCH_PROBE_ERROR. Install torch (one of $(torch_supported)), point PYTHON at an interpreter that has it, or use GNN_SOUP_TORCH=pypi."
   [ -n "$(tch_for_torch "$TORCH_VERSION")" ] ||
     fail "GNN_SOUP_TORCH=system: $(command -v "$PYTHON") has torch $TORCH_VERSION ($TORCH_DIR); gnn-soup builds against torch $(torch_supported). Install one of them, point PYTHON at an interpreter that has one, or use GNN_SOUP_TORCH=pypi (installs torch $PYPI_TORCH into $VENV)."
-  system_site=$TORCH_SITE
+  # Its site directories, torch's first (a --user torch needs the user site for sympy and co).
+  system_sites=$("$PYTHON" -c 'import site, sys
+dirs = [sys.argv[1]] + site.getsitepackages() + [site.getusersitepackages()]
+print("\n".join(dict.fromkeys(dirs)))' "$TORCH_SITE")
+  python_prefix=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.prefix))')
+  [ "$python_prefix" != "$(realpath -m "$VENV")" ] ||
+    fail "GNN_SOUP_TORCH=system: $(command -v "$PYTHON") is $VENV's own interpreter (is $VENV activated?); deactivate it or set PYTHON to the Python whose torch to use"
+  wanted_state="system $(command -v "$PYTHON")"
+else
+  wanted_state=pypi
 fi
 
-# A .venv made with the other choice is rebuilt: its torch would shadow the one asked for.
-if [ -d "$VENV" ] && [ "$(recorded_mode)" != "$mode" ]; then
-  echo "setup: $VENV was set up with GNN_SOUP_TORCH=$(recorded_mode); recreating it for $mode"
+# A .venv made with the other choice, or from another interpreter, is rebuilt: its torch would
+# shadow the one asked for, or its Python would not match the site directories it is given.
+if [ -d "$VENV" ] && [ "$(cat "$STATE" 2>/dev/null || echo pypi)" != "$wanted_state" ]; then
+  echo "setup: $VENV was set up with $(cat "$STATE" 2>/dev/null || echo pypi); recreating it for $wanted_state"
   rm -rf "$VENV"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-if [ "$mode" = system ]; then
-  echo "system $(command -v "$PYTHON")" >"$STATE"
-else
-  echo pypi >"$STATE"
-fi
+echo "$wanted_state" >"$STATE"
 
 if [ "$mode" = system ]; then
   # The interpreter's torch stays where it is; .venv sees it through a .pth file, and pip puts
   # only the helpers that are missing into .venv (nothing is installed into the user's Python).
   site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  echo "$system_site" >"$site/gnn-soup-system-torch.pth"
+  echo "$system_sites" >"$site/gnn-soup-system-torch.pth"
   missing=()
   for p in "${HELPERS[@]}"; do
     "$VENV/bin/python" -c "import $p" >/dev/null 2>&1 || missing+=("$p")
@@ -102,12 +111,13 @@ fi
 torch_probe "$VENV/bin/python" || fail "$VENV: $TORCH_PROBE_ERROR"
 pin_tch . "$(tch_for_torch "$TORCH_VERSION")"
 
-# A stable path for .cargo/config.toml. When it moves to another torch, what was built against the
-# old one is cleaned: the path cargo sees does not change, so it would not rebuild by itself.
-if [ "$(readlink "$VENV/libtorch" 2>/dev/null)" != "$TORCH_DIR" ]; then
-  if [ -L "$VENV/libtorch" ]; then
-    echo "setup: $VENV/libtorch now links torch $TORCH_VERSION; cleaning what was built against the previous torch"
-    cargo clean -q -p torch-sys -p tch -p gnn-soup 2>/dev/null || true
-  fi
-  ln -sfn "$TORCH_DIR" "$VENV/libtorch"
+# A stable path for .cargo/config.toml. When the torch behind it changes (another directory, or
+# another version in the same one), what was built against the old one is cleaned: the path cargo
+# sees does not change, so it would not rebuild by itself.
+ln -sfn "$TORCH_DIR" "$VENV/libtorch"
+built_now="$TORCH_VERSION $TORCH_DIR"
+if [ -n "$built_before" ] && [ "$built_before" != "$built_now" ] && [ "$built_before" != "$TORCH_DIR" ]; then
+  echo "setup: building against torch $TORCH_VERSION ($TORCH_DIR) now; cleaning what was built against the previous torch"
+  cargo clean -q -p torch-sys -p tch -p gnn-soup 2>/dev/null || true
 fi
+echo "$built_now" >"$BUILT"
