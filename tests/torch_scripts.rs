@@ -4,6 +4,7 @@
 //! bundle `make gpu-bundle` builds), which needs the exact torch its binaries were built against.
 //! Fast: nothing is built or installed. The scripts run from copies laid out as in the repository
 //! or the bundle, with a stand-in `torch` package on PYTHONPATH in front of any real one.
+//! Last, the binary names the torch it was built against, and `devices` what libtorch sees.
 
 mod common;
 
@@ -149,4 +150,35 @@ fn setup_refuses_an_unknown_choice() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("GNN_SOUP_TORCH=conda: use system"), "{stderr}");
     assert!(!made_venv);
+}
+
+/// The binary names the torch it was built against (`build.rs` reads it from libtorch's headers),
+/// and `devices` reports what the libtorch it loaded sees, as JSON and as text.
+#[test]
+fn the_build_names_its_torch_and_devices_reports_what_libtorch_sees() {
+    let torch = env!("GNN_SOUP_TORCH_VERSION");
+    let data = tempfile::tempdir().unwrap();
+    assert!(
+        ["2.11.", "2.12.", "2.13."].iter().any(|v| torch.starts_with(v)),
+        "built against {torch:?}"
+    );
+    let (ok, stdout, stderr) = common::run_bin_generated(&["--version"], data.path());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("(torch {torch})")), "{stdout}");
+
+    let (ok, stdout, stderr) = common::run_bin_generated(&["devices", "--json"], data.path());
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["torch_version"], torch);
+    let cuda = tch::Cuda::is_available();
+    assert_eq!(report["cuda_available"], cuda);
+    let count = if cuda { tch::Cuda::device_count() as usize } else { 0 };
+    assert_eq!(report["cuda_devices"].as_array().unwrap().len(), count, "{report}");
+
+    let (ok, stdout, stderr) = common::run_bin_generated(&["devices"], data.path());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("built against torch {torch}")), "{stdout}");
+    let expected =
+        if count == 0 { "no CUDA device".to_string() } else { format!("{count} CUDA device(s)") };
+    assert!(stdout.contains(&expected), "{stdout}");
 }
