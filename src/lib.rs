@@ -6,6 +6,7 @@
 //!   parameter maps (PyG's names; the paper's GAT's own);
 //! - [`checkpoint`]: safetensors ingredients with validated metadata;
 //! - [`train`]: ingredient training from one shared initialisation;
+//! - [`sampling`]: neighbour sampling into per-layer blocks, for minibatch training (not wired in yet);
 //! - [`import`]: checkpoints trained elsewhere (PyG `.pt`, plain safetensors) as ingredients;
 //! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
 //! - [`engine`]: runs a souping job off the caller's thread and streams events;
@@ -54,6 +55,7 @@ pub mod optim;
 pub mod paths;
 pub mod progress;
 pub mod recipe;
+pub mod sampling;
 pub mod signals;
 pub mod soup;
 pub mod train;
