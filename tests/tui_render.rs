@@ -46,7 +46,12 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
         peak_device_bytes: None,
         peak_device_allocated_bytes: None,
         partial,
-        ingredients: vec![IngredientResult { path: "a".into(), val_acc: 0.79, test_acc: 0.81 }],
+        ingredients: vec![IngredientResult {
+            path: "a".into(),
+            val_acc: 0.79,
+            test_acc: 0.81,
+            recorded: false,
+        }],
         uniform: IngredientAccuracy { val_acc: 0.80, test_acc: 0.81 },
         weights: BTreeMap::new(),
         history: vec![],

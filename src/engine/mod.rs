@@ -512,13 +512,10 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
     let load_seconds = load_start.elapsed().as_secs_f64();
 
     let mut ingredients = Vec::with_capacity(stack.len());
-    let mut reused = 0;
     for i in 0..stack.len() {
-        let acc = match recorded_accuracies(&stack.metas[i], &graph, job.reevaluate) {
-            Some(acc) => {
-                reused += 1;
-                acc
-            }
+        let recorded = recorded_accuracies(&stack.metas[i], &graph, job.reevaluate);
+        let acc = match recorded {
+            Some(acc) => acc,
             None => model::evaluate(&stack.spec, &stack.ingredient(i), &gt),
         };
         emit(Event::Evaluation {
@@ -530,17 +527,18 @@ fn load(job: &JobSpec, emit: &dyn Fn(Event)) -> Result<Loaded> {
             path: stack.paths[i].clone(),
             val_acc: acc.val,
             test_acc: acc.test,
+            recorded: recorded.is_some(),
         });
     }
     let n = stack.len();
+    // In the log file (and the report's `recorded`), not on the terminal: a job refused later
+    // says one thing there, its reason.
+    let reused = ingredients.iter().filter(|i| i.recorded).count();
     if reused > 0 {
-        emit(Event::Log {
-            level: LogLevel::Info,
-            message: format!(
-                "{reused} of {n} ingredients: the accuracies recorded in their checkpoints on this \
-                 dataset (same fingerprint), not evaluated again (--reevaluate does)"
-            ),
-        });
+        tracing::info!(
+            "{reused} of {n} ingredients: the accuracies recorded in their checkpoints on this \
+             dataset (same fingerprint), not evaluated again (--reevaluate does)"
+        );
     }
     let acc = model::evaluate(&stack.spec, &stack.mix_global(&vec![1.0 / n as f64; n]), &gt);
     emit(Event::Evaluation { what: Evaluated::UniformSoup, val_acc: acc.val, test_acc: acc.test });

@@ -13,6 +13,10 @@ pub struct IngredientResult {
     pub path: PathBuf,
     pub val_acc: f64,
     pub test_acc: f64,
+    /// The accuracies are the ones recorded in the checkpoint on this dataset (same fingerprint),
+    /// not evaluated by this job (`--reevaluate` evaluates every ingredient).
+    #[serde(default)]
+    pub recorded: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
