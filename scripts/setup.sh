@@ -25,13 +25,14 @@ PYTHON=${PYTHON:-python3}
 HELPERS=(torch_geometric safetensors numpy scipy)
 
 fail() { echo "error: $*" >&2; exit 1; }
-recorded_mode() { cut -d' ' -f1 "$STATE" 2>/dev/null || echo pypi; }
+recorded_state() { cat "$STATE" 2>/dev/null || echo pypi; } # a .venv from before it: PyPI's
+recorded_mode() { recorded_state | cut -d' ' -f1; }
 # Read before .venv may be recreated below: what the existing build was made against.
 built_before=$(cat "$BUILT" 2>/dev/null || readlink "$VENV/libtorch" 2>/dev/null || true)
 
 # A system set-up remembers its interpreter: later runs need no PYTHON.
 if [ -z "$PYTHON_GIVEN" ] && [ -f "$STATE" ] && [ "$(recorded_mode)" = system ]; then
-  recorded=$(cut -d' ' -f2- "$STATE")
+  recorded=$(recorded_state | cut -d' ' -f2-)
   [ -n "$recorded" ] && PYTHON=$recorded
 fi
 
@@ -75,8 +76,8 @@ fi
 
 # A .venv made with the other choice, or from another interpreter, is rebuilt: its torch would
 # shadow the one asked for, or its Python would not match the site directories it is given.
-if [ -d "$VENV" ] && [ "$(cat "$STATE" 2>/dev/null || echo pypi)" != "$wanted_state" ]; then
-  echo "setup: $VENV was set up with $(cat "$STATE" 2>/dev/null || echo pypi); recreating it for $wanted_state"
+if [ -d "$VENV" ] && [ "$(recorded_state)" != "$wanted_state" ]; then
+  echo "setup: $VENV was set up with $(recorded_state); recreating it for $wanted_state"
   rm -rf "$VENV"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
