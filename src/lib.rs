@@ -6,7 +6,8 @@
 //!   parameter maps (PyG's names; the paper's GAT's own);
 //! - [`checkpoint`]: safetensors ingredients with validated metadata;
 //! - [`train`]: ingredient training from one shared initialisation;
-//! - [`sampling`]: neighbour sampling into per-layer blocks, for minibatch training (not wired in yet);
+//! - [`sampling`]: neighbour sampling into per-layer blocks (host only);
+//! - [`minibatch`]: minibatch training steps and evaluation over sampled blocks;
 //! - [`import`]: checkpoints trained elsewhere (PyG `.pt`, plain safetensors) as ingredients;
 //! - [`soup`]: the souping strategies (uniform, greedy, GIS, LS, PLS, ensemble);
 //! - [`engine`]: runs a souping job off the caller's thread and streams events;
@@ -50,6 +51,7 @@ pub mod engine;
 pub mod fsio;
 pub mod import;
 pub mod inspect;
+pub mod minibatch;
 pub mod model;
 pub mod optim;
 pub mod paths;

@@ -1,4 +1,4 @@
-//! Neighbour sampling for minibatch training (issue 26; not yet used by `train`): per-layer
+//! Neighbour sampling for minibatch training: per-layer
 //! message-flow blocks sampled on the in-adjacency, as DGL's `MultiLayerNeighborSampler` builds
 //! them. The last block's targets are the minibatch's seeds; each block's sources are the next
 //! earlier block's targets; the first block's sources are the nodes whose input features the
@@ -16,26 +16,49 @@ use rand::Rng;
 
 use crate::model::graph_tensors::InAdjacency;
 
-/// How many in-neighbours one layer samples per target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How many in-neighbours one layer samples per target. Written as a number, `-1` for every one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "i64", try_from = "i64")]
 pub enum Fanout {
     All,
     At(usize),
 }
 
+impl From<Fanout> for i64 {
+    fn from(f: Fanout) -> i64 {
+        match f {
+            Fanout::All => -1,
+            Fanout::At(k) => k as i64,
+        }
+    }
+}
+
+impl TryFrom<i64> for Fanout {
+    type Error = String;
+    fn try_from(k: i64) -> Result<Fanout, String> {
+        match k {
+            -1 => Ok(Fanout::All),
+            k if k > 0 => Ok(Fanout::At(k as usize)),
+            k => Err(format!("fanout {k}: expected a positive count, or -1 for every neighbour")),
+        }
+    }
+}
+
 impl Fanout {
+    /// `15,10,5`, `-1` for every neighbour: as [`Fanout::parse_list`] reads it.
+    pub fn list_text(fanouts: &[Fanout]) -> String {
+        fanouts.iter().map(|&f| i64::from(f).to_string()).collect::<Vec<_>>().join(",")
+    }
+
     /// `15,10,5` (one per layer, input layer first); `-1` is every neighbour.
     pub fn parse_list(text: &str) -> Result<Vec<Fanout>> {
         let fanouts = text
             .split(',')
-            .map(|f| match f.trim() {
-                "-1" => Ok(Fanout::All),
-                n => match n.parse::<usize>() {
-                    Ok(k) if k > 0 => Ok(Fanout::At(k)),
-                    _ => {
-                        bail!("fanout {n:?}: expected a positive count, or -1 for every neighbour")
-                    }
-                },
+            .map(|f| match f.trim().parse::<i64>() {
+                Ok(k) => Fanout::try_from(k).map_err(anyhow::Error::msg),
+                Err(_) => {
+                    bail!("fanout {f:?}: expected a positive count, or -1 for every neighbour")
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(fanouts)
@@ -60,36 +83,131 @@ pub struct Block {
 }
 
 impl Block {
-    /// Each edge's weight for the mean over a target's sampled in-neighbours (GraphSAGE's
-    /// aggregation on the block), in `col`'s order.
-    pub fn mean_weights(&self) -> Vec<f32> {
-        self.crow
+    /// The mean over each target's sampled in-neighbours (GraphSAGE's aggregation on the block).
+    pub fn mean_matrix(&self) -> BlockMatrix {
+        let values = self
+            .crow
             .windows(2)
             .flat_map(|w| {
-                let deg = (w[1] - w[0]) as usize;
-                std::iter::repeat_n(1.0 / deg as f32, deg)
+                let k = (w[1] - w[0]) as usize;
+                std::iter::repeat_n(1.0 / k as f32, k)
             })
-            .collect()
+            .collect();
+        self.matrix(self.crow.clone(), self.col.clone(), values)
     }
 
-    /// Each edge's weight under DGL's `GraphConv(norm="both")` on the block:
-    /// `1 / sqrt(out-degree of the source in the block * in-degree of the target in the block)`,
-    /// degrees clamped to at least 1 as DGL does.
-    pub fn gcn_both_weights(&self) -> Vec<f32> {
-        let mut out_degree = vec![0u32; self.src.len()];
-        for &s in &self.col {
+    /// GCN's propagation on the block, weighted as the whole graph's operator weighs each edge
+    /// (PyG's `gcn_norm` with `self_loops`, DGL's `norm="both"` without) and scaled by
+    /// `degree / sampled` per target, so that the block's sum estimates the whole graph's
+    /// without bias and equals it under full fanout. The degrees are the whole graph's, not the
+    /// block's (DGL's `GraphConv` on a block counts the block's): training then normalises as
+    /// the full-graph inference, evaluation and souping of the ingredient will.
+    pub fn gcn_matrix(&self, degrees: &Degrees, self_loops: bool) -> BlockMatrix {
+        let loops = usize::from(self_loops);
+        let mut crow = Vec::with_capacity(self.crow.len());
+        let mut col = Vec::with_capacity(self.col.len() + loops * self.dst.len());
+        let mut values = Vec::with_capacity(col.capacity());
+        crow.push(0);
+        for (i, &v) in self.dst.iter().enumerate() {
+            let (lo, hi) = (self.crow[i] as usize, self.crow[i + 1] as usize);
+            let in_v = degrees.in_degree[v as usize] as f32;
+            let scale = if hi > lo { in_v / (hi - lo) as f32 } else { 0.0 };
+            for &s in &self.col[lo..hi] {
+                let u = self.src[s as usize] as usize;
+                let norm = if self_loops {
+                    ((degrees.in_degree[u] as f32 + 1.0) * (in_v + 1.0)).sqrt()
+                } else {
+                    (degrees.out_degree[u].max(1) as f32 * in_v.max(1.0)).sqrt()
+                };
+                col.push(s);
+                values.push(scale / norm);
+            }
+            if self_loops {
+                col.push(i as i64);
+                values.push(1.0 / (in_v + 1.0));
+            }
+            crow.push(col.len() as i64);
+        }
+        self.matrix(crow, col, values)
+    }
+
+    /// The edges GAT attends over on the block, as (local sources, local targets): with
+    /// `self_loops` the sampled loops replaced by one per target (PyG's `GATConv`), otherwise
+    /// the sampled edges as they are (DGL's).
+    pub fn attention_edges(&self, self_loops: bool) -> (Vec<i64>, Vec<i64>) {
+        let (mut src, mut dst) = (Vec::with_capacity(self.col.len()), Vec::new());
+        dst.reserve(self.col.len());
+        for i in 0..self.dst.len() {
+            for &s in &self.col[self.crow[i] as usize..self.crow[i + 1] as usize] {
+                if !(self_loops && self.src[s as usize] == self.dst[i]) {
+                    src.push(s);
+                    dst.push(i as i64);
+                }
+            }
+        }
+        if self_loops {
+            src.extend(0..self.dst.len() as i64);
+            dst.extend(0..self.dst.len() as i64);
+        }
+        (src, dst)
+    }
+
+    fn matrix(&self, crow: Vec<i64>, col: Vec<i64>, values: Vec<f32>) -> BlockMatrix {
+        BlockMatrix { rows: self.dst.len(), cols: self.src.len(), crow, col, values }
+    }
+}
+
+/// The whole graph's in- and out-degrees (edges as given, no self-loops added), which a block's
+/// GCN weights are taken from.
+pub struct Degrees {
+    pub in_degree: Vec<u32>,
+    pub out_degree: Vec<u32>,
+}
+
+impl Degrees {
+    pub fn of(adjacency: &InAdjacency) -> Degrees {
+        let in_degree = adjacency.crow.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
+        let mut out_degree = vec![0u32; adjacency.crow.len() - 1];
+        for &s in &adjacency.col {
             out_degree[s as usize] += 1;
         }
-        self.crow
-            .windows(2)
-            .flat_map(|w| {
-                let in_degree = (w[1] - w[0]).max(1) as f32;
-                let out = &out_degree;
-                self.col[w[0] as usize..w[1] as usize]
-                    .iter()
-                    .map(move |&s| 1.0 / (out[s as usize].max(1) as f32 * in_degree).sqrt())
-            })
-            .collect()
+        Degrees { in_degree, out_degree }
+    }
+}
+
+/// A block's sparse operator on the host, in CSR form: `rows` targets by `cols` sources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub crow: Vec<i64>,
+    pub col: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+impl BlockMatrix {
+    /// The transpose, in CSR form (a counting sort by column): what the backward pass
+    /// multiplies by, made on the host beside the sampling rather than on the device.
+    pub fn transpose(&self) -> BlockMatrix {
+        let mut crow = vec![0i64; self.cols + 1];
+        for &c in &self.col {
+            crow[c as usize + 1] += 1;
+        }
+        for c in 0..self.cols {
+            crow[c + 1] += crow[c];
+        }
+        let mut next = crow[..self.cols].to_vec();
+        let mut col = vec![0i64; self.col.len()];
+        let mut values = vec![0f32; self.col.len()];
+        for r in 0..self.rows {
+            for e in self.crow[r] as usize..self.crow[r + 1] as usize {
+                let at = &mut next[self.col[e] as usize];
+                col[*at as usize] = r as i64;
+                values[*at as usize] = self.values[e];
+                *at += 1;
+            }
+        }
+        BlockMatrix { rows: self.cols, cols: self.rows, crow, col, values }
     }
 }
 
@@ -220,7 +338,8 @@ mod tests {
         let seeds: Vec<i64> = (0..300).step_by(3).collect();
         let block = &sample_blocks(&a, &seeds, &[Fanout::All], &mut StdRng::seed_from_u64(0))[0];
         let x: Vec<f32> = (0..300).map(|v| (v as f32 * 0.37).sin()).collect();
-        let weights = block.mean_weights();
+        let mean = block.mean_matrix();
+        let weights = &mean.values;
         for (i, &v) in block.dst.iter().enumerate() {
             let all = neighbours(&a, v);
             assert_eq!(globals(block, i), all, "node {v}");
@@ -236,21 +355,62 @@ mod tests {
         }
     }
 
-    /// DGL's `norm="both"` on a block counts degrees inside the block: a source that sends to two
-    /// of the block's targets has out-degree 2 there whatever its degree in the whole graph.
+    /// A block's GCN weights are the whole graph's operator's, scaled by degree over sampled
+    /// count: with full fanout the block's rows are the whole graph's rows, for PyG's
+    /// normalisation with self-loops and DGL's without; with fanout 1, an edge weighs its
+    /// target's degree times its whole-graph weight. The transpose is the dense one's.
     #[test]
-    fn gcn_both_weights_use_the_blocks_own_degrees() {
-        // 0 -> 2, 1 -> 2, 1 -> 3: targets 2 and 3; source 1 sends to both.
-        let a = InAdjacency::from_edges(4, &[0, 1, 1], &[2, 2, 3]);
+    fn gcn_block_weights_are_the_whole_graphs_scaled_by_the_sampled_share() {
+        // 0 -> 2, 1 -> 2, 1 -> 3, 3 -> 2: in-degrees [0, 0, 3, 1], out-degrees [1, 2, 0, 1].
+        let a = InAdjacency::from_edges(4, &[0, 1, 1, 3], &[2, 2, 3, 2]);
+        let degrees = Degrees::of(&a);
+        assert_eq!(
+            (degrees.in_degree.clone(), degrees.out_degree.clone()),
+            (vec![0, 0, 3, 1], vec![1, 2, 0, 1])
+        );
         let block = &sample_blocks(&a, &[2, 3], &[Fanout::All], &mut StdRng::seed_from_u64(0))[0];
         assert_eq!(block.src, vec![2, 3, 0, 1]);
-        let w = block.gcn_both_weights();
-        // target 2 (in-degree 2): from 0 (out 1) and 1 (out 2); target 3 (in-degree 1): from 1.
-        let expected =
-            [1.0 / (1.0f32 * 2.0).sqrt(), 1.0 / (2.0f32 * 2.0).sqrt(), 1.0 / (2.0f32 * 1.0).sqrt()];
-        for (got, want) in w.iter().zip(expected) {
-            assert!((got - want).abs() < 1e-6, "{w:?}");
-        }
+        let dense = |m: &BlockMatrix| {
+            let mut d = vec![vec![0f32; m.cols]; m.rows];
+            for (r, row) in d.iter_mut().enumerate() {
+                for e in m.crow[r] as usize..m.crow[r + 1] as usize {
+                    row[m.col[e] as usize] += m.values[e];
+                }
+            }
+            d
+        };
+        let close = |got: &[Vec<f32>], want: &[Vec<f32>]| {
+            got.iter().flatten().zip(want.iter().flatten()).all(|(g, w)| (g - w).abs() < 1e-6)
+        };
+        let s = |x: f32| 1.0 / x.sqrt();
+        // PyG: (A + I), degrees in + 1. Row of 2 over sources [2, 3, 0, 1]; row of 3.
+        let pyg = vec![
+            vec![0.25, s(2.0 * 4.0), s(1.0 * 4.0), s(1.0 * 4.0)],
+            vec![0.0, 0.5, 0.0, s(1.0 * 2.0)],
+        ];
+        let got = dense(&block.gcn_matrix(&degrees, true));
+        assert!(close(&got, &pyg), "{got:?}");
+        // DGL: out-degree of the source, in-degree of the target, clamped at 1.
+        let dgl = vec![
+            vec![0.0, s(1.0 * 3.0), s(1.0 * 3.0), s(2.0 * 3.0)],
+            vec![0.0, 0.0, 0.0, s(2.0 * 1.0)],
+        ];
+        let m = block.gcn_matrix(&degrees, false);
+        assert!(close(&dense(&m), &dgl), "{:?}", dense(&m));
+        let t = dense(&m.transpose());
+        assert!((0..4).all(|c| (0..2).all(|r| t[c][r] == dense(&m)[r][c])), "{t:?}");
+        // One neighbour of node 2's three: weight 3 times its whole-graph weight.
+        let one = &sample_blocks(&a, &[2], &[Fanout::At(1)], &mut StdRng::seed_from_u64(3))[0];
+        let m = one.gcn_matrix(&degrees, false);
+        let u = one.src[one.col[0] as usize] as usize;
+        let want = 3.0 * s(degrees.out_degree[u] as f32 * 3.0);
+        assert!((m.values[0] - want).abs() < 1e-6, "{} vs {want}", m.values[0]);
+        // GAT's edges: loops replaced by one per target.
+        let looped = InAdjacency::from_edges(3, &[0, 1, 1], &[1, 1, 2]);
+        let b = &sample_blocks(&looped, &[1, 2], &[Fanout::All], &mut StdRng::seed_from_u64(0))[0];
+        assert_eq!(b.src, vec![1, 2, 0]);
+        assert_eq!(b.attention_edges(true), (vec![2, 0, 0, 1], vec![0, 1, 0, 1]));
+        assert_eq!(b.attention_edges(false), (vec![2, 0, 0], vec![0, 0, 1]));
     }
 
     #[test]

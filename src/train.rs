@@ -1,6 +1,8 @@
 //! Ingredient training, as the paper's trainer: one initial model is created and saved, every
-//! ingredient starts from it and differs only by its seed (dropout draws). Full-batch Adam with
-//! cross-entropy on the training nodes; the final epoch's weights are kept.
+//! ingredient starts from it and differs only by its seed (dropout draws, and the sampled
+//! neighbours of minibatch training). Adam with cross-entropy on the training nodes, full-batch
+//! or in minibatches over sampled blocks ([`crate::minibatch`]); the final epoch's weights are
+//! kept.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,6 +15,7 @@ use crate::checkpoint::{
     self, CheckpointKind, CheckpointMeta, Manifest, ManifestEntry, INIT_FILE, MANIFEST,
 };
 use crate::data::Graph;
+use crate::minibatch::{sampled_accuracy, Minibatch, Sampler};
 use crate::model::{
     self, Accuracies, Activation, Arch, ArchSpec, Dropouts, GraphTensors, ParamMap,
 };
@@ -46,6 +49,13 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub ingredients: usize,
     pub seed: u64,
+    /// Minibatches over sampled neighbours instead of full-batch steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minibatch: Option<Minibatch>,
+    /// Validation during training over sampled blocks instead of exact whole-graph inference.
+    /// Not part of the run's identity (it changes no weight): a resumed run may choose another.
+    #[serde(skip)]
+    pub eval_minibatch: Option<Minibatch>,
 }
 
 /// The most ingredients one training run makes (the paper soups up to 50).
@@ -75,6 +85,8 @@ impl TrainConfig {
             weight_decay: 5e-4,
             ingredients: 10,
             seed: 0,
+            minibatch: None,
+            eval_minibatch: None,
         };
         match arch {
             Arch::Gcn | Arch::Sage => base,
@@ -126,6 +138,9 @@ impl TrainConfig {
             ("--attention-dropout", d.attention),
             ("--edge-dropout", Some(d.edge)),
         ])?;
+        for m in self.minibatch.iter().chain(&self.eval_minibatch) {
+            m.validate(self.layers)?;
+        }
         // What only some architectures have, checked on the model these settings describe.
         self.spec_shape().check_options()
     }
@@ -152,35 +167,116 @@ impl TrainConfig {
     }
 }
 
-/// Refuses, before the first epoch, a full-batch training step that would not fit in the memory
-/// left on `device` (a clear message rather than the kernel's out-of-memory killer):
-/// activations as an LS step keeps them, plus building the graph's sparse operator, once for
-/// each of the `workers` sharing the device (each holds its own graph and activations).
-fn check_fits(g: &Graph, spec: &ArchSpec, device: Device, workers: usize) -> Result<()> {
-    use crate::engine::memory::{self, gib};
-    let each = memory::fit_step_bytes(spec, g.num_nodes as u64, g.num_edges() as u64)
-        + memory::operator_build_bytes(g.num_edges() as u64);
-    let need = each * workers as u64;
-    if let Some(available) = memory::shortfall(device, need)? {
-        let name = crate::device::device_name(device);
-        let shared = if workers > 1 {
-            format!(" ({:.2} GiB for each of its {workers} workers on {name})", gib(each))
-        } else {
-            String::new()
-        };
-        let fewer = if workers > 1 { "fewer workers on it (--devices), " } else { "" };
-        bail!(
-            "full-batch training of {} on {} ({} nodes, {} edges) needs about {:.2} GiB{shared}; {:.2} GiB is available on {name}. Use a device with more memory, {fewer}fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
-            spec.describe(),
-            g.name,
-            g.num_nodes,
-            g.num_edges(),
-            gib(need),
-            gib(available),
-            memory::NO_MEMORY_CHECK_ENV
-        );
+/// Each device of `devices` with how many workers share it.
+fn workers_per_device(devices: &[Device]) -> Vec<(Device, usize)> {
+    let mut per_device: Vec<(Device, usize)> = Vec::new();
+    for &device in devices {
+        match per_device.iter_mut().find(|(d, _)| *d == device) {
+            Some((_, n)) => *n += 1,
+            None => per_device.push((device, 1)),
+        }
     }
-    Ok(())
+    per_device
+}
+
+/// The first device of `devices` on which `each` bytes for each of its workers is more than
+/// is left: a sentence saying so, naming `what`.
+fn memory_shortfall(
+    g: &Graph,
+    what: &str,
+    each: u64,
+    devices: &[Device],
+) -> Result<Option<(String, usize)>> {
+    use crate::engine::memory::{self, gib};
+    for (device, workers) in workers_per_device(devices) {
+        let need = each * workers as u64;
+        if let Some(available) = memory::shortfall(device, need)? {
+            let name = crate::device::device_name(device);
+            let shared = if workers > 1 {
+                format!(" ({:.2} GiB for each of its {workers} workers on {name})", gib(each))
+            } else {
+                String::new()
+            };
+            return Ok(Some((
+                format!(
+                    "{what} on {} ({} nodes, {} edges) needs about {:.2} GiB{shared}; {:.2} GiB is available on {name}",
+                    g.name,
+                    g.num_nodes,
+                    g.num_edges(),
+                    gib(need),
+                    gib(available),
+                ),
+                workers,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Why a full-batch training step of `cfg` on `g` would not fit in the memory left on one of
+/// `devices` (activations as an LS step keeps them, plus building the graph's sparse operator,
+/// once for each worker sharing a device), or None when it fits.
+pub fn full_batch_shortfall(
+    g: &Graph,
+    cfg: &TrainConfig,
+    devices: &[Device],
+) -> Result<Option<String>> {
+    use crate::engine::memory;
+    let spec = cfg.spec_for(g);
+    let each = memory::fit_step_bytes(&spec, g.num_nodes as u64, g.num_edges() as u64)
+        + memory::operator_build_bytes(g.num_edges() as u64);
+    let what = format!("full-batch training of {}", spec.describe());
+    Ok(memory_shortfall(g, &what, each, devices)?.map(|(reason, _)| reason))
+}
+
+/// What one worker of minibatch training holds on its device: the graph (features, labels, the
+/// in-adjacency), then the larger of a step over the largest blocks the fanout can give and the
+/// exact whole-graph inference that evaluates the finished ingredient.
+fn minibatch_bytes(g: &Graph, spec: &ArchSpec, minibatch: &Minibatch) -> u64 {
+    use crate::engine::memory;
+    let (n, e) = (g.num_nodes as u64, g.num_edges() as u64);
+    let graph = 4 * n * g.num_features as u64 + 8 * n + 8 * (n + e);
+    let mean_degree = e.div_ceil(n.max(1)).max(1);
+    let (mut nodes, mut edges, mut targets) = (0u64, 0u64, minibatch.batch_size as u64);
+    for fanout in minibatch.fanout.iter().rev() {
+        let per_target = match fanout {
+            crate::sampling::Fanout::All => mean_degree,
+            crate::sampling::Fanout::At(k) => (*k as u64).min(mean_degree.max(1) * 4),
+        };
+        edges += targets * per_target;
+        targets = (targets * (per_target + 1)).min(n);
+        nodes += targets;
+    }
+    let step = memory::fit_step_bytes(spec, nodes.min(n), edges.min(e));
+    let inference = memory::inference_bytes(spec, n) + memory::operator_build_bytes(e);
+    graph + step.max(inference)
+}
+
+/// Refuses, before the first epoch, training that would not fit in the memory left on a device
+/// of `devices` (a clear message rather than the kernel's out-of-memory killer).
+fn check_fits(g: &Graph, cfg: &TrainConfig, devices: &[Device]) -> Result<()> {
+    let spec = cfg.spec_for(g);
+    let (reason, workers) = match &cfg.minibatch {
+        None => {
+            let Some(reason) = full_batch_shortfall(g, cfg, devices)? else { return Ok(()) };
+            let several = workers_per_device(devices).iter().any(|(_, w)| *w > 1);
+            (format!("{reason}. Use minibatches (--batch-size 1024 --fanout 10,...)"), several)
+        }
+        Some(m) => {
+            let what = format!("minibatch training of {} ({})", spec.describe(), m.describe());
+            let Some((reason, w)) =
+                memory_shortfall(g, &what, minibatch_bytes(g, &spec, m), devices)?
+            else {
+                return Ok(());
+            };
+            (format!("{reason}. Use smaller batches or fanouts (--batch-size, --fanout)"), w > 1)
+        }
+    };
+    let fewer = if workers { "fewer workers on it (--devices), " } else { "" };
+    bail!(
+        "{reason}, a device with more memory, {fewer}fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
+        crate::engine::memory::NO_MEMORY_CHECK_ENV
+    )
 }
 
 /// What a watcher of training is told. `worker` is the index of the device (in
@@ -197,6 +293,15 @@ pub enum TrainEvent<'a> {
         epoch: usize,
         loss: f64,
         val_acc: f64,
+    },
+    /// A minibatch step: `batch` of `batches` (from 1) in `epoch`.
+    Batch {
+        worker: usize,
+        index: usize,
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        seeds_per_second: f64,
     },
     IngredientDone {
         worker: usize,
@@ -249,6 +354,14 @@ pub enum TrainRecord {
         #[serde(with = "crate::units::nan_as_null")]
         val_acc: f64,
     },
+    Batch {
+        worker: usize,
+        index: usize,
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        seeds_per_second: f64,
+    },
     Done {
         worker: usize,
         index: usize,
@@ -277,6 +390,9 @@ impl TrainRecord {
             }
             TrainEvent::Epoch { worker, index, epoch, loss, val_acc } => {
                 TrainRecord::Epoch { worker, index, epoch, loss, val_acc }
+            }
+            TrainEvent::Batch { worker, index, epoch, batch, batches, seeds_per_second } => {
+                TrainRecord::Batch { worker, index, epoch, batch, batches, seeds_per_second }
             }
             TrainEvent::IngredientDone { worker, index, path, acc } => TrainRecord::Done {
                 worker,
@@ -521,7 +637,7 @@ fn ensure_init(out: &Path, init: &ParamMap, run: &RunIdentity, overwrite: bool) 
 /// What one worker tells the loop that collects results (owned: it crosses threads).
 enum WorkerMsg {
     Started { worker: usize, index: usize, seed: u64 },
-    Epoch { worker: usize, index: usize, epoch: usize, loss: f64, val_acc: f64 },
+    Progress { worker: usize, index: usize, progress: Progress },
     Done { worker: usize, index: usize, path: PathBuf, acc: Accuracies },
     Failed(anyhow::Error),
 }
@@ -575,16 +691,7 @@ pub fn train(
             );
         }
     }
-    let mut per_device: Vec<(Device, usize)> = Vec::new();
-    for &device in &plan.devices {
-        match per_device.iter_mut().find(|(d, _)| *d == device) {
-            Some((_, n)) => *n += 1,
-            None => per_device.push((device, 1)),
-        }
-    }
-    for (device, workers) in per_device {
-        check_fits(g, &run.spec, device, workers)?;
-    }
+    check_fits(g, cfg, &plan.devices)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let start = Instant::now();
     ensure_init(out, &init, &run, plan.overwrite)?;
@@ -606,9 +713,14 @@ pub fn train(
         WorkerMsg::Started { worker, index, seed } => {
             on_event(TrainEvent::IngredientStarted { worker, index, seed })
         }
-        WorkerMsg::Epoch { worker, index, epoch, loss, val_acc } => {
-            on_event(TrainEvent::Epoch { worker, index, epoch, loss, val_acc })
-        }
+        WorkerMsg::Progress { worker, index, progress } => on_event(match progress {
+            Progress::Epoch { epoch, loss, val_acc } => {
+                TrainEvent::Epoch { worker, index, epoch, loss, val_acc }
+            }
+            Progress::Batch { epoch, batch, batches, seeds_per_second } => {
+                TrainEvent::Batch { worker, index, epoch, batch, batches, seeds_per_second }
+            }
+        }),
         WorkerMsg::Done { worker, index, path, acc } => {
             on_event(TrainEvent::IngredientDone { worker, index, path: &path, acc });
             done.insert(
@@ -665,6 +777,11 @@ fn run_workers(
     }
     let queue = Mutex::new(todo);
     let stop = AtomicBool::new(false);
+    // One sampler for every worker (host data only; each batch is made for its worker's device).
+    let cfg = &run.cfg;
+    let sampler = (cfg.minibatch.is_some() || cfg.eval_minibatch.is_some())
+        .then(|| Sampler::new(g, &run.spec));
+    let sampler = &sampler;
     let (tx, rx) = mpsc::channel::<WorkerMsg>();
     let mut failure = None;
     std::thread::scope(|scope| {
@@ -694,16 +811,17 @@ fn run_workers(
                     }
                     let seed = run.seed_of(index);
                     let _ = work_tx.send(WorkerMsg::Started { worker, index, seed });
-                    let params =
-                        train_one(spec, &init, &gt, cfg, seed, &mut |epoch, loss, val_acc| {
-                            let _ = work_tx.send(WorkerMsg::Epoch {
-                                worker,
-                                index,
-                                epoch,
-                                loss,
-                                val_acc,
-                            });
-                        })?;
+                    let params = train_one(
+                        spec,
+                        &init,
+                        &gt,
+                        sampler.as_ref(),
+                        cfg,
+                        seed,
+                        &mut |progress| {
+                            let _ = work_tx.send(WorkerMsg::Progress { worker, index, progress });
+                        },
+                    )?;
                     if crate::signals::interrupted() {
                         return Ok(());
                     }
@@ -842,14 +960,28 @@ pub fn row_normalize_default(g: &Graph) -> bool {
     g.features.iter().all(|&v| v >= 0.0)
 }
 
-/// Trains one ingredient from `init` with `seed`, returning its final weights.
+/// How far an ingredient's training is, as [`train_one`] reports it.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// A minibatch step finished: `batch` of the epoch's `batches` (from 1), and the seeds per
+    /// second of the epoch so far.
+    Batch { epoch: usize, batch: usize, batches: usize, seeds_per_second: f64 },
+    /// An epoch finished, with its mean training loss and the latest validation accuracy (NaN
+    /// before the first validation).
+    Epoch { epoch: usize, loss: f64, val_acc: f64 },
+}
+
+/// Trains one ingredient from `init` with `seed`, returning its final weights: full-batch, or in
+/// minibatches over blocks from `sampler` when `cfg.minibatch` asks for it (the sampler is
+/// needed then, and for `cfg.eval_minibatch`).
 pub fn train_one(
     spec: &ArchSpec,
     init: &ParamMap,
     g: &GraphTensors,
+    sampler: Option<&Sampler>,
     cfg: &TrainConfig,
     seed: u64,
-    on_epoch: &mut dyn FnMut(usize, f64, f64),
+    on_progress: &mut dyn FnMut(Progress),
 ) -> Result<ParamMap> {
     model::rng::seed_thread(seed);
     let infos = spec.params();
@@ -863,19 +995,68 @@ pub fn train_one(
     }
     let adam = optim::adam(&leaves, cfg.lr, cfg.weight_decay)?;
     let every = eval_every(g.num_nodes, cfg.epochs);
+    let validates = |epoch: usize| (epoch + 1).is_multiple_of(every) || epoch + 1 == cfg.epochs;
+    let validate = |params: &ParamMap| match (&cfg.eval_minibatch, sampler) {
+        (Some(m), Some(s)) => sampled_accuracy(spec, params, g, s, s.val_nodes(), m, seed),
+        (Some(_), None) => unreachable!("a sampler is made for sampled validation"),
+        _ => model::evaluate(spec, params, g).val,
+    };
     let mut val_acc = f64::NAN;
-    for epoch in 0..cfg.epochs {
-        let logits = model::forward(spec, &params, g, model::Mode::TRAIN);
-        let loss = model::loss(&logits, &g.labels, &g.train_idx);
-        loss.backward();
-        optim::step(&adam)?;
-        if (epoch + 1) % every == 0 || epoch + 1 == cfg.epochs {
-            val_acc = model::evaluate(spec, &params, g).val;
+    match (&cfg.minibatch, sampler) {
+        (Some(minibatch), Some(sampler)) => {
+            let mut loss_sum = tch::Tensor::zeros([], (tch::Kind::Float, g.device));
+            let (mut seeds, mut started) = (0usize, Instant::now());
+            let device = g.device;
+            sampler.for_each_batch(
+                minibatch,
+                seed,
+                cfg.epochs,
+                device,
+                &mut |epoch, index, batches, host| {
+                    let batch = host.to_device(g, spec.row_normalize);
+                    let logits = batch.forward(spec, &params, model::Mode::TRAIN);
+                    let loss = logits.cross_entropy_for_logits(&batch.labels);
+                    loss.backward();
+                    optim::step(&adam)?;
+                    // Summed on the device: reading each step's loss would wait for the device.
+                    let _ = loss_sum.g_add_(&(loss.detach() * batch.seeds as f64));
+                    seeds += batch.seeds;
+                    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                    on_progress(Progress::Batch {
+                        epoch,
+                        batch: index + 1,
+                        batches,
+                        seeds_per_second: seeds as f64 / seconds,
+                    });
+                    if index + 1 == batches {
+                        if validates(epoch) {
+                            val_acc = validate(&params);
+                        }
+                        let loss = loss_sum.double_value(&[]) / seeds.max(1) as f64;
+                        on_progress(Progress::Epoch { epoch, loss, val_acc });
+                        let _ = loss_sum.zero_();
+                        (seeds, started) = (0, Instant::now());
+                    }
+                    // A signal: the caller discards this unfinished ingredient.
+                    Ok(!crate::signals::interrupted())
+                },
+            )?;
         }
-        on_epoch(epoch, loss.double_value(&[]), val_acc);
-        // A signal: the caller discards this unfinished ingredient.
-        if crate::signals::interrupted() {
-            break;
+        (Some(_), None) => unreachable!("a sampler is made for minibatch training"),
+        (None, _) => {
+            for epoch in 0..cfg.epochs {
+                let logits = model::forward(spec, &params, g, model::Mode::TRAIN);
+                let loss = model::loss(&logits, &g.labels, &g.train_idx);
+                loss.backward();
+                optim::step(&adam)?;
+                if validates(epoch) {
+                    val_acc = validate(&params);
+                }
+                on_progress(Progress::Epoch { epoch, loss: loss.double_value(&[]), val_acc });
+                if crate::signals::interrupted() {
+                    break;
+                }
+            }
         }
     }
     Ok(params.into_iter().map(|(k, v)| (k, v.detach())).collect())

@@ -28,7 +28,7 @@ pub enum Command {
     #[command(subcommand)]
     Data(DataCommand),
     /// Train ingredients: N models from one shared initialisation, saved as checkpoints.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Print a checkpoint's metadata and tensors; for a directory, every checkpoint's metadata and
     /// how diverse the ingredients are.
     Inspect(InspectArgs),
@@ -406,6 +406,22 @@ pub struct TrainArgs {
     /// How many ingredients to train.
     #[arg(long, default_value_t = 10)]
     pub ingredients: usize,
+    /// Train in minibatches of this many seed nodes over sampled neighbours (each layer's block
+    /// sampled per --fanout) instead of full-batch steps. Default: full-batch where the step
+    /// fits the device's memory, otherwise minibatches of 1024 (with a message saying so).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// In-neighbours sampled per target in each layer, input layer first (e.g. 15,10,5; -1 =
+    /// all of them). Default: 10 per layer.
+    #[arg(long, value_parser = parse_fanout, requires = "batch_size")]
+    pub fanout: Option<FanoutList>,
+    /// Validate during training over sampled blocks of this many validation nodes at a time,
+    /// instead of exact whole-graph inference (the final accuracies are always exact).
+    #[arg(long)]
+    pub eval_batch_size: Option<usize>,
+    /// The fanout of that validation (default -1, every neighbour).
+    #[arg(long, value_parser = parse_fanout, requires = "eval_batch_size")]
+    pub eval_fanout: Option<FanoutList>,
     /// Output directory (init.safetensors, ingredient-NN.safetensors, manifest.json).
     #[arg(long, required_unless_present = "collect")]
     pub out: Option<PathBuf>,
@@ -437,6 +453,14 @@ pub struct TrainArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One fanout per layer (`15,10,5`; -1 = every neighbour).
+#[derive(Debug, Clone)]
+pub struct FanoutList(pub Vec<crate::sampling::Fanout>);
+
+fn parse_fanout(s: &str) -> Result<FanoutList, String> {
+    crate::sampling::Fanout::parse_list(s).map(FanoutList).map_err(|e| e.to_string())
 }
 
 /// A comma-separated list of layer indices, or `none`.

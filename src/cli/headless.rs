@@ -90,7 +90,7 @@ pub fn follow_training_as_text(file: &Path) -> Result<()> {
                     if *complete { "finished" } else { "stopped early" }
                 ),
                 R::Failed { message } => eprintln!("failed: {message}"),
-                R::Ingredient { .. } | R::Epoch { .. } => {}
+                R::Ingredient { .. } | R::Epoch { .. } | R::Batch { .. } => {}
             }
             matches!(r, R::Finished { .. } | R::Failed { .. })
         },
@@ -410,6 +410,8 @@ pub fn training_progress(
         (false, _) => eprintln!("{line}"),
     };
     let mut bars: Vec<Option<ProgressBar>> = vec![None; names.len()];
+    // Each worker's latest epoch summary, kept beside the minibatch steps of the next epoch.
+    let mut summaries: Vec<String> = vec![String::new(); names.len()];
     move |ev| match ev {
         TrainEvent::IngredientStarted { worker, index, seed } => {
             let label = if several {
@@ -424,9 +426,18 @@ pub fn training_progress(
             tracing::info!(worker, index, seed, "ingredient started");
         }
         TrainEvent::Epoch { worker, epoch, loss, val_acc, .. } => {
+            summaries[worker] = format!("loss {loss:.4} val {}", percent(val_acc));
             if let Some(b) = &bars[worker] {
                 b.set_position(epoch as u64 + 1);
-                b.set_message(format!("loss {loss:.4} val {}", percent(val_acc)));
+                b.set_message(summaries[worker].clone());
+            }
+        }
+        TrainEvent::Batch { worker, batch, batches, seeds_per_second, .. } => {
+            if let Some(b) = &bars[worker] {
+                b.set_message(format!(
+                    "{}  batch {batch}/{batches}, {seeds_per_second:.0} seeds/s",
+                    summaries[worker]
+                ));
             }
         }
         TrainEvent::IngredientDone { worker, index, path, acc } => {

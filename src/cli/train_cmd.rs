@@ -8,13 +8,28 @@ use super::headless::{announce_training, print_training_summary, training_progre
 use super::output::print_json;
 use crate::data;
 use crate::device::{device_name, parse_device, parse_devices};
+use crate::minibatch::Minibatch;
+use crate::sampling::Fanout;
 use crate::train::{train, train_events_file, TrainConfig, TrainPlan, TrainRecord, TrainReport};
 
-pub fn config_from(args: &TrainArgs) -> TrainConfig {
+pub fn config_from(args: &TrainArgs) -> Result<TrainConfig> {
     let d = TrainConfig::defaults(args.arch);
-    TrainConfig {
+    let layers = args.layers.unwrap_or(d.layers);
+    let minibatch = match (args.batch_size, &args.fanout) {
+        (None, _) => None,
+        (size, fanout) => Some(Minibatch::new(size, fanout.as_ref().map(|f| f.0.clone()), layers)?),
+    };
+    let eval_minibatch = match (args.eval_batch_size, &args.eval_fanout) {
+        (None, _) => None,
+        (size, fanout) => Some(Minibatch::new(
+            size,
+            Some(fanout.as_ref().map_or_else(|| vec![Fanout::All; layers], |f| f.0.clone())),
+            layers,
+        )?),
+    };
+    Ok(TrainConfig {
         arch: args.arch,
-        layers: args.layers.unwrap_or(d.layers),
+        layers,
         hidden: args.hidden.unwrap_or(d.hidden),
         heads: args.heads.unwrap_or(d.heads),
         dropout: args.dropout.unwrap_or(d.dropout),
@@ -33,7 +48,9 @@ pub fn config_from(args: &TrainArgs) -> TrainConfig {
         weight_decay: args.weight_decay.unwrap_or(d.weight_decay),
         ingredients: args.ingredients,
         seed: args.seed,
-    }
+        minibatch,
+        eval_minibatch,
+    })
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -48,7 +65,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return finish(args, &report, &[]);
     }
     let Some(out) = &args.out else { bail!("--out is needed (or --collect DIR)") };
-    let cfg = config_from(args);
+    let cfg = config_from(args)?;
     cfg.validate()?;
     let devices = match &args.devices {
         Some(list) => parse_devices(list)?,

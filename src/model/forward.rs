@@ -12,6 +12,7 @@ use tch::{Kind, Tensor};
 
 use super::dropout::dropout;
 use super::graph_tensors::GraphTensors;
+use super::propagation::Propagation;
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
 
 fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {
@@ -66,6 +67,20 @@ pub fn forward_from(
     first_aggregate: Option<&Tensor>,
 ) -> Tensor {
     let (input, sparse) = g.input(spec.row_normalize);
+    forward_input(spec, params, g, input, sparse, mode, first_aggregate)
+}
+
+/// The logits of `g`'s last layer's targets (every node of a whole graph; a minibatch's seeds
+/// for sampled blocks), given the first layer's `input` for its sources (`sparse`: a CSR matrix).
+pub fn forward_input(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &dyn Propagation,
+    input: &Tensor,
+    sparse: bool,
+    mode: Mode,
+    first_aggregate: Option<&Tensor>,
+) -> Tensor {
     let x = if sparse {
         sparse_dropout(input, spec.input_dropout(0), mode.dropout)
     } else {
@@ -83,7 +98,7 @@ pub fn forward_from(
 pub fn conv(
     spec: &ArchSpec,
     params: &ParamMap,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     layer: usize,
     x: &Tensor,
     sparse: bool,
@@ -101,7 +116,7 @@ pub fn conv(
 fn conv_train(
     spec: &ArchSpec,
     params: &ParamMap,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     layer: usize,
     x: Tensor,
     sparse: bool,
@@ -124,6 +139,11 @@ fn conv_train(
         ),
         Arch::PaperGat => paper_gat_conv(spec, params, layer, g, x, dropout),
     }
+}
+
+/// Whether layer `layer` has fewer output rows than input rows (a sampled block).
+fn shrinks(g: &dyn Propagation, layer: usize, x: &Input) -> bool {
+    g.targets(layer) < x.x.size()[0]
 }
 
 /// A layer's input, dense or sparse.
@@ -164,6 +184,16 @@ fn activation(spec: &ArchSpec, mut h: Tensor) -> Tensor {
 }
 
 impl Input {
+    /// The rows of the layer's `targets` (the first ones: a block lists its targets first
+    /// among its sources), for a node's own term; the input itself on a whole graph.
+    fn targets(&self, targets: i64) -> Input {
+        if self.x.size()[0] == targets {
+            return Input { x: self.x.shallow_clone(), sparse: self.sparse };
+        }
+        assert!(!self.sparse, "a sampled block's input is dense");
+        Input { x: self.x.narrow(0, 0, targets), sparse: false }
+    }
+
     /// `x W^T`
     fn lin(&self, w: &Tensor) -> Tensor {
         if self.sparse {
@@ -178,7 +208,7 @@ impl Input {
 pub fn forward_after_conv(
     spec: &ArchSpec,
     params: &ParamMap,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     mut h: Tensor,
     layer: usize,
     mode: Mode,
@@ -234,23 +264,24 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
 fn gcn_conv(
     p: &ParamMap,
     i: usize,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     add_self_loops: bool,
     x: Input,
     pre: Option<&Tensor>,
 ) -> Tensor {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let b = param(p, &format!("convs.{i}.bias"));
-    // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower.
+    // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower; on a sampled block,
+    // whose targets are a fraction of its sources, aggregating first maps fewer rows.
     let out = match pre {
         Some(ax) => ax.linear::<&Tensor>(w, None),
-        None if w.size()[0] <= w.size()[1] || x.sparse => {
+        None if x.sparse || (w.size()[0] <= w.size()[1] && !shrinks(g, i, &x)) => {
             let xw = x.lin(w);
             drop(x);
-            g.gcn_propagate(add_self_loops, &xw)
+            g.propagate_gcn(i, add_self_loops, &xw)
         }
         None => {
-            let ax = g.gcn_propagate(add_self_loops, &x.x);
+            let ax = g.propagate_gcn(i, add_self_loops, &x.x);
             drop(x);
             ax.linear::<&Tensor>(w, None)
         }
@@ -258,15 +289,23 @@ fn gcn_conv(
     plus(out, b)
 }
 
-fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Tensor>) -> Tensor {
+fn sage_conv(
+    p: &ParamMap,
+    i: usize,
+    g: &dyn Propagation,
+    x: Input,
+    pre: Option<&Tensor>,
+) -> Tensor {
     let wl = param(p, &format!("convs.{i}.lin_l.weight"));
     let bl = param(p, &format!("convs.{i}.lin_l.bias"));
     let wr = param(p, &format!("convs.{i}.lin_r.weight"));
-    let root = x.lin(wr);
+    let root = x.targets(g.targets(i)).lin(wr);
     let neigh = match pre {
         Some(mx) => mx.linear(wl, Some(bl)),
-        None if wl.size()[0] < wl.size()[1] || x.sparse => plus(g.mean_aggregate(&x.lin(wl)), bl),
-        None => g.mean_aggregate(&x.x).linear(wl, Some(bl)),
+        None if x.sparse || (wl.size()[0] < wl.size()[1] && !shrinks(g, i, &x)) => {
+            plus(g.aggregate_mean(i, &x.lin(wl)), bl)
+        }
+        None => g.aggregate_mean(i, &x.x).linear(wl, Some(bl)),
     };
     drop(x);
     plus(neigh, &root)
@@ -275,7 +314,7 @@ fn sage_conv(p: &ParamMap, i: usize, g: &GraphTensors, x: Input, pre: Option<&Te
 fn gat_conv(
     p: &ParamMap,
     i: usize,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     add_self_loops: bool,
     x: Input,
     d: &ConvDims,
@@ -286,12 +325,12 @@ fn gat_conv(
     let att_dst = param(p, &format!("convs.{i}.att_dst"));
     let bias = param(p, &format!("convs.{i}.bias"));
     let (heads, ch) = (d.heads, d.out);
-    let n = g.num_nodes;
-    let h = x.lin(w).view([n, heads, ch]);
+    let n = g.targets(i);
+    let h = x.lin(w).view([-1, heads, ch]);
     drop(x);
-    let a_src = (&h * att_src).sum_dim_intlist(-1, false, Kind::Float); // [N, H]
-    let a_dst = (&h * att_dst).sum_dim_intlist(-1, false, Kind::Float);
-    let (src, dst) = g.gat_edges(add_self_loops);
+    let a_src = (&h * att_src).sum_dim_intlist(-1, false, Kind::Float); // [sources, H]
+    let a_dst = (&h.narrow(0, 0, n) * att_dst).sum_dim_intlist(-1, false, Kind::Float);
+    let (src, dst) = g.attention_edges(i, add_self_loops);
     let (src, dst) = (&src, &dst);
     let e = a_src.index_select(0, src) + a_dst.index_select(0, dst); // [E, H]
     let out = attend(&h, e, src, dst, n, attention_dropout);
@@ -306,7 +345,7 @@ fn gat_conv(
 fn paper_gat_forward(
     spec: &ArchSpec,
     params: &ParamMap,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     x: Tensor,
     sparse: bool,
     dropout_on: bool,
@@ -352,19 +391,20 @@ fn paper_gat_conv(
     spec: &ArchSpec,
     p: &ParamMap,
     i: usize,
-    g: &GraphTensors,
+    g: &dyn Propagation,
     x: Input,
     dropout_on: bool,
 ) -> Tensor {
     let c = format!("convs.{i}");
-    let (heads, ch, n) = (spec.heads, spec.hidden, g.num_nodes);
-    let h = x.lin(param(p, &format!("{c}.src_fc.weight"))).view([n, heads, ch]);
+    let (heads, ch, n) = (spec.heads, spec.hidden, g.targets(i));
+    let h = x.lin(param(p, &format!("{c}.src_fc.weight"))).view([-1, heads, ch]);
+    let own = x.targets(n);
     let residual =
-        x.lin(param(p, &format!("{c}.dst_fc.weight"))) + param(p, &format!("{c}.dst_fc.bias"));
-    let a_src = x.lin(param(p, &format!("{c}.attn_src_fc.weight"))); // [N, H]
-    let a_dst = spec.attn_dst.then(|| x.lin(param(p, &format!("{c}.attn_dst_fc.weight"))));
-    drop(x);
-    let (src, dst) = g.gat_edges(spec.add_self_loops);
+        own.lin(param(p, &format!("{c}.dst_fc.weight"))) + param(p, &format!("{c}.dst_fc.bias"));
+    let a_src = x.lin(param(p, &format!("{c}.attn_src_fc.weight"))); // [sources, H]
+    let a_dst = spec.attn_dst.then(|| own.lin(param(p, &format!("{c}.attn_dst_fc.weight"))));
+    drop((x, own));
+    let (src, dst) = g.attention_edges(i, spec.add_self_loops);
     let (src, dst) = if dropout_on && spec.dropouts.edge > 0.0 {
         // The reference drops int(E * edge_drop) edges by a permutation; a Bernoulli keep mask
         // from gnn-soup's own (resumable) random stream drops as many on average.
@@ -391,7 +431,8 @@ fn paper_gat_conv(
 
 /// Attention over each node's in-edges `src -> dst`, as both GATs compute it: LeakyReLU(0.2) of
 /// the edge scores `e` `[E, H]`, a softmax over each target's edges, attention dropout, and the
-/// sum of the messages `h[src]` (`h`: `[N, H, C]`) weighted by it: `[N, H, C]`.
+/// sum of the messages `h[src]` (`h`: `[sources, H, C]`) weighted by it: `[n, H, C]` for the
+/// `n` targets.
 fn attend(
     h: &Tensor,
     e: Tensor,
@@ -403,7 +444,8 @@ fn attend(
     let e = e.maximum(&(&e * 0.2));
     let alpha = dropout(&segment_softmax(&e, dst, n), attention_dropout, attention_dropout > 0.0);
     let msg = h.index_select(0, src) * alpha.unsqueeze(-1); // [E, H, C]
-    h.zeros_like().index_add(0, dst, &msg)
+    let size = h.size();
+    Tensor::zeros([n, size[1], size[2]], (h.kind(), h.device())).index_add(0, dst, &msg)
 }
 
 /// Softmax of edge scores `[E, H]` over the edges that share a target, as PyG's `softmax`

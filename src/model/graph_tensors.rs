@@ -132,7 +132,7 @@ enum Transpose {
 
 /// A sparse propagation operator (CSR) and, built on first need, its transpose, which the
 /// backward pass multiplies by (see [`spmm`]).
-struct Operator {
+pub(super) struct Operator {
     matrix: Tensor,
     transpose_by: Transpose,
     transpose: OnceCell<Tensor>,
@@ -143,8 +143,18 @@ impl Operator {
         Operator { matrix, transpose_by, transpose: OnceCell::new() }
     }
 
+    /// An operator whose transpose is already at hand (a sampled block's, made on the host),
+    /// or not needed (`None`: the operator is only applied to inputs without a gradient).
+    pub(super) fn with_transpose(matrix: Tensor, transpose: Option<Tensor>) -> Operator {
+        Operator {
+            matrix,
+            transpose_by: Transpose::Converted,
+            transpose: transpose.map_or_else(OnceCell::new, OnceCell::from),
+        }
+    }
+
     /// `matrix x`.
-    fn apply(&self, x: &Tensor) -> Tensor {
+    pub(super) fn apply(&self, x: &Tensor) -> Tensor {
         if !x.requires_grad() {
             return self.matrix.mm(x);
         }

@@ -5,14 +5,16 @@
 pub mod dropout;
 pub mod forward;
 pub mod graph_tensors;
+pub mod propagation;
 pub mod rng;
 mod sparse_ops;
 pub mod spec;
 
 pub use forward::{
     accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv,
-    forward_from, infer, infer_after_first_conv, infer_in_blocks, loss, recalibrate_batch_norm,
-    Accuracies, BatchNormMode, Mode, INFERENCE_BLOCK_ROWS,
+    forward_from, forward_input, infer, infer_after_first_conv, infer_in_blocks, loss,
+    recalibrate_batch_norm, Accuracies, BatchNormMode, Mode, INFERENCE_BLOCK_ROWS,
 };
 pub use graph_tensors::GraphTensors;
+pub use propagation::{BlockGraph, Propagation};
 pub use spec::{Activation, Arch, ArchSpec, Dropouts, ParamInfo, ParamMap, ParamRole};

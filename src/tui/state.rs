@@ -272,6 +272,8 @@ pub struct WorkerView {
     pub epoch: usize,
     pub loss: f64,
     pub val_acc: f64,
+    /// Minibatch training: the latest step (batch, of batches) and the epoch's seeds per second.
+    pub batch: Option<(usize, usize, f64)>,
     /// Ingredients it finished.
     pub finished: usize,
 }
@@ -311,6 +313,7 @@ impl TrainingView {
                     epoch: 0,
                     loss: f64::NAN,
                     val_acc: f64::NAN,
+                    batch: None,
                     finished: self.workers[w].finished,
                 };
             }
@@ -321,6 +324,12 @@ impl TrainingView {
                 if val_acc.is_finite() {
                     v.val_acc = *val_acc;
                 }
+            }
+            R::Batch { worker: w, index, batch, batches, seeds_per_second, .. } => {
+                let w = worker(self, *w);
+                let v = &mut self.workers[w];
+                (v.ingredient, v.batch) =
+                    (Some(*index), Some((*batch, *batches, *seeds_per_second)));
             }
             R::Done { worker: w, index, val_acc, test_acc, .. } => {
                 let w = worker(self, *w);

@@ -68,6 +68,7 @@ pub fn draw(f: &mut Frame, t: &TrainingView, source: &str, sys: &Snapshot, area:
                 format!("{}/{}", v.epoch, t.epochs),
                 if v.loss.is_finite() { format!("{:.4}", v.loss) } else { "-".into() },
                 percent(v.val_acc),
+                v.batch.map_or(String::new(), |(b, n, rate)| format!("{b}/{n}  {rate:.0}/s")),
                 v.finished.to_string(),
             ]),
             None => Row::new(vec![
@@ -77,13 +78,22 @@ pub fn draw(f: &mut Frame, t: &TrainingView, source: &str, sys: &Snapshot, area:
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
                 v.finished.to_string(),
             ]),
         }
     });
-    let header =
-        Row::new(vec!["worker", "device", "ingredient", "epoch", "loss", "val", "finished"])
-            .style(Style::default().add_modifier(Modifier::BOLD));
+    let header = Row::new(vec![
+        "worker",
+        "device",
+        "ingredient",
+        "epoch",
+        "loss",
+        "val",
+        "batch, seeds",
+        "finished",
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
     let widths = [
         Constraint::Length(6),
         Constraint::Length(8),
@@ -91,6 +101,7 @@ pub fn draw(f: &mut Frame, t: &TrainingView, source: &str, sys: &Snapshot, area:
         Constraint::Length(9),
         Constraint::Length(9),
         Constraint::Length(8),
+        Constraint::Length(16),
         Constraint::Length(8),
     ];
     f.render_widget(
