@@ -288,3 +288,17 @@ pub fn sampled_accuracy(
     }
     correct as f64 / nodes.len().max(1) as f64
 }
+
+/// Accuracies on the three splits of `graph` by [`sampled_accuracy`].
+pub fn sampled_accuracies(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    graph: &Graph,
+    minibatch: &Minibatch,
+    seed: u64,
+) -> model::Accuracies {
+    let sampler = Sampler::new(graph, spec);
+    let on = |nodes: &[i64]| sampled_accuracy(spec, params, g, &sampler, nodes, minibatch, seed);
+    model::Accuracies { train: on(&graph.train), val: on(&graph.val), test: on(&graph.test) }
+}

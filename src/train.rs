@@ -235,7 +235,7 @@ pub fn full_batch_shortfall(
 fn minibatch_bytes(g: &Graph, spec: &ArchSpec, minibatch: &Minibatch) -> u64 {
     use crate::engine::memory;
     let (n, e) = (g.num_nodes as u64, g.num_edges() as u64);
-    let graph = 4 * n * g.num_features as u64 + 8 * n + 8 * (n + e);
+    let graph = memory::graph_bytes(n, e, g.num_features as u64);
     let mean_degree = e.div_ceil(n.max(1)).max(1);
     let (mut nodes, mut edges, mut targets) = (0u64, 0u64, minibatch.batch_size as u64);
     for fanout in minibatch.fanout.iter().rev() {
@@ -248,8 +248,7 @@ fn minibatch_bytes(g: &Graph, spec: &ArchSpec, minibatch: &Minibatch) -> u64 {
         nodes += targets;
     }
     let step = memory::fit_step_bytes(spec, nodes.min(n), edges.min(e));
-    let inference = memory::inference_bytes(spec, n) + memory::operator_build_bytes(e);
-    graph + step.max(inference)
+    graph + step.max(memory::exact_inference_bytes(spec, n, e))
 }
 
 /// Refuses, before the first epoch, training that would not fit in the memory left on a device

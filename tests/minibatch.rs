@@ -154,3 +154,83 @@ fn sampled_validation_with_full_fanout_is_exact() {
     assert_eq!(logits.size(), [g.num_nodes as i64, g.num_classes as i64]);
     assert!(logits.isfinite().all().int64_value(&[]) == 1);
 }
+
+/// The command line: `train --batch-size --fanout` records the minibatch settings in every
+/// checkpoint (a resumed run with another fanout is another run and is refused), writes the
+/// per-step progress to the events file, and refuses a fanout list of the wrong length; `eval`
+/// over full-fanout blocks gives exact inference's accuracies.
+#[test]
+fn train_and_eval_in_minibatches_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out_arg = out.to_str().unwrap();
+    let train = |fanout: &str| {
+        common::run_bin_generated(
+            &[
+                "train",
+                "--dataset",
+                "csbm:nodes=1500,train=300,val=300,test=300",
+                "--ingredients",
+                "2",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "64",
+                "--fanout",
+                fanout,
+                "--device",
+                "cpu",
+                "--out",
+                out_arg,
+            ],
+            tmp.path(),
+        )
+    };
+    let (ok, _, stderr) = train("-1,4");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("batches of 64, fanout -1,4"), "{stderr}");
+    let meta = gnn_soup::checkpoint::read_meta(&out.join("ingredient-01.safetensors")).unwrap();
+    assert_eq!(
+        meta.extra["training"]["minibatch"],
+        serde_json::json!({"batch_size": 64, "fanout": [-1, 4]})
+    );
+    let events = std::fs::read_to_string(out.join("train-events.jsonl")).unwrap();
+    let batches: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "batch")
+        .collect();
+    let train_nodes = meta_train_nodes(tmp.path());
+    let per_epoch = train_nodes.div_ceil(64);
+    assert_eq!(batches.len(), 2 * 3 * per_epoch, "a record per step");
+    assert!(batches.iter().all(|b| b["batches"] == per_epoch && b["seeds_per_second"].as_f64().unwrap() > 0.0));
+
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let (ok, _, stderr) = train("5,4");
+    assert!(!ok && stderr.contains("another training run"), "{stderr}");
+
+    let (ok, _, stderr) = train("5,4,3");
+    assert!(!ok && stderr.contains("3 fanouts for a model of 2 layers"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let file = out.join("ingredient-00.safetensors");
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", file.to_str().unwrap(), "--device", "cpu", "--json"];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = common::run_bin_generated(&args, tmp.path());
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let exact = eval(&[]);
+    let sampled = eval(&["--eval-batch-size", "100", "--eval-fanout", "-1,-1"]);
+    assert_eq!((exact["exact"].as_bool(), sampled["exact"].as_bool()), (Some(true), Some(false)));
+    for split in ["train_acc", "val_acc", "test_acc"] {
+        let (a, b) = (exact[split].as_f64().unwrap(), sampled[split].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-9, "{split}: {a} vs {b}");
+    }
+}
+
+/// The training nodes of `csbm:nodes=1500,...` as the binary generates it (same cache directory).
+fn meta_train_nodes(data: &std::path::Path) -> usize {
+    data::load("csbm:nodes=1500,train=300,val=300,test=300", &common::data_opts(data)).unwrap().train.len()
+}

@@ -279,6 +279,14 @@ pub struct EvalArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Evaluate over sampled blocks of this many nodes at a time instead of exact whole-graph
+    /// inference. Default: exact where it fits the device's memory, otherwise sampled (with a
+    /// message saying so).
+    #[arg(long)]
+    pub eval_batch_size: Option<usize>,
+    /// The fanout of sampled evaluation, one per layer (-1 = every neighbour; default 10 each).
+    #[arg(long, value_parser = parse_fanout, requires = "eval_batch_size", allow_hyphen_values = true)]
+    pub eval_fanout: Option<FanoutList>,
     #[arg(long)]
     pub json: bool,
 }
@@ -413,14 +421,14 @@ pub struct TrainArgs {
     pub batch_size: Option<usize>,
     /// In-neighbours sampled per target in each layer, input layer first (e.g. 15,10,5; -1 =
     /// all of them). Default: 10 per layer.
-    #[arg(long, value_parser = parse_fanout, requires = "batch_size")]
+    #[arg(long, value_parser = parse_fanout, requires = "batch_size", allow_hyphen_values = true)]
     pub fanout: Option<FanoutList>,
     /// Validate during training over sampled blocks of this many validation nodes at a time,
     /// instead of exact whole-graph inference (the final accuracies are always exact).
     #[arg(long)]
     pub eval_batch_size: Option<usize>,
     /// The fanout of that validation (default -1, every neighbour).
-    #[arg(long, value_parser = parse_fanout, requires = "eval_batch_size")]
+    #[arg(long, value_parser = parse_fanout, requires = "eval_batch_size", allow_hyphen_values = true)]
     pub eval_fanout: Option<FanoutList>,
     /// Output directory (init.safetensors, ingredient-NN.safetensors, manifest.json).
     #[arg(long, required_unless_present = "collect")]

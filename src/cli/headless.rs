@@ -372,8 +372,9 @@ pub fn announce_training(
     let share = shard.map_or(String::new(), |s| {
         format!(", shard {s}: ingredients i with i % {} == {}", s.count, s.index)
     });
+    let steps = cfg.minibatch.as_ref().map_or(String::new(), |m| format!(", {}", m.describe()));
     eprintln!(
-        "training {} {} ingredients on {} ({} nodes, {} edges) on {on}{workers}{share}",
+        "training {} {} ingredients on {} ({} nodes, {} edges){steps} on {on}{workers}{share}",
         cfg.ingredients,
         cfg.arch,
         g.name,

@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 
 use super::args::{EvalArgs, SoupArgs, StrategyChoice};
+use crate::minibatch::Minibatch;
 use super::headless::{
     check_comparison_free, comparison_table, completed, execute, ingredients_of,
     resolve_ingredients, split_outcome, write_comparison,
@@ -96,6 +97,28 @@ fn new_job(args: &SoupArgs, recipe: Option<&Recipe>, device: tch::Device) -> Res
     })
 }
 
+/// Why exact whole-graph inference of `spec` on `g` would not fit on `device` (the graph, its
+/// sparse operator, one layer's input and output), or None when it does.
+fn exact_inference_shortfall(
+    g: &data::Graph,
+    spec: &crate::model::ArchSpec,
+    device: tch::Device,
+) -> Result<Option<String>> {
+    use crate::engine::memory::{self, gib};
+    let (n, e) = (g.num_nodes as u64, g.num_edges() as u64);
+    let need =
+        memory::graph_bytes(n, e, g.num_features as u64) + memory::exact_inference_bytes(spec, n, e);
+    Ok(memory::shortfall(device, need)?.map(|available| {
+        format!(
+            "exact inference on {} needs about {:.2} GiB; {:.2} GiB is available on {}",
+            g.name,
+            gib(need),
+            gib(available),
+            crate::device::device_name(device)
+        )
+    }))
+}
+
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let path = resolve_ingredients(&args.checkpoint, &args.data)?;
@@ -122,15 +145,41 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             g.fingerprint()
         );
     }
+    let spec = &ck.meta.arch;
+    let sampled = match args.eval_batch_size {
+        Some(size) => Some(Minibatch::new(
+            Some(size),
+            args.eval_fanout.as_ref().map(|f| f.0.clone()),
+            spec.layers,
+        )?),
+        None => exact_inference_shortfall(&g, spec, device)?
+            .map(|reason| -> Result<Minibatch> {
+                let m = Minibatch::new(None, None, spec.layers)?;
+                eprintln!("{reason}: evaluating over sampled blocks instead ({}; an estimate; --eval-batch-size and --eval-fanout choose others)", m.describe());
+                Ok(m)
+            })
+            .transpose()?,
+    };
     let gt = GraphTensors::new(&g, device);
     let started = std::time::Instant::now();
-    let acc = model::evaluate(&ck.meta.arch, &checkpoint::to_device(&ck.params, device), &gt);
+    let params = checkpoint::to_device(&ck.params, device);
+    let acc = match &sampled {
+        Some(m) => crate::minibatch::sampled_accuracies(spec, &params, &gt, &g, m, 0),
+        None => model::evaluate(spec, &params, &gt),
+    };
     // One full-graph inference pass (building the graph's sparse operators included).
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        return print_json(
-            &serde_json::json!({ "checkpoint": args.checkpoint, "dataset": g.name, "train_acc": acc.train, "val_acc": acc.val, "test_acc": acc.test, "seconds": seconds }),
-        );
+        return print_json(&serde_json::json!({
+            "checkpoint": args.checkpoint,
+            "dataset": g.name,
+            "train_acc": acc.train,
+            "val_acc": acc.val,
+            "test_acc": acc.test,
+            "seconds": seconds,
+            "exact": sampled.is_none(),
+            "sampled": sampled,
+        }));
     }
     println!(
         "{}: train {} val {} test {}",

@@ -326,6 +326,17 @@ pub fn operator_build_bytes(edges: u64) -> u64 {
     20 * edges
 }
 
+/// A graph held on a device: its features, labels and in-adjacency.
+pub fn graph_bytes(nodes: u64, edges: u64, features: u64) -> u64 {
+    4 * nodes * features + 8 * nodes + 8 * (nodes + edges)
+}
+
+/// What exact whole-graph inference holds beside the graph: one layer's input and output, and
+/// the sparse operator it builds.
+pub fn exact_inference_bytes(spec: &crate::model::ArchSpec, nodes: u64, edges: u64) -> u64 {
+    inference_bytes(spec, nodes) + operator_build_bytes(edges)
+}
+
 /// What full-graph inference holds: one layer's input and output.
 pub fn inference_bytes(spec: &crate::model::ArchSpec, nodes: u64) -> u64 {
     let widest = (spec.hidden * spec.heads.max(1)).max(spec.in_dim).max(spec.out_dim) as u64;
