@@ -19,7 +19,9 @@ use crate::data::Graph;
 use crate::model::graph_tensors::InAdjacency;
 use crate::model::propagation::{CsrParts, LayerParts};
 use crate::model::{self, Arch, ArchSpec, BlockGraph, GraphTensors, Mode, ParamMap};
-use crate::sampling::{epoch_batches, sample_blocks, Block, BlockMatrix, Degrees, Fanout};
+use crate::sampling::{
+    batches_per_epoch, epoch_batches, sample_blocks, Block, BlockMatrix, Degrees, Fanout,
+};
 
 /// Batches of `batch_size` seeds, each layer sampling `fanout[layer]` in-neighbours per target
 /// (input layer first).
@@ -143,7 +145,10 @@ impl Sampler {
             .iter()
             .enumerate()
             .map(|(layer, block)| {
-                let parts = self.layer_parts(block, backward && layer > 0, host);
+                // The first layer's input (the features) needs no gradient, unless the layer maps
+                // it before aggregating, which it does when the block does not shrink.
+                let shrinks = block.src.len() > block.dst.len();
+                let parts = self.layer_parts(block, backward && (layer > 0 || !shrinks), host);
                 (block.dst.len() as i64, parts)
             })
             .collect();
@@ -178,10 +183,10 @@ impl Sampler {
         consume: &mut dyn FnMut(usize, usize, usize, HostBatch) -> Result<bool>,
     ) -> Result<()> {
         let train = &self.train;
-        let batches = train.len().div_ceil(minibatch.batch_size.max(1));
+        let batches = batches_per_epoch(train.len(), minibatch.batch_size);
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel::<HostBatch>(QUEUE_DEPTH);
-            std::thread::Builder::new()
+            let producer = std::thread::Builder::new()
                 .name("sampler".into())
                 .spawn_scoped(scope, move || {
                     let mut rng = StdRng::seed_from_u64(seed);
@@ -196,17 +201,24 @@ impl Sampler {
                     }
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start the sampling thread: {e}"))?;
-            for epoch in 0..epochs {
-                for index in 0..batches {
-                    let Ok(batch) = rx.recv() else {
-                        bail!("the sampling thread stopped early (it panicked)");
-                    };
-                    if !consume(epoch, index, batches, batch)? {
-                        return Ok(());
+            let mut consumed = || -> Result<()> {
+                for epoch in 0..epochs {
+                    for index in 0..batches {
+                        let Ok(batch) = rx.recv() else { return Ok(()) }; // it panicked: below
+                        if !consume(epoch, index, batches, batch)? {
+                            return Ok(());
+                        }
                     }
                 }
+                Ok(())
+            };
+            let result = consumed();
+            drop(rx); // a producer blocked on a full queue stops
+                      // Joined here, so that its panic is this error rather than the scope's panic.
+            if producer.join().is_err() {
+                bail!("the sampling thread failed (the log file has its panic)");
             }
-            Ok(())
+            result
         })
     }
 }
@@ -286,7 +298,10 @@ pub fn sampled_accuracy(
         let predicted = batch.forward(spec, params, Mode::EVAL).argmax(1, false);
         correct += predicted.eq_tensor(&batch.labels).sum(Kind::Int64).int64_value(&[]);
     }
-    correct as f64 / nodes.len().max(1) as f64
+    if nodes.is_empty() {
+        return f64::NAN;
+    }
+    correct as f64 / nodes.len() as f64
 }
 
 /// Accuracies on the three splits of `graph` by [`sampled_accuracy`].

@@ -265,12 +265,30 @@ fn sample_block(
 }
 
 /// One epoch's minibatches: the training nodes shuffled by `rng` and cut into batches of
-/// `batch_size` (the last one smaller), as DGL's `DataLoader(shuffle=True)` draws its seeds.
+/// `batch_size` (the last one smaller), as DGL's `DataLoader(shuffle=True)` draws its seeds;
+/// a last batch of one seed joins the one before (batch norm over one row has no variance).
 pub fn epoch_batches(train: &[i64], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<i64>> {
     use rand::seq::SliceRandom;
     let mut order = train.to_vec();
     order.shuffle(rng);
-    order.chunks(batch_size.max(1)).map(<[i64]>::to_vec).collect()
+    let mut batches: Vec<Vec<i64>> = order.chunks(batch_size.max(1)).map(<[i64]>::to_vec).collect();
+    if batches.len() > 1 && batches.last().is_some_and(|b| b.len() == 1) {
+        let last = batches.pop().unwrap_or_default();
+        if let Some(before) = batches.last_mut() {
+            before.extend(last);
+        }
+    }
+    batches
+}
+
+/// How many batches [`epoch_batches`] makes of `train` nodes.
+pub fn batches_per_epoch(train: usize, batch_size: usize) -> usize {
+    let n = train.div_ceil(batch_size.max(1));
+    if n > 1 && train % batch_size.max(1) == 1 {
+        n - 1
+    } else {
+        n
+    }
 }
 
 #[cfg(test)]
@@ -423,6 +441,14 @@ mod tests {
         assert_ne!(all, train, "shuffled");
         all.sort_unstable();
         assert_eq!(all, train);
+        let sizes = |n: i64| {
+            let train: Vec<i64> = (0..n).collect();
+            let b = epoch_batches(&train, 4, &mut StdRng::seed_from_u64(1));
+            assert_eq!(b.len(), batches_per_epoch(n as usize, 4));
+            b.iter().map(Vec::len).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(9), vec![4, 5], "a lone last seed joins the batch before");
+        assert_eq!((sizes(1), sizes(10), sizes(8)), (vec![1], vec![4, 4, 2], vec![4, 4]));
     }
 
     #[test]

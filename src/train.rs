@@ -232,23 +232,37 @@ pub fn full_batch_shortfall(
 /// What one worker of minibatch training holds on its device: the graph (features, labels, the
 /// in-adjacency), then the larger of a step over the largest blocks the fanout can give and the
 /// exact whole-graph inference that evaluates the finished ingredient.
+///
+/// A block's sources are estimated as the distinct nodes among its draws if they fell uniformly
+/// (`n (1 - e^(-draws/n))`); a step holds the gathered input features, each layer's output about
+/// four times over (activation, dropout, gradients), and each layer's operator with its transpose.
 fn minibatch_bytes(g: &Graph, spec: &ArchSpec, minibatch: &Minibatch) -> u64 {
     use crate::engine::memory;
-    let (n, e) = (g.num_nodes as u64, g.num_edges() as u64);
-    let graph = memory::graph_bytes(n, e, g.num_features as u64);
-    let mean_degree = e.div_ceil(n.max(1)).max(1);
-    let (mut nodes, mut edges, mut targets) = (0u64, 0u64, minibatch.batch_size as u64);
-    for fanout in minibatch.fanout.iter().rev() {
+    let (n, e) = (g.num_nodes as f64, g.num_edges() as u64);
+    let mean_degree = (e as f64 / n.max(1.0)).max(1.0);
+    let distinct = |draws: f64| n * (1.0 - (-draws / n.max(1.0)).exp());
+    let hidden = (spec.hidden * spec.heads.max(1)) as f64;
+    let maps = if spec.arch == Arch::Sage { 2.0 } else { 1.0 };
+    let (mut targets, mut step) = (minibatch.batch_size as f64, 0.0);
+    for (layer, fanout) in minibatch.fanout.iter().enumerate().rev() {
         let per_target = match fanout {
             crate::sampling::Fanout::All => mean_degree,
-            crate::sampling::Fanout::At(k) => (*k as u64).min(mean_degree.max(1) * 4),
+            crate::sampling::Fanout::At(k) => (*k as f64).min(mean_degree * 4.0),
         };
-        edges += targets * per_target;
-        targets = (targets * (per_target + 1)).min(n);
-        nodes += targets;
+        // The paper's GAT's convolutions are all hidden-wide (a linear layer gives the classes).
+        let last = layer + 1 == spec.layers && spec.arch != Arch::PaperGat;
+        let width = if last { spec.out_dim as f64 } else { hidden };
+        let edges = targets * per_target;
+        let per_edge = if spec.arch.attends() { 40.0 + 12.0 * hidden } else { 40.0 };
+        step += 16.0 * maps * targets * width + per_edge * edges;
+        targets = distinct(targets + edges).max(targets);
     }
-    let step = memory::fit_step_bytes(spec, nodes.min(n), edges.min(e));
-    graph + step.max(memory::exact_inference_bytes(spec, n, e))
+    step += 8.0 * targets * spec.in_dim as f64;
+    // The whole graph's operator, built by the first exact validation, stays for the later steps.
+    let graph =
+        memory::graph_bytes(n as u64, e, g.num_features as u64) + memory::operator_build_bytes(e);
+    let inference = memory::inference_bytes(spec, n as u64) + memory::attention_bytes(spec, e);
+    graph + (step as u64).max(inference)
 }
 
 /// Refuses, before the first epoch, training that would not fit in the memory left on a device
@@ -810,7 +824,7 @@ fn run_workers(
                     }
                     let seed = run.seed_of(index);
                     let _ = work_tx.send(WorkerMsg::Started { worker, index, seed });
-                    let params = train_one(
+                    let Trained { params, accuracies } = train_one(
                         spec,
                         &init,
                         &gt,
@@ -824,7 +838,7 @@ fn run_workers(
                     if crate::signals::interrupted() {
                         return Ok(());
                     }
-                    let acc = model::evaluate(spec, &params, &gt);
+                    let acc = accuracies.unwrap_or_else(|| model::evaluate(spec, &params, &gt));
                     let path = ingredient_file(out, index);
                     checkpoint::save(
                         &path,
@@ -970,9 +984,16 @@ pub enum Progress {
     Epoch { epoch: usize, loss: f64, val_acc: f64 },
 }
 
-/// Trains one ingredient from `init` with `seed`, returning its final weights: full-batch, or in
-/// minibatches over blocks from `sampler` when `cfg.minibatch` asks for it (the sampler is
-/// needed then, and for `cfg.eval_minibatch`).
+/// A trained ingredient's weights, and its exact accuracies when the last epoch's validation
+/// already computed them (exact inference on a large graph takes as long as an epoch or more).
+pub struct Trained {
+    pub params: ParamMap,
+    pub accuracies: Option<Accuracies>,
+}
+
+/// Trains one ingredient from `init` with `seed`: full-batch, or in minibatches over blocks from
+/// `sampler` when `cfg.minibatch` asks for it (the sampler is needed then, and for
+/// `cfg.eval_minibatch`).
 pub fn train_one(
     spec: &ArchSpec,
     init: &ParamMap,
@@ -981,7 +1002,7 @@ pub fn train_one(
     cfg: &TrainConfig,
     seed: u64,
     on_progress: &mut dyn FnMut(Progress),
-) -> Result<ParamMap> {
+) -> Result<Trained> {
     model::rng::seed_thread(seed);
     let infos = spec.params();
     let mut params: ParamMap = init.iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
@@ -995,10 +1016,16 @@ pub fn train_one(
     let adam = optim::adam(&leaves, cfg.lr, cfg.weight_decay)?;
     let every = eval_every(g.num_nodes, cfg.epochs);
     let validates = |epoch: usize| (epoch + 1).is_multiple_of(every) || epoch + 1 == cfg.epochs;
-    let validate = |params: &ParamMap| match (&cfg.eval_minibatch, sampler) {
+    // Exact accuracies of the final weights, when the last validation measured them.
+    let mut last_exact: Option<Accuracies> = None;
+    let mut validate = |params: &ParamMap, epoch: usize| match (&cfg.eval_minibatch, sampler) {
         (Some(m), Some(s)) => sampled_accuracy(spec, params, g, s, s.val_nodes(), m, seed),
         (Some(_), None) => unreachable!("a sampler is made for sampled validation"),
-        _ => model::evaluate(spec, params, g).val,
+        _ => {
+            let acc = model::evaluate(spec, params, g);
+            last_exact = (epoch + 1 == cfg.epochs).then_some(acc);
+            acc.val
+        }
     };
     let mut val_acc = f64::NAN;
     match (&cfg.minibatch, sampler) {
@@ -1029,7 +1056,7 @@ pub fn train_one(
                     });
                     if index + 1 == batches {
                         if validates(epoch) {
-                            val_acc = validate(&params);
+                            val_acc = validate(&params, epoch);
                         }
                         let loss = loss_sum.double_value(&[]) / seeds.max(1) as f64;
                         on_progress(Progress::Epoch { epoch, loss, val_acc });
@@ -1049,7 +1076,7 @@ pub fn train_one(
                 loss.backward();
                 optim::step(&adam)?;
                 if validates(epoch) {
-                    val_acc = validate(&params);
+                    val_acc = validate(&params, epoch);
                 }
                 on_progress(Progress::Epoch { epoch, loss: loss.double_value(&[]), val_acc });
                 if crate::signals::interrupted() {
@@ -1058,5 +1085,8 @@ pub fn train_one(
             }
         }
     }
-    Ok(params.into_iter().map(|(k, v)| (k, v.detach())).collect())
+    Ok(Trained {
+        params: params.into_iter().map(|(k, v)| (k, v.detach())).collect(),
+        accuracies: last_exact,
+    })
 }

@@ -894,6 +894,14 @@ fn the_training_viewer_shows_each_worker_and_the_finished_ingredients() {
         R::Ingredient { worker: 0, index: 2, seed: 3 },
         R::Epoch { worker: 0, index: 2, epoch: 9, loss: 1.25, val_acc: f64::NAN },
         R::Epoch { worker: 1, index: 1, epoch: 41, loss: 0.75, val_acc: 0.65 },
+        R::Batch {
+            worker: 1,
+            index: 1,
+            epoch: 42,
+            batch: 12,
+            batches: 49,
+            seeds_per_second: 3210.4,
+        },
     ] {
         t.apply(&r);
     }
@@ -901,7 +909,10 @@ fn the_training_viewer_shows_each_worker_and_the_finished_ingredients() {
     assert!(s.contains("training 4 ingredients: gcn 3x256 on ogbn-arxiv [training]"), "{s}");
     assert!(s.contains("1/4 ingredients") && s.contains("2 worker(s): cuda:0, cuda:1"), "{s}");
     assert!(s.contains("w0     cuda:0   #02        10/100    1.2500    -"), "{s}");
-    assert!(s.contains("w1     cuda:1   #01        42/100    0.7500    65.00%"), "{s}");
+    assert!(
+        s.contains("w1     cuda:1   #01        42/100    0.7500    65.00%   12/49  3210/s"),
+        "{s}"
+    );
     assert!(s.contains("ingredient-00    w0     71.00%   70.00%"), "{s}");
     assert_eq!(app.on_key(Key::Char('q')), Action::Quit, "q closes the viewer");
 }

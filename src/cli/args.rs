@@ -284,7 +284,8 @@ pub struct EvalArgs {
     /// message saying so).
     #[arg(long)]
     pub eval_batch_size: Option<usize>,
-    /// The fanout of sampled evaluation, one per layer (-1 = every neighbour; default 10 each).
+    /// The fanout of sampled evaluation, one per layer (default -1, every neighbour: exact
+    /// inference's accuracy, the paper's GAT aside).
     #[arg(long, value_parser = parse_fanout, requires = "eval_batch_size", allow_hyphen_values = true)]
     pub eval_fanout: Option<FanoutList>,
     #[arg(long)]
@@ -415,8 +416,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     pub ingredients: usize,
     /// Train in minibatches of this many seed nodes over sampled neighbours (each layer's block
-    /// sampled per --fanout) instead of full-batch steps. Default: full-batch where the step
-    /// fits the device's memory, otherwise minibatches of 1024 (with a message saying so).
+    /// sampled per --fanout) instead of full-batch steps: for graphs whose full-batch step does
+    /// not fit the device's memory (training is refused then, naming what it needs).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// In-neighbours sampled per target in each layer, input layer first (e.g. 15,10,5; -1 =

@@ -3,7 +3,6 @@
 use anyhow::{bail, Result};
 
 use super::args::{EvalArgs, SoupArgs, StrategyChoice};
-use crate::minibatch::Minibatch;
 use super::headless::{
     check_comparison_free, comparison_table, completed, execute, ingredients_of,
     resolve_ingredients, split_outcome, write_comparison,
@@ -13,6 +12,7 @@ use crate::checkpoint;
 use crate::data;
 use crate::device::parse_device;
 use crate::engine::{self, JobSpec};
+use crate::minibatch::Minibatch;
 use crate::model::{self, GraphTensors};
 use crate::recipe::Recipe;
 use crate::soup::Strategy;
@@ -106,8 +106,8 @@ fn exact_inference_shortfall(
 ) -> Result<Option<String>> {
     use crate::engine::memory::{self, gib};
     let (n, e) = (g.num_nodes as u64, g.num_edges() as u64);
-    let need =
-        memory::graph_bytes(n, e, g.num_features as u64) + memory::exact_inference_bytes(spec, n, e);
+    let need = memory::graph_bytes(n, e, g.num_features as u64)
+        + memory::exact_inference_bytes(spec, n, e);
     Ok(memory::shortfall(device, need)?.map(|available| {
         format!(
             "exact inference on {} needs about {:.2} GiB; {:.2} GiB is available on {}",
@@ -149,7 +149,10 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let sampled = match args.eval_batch_size {
         Some(size) => Some(Minibatch::new(
             Some(size),
-            args.eval_fanout.as_ref().map(|f| f.0.clone()),
+            Some(args.eval_fanout.as_ref().map_or_else(
+                || vec![crate::sampling::Fanout::All; spec.layers],
+                |f| f.0.clone(),
+            )),
             spec.layers,
         )?),
         None => exact_inference_shortfall(&g, spec, device)?

@@ -1,5 +1,7 @@
 //! `gnn-soup train`.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{bail, Result};
 use serde_json::json;
 
@@ -10,7 +12,12 @@ use crate::data;
 use crate::device::{device_name, parse_device, parse_devices};
 use crate::minibatch::Minibatch;
 use crate::sampling::Fanout;
-use crate::train::{train, train_events_file, TrainConfig, TrainPlan, TrainRecord, TrainReport};
+use crate::train::{
+    train, train_events_file, TrainConfig, TrainEvent, TrainPlan, TrainRecord, TrainReport,
+};
+
+/// How often a minibatch step is written to the events file, at most.
+const STEP_RECORD_EVERY: Duration = Duration::from_secs(1);
 
 pub fn config_from(args: &TrainArgs) -> Result<TrainConfig> {
     let d = TrainConfig::defaults(args.arch);
@@ -100,8 +107,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         shard: args.shard.map(|s| s.to_string()),
     });
     let mut progress = training_progress(cfg.epochs, cfg.ingredients, &devices, args.json);
+    // Minibatch steps go to the file at most once a second per worker (and each epoch's last):
+    // a products-sized run takes hundreds of thousands of steps, which `--attach` re-reads.
+    let mut last_step_recorded: Vec<Option<Instant>> = vec![None; devices.len()];
     let result = train(&g, &cfg, &plan, out, &mut |e| {
-        record(&TrainRecord::from_event(&e));
+        let keep = match e {
+            TrainEvent::Batch { worker, batch, batches, .. } => {
+                let last = &mut last_step_recorded[worker];
+                let due = last.is_none_or(|t| t.elapsed() >= STEP_RECORD_EVERY);
+                if due || batch == batches {
+                    *last = Some(Instant::now());
+                }
+                due || batch == batches
+            }
+            _ => true,
+        };
+        if keep {
+            record(&TrainRecord::from_event(&e));
+        }
         progress(e);
     });
     let report = match result {

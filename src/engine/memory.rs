@@ -334,7 +334,17 @@ pub fn graph_bytes(nodes: u64, edges: u64, features: u64) -> u64 {
 /// What exact whole-graph inference holds beside the graph: one layer's input and output, and
 /// the sparse operator it builds.
 pub fn exact_inference_bytes(spec: &crate::model::ArchSpec, nodes: u64, edges: u64) -> u64 {
-    inference_bytes(spec, nodes) + operator_build_bytes(edges)
+    inference_bytes(spec, nodes) + operator_build_bytes(edges) + attention_bytes(spec, edges)
+}
+
+/// What attention over every edge holds at once (GAT infers over the whole graph, not in row
+/// blocks): scores, coefficients and messages, per head.
+pub fn attention_bytes(spec: &crate::model::ArchSpec, edges: u64) -> u64 {
+    if spec.arch.attends() {
+        4 * edges * spec.heads.max(1) as u64 * (2 * spec.hidden as u64 + 4)
+    } else {
+        0
+    }
 }
 
 /// What full-graph inference holds: one layer's input and output.

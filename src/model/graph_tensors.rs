@@ -41,6 +41,26 @@ impl InAdjacency {
         InAdjacency { crow, col }
     }
 
+    /// Whether every edge's reverse is an edge too, when this is the in-adjacency of the edges
+    /// `src -> dst` sorted by (source, target), as every loader stores them: the edges are then
+    /// their own out-adjacency, and symmetry is that the two adjacencies are the same arrays (a
+    /// linear comparison; a products-sized graph's binary searches took most of a minute).
+    /// None for unsorted edges.
+    pub fn mirrors(&self, src: &[i64], dst: &[i64]) -> Option<bool> {
+        let sorted = src.windows(2).zip(dst.windows(2)).all(|(s, d)| (s[0], d[0]) <= (s[1], d[1]));
+        if !sorted {
+            return None;
+        }
+        let mut out_starts = vec![0i64; self.crow.len()];
+        for &s in src {
+            out_starts[s as usize + 1] += 1;
+        }
+        for v in 1..out_starts.len() {
+            out_starts[v] += out_starts[v - 1];
+        }
+        Some(out_starts == self.crow && self.col == dst)
+    }
+
     /// The same with a self-loop added to every node, placed among a row's sources in order
     /// (the rows are expected sorted; an unsorted row gets its loop at some position, which
     /// changes nothing but the order of a sum).
@@ -228,14 +248,18 @@ pub struct GraphTensors {
 impl GraphTensors {
     pub fn new(g: &Graph, device: Device) -> GraphTensors {
         let long = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+        let edges = InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst);
+        let symmetric = edges
+            .mirrors(&g.src, &g.dst)
+            .unwrap_or_else(|| crate::data::graph::edges_symmetric(&g.src, &g.dst));
         GraphTensors::from_parts(
             Tensor::from_slice(&g.features)
                 .view([g.num_nodes as i64, g.num_features as i64])
                 .to_device(device),
             long(&g.labels),
-            InAdjacency::from_edges(g.num_nodes, &g.src, &g.dst),
+            edges,
             [long(&g.train), long(&g.val), long(&g.test)],
-            crate::data::graph::edges_symmetric(&g.src, &g.dst),
+            symmetric,
         )
     }
 
@@ -442,12 +466,20 @@ mod tests {
     /// edges into `v` in the order given, and with self-loops it is those and `v`, ascending.
     #[test]
     fn the_in_adjacency_lists_each_nodes_sources() {
+        let (src, dst) = ([1, 0], [0, 1]);
+        assert_eq!(InAdjacency::from_edges(2, &src, &dst).mirrors(&src, &dst), None, "unsorted");
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         for _ in 0..200 {
             let n = rng.gen_range(1..40usize);
             let symmetric = rng.gen_bool(0.5);
             let (src, dst) = random_edges(&mut rng, n, symmetric);
             let adj = InAdjacency::from_edges(n, &src, &dst);
+            let sorted = src.iter().zip(&dst).collect::<Vec<_>>().is_sorted();
+            assert_eq!(
+                adj.mirrors(&src, &dst),
+                sorted.then(|| crate::data::graph::edges_symmetric(&src, &dst)),
+                "{src:?} {dst:?}"
+            );
             let looped = adj.with_self_loops();
             assert_eq!((adj.crow.len(), looped.crow.len()), (n + 1, n + 1));
             for v in 0..n {
