@@ -236,6 +236,21 @@ fn ls_training_loss_goes_down() {
     assert!(last < first, "loss {first} -> {last}");
 }
 
+/// `fit-validation off` measures the soup only after the last epoch (as the reference code, which
+/// measures nothing during the fit); on (the default) Cora gets a measurement every epoch.
+#[test]
+fn fit_validation_off_measures_only_the_last_epoch() {
+    let f = cora();
+    let pls = SoupSettings { epochs: 4, ..settings(f, Strategy::Pls) };
+    let off = SoupSettings { fit_validation: false, ..pls.clone() };
+    let (on, off) = (&run(f, vec![pls], None)[0], &run(f, vec![off], None)[0]);
+    let measured =
+        |r: &SoupReport| r.history.iter().map(|h| h.val_acc.is_finite()).collect::<Vec<_>>();
+    assert_eq!(measured(on), vec![true; 4]);
+    assert_eq!(measured(off), vec![false, false, false, true]);
+    assert_eq!(on.val_acc, off.val_acc, "the same soup either way");
+}
+
 #[test]
 fn pls_over_all_parts_takes_the_same_first_step_as_ls() {
     let f = cora();

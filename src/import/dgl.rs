@@ -120,7 +120,9 @@ pub fn dgl_name(arch: Arch, name: &str) -> Option<(String, bool)> {
         (Arch::Gcn | Arch::Gat, "bias") => ("bias", false),
         (Arch::Sage, "lin_l.weight") => ("fc_neigh.weight", false),
         (Arch::Sage, "lin_r.weight") => ("fc_self.weight", false),
-        (Arch::Sage, "lin_l.bias") => ("bias", false),
+        // DGL 2.x's SAGEConv keeps its bias on fc_self (a separate `bias` is the "gcn"
+        // aggregator's), which is what the reference's MinibatchGraphSAGE loads.
+        (Arch::Sage, "lin_l.bias") => ("fc_self.bias", false),
         (Arch::Gat, "lin.weight") => ("fc.weight", false),
         (Arch::Gat, "att_src") => ("attn_l", false),
         (Arch::Gat, "att_dst") => ("attn_r", false),
@@ -152,7 +154,8 @@ pub fn to_pyg(sd: &StateDict) -> Result<(StateDict, Arch)> {
         sd.iter().find_map(|(n, _)| split(n).map(|(c, _, _)| c.to_string())).unwrap_or_default();
     let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut problems = Vec::new();
-    // SAGE's bias: DGL >= 0.8 has its own `bias`; older versions a bias on fc_self (and fc_neigh).
+    // SAGE's bias: on fc_self (DGL 2.x, mean aggregator), a separate `bias` (the "gcn"
+    // aggregator), or on fc_self and fc_neigh both (older DGL): they add up.
     let mut sage_bias: BTreeMap<usize, Tensor> = BTreeMap::new();
     for (name, t) in sd {
         let Some((_, i, leaf)) = split(name).filter(|(c, _, _)| *c == container) else {

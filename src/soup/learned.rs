@@ -419,9 +419,8 @@ impl<'a> Fit<'a> {
         let ctx = self.ctx;
         let epochs = ctx.settings.epochs;
         let mut select_acc = None;
-        let due = self.select_idx.is_some()
-            || (!self.free_val
-                && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
+        let during = ctx.settings.fit_validation && (epoch + 1).is_multiple_of(self.eval_every);
+        let due = self.select_idx.is_some() || (!self.free_val && (during || epoch + 1 == epochs));
         if due {
             let logits = model::infer(&ctx.stack.spec, &self.soup(&alpha), ctx.gt);
             self.val_acc = model::accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);

@@ -47,6 +47,7 @@ impl SoupSettings {
             batch_stats: true,
             holdout: 0.0,
             patience: 0,
+            fit_validation: true,
             seed: 0,
             source: paper.map_or("general defaults".to_string(), |r| {
                 format!("paper table: {} {}", arch, r.dataset)

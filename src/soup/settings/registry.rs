@@ -233,6 +233,16 @@ pub static SETTINGS: &[Setting] = &[
         set: |s, v| s.patience = v.count(),
     },
     Setting {
+        name: "fit-validation",
+        help: "measure the soup's validation accuracy during an LS/PLS fit with an extra inference pass (every epoch up to 100,000 nodes, every 5th above); off: only after the last epoch, as the reference code (which measures none)",
+        strategies: LEARNED,
+        kind: SettingKind::Switch,
+        from_paper: false,
+        default: |_| Value::Switch(true),
+        get: |s| Value::Switch(s.fit_validation),
+        set: |s, v| s.fit_validation = v.switch(),
+    },
+    Setting {
         name: "seed",
         help: "LS/PLS random seed (logit initialisation, dropout, PLS sampling, holdout split)",
         strategies: LEARNED,

@@ -31,6 +31,9 @@ pub struct SoupSettings {
     pub holdout: f64,
     /// Epochs without improvement on the held-out nodes before stopping (with `holdout`).
     pub patience: usize,
+    /// LS/PLS: measure validation accuracy during the fit (an extra inference pass where the
+    /// fitting pass cannot give it), not only after the last epoch.
+    pub fit_validation: bool,
     pub seed: u64,
     /// Where the defaults came from (the paper's table row, or the general defaults).
     pub source: String,
