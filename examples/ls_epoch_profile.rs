@@ -22,6 +22,8 @@ fn body() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ingredient-"))
+        // Exported copies (`ingredient-00.pt`) may sit beside the checkpoints.
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     paths.sort();
     let stack = IngredientStack::load(&paths, tch::Device::Cpu).unwrap();
