@@ -213,22 +213,6 @@ fn memory_shortfall(
     Ok(None)
 }
 
-/// Why a full-batch training step of `cfg` on `g` would not fit in the memory left on one of
-/// `devices` (activations as an LS step keeps them, plus building the graph's sparse operator,
-/// once for each worker sharing a device), or None when it fits.
-pub fn full_batch_shortfall(
-    g: &Graph,
-    cfg: &TrainConfig,
-    devices: &[Device],
-) -> Result<Option<String>> {
-    use crate::engine::memory;
-    let spec = cfg.spec_for(g);
-    let each = memory::fit_step_bytes(&spec, g.num_nodes as u64, g.num_edges() as u64)
-        + memory::operator_build_bytes(g.num_edges() as u64);
-    let what = format!("full-batch training of {}", spec.describe());
-    Ok(memory_shortfall(g, &what, each, devices)?.map(|(reason, _)| reason))
-}
-
 /// What one worker of minibatch training holds on its device: the graph (features, labels, the
 /// in-adjacency), then the larger of a step over the largest blocks the fanout can give and the
 /// exact whole-graph inference that evaluates the finished ingredient.
@@ -268,26 +252,28 @@ fn minibatch_bytes(g: &Graph, spec: &ArchSpec, minibatch: &Minibatch) -> u64 {
 /// Refuses, before the first epoch, training that would not fit in the memory left on a device
 /// of `devices` (a clear message rather than the kernel's out-of-memory killer).
 fn check_fits(g: &Graph, cfg: &TrainConfig, devices: &[Device]) -> Result<()> {
+    use crate::engine::memory;
     let spec = cfg.spec_for(g);
-    let (reason, workers) = match &cfg.minibatch {
-        None => {
-            let Some(reason) = full_batch_shortfall(g, cfg, devices)? else { return Ok(()) };
-            let several = workers_per_device(devices).iter().any(|(_, w)| *w > 1);
-            (format!("{reason}. Use minibatches (--batch-size 1024 --fanout 10,...)"), several)
-        }
-        Some(m) => {
-            let what = format!("minibatch training of {} ({})", spec.describe(), m.describe());
-            let Some((reason, w)) =
-                memory_shortfall(g, &what, minibatch_bytes(g, &spec, m), devices)?
-            else {
-                return Ok(());
-            };
-            (format!("{reason}. Use smaller batches or fanouts (--batch-size, --fanout)"), w > 1)
-        }
+    let (n, e) = (g.num_nodes as u64, g.num_edges() as u64);
+    // Full batch: activations as an LS step keeps them, plus building the graph's operator.
+    let (what, each, advice) = match &cfg.minibatch {
+        None => (
+            format!("full-batch training of {}", spec.describe()),
+            memory::fit_step_bytes(&spec, n, e) + memory::operator_build_bytes(e),
+            "Use minibatches (--batch-size 1024 --fanout 10,...)",
+        ),
+        Some(m) => (
+            format!("minibatch training of {} ({})", spec.describe(), m.describe()),
+            minibatch_bytes(g, &spec, m),
+            "Use smaller batches or fanouts (--batch-size, --fanout)",
+        ),
     };
-    let fewer = if workers { "fewer workers on it (--devices), " } else { "" };
+    let Some((reason, workers)) = memory_shortfall(g, &what, each, devices)? else {
+        return Ok(());
+    };
+    let fewer = if workers > 1 { "fewer workers on it (--devices), " } else { "" };
     bail!(
-        "{reason}, a device with more memory, {fewer}fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
+        "{reason}. {advice}, a device with more memory, {fewer}fewer or narrower layers (--layers, --hidden), or a smaller graph. (Set {}=1 to try anyway.)",
         crate::engine::memory::NO_MEMORY_CHECK_ENV
     )
 }
