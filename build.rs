@@ -115,4 +115,16 @@ fn compile_operators(root: &Path) {
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)
         .compile("gnn_soup_ops");
+    // The sparse product's own kernels, one per x86 instruction set (the CPU's is picked at run
+    // time). They include no libtorch header: see csrc/spmm_rows.inc.
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") {
+        for (isa, flags) in [("avx512", &["-mavx512f"][..]), ("avx2", &["-mavx2", "-mfma"][..])] {
+            let mut build = cc::Build::new();
+            build.cpp(true).file(format!("csrc/spmm_{isa}.cpp")).flag("-std=c++17").opt_level(3);
+            for flag in flags {
+                build.flag(flag);
+            }
+            build.warnings(false).compile(&format!("gnn_soup_spmm_{isa}"));
+        }
+    }
 }

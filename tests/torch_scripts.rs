@@ -174,6 +174,19 @@ fn the_build_names_its_torch_and_devices_reports_what_libtorch_sees() {
     assert_eq!(report["cuda_available"], cuda);
     let count = if cuda { tch::Cuda::device_count() as usize } else { 0 };
     assert_eq!(report["cuda_devices"].as_array().unwrap().len(), count, "{report}");
+    // The CPU's sparse kernel: gnn-soup's own on an x86 CPU with AVX2 (this project's machines).
+    let kernel = report["cpu_sparse_kernel"].as_str().unwrap();
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("GNN_SOUP_SPMM").is_none() {
+        let want = if is_x86_feature_detected!("avx512f") {
+            "avx512"
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            "avx2"
+        } else {
+            "libtorch"
+        };
+        assert_eq!(kernel, want, "{report}");
+    }
 
     let (ok, stdout, stderr) = common::run_bin_generated(&["devices"], data.path());
     assert!(ok, "{stderr}");
@@ -181,4 +194,6 @@ fn the_build_names_its_torch_and_devices_reports_what_libtorch_sees() {
     let expected =
         if count == 0 { "no CUDA device".to_string() } else { format!("{count} CUDA device(s)") };
     assert!(stdout.contains(&expected), "{stdout}");
+    assert!(stdout.contains(&format!("CPU: {} threads", report["cpu_threads"])), "{stdout}");
+    assert!(stdout.contains(kernel), "{stdout}");
 }

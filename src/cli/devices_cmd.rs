@@ -14,6 +14,11 @@ struct Report {
     gnn_soup_version: &'static str,
     /// The torch whose headers and libraries this binary was built against.
     torch_version: &'static str,
+    /// libtorch's CPU threads.
+    cpu_threads: i32,
+    /// What multiplies sparse by dense matrices on the CPU: gnn-soup's "avx512" or "avx2"
+    /// kernel, or "libtorch" (other CPUs, or `GNN_SOUP_SPMM=libtorch`).
+    cpu_sparse_kernel: &'static str,
     cuda_available: bool,
     cudnn_available: bool,
     cuda_devices: Vec<CudaDevice>,
@@ -35,6 +40,11 @@ pub fn run(json: bool) -> Result<()> {
         return print_json(&report);
     }
     println!("gnn-soup {}, built against torch {}", report.gnn_soup_version, report.torch_version);
+    let products = match report.cpu_sparse_kernel {
+        "libtorch" => "libtorch's sparse products".to_string(),
+        kernel => format!("sparse products by gnn-soup's {kernel} kernel"),
+    };
+    println!("CPU: {} threads, {products}", report.cpu_threads);
     if report.cuda_devices.is_empty() {
         println!("no CUDA device: libtorch sees none; everything runs on the CPU (--device cpu)");
     } else {
@@ -77,6 +87,8 @@ fn probe() -> Report {
         })
         .collect();
     Report {
+        cpu_threads: tch::get_num_threads(),
+        cpu_sparse_kernel: crate::model::sparse_kernel(),
         gnn_soup_version: env!("CARGO_PKG_VERSION"),
         torch_version: env!("GNN_SOUP_TORCH_VERSION"),
         cuda_available,

@@ -11,6 +11,7 @@
 use tch::{Kind, Tensor};
 
 use super::dropout::dropout;
+use super::sparse_ops::{csr_mm, csr_mm_out};
 use super::graph_tensors::GraphTensors;
 use super::propagation::Propagation;
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
@@ -626,10 +627,12 @@ fn layer_in_blocks(
             for (start, len) in blocks(n, block_rows) {
                 let rows = out.narrow(0, start, len);
                 let a = g.gcn_rows(spec.add_self_loops, start, len);
-                let _ = match &mapped {
-                    Some(xw) => a.mm_out(&rows, xw),
-                    None => a.mm(x).linear_out::<&Tensor>(&rows, w, None),
-                };
+                match &mapped {
+                    Some(xw) => csr_mm_out(&rows, &a, xw),
+                    None => {
+                        let _ = csr_mm(&a, x).linear_out::<&Tensor>(&rows, w, None);
+                    }
+                }
                 let _ = activate(spec, params, layer, plus(rows, b));
             }
             out
@@ -645,10 +648,12 @@ fn layer_in_blocks(
             for (start, len) in blocks(n, block_rows) {
                 let rows = out.narrow(0, start, len);
                 let m = g.mean_rows(start, len);
-                let _ = match &mapped {
-                    Some(xw) => m.mm_out(&rows, xw),
-                    None => m.mm(x).linear_out::<&Tensor>(&rows, wl, None),
-                };
+                match &mapped {
+                    Some(xw) => csr_mm_out(&rows, &m, xw),
+                    None => {
+                        let _ = csr_mm(&m, x).linear_out::<&Tensor>(&rows, wl, None);
+                    }
+                }
                 let mut rows = plus(rows, bl);
                 let _ = match &root {
                     Some(r) => rows.g_add_(&r.narrow(0, start, len)),

@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 
 use tch::{Device, Kind, Tensor};
 
-use super::sparse_ops::spmm;
+use super::sparse_ops::{csr_mm, spmm};
 use crate::data::Graph;
 
 /// The in-adjacency of `n` nodes in CSR form: `col[crow[v]..crow[v + 1]]` are the sources of
@@ -176,7 +176,7 @@ impl Operator {
     /// `matrix x`.
     pub(super) fn apply(&self, x: &Tensor) -> Tensor {
         if !x.requires_grad() {
-            return self.matrix.mm(x);
+            return csr_mm(&self.matrix, x);
         }
         let transpose = match &self.transpose_by {
             Transpose::Itself => &self.matrix,

@@ -17,4 +17,5 @@ pub use forward::{
 };
 pub use graph_tensors::GraphTensors;
 pub use propagation::{BlockGraph, Propagation};
+pub use sparse_ops::{csr_mm, sparse_kernel};
 pub use spec::{Activation, Arch, ArchSpec, Dropouts, ParamInfo, ParamMap, ParamRole};

@@ -8,6 +8,12 @@ use torch_sys::C_tensor;
 extern "C" {
     fn gnn_soup_spmm(a: *const C_tensor, a_t: *const C_tensor, x: *const C_tensor)
         -> *mut C_tensor;
+    fn gnn_soup_csr_mm(a: *const C_tensor, x: *const C_tensor) -> *mut C_tensor;
+    fn gnn_soup_csr_mm_out(a: *const C_tensor, x: *const C_tensor, out: *const C_tensor) -> i32;
+    fn gnn_soup_spmm_kernel() -> *const c_char;
+    #[cfg(test)]
+    fn gnn_soup_csr_mm_by(a: *const C_tensor, x: *const C_tensor, name: *const c_char)
+        -> *mut C_tensor;
     fn gnn_soup_masked_dropout(
         x: *const C_tensor,
         mask: *const C_tensor,
@@ -35,7 +41,35 @@ pub fn masked_dropout(x: &Tensor, mask: &Tensor, scale: f64) -> Tensor {
     unsafe { take(gnn_soup_masked_dropout(x.as_ptr(), mask.as_ptr(), scale), "masked dropout") }
 }
 
-/// `a.mm(x)` for a sparse CSR `a`, differentiable in `x` with the gradient `a_t.mm(grad)`:
+/// `a.mm(x)` for a sparse CSR `a`: on an x86 CPU with AVX-512 or AVX2, for float operands, by
+/// gnn-soup's own kernel (`csrc/spmm_rows.inc`), otherwise by libtorch. Where `x` needs a
+/// gradient, libtorch's differentiable product is taken instead (see [`spmm`] for the fast one).
+pub fn csr_mm(a: &Tensor, x: &Tensor) -> Tensor {
+    // SAFETY: both pointers are live tensors borrowed for the call.
+    unsafe { take(gnn_soup_csr_mm(a.as_ptr(), x.as_ptr()), "sparse product") }
+}
+
+/// Which kernel [`csr_mm`] runs on this CPU: `avx512`, `avx2` or `libtorch` (the environment
+/// variable `GNN_SOUP_SPMM=libtorch|avx2` narrows the choice, for comparisons).
+pub fn sparse_kernel() -> &'static str {
+    // SAFETY: the C++ side returns a pointer to a static string literal.
+    unsafe { CStr::from_ptr(gnn_soup_spmm_kernel()) }.to_str().unwrap_or("unknown")
+}
+
+/// [`csr_mm`] written into `out`, a contiguous float tensor of the product's shape (a block of
+/// rows of a larger output, for instance). Not differentiable.
+pub fn csr_mm_out(out: &Tensor, a: &Tensor, x: &Tensor) {
+    // SAFETY: the three pointers are live tensors borrowed for the call; only `out`'s storage
+    // is written (its handle is not), as `Tensor::mm_out` does through a shared reference.
+    let status = unsafe { gnn_soup_csr_mm_out(a.as_ptr(), x.as_ptr(), out.as_ptr()) };
+    if status != 0 {
+        // SAFETY: the message lives until the next call on this thread.
+        let message = unsafe { CStr::from_ptr(gnn_soup_last_error()) }.to_string_lossy();
+        panic!("sparse product failed: {message}");
+    }
+}
+
+/// `a.mm(x)` for a sparse CSR `a`, by [`csr_mm`]'s kernel, differentiable in `x` with the gradient `a_t.mm(grad)`:
 /// `a_t` must be `a`'s transpose as CSR (`a` itself when symmetric). libtorch would otherwise
 /// convert `a`'s transpose to CSR on every backward pass.
 pub fn spmm(a: &Tensor, a_t: &Tensor, x: &Tensor) -> Tensor {
@@ -47,6 +81,80 @@ pub fn spmm(a: &Tensor, a_t: &Tensor, x: &Tensor) -> Tensor {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    /// A random CSR matrix of `rows` x `cols` with about `density` of its entries set, some rows
+    /// empty, with `index` indices.
+    fn random_csr(rows: i64, cols: i64, density: f64, index: Kind) -> (Tensor, Tensor) {
+        let dense = Tensor::randn([rows, cols], (Kind::Float, Device::Cpu))
+            * Tensor::rand([rows, cols], (Kind::Float, Device::Cpu)).lt(density);
+        let _ = dense.narrow(0, 3, 2).zero_();
+        let csr = dense.to_sparse_csr(None::<i64>);
+        let csr = Tensor::sparse_csr_tensor_crow_col_value_size(
+            &csr.crow_indices().to_kind(index),
+            &csr.col_indices().to_kind(index),
+            &csr.values(),
+            [rows, cols],
+            (Kind::Float, Device::Cpu),
+        );
+        (dense, csr)
+    }
+
+    fn csr_mm_by(a: &Tensor, x: &Tensor, kernel: &str) -> Tensor {
+        let name = std::ffi::CString::new(kernel).unwrap();
+        // SAFETY: live tensors and a NUL-terminated name, borrowed for the call.
+        unsafe { take(gnn_soup_csr_mm_by(a.as_ptr(), x.as_ptr(), name.as_ptr()), kernel) }
+    }
+
+    /// The kernels this CPU runs (libtorch's always).
+    fn kernels() -> Vec<&'static str> {
+        let mut kernels = vec!["libtorch"];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                kernels.push("avx2");
+            }
+            if is_x86_feature_detected!("avx512f") {
+                kernels.push("avx512");
+            }
+        }
+        kernels
+    }
+
+    /// The widest kernel the CPU runs is the one chosen (unless the environment narrows it).
+    #[test]
+    fn the_widest_kernel_is_chosen() {
+        if std::env::var_os("GNN_SOUP_SPMM").is_none() {
+            assert_eq!(sparse_kernel(), *kernels().last().unwrap());
+        }
+    }
+
+    /// Each kernel gives the dense product for every width it handles differently: under one
+    /// vector, a whole number of vectors, a remainder, more than one pass of registers (AVX2
+    /// passes 96 columns at a time, AVX-512 256), and both index types; and into a block of rows.
+    #[test]
+    fn csr_mm_is_the_dense_product() {
+        for index in [Kind::Int64, Kind::Int] {
+            let (dense, csr) = random_csr(300, 200, 0.05, index);
+            for f in [1, 7, 16, 40, 96, 100, 256, 300, 513] {
+                let x = Tensor::randn([200, f], (Kind::Float, Device::Cpu));
+                let want = dense.mm(&x);
+                for kernel in kernels() {
+                    let got = csr_mm_by(&csr, &x, kernel);
+                    assert!(got.allclose(&want, 1e-4, 1e-4, false), "{kernel}, width {f}, {index:?}");
+                }
+                assert!(csr_mm(&csr, &x).allclose(&want, 1e-4, 1e-4, false));
+                let out = Tensor::full([400, f], f64::NAN, (Kind::Float, Device::Cpu));
+                csr_mm_out(&out.narrow(0, 50, 300), &csr, &x);
+                assert!(out.narrow(0, 50, 300).allclose(&want, 1e-4, 1e-4, false));
+                assert!(out.narrow(0, 0, 50).isnan().all().int64_value(&[]) == 1, "rows outside");
+            }
+        }
+        // A column slice of a wider tensor (not contiguous) is read as its values.
+        let (dense, csr) = random_csr(64, 64, 0.1, Kind::Int64);
+        let wide = Tensor::randn([64, 80], (Kind::Float, Device::Cpu));
+        let x = wide.narrow(1, 3, 50);
+        assert!(csr_mm(&csr, &x).allclose(&dense.mm(&x), 1e-4, 1e-4, false));
+    }
 
     /// The gradient through `spmm` is the one libtorch's own sparse product gives, for a
     /// non-symmetric matrix whose transpose is passed, and the forward value is the same.
