@@ -107,6 +107,7 @@ fn compile_operators(root: &Path) {
         .cpp(true)
         .file("csrc/sparse_ops.cpp")
         .file("csrc/device_memory.cpp")
+        .file("csrc/cpu_allocator.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

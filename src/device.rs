@@ -57,6 +57,75 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
+extern "C" {
+    fn gnn_soup_install_reusing_cpu_allocator();
+    fn gnn_soup_release_kept_cpu_blocks();
+    fn gnn_soup_keep_cpu_blocks(on: bool);
+    fn gnn_soup_cpu_allocator_stats(
+        reused: *mut u64,
+        fresh: *mut u64,
+        released: *mut u64,
+        kept_bytes: *mut u64,
+        peak_live_bytes: *mut u64,
+    );
+}
+
+/// Installs gnn-soup's CPU allocator for libtorch (`csrc/cpu_allocator.cpp`), which can keep
+/// freed blocks of 1 MiB or more for reuse while [`keep_cpu_blocks`] has it on (PLS), and
+/// otherwise hands them straight back as libtorch's own does. Call it at the start of the
+/// process; tensors allocated before keep libtorch's allocator.
+pub fn reuse_cpu_blocks() {
+    // SAFETY: registers a static allocator with libtorch; no arguments.
+    unsafe { gnn_soup_install_reusing_cpu_allocator() }
+}
+
+/// Has the allocator of [`reuse_cpu_blocks`] keep freed blocks of 1 MiB or more and hand them
+/// out again for requests of their size class, within the peak of the live blocks (on), or free
+/// them at once (off). Either way, what it kept so far is given back and the peak restarts.
+/// For PLS, whose low peak has jemalloc give pages back at once (`engine::memory`).
+pub fn keep_cpu_blocks(on: bool) {
+    // SAFETY: a flag and the allocator's own locked state.
+    unsafe { gnn_soup_keep_cpu_blocks(on) }
+}
+
+/// Gives back every block [`keep_cpu_blocks`] had kept, and restarts the peak that bounds what it
+/// keeps from what is in use now (a no-op before it is installed).
+pub fn release_kept_cpu_blocks() {
+    // SAFETY: no arguments; the allocator locks its own state.
+    unsafe { gnn_soup_release_kept_cpu_blocks() }
+}
+
+/// What the reusing CPU allocator did so far (see [`reuse_cpu_blocks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuBlockStats {
+    /// Requests served with a kept block.
+    pub reused: u64,
+    /// Requests of a kept size served with new memory.
+    pub fresh: u64,
+    /// Kept blocks given back (where a request finds none of its size and taking new memory
+    /// beside them would pass `peak_live_bytes`).
+    pub released: u64,
+    /// Bytes kept now.
+    pub kept_bytes: u64,
+    /// The most bytes of blocks of the kept sizes in use at once.
+    pub peak_live_bytes: u64,
+}
+
+pub fn cpu_block_stats() -> CpuBlockStats {
+    let [mut reused, mut fresh, mut released, mut kept_bytes, mut peak_live_bytes] = [0; 5];
+    // SAFETY: five valid out-pointers for the call.
+    unsafe {
+        gnn_soup_cpu_allocator_stats(
+            &mut reused,
+            &mut fresh,
+            &mut released,
+            &mut kept_bytes,
+            &mut peak_live_bytes,
+        )
+    };
+    CpuBlockStats { reused, fresh, released, kept_bytes, peak_live_bytes }
+}
+
 /// libtorch prints a "beta feature" warning the first time a process uses sparse CSR tensors
 /// and `index_reduce`, over whatever the terminal shows. Those warnings are printed once per
 /// process, so trigger them here with stderr pointed at /dev/null.

@@ -33,6 +33,9 @@
 // `thp:always`: jemalloc's mappings ask for transparent huge pages (where the kernel's mode is
 // `madvise`), so a fresh 2 MiB takes one fault instead of 512 (PLS, which gives its pages back
 // every step, 0.72 -> 0.56 s an epoch; LS 1.5 -> 1.2 s).
+// PLS has jemalloc give pages back at once (`engine::memory::ReturnFreedPages`); meanwhile
+// libtorch's blocks of 1 MiB or more are reused by size class within the peak of the live ones
+// (`device::keep_cpu_blocks`; the binary installs that allocator at start).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The CPU allocator PLS keeps large blocks with (src/engine/memory.rs);
+    // GNN_SOUP_PLAIN_ALLOCATOR=1 keeps libtorch's own (for comparisons).
+    if std::env::var_os("GNN_SOUP_PLAIN_ALLOCATOR").is_none() {
+        gnn_soup::device::reuse_cpu_blocks();
+    }
     gnn_soup::device::silence_beta_warnings();
     // Behave like a Unix tool when piped into `head`: exit quietly on a closed pipe, no panic.
     unsafe {
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
         )),
         Err(e) => Err(anyhow::anyhow!("cannot start the command's thread: {e}")),
     };
+    tracing::debug!(blocks = ?gnn_soup::device::cpu_block_stats(), "reusing CPU allocator");
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<gnn_soup::signals::Interrupted>().is_some() => {
