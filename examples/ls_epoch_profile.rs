@@ -1,5 +1,6 @@
 //! Where an LS epoch's time goes, piece by piece, on real ingredients:
-//! `cargo run --release --example ls_epoch_profile -- INGREDIENT_DIR [DATASET] [REPEATS]`.
+//! `cargo run --release --example ls_epoch_profile -- INGREDIENT_DIR [DATASET] [REPEATS] [ONLY]`,
+//! where ONLY times just the pieces whose label contains it (for `perf record` on one piece).
 use std::time::Instant;
 
 use gnn_soup::data::{self, DataOptions};
@@ -8,6 +9,10 @@ use gnn_soup::soup::IngredientStack;
 use tch::{Kind, Tensor};
 
 fn main() {
+    // As the binary does (src/main.rs), unless GNN_SOUP_PLAIN_ALLOCATOR is set (to compare).
+    if std::env::var_os("GNN_SOUP_PLAIN_ALLOCATOR").is_none() {
+        gnn_soup::device::reuse_cpu_blocks();
+    }
     // On a thread of its own, as the binary runs its commands (see src/main.rs: libtorch's CPU
     // work is much slower on the main thread).
     std::thread::spawn(body).join().unwrap()
@@ -18,6 +23,7 @@ fn body() {
     let dir = std::path::PathBuf::from(&args[1]);
     let dataset = args.get(2).cloned().unwrap_or_else(|| "csbm-arxiv".into());
     let repeats: usize = args.get(3).map_or(3, |r| r.parse().unwrap());
+    let only = args.get(4).cloned().unwrap_or_default();
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -44,6 +50,9 @@ fn body() {
     )
     .set_requires_grad(true);
     let time = |label: &str, f: &mut dyn FnMut()| {
+        if !label.contains(only.as_str()) {
+            return;
+        }
         f();
         let mut v: Vec<f64> = (0..repeats)
             .map(|_| {
@@ -114,8 +123,11 @@ fn body() {
     time("dense [N,256]x[256,256]", &mut || {
         let _ = h.mm(&w);
     });
-    time("sparse adj x [N,256]", &mut || {
+    time("sparse adj x [N,256], libtorch", &mut || {
         let _ = adj.mm(&h);
+    });
+    time("sparse adj x [N,256], gnn-soup's kernel", &mut || {
+        let _ = model::csr_mm(&adj, &h);
     });
     let hg = h.copy().set_requires_grad(true);
     time("sparse adj x [N,256] fwd+bwd", &mut || {
