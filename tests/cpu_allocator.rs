@@ -1,7 +1,9 @@
 //! The reusing CPU allocator (`csrc/cpu_allocator.cpp`), installed as the binary installs it.
 //! Each test runs in a process of its own (nextest), so installing it here touches no other test.
 
-use gnn_soup::device::{cpu_block_stats, keep_cpu_blocks, release_kept_cpu_blocks, reuse_cpu_blocks};
+use gnn_soup::device::{
+    cpu_block_stats, keep_cpu_blocks, release_kept_cpu_blocks, reuse_cpu_blocks,
+};
 use tch::{Device, Kind, Tensor};
 
 fn floats(n: i64) -> Tensor {

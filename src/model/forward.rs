@@ -11,9 +11,9 @@
 use tch::{Kind, Tensor};
 
 use super::dropout::dropout;
-use super::sparse_ops::{csr_mm, csr_mm_out};
 use super::graph_tensors::GraphTensors;
 use super::propagation::Propagation;
+use super::sparse_ops::{csr_mm, csr_mm_out};
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
 
 fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {

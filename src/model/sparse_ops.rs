@@ -12,8 +12,11 @@ extern "C" {
     fn gnn_soup_csr_mm_out(a: *const C_tensor, x: *const C_tensor, out: *const C_tensor) -> i32;
     fn gnn_soup_spmm_kernel() -> *const c_char;
     #[cfg(test)]
-    fn gnn_soup_csr_mm_by(a: *const C_tensor, x: *const C_tensor, name: *const c_char)
-        -> *mut C_tensor;
+    fn gnn_soup_csr_mm_by(
+        a: *const C_tensor,
+        x: *const C_tensor,
+        name: *const c_char,
+    ) -> *mut C_tensor;
     fn gnn_soup_masked_dropout(
         x: *const C_tensor,
         mask: *const C_tensor,
@@ -140,7 +143,10 @@ mod tests {
                 let want = dense.mm(&x);
                 for kernel in kernels() {
                     let got = csr_mm_by(&csr, &x, kernel);
-                    assert!(got.allclose(&want, 1e-4, 1e-4, false), "{kernel}, width {f}, {index:?}");
+                    assert!(
+                        got.allclose(&want, 1e-4, 1e-4, false),
+                        "{kernel}, width {f}, {index:?}"
+                    );
                 }
                 assert!(csr_mm(&csr, &x).allclose(&want, 1e-4, 1e-4, false));
                 let out = Tensor::full([400, f], f64::NAN, (Kind::Float, Device::Cpu));
