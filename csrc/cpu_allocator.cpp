@@ -117,9 +117,11 @@ class ReusingCpuAllocator final : public c10::Allocator {
   }
 
  private:
+  // A new block for an n-byte request of class `size`: the whole class where it may be kept
+  // (counted), only the request otherwise (never kept, so nothing larger is ever asked of it).
   static Header *fresh(size_t size, size_t n, bool counted) {
     void *memory = nullptr;
-    if (posix_memalign(&memory, 64, kHeader + size) != 0 || !memory) throw std::bad_alloc();
+    if (posix_memalign(&memory, 64, kHeader + (counted ? size : n)) != 0 || !memory) throw std::bad_alloc();
     auto *block = static_cast<Header *>(memory);
     *block = Header{size, n, counted};
     return block;
