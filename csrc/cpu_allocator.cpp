@@ -17,6 +17,7 @@
 // quarter larger than the request) is never written, so it is never resident either.
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <atomic>
@@ -73,11 +74,11 @@ class ReusingCpuAllocator final : public c10::Allocator {
         ++stats_.reused;
       } else {
         release_kept_beyond_peak_locked(n);
+        block = fresh(size, n, true);  // counted below only once it exists
         ++stats_.fresh;
       }
-      stats_.live_bytes += block ? block->touched : n;
+      stats_.live_bytes += block->touched;
       stats_.peak_live_bytes = std::max(stats_.peak_live_bytes, stats_.live_bytes);
-      if (!block) block = fresh(size, n, true);
     }
     if (!block) block = fresh(size, n, false);
     void *data = reinterpret_cast<char *>(block) + kHeader;
@@ -121,7 +122,8 @@ class ReusingCpuAllocator final : public c10::Allocator {
   // (counted), only the request otherwise (never kept, so nothing larger is ever asked of it).
   static Header *fresh(size_t size, size_t n, bool counted) {
     void *memory = nullptr;
-    if (posix_memalign(&memory, 64, kHeader + (counted ? size : n)) != 0 || !memory) throw std::bad_alloc();
+    const size_t bytes = kHeader + (counted ? size : n);
+    TORCH_CHECK(posix_memalign(&memory, 64, bytes) == 0 && memory, "cannot allocate ", bytes, " bytes of CPU memory");
     auto *block = static_cast<Header *>(memory);
     *block = Header{size, n, counted};
     return block;

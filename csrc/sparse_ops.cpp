@@ -21,6 +21,7 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -42,23 +43,36 @@ template <typename Cut, typename Work>
 void split_among_threads(int64_t n, int64_t min_per_thread, const Cut &cut, const Work &work) {
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / std::max<int64_t>(min_per_thread, 1)));
   if (parts == 1) return work(int64_t{0}, n);
-  std::vector<std::thread> helpers;
-  helpers.reserve(parts - 1);
   std::exception_ptr failure;
   std::mutex failure_lock;
+  const auto run = [&](int64_t begin, int64_t end) {
+    try {
+      work(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> hold(failure_lock);
+      failure = std::current_exception();
+    }
+  };
+  // Joined on every way out; a part whose thread cannot be started (a thread limit, as under
+  // some schedulers) runs on the calling thread instead.
+  struct JoinAll {
+    std::vector<std::thread> threads;
+    ~JoinAll() {
+      for (auto &t : threads) t.join();
+    }
+  } helpers;
+  helpers.threads.reserve(parts - 1);
   for (int64_t k = 1; k < parts; ++k) {
     const int64_t begin = cut(k, parts), end = k + 1 == parts ? n : cut(k + 1, parts);
-    helpers.emplace_back([&, begin, end] {
-      try {
-        work(begin, end);
-      } catch (...) {
-        std::lock_guard<std::mutex> hold(failure_lock);
-        failure = std::current_exception();
-      }
-    });
+    try {
+      helpers.threads.emplace_back(run, begin, end);
+    } catch (const std::system_error &) {
+      run(begin, end);
+    }
   }
-  work(int64_t{0}, cut(1, parts));
-  for (auto &t : helpers) t.join();
+  run(int64_t{0}, cut(1, parts));
+  for (auto &t : helpers.threads) t.join();
+  helpers.threads.clear();
   if (failure) std::rethrow_exception(failure);
 }
 
@@ -177,6 +191,8 @@ struct SpmmGivenTranspose : public torch::autograd::Function<SpmmGivenTranspose>
 
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     auto a_t = ctx->saved_data["a_t"].toTensor();
+    // A gradient that is itself differentiated (create_graph) takes libtorch's product.
+    if (at::GradMode::is_enabled() && grads[0].requires_grad()) return {at::Tensor(), at::Tensor(), a_t.mm(grads[0])};
     return {at::Tensor(), at::Tensor(), csr_mm(a_t, grads[0])};
   }
 };

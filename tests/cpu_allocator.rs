@@ -1,5 +1,6 @@
 //! The reusing CPU allocator (`csrc/cpu_allocator.cpp`), installed as the binary installs it.
-//! Each test runs in a process of its own (nextest), so installing it here touches no other test.
+//! Its counts are process-wide: one test, so that no other test's tensors move them meanwhile
+//! (nextest runs each test in a process of its own; `cargo test` would not).
 
 use gnn_soup::device::{
     cpu_block_stats, keep_cpu_blocks, release_kept_cpu_blocks, reuse_cpu_blocks,
@@ -63,16 +64,15 @@ fn large_blocks_are_reused_within_the_live_peak() {
     drop(held);
     let off = cpu_block_stats();
     assert_eq!(off.kept_bytes, 0, "{off:?}");
+    products_through_reused_blocks_are_unchanged();
 }
 
-/// A souping-sized computation gives the same values with the reusing allocator as libtorch's
-/// own (its blocks are reused between the two rounds).
-#[test]
+/// A souping-sized computation gives the same values with keeping off and on (its blocks are
+/// reused between the rounds).
 fn products_through_reused_blocks_are_unchanged() {
     let x = Tensor::randn([3000, 300], (Kind::Float, Device::Cpu));
     let w = Tensor::randn([300, 300], (Kind::Float, Device::Cpu));
     let plain = x.mm(&w).relu().sum_dim_intlist(0, false, Kind::Float);
-    reuse_cpu_blocks();
     keep_cpu_blocks(true);
     for _ in 0..2 {
         let again = x.mm(&w).relu().sum_dim_intlist(0, false, Kind::Float);
