@@ -652,8 +652,8 @@ fn run_strategy(
     // What an earlier strategy freed goes back first, so this one's reading is its own.
     memory::return_free_host_memory();
     // PLS is there to keep the peak low, and its subgraphs change size every step: pages kept
-    // for reuse would fragment. The others repeat the same buffers and keep them. (libtorch's
-    // large blocks are still reused within the live peak by `device::reuse_cpu_blocks`.)
+    // for reuse would fragment. The others repeat the same buffers and keep them. (Meanwhile
+    // libtorch's large blocks are reused within the live peak: `device::keep_cpu_blocks`.)
     let _low_peak = (strategy == Strategy::Pls).then(memory::ReturnFreedPages::start);
     let load_peak_rss_bytes = memory::peak_rss_bytes();
     memory::reset_peak_rss();

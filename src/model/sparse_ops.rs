@@ -72,9 +72,9 @@ pub fn csr_mm_out(out: &Tensor, a: &Tensor, x: &Tensor) {
     }
 }
 
-/// `a.mm(x)` for a sparse CSR `a`, by [`csr_mm`]'s kernel, differentiable in `x` with the gradient `a_t.mm(grad)`:
-/// `a_t` must be `a`'s transpose as CSR (`a` itself when symmetric). libtorch would otherwise
-/// convert `a`'s transpose to CSR on every backward pass.
+/// `a.mm(x)` for a sparse CSR `a`, by [`csr_mm`]'s kernel, differentiable in `x` with the
+/// gradient `a_t.mm(grad)`: `a_t` must be `a`'s transpose as CSR (`a` itself when symmetric).
+/// libtorch would otherwise convert `a`'s transpose to CSR on every backward pass.
 pub fn spmm(a: &Tensor, a_t: &Tensor, x: &Tensor) -> Tensor {
     // SAFETY: the three pointers are live tensors borrowed for the call.
     unsafe { take(gnn_soup_spmm(a.as_ptr(), a_t.as_ptr(), x.as_ptr()), "sparse product") }
