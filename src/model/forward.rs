@@ -15,6 +15,7 @@ use super::graph_tensors::GraphTensors;
 use super::propagation::Propagation;
 use super::sparse_ops::{csr_mm, csr_mm_out};
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
+use super::targets::{LayerRows, TargetPlan};
 
 fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {
     p.get(name).unwrap_or_else(|| {
@@ -528,17 +529,6 @@ pub fn infer(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Tensor {
     infer_in_blocks(spec, params, g, None, INFERENCE_BLOCK_ROWS)
 }
 
-/// As [`infer`], given the first convolution's output `first_conv` (before batch norm and
-/// activation), which GIS forms by interpolation.
-pub fn infer_after_first_conv(
-    spec: &ArchSpec,
-    params: &ParamMap,
-    g: &GraphTensors,
-    first_conv: Tensor,
-) -> Tensor {
-    infer_in_blocks(spec, params, g, Some(first_conv), INFERENCE_BLOCK_ROWS)
-}
-
 /// [`infer`] with a chosen block size (tests use small blocks to cross many block edges).
 pub fn infer_in_blocks(
     spec: &ArchSpec,
@@ -547,8 +537,37 @@ pub fn infer_in_blocks(
     first_conv: Option<Tensor>,
     block_rows: i64,
 ) -> Tensor {
+    infer_rows(spec, params, g, first_conv, block_rows, None)
+}
+
+/// Inference-mode logits at the targets of `plan` only (its rows, ascending by node; score them
+/// with [`TargetPlan::accuracy`]), computing at each layer only the rows the targets depend on.
+/// `first_conv`: the first convolution's output (before batch norm and activation) for every
+/// node, where the caller has it (GIS forms it by interpolation).
+pub fn infer_targets(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    plan: &TargetPlan,
+    first_conv: Option<Tensor>,
+) -> Tensor {
+    infer_rows(spec, params, g, first_conv, INFERENCE_BLOCK_ROWS, Some(plan))
+}
+
+fn infer_rows(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    first_conv: Option<Tensor>,
+    block_rows: i64,
+    plan: Option<&TargetPlan>,
+) -> Tensor {
     let _guard = tch::no_grad_guard();
     if spec.arch.attends() {
+        assert!(
+            plan.is_none_or(|p| p.layers.iter().all(Option::is_none)),
+            "attention is inferred over the whole graph"
+        );
         return match first_conv {
             // Only GCN and SAGE are given a first convolution (first_conv_is_linear); a GAT's
             // would be, the paper's GAT's could not (its layers end in pred_linear).
@@ -563,20 +582,25 @@ pub fn infer_in_blocks(
             None => forward(spec, params, g, Mode::EVAL),
         };
     }
+    let rows = |layer: usize| plan.and_then(|p| p.layers[layer].as_ref());
     let mut h = match first_conv {
         Some(h) => {
-            for (start, len) in blocks(g.num_nodes, block_rows) {
+            let h = match rows(0) {
+                Some(r) => h.index_select(0, &r.nodes),
+                None => h,
+            };
+            for (start, len) in blocks(h.size()[0], block_rows) {
                 let _ = activate(spec, params, 0, h.narrow(0, start, len));
             }
             h
         }
         None => {
             let (input, sparse) = g.input(spec.row_normalize);
-            layer_in_blocks(spec, params, g, 0, input, sparse, block_rows)
+            layer_in_blocks(spec, params, g, 0, input, sparse, block_rows, rows(0))
         }
     };
     for layer in 1..spec.layers {
-        h = layer_in_blocks(spec, params, g, layer, &h, false, block_rows);
+        h = layer_in_blocks(spec, params, g, layer, &h, false, block_rows, rows(layer));
     }
     h
 }
@@ -600,10 +624,12 @@ fn activate(spec: &ArchSpec, params: &ParamMap, layer: usize, mut h: Tensor) -> 
 }
 
 /// Layer `layer` of inference (convolution, then batch norm and ReLU unless it is the last)
-/// for the whole graph, its output filled a block of rows at a time. A block needs all of its
-/// rows' in-neighbours, so the layer's input stays whole. Where the layer narrows (its output
-/// is smaller than its input) or the input is sparse, the input's linear map is taken once for
-/// all rows first; otherwise each block aggregates its rows' neighbours first.
+/// for the whole graph, or for the rows `only` names, its output filled a block of rows at a
+/// time. A block needs all of its rows' in-neighbours, so the layer's input stays whole. Where
+/// the layer narrows (its output is smaller than its input) or the input is sparse, the input's
+/// linear map is taken once for all rows first; otherwise each block aggregates its rows'
+/// neighbours first.
+#[allow(clippy::too_many_arguments)] // one layer's inputs; a struct would only rename them
 fn layer_in_blocks(
     spec: &ArchSpec,
     params: &ParamMap,
@@ -612,9 +638,21 @@ fn layer_in_blocks(
     x: &Tensor,
     sparse: bool,
     block_rows: i64,
+    only: Option<&LayerRows>,
 ) -> Tensor {
     let input = Input { x: x.shallow_clone(), sparse };
-    let n = g.num_nodes;
+    let n = only.map_or(g.num_nodes, LayerRows::len);
+    // The block's rows of the layer's operator, and of a tensor over the input's rows holding
+    // each output row's own term (GraphSAGE's root).
+    let operator_rows = |start: i64, len: i64| match only {
+        Some(r) => r.operator.rows(start, len),
+        None if spec.arch == Arch::Gcn => g.gcn_rows(spec.add_self_loops, start, len),
+        None => g.mean_rows(start, len),
+    };
+    let own_rows = |t: &Tensor, start: i64, len: i64| match only.and_then(|r| r.own_rows.as_ref()) {
+        Some(at) => t.index_select(0, &at.narrow(0, start, len)),
+        None => t.narrow(0, start, len),
+    };
     // Each block is written straight into its rows of the output (a contiguous view).
     match spec.arch {
         Arch::Gcn => {
@@ -626,7 +664,7 @@ fn layer_in_blocks(
             let mapped = (w.size()[0] < w.size()[1] || sparse).then(|| input.lin(w));
             for (start, len) in blocks(n, block_rows) {
                 let rows = out.narrow(0, start, len);
-                let a = g.gcn_rows(spec.add_self_loops, start, len);
+                let a = operator_rows(start, len);
                 match &mapped {
                     Some(xw) => csr_mm_out(&rows, &a, xw),
                     None => {
@@ -647,7 +685,7 @@ fn layer_in_blocks(
             let root = sparse.then(|| input.lin(wr));
             for (start, len) in blocks(n, block_rows) {
                 let rows = out.narrow(0, start, len);
-                let m = g.mean_rows(start, len);
+                let m = operator_rows(start, len);
                 match &mapped {
                     Some(xw) => csr_mm_out(&rows, &m, xw),
                     None => {
@@ -656,8 +694,8 @@ fn layer_in_blocks(
                 }
                 let mut rows = plus(rows, bl);
                 let _ = match &root {
-                    Some(r) => rows.g_add_(&r.narrow(0, start, len)),
-                    None => rows.addmm_(&x.narrow(0, start, len), &wr.tr()),
+                    Some(r) => rows.g_add_(&own_rows(r, start, len)),
+                    None => rows.addmm_(&own_rows(x, start, len), &wr.tr()),
                 };
                 let _ = activate(spec, params, layer, rows);
             }
@@ -821,15 +859,95 @@ mod inference_tests {
                 }
                 let (input, sparse) = graph.input(spec.row_normalize);
                 let first = tch::no_grad(|| conv(&spec, &params, graph, 0, input, sparse, None));
-                let diff = (infer_in_blocks(&spec, &params, graph, Some(first), 50) - &want)
+                let diff = (infer_in_blocks(&spec, &params, graph, Some(first.copy()), 50) - &want)
                     .abs()
                     .max()
                     .double_value(&[]);
                 assert!(diff < 1e-4, "{arch:?} from the first convolution: {diff}");
+                check_targeted(&spec, &params, graph, &want, &first);
                 assert!(want.abs().max().double_value(&[]) > 1e-3, "{arch:?} bn {batch_norm} loops {add_self_loops} sparse {row_normalize}: logits are all ~0: {}", want.abs().max().double_value(&[]));
                 checked += 1;
             }
         }
         assert_eq!(checked, 8);
+    }
+
+    /// Inference at a few targets gives the whole graph's logits there, and accuracy the same,
+    /// with the last layer computed at the targets only: for the validation split and for an
+    /// unsorted list with a repeat.
+    fn check_targeted(
+        spec: &ArchSpec,
+        params: &ParamMap,
+        g: &GraphTensors,
+        want: &Tensor,
+        first: &Tensor,
+    ) {
+        let listed = Tensor::from_slice(&[250i64, 3, 77, 3, 120]);
+        for idx in [&g.val_idx, &listed] {
+            let mut nodes = Vec::<i64>::try_from(idx).unwrap();
+            nodes.sort_unstable();
+            nodes.dedup();
+            let nodes_t = Tensor::from_slice(&nodes);
+            let plan = TargetPlan::new(spec, g, idx);
+            let rows = plan.rows_per_layer(g.num_nodes);
+            assert_eq!(rows[spec.layers - 1], nodes.len() as i64, "{:?}: {rows:?}", spec.arch);
+            assert!(rows[spec.layers - 2] < g.num_nodes, "{:?}: {rows:?}", spec.arch);
+            for from_first in [false, true] {
+                // (a copy: inference activates the first convolution's output in place)
+                let first = from_first.then(|| first.copy());
+                let got = infer_targets(spec, params, g, &plan, first);
+                assert_eq!(got.size(), [nodes.len() as i64, spec.out_dim]);
+                let diff = (&got - want.index_select(0, &nodes_t)).abs().max().double_value(&[]);
+                assert!(
+                    diff < 1e-4,
+                    "{:?} at {nodes:?}, first given {from_first}: {diff}",
+                    spec.arch
+                );
+                assert_eq!(
+                    plan.accuracy(&got, &g.labels, idx),
+                    accuracy(want, &g.labels, idx),
+                    "{:?}",
+                    spec.arch
+                );
+            }
+        }
+    }
+
+    /// GAT attends over the whole graph: its plan computes every node, and gives its logits.
+    #[test]
+    fn targeted_inference_of_gat_is_the_whole_graph() {
+        let g = data::load(
+            "csbm:nodes=200,train=20,val=20,test=20",
+            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
+        )
+        .unwrap();
+        let gt = GraphTensors::new(&g, tch::Device::Cpu);
+        let spec = ArchSpec {
+            arch: Arch::Gat,
+            in_dim: gt.x.size()[1],
+            hidden: 8,
+            out_dim: g.num_classes as i64,
+            layers: 2,
+            heads: 2,
+            dropout: 0.5,
+            batch_norm: false,
+            row_normalize: false,
+            input_dropout_off: vec![],
+            add_self_loops: true,
+            activation: Default::default(),
+            out_heads: 1,
+            dropouts: Default::default(),
+            attn_dst: false,
+        };
+        let params = spec.init(1, tch::Device::Cpu);
+        let plan = TargetPlan::new(&spec, &gt, &gt.val_idx);
+        assert_eq!(plan.rows_per_layer(gt.num_nodes), vec![gt.num_nodes; 2]);
+        let want = tch::no_grad(|| forward(&spec, &params, &gt, Mode::EVAL));
+        let got = infer_targets(&spec, &params, &gt, &plan, None);
+        assert!((&got - &want).abs().max().double_value(&[]) < 1e-5);
+        assert_eq!(
+            plan.accuracy(&got, &gt.labels, &gt.val_idx),
+            accuracy(&want, &gt.labels, &gt.val_idx)
+        );
     }
 }

@@ -203,7 +203,7 @@ impl Operator {
 
     /// Rows `start..start + len` of the operator: a CSR matrix over the same index and value
     /// storage (only the `len + 1` row offsets are new).
-    fn rows(&self, start: i64, len: i64) -> Tensor {
+    pub(super) fn rows(&self, start: i64, len: i64) -> Tensor {
         let (crow, col, values) =
             (self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values());
         let first = crow.int64_value(&[start]);
@@ -215,6 +215,33 @@ impl Operator {
             &col.narrow(0, first, last - first),
             &values.narrow(0, first, last - first),
             [len, cols],
+            (Kind::Float, values.device()),
+        )
+    }
+
+    /// The operator's rows `rows` (ascending or not), in that order: a CSR matrix with the
+    /// operator's columns.
+    pub(super) fn select_rows(&self, rows: &Tensor) -> Tensor {
+        let (crow, col, values) =
+            (self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values());
+        let starts = crow.index_select(0, rows);
+        let counts = crow.index_select(0, &(rows + 1)) - &starts;
+        let entries = counts.sum(Kind::Int64).int64_value(&[]);
+        let offsets =
+            Tensor::cat(&[counts.zeros_like().narrow(0, 0, 1), counts.cumsum(0, Kind::Int64)], 0);
+        // Entry k of the result is the operator's entry `starts[r] + (k - offsets[r])`, where r
+        // is its row: one shift per row, repeated over the row's entries.
+        let shift = (&starts - offsets.narrow(0, 0, rows.size()[0])).repeat_interleave_self_tensor(
+            &counts,
+            0,
+            Some(entries),
+        );
+        let taken = Tensor::arange(entries, (Kind::Int64, crow.device())) + shift;
+        Tensor::sparse_csr_tensor_crow_col_value_size(
+            &offsets,
+            &col.index_select(0, &taken),
+            &values.index_select(0, &taken),
+            [rows.size()[0], self.matrix.size()[1]],
             (Kind::Float, values.device()),
         )
     }
@@ -363,7 +390,7 @@ impl GraphTensors {
         &self.gcn_operator(add_self_loops).matrix
     }
 
-    fn gcn_operator(&self, add_self_loops: bool) -> &Operator {
+    pub(super) fn gcn_operator(&self, add_self_loops: bool) -> &Operator {
         let cell = if add_self_loops { &self.gcn_adj } else { &self.gcn_adj_as_is };
         cell.get_or_init(|| {
             let _g = tch::no_grad_guard();
@@ -390,7 +417,7 @@ impl GraphTensors {
     /// Row-normalised adjacency: `adj.mm(x)` is the mean over in-neighbours (0 without any).
     /// Never symmetric (rows sum to 1, columns do not): its transpose is built when needed,
     /// sharing the structure when the edges are symmetric.
-    fn mean_operator(&self) -> &Operator {
+    pub(super) fn mean_operator(&self) -> &Operator {
         self.mean_adj.get_or_init(|| {
             let _g = tch::no_grad_guard();
             let s = &self.edges;

@@ -9,13 +9,15 @@ pub mod propagation;
 pub mod rng;
 mod sparse_ops;
 pub mod spec;
+pub mod targets;
 
 pub use forward::{
     accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv,
-    forward_from, forward_input, infer, infer_after_first_conv, infer_in_blocks, loss,
+    forward_from, forward_input, infer, infer_in_blocks, infer_targets, loss,
     recalibrate_batch_norm, Accuracies, BatchNormMode, Mode, INFERENCE_BLOCK_ROWS,
 };
 pub use graph_tensors::GraphTensors;
 pub use propagation::{BlockGraph, Propagation};
 pub use sparse_ops::{csr_mm, sparse_kernel};
 pub use spec::{Activation, Arch, ArchSpec, Dropouts, ParamInfo, ParamMap, ParamRole};
+pub use targets::TargetPlan;

@@ -5,14 +5,24 @@ use tch::Tensor;
 
 use super::context::{global_weights, SoupContext, SoupOutcome};
 use super::progress::{CandidateRecord, Progress};
-use crate::model::{self, ParamMap};
+use crate::model::{self, ParamMap, TargetPlan};
 
-fn val_acc(ctx: &SoupContext, logits: &Tensor) -> f64 {
-    model::accuracy(logits, &ctx.gt.labels, &ctx.gt.val_idx)
+/// What scoring candidates by validation accuracy needs computed: the validation nodes and
+/// what they depend on (see [`TargetPlan`]).
+fn val_plan(ctx: &SoupContext) -> TargetPlan {
+    TargetPlan::new(&ctx.stack.spec, ctx.gt, &ctx.gt.val_idx)
 }
 
-fn eval_logits(ctx: &SoupContext, params: &ParamMap) -> Tensor {
-    model::infer(&ctx.stack.spec, params, ctx.gt)
+/// Validation accuracy of `params`; `first_conv`: the first convolution's output, where the
+/// caller has it.
+fn val_acc(
+    ctx: &SoupContext,
+    plan: &TargetPlan,
+    params: &ParamMap,
+    first_conv: Option<Tensor>,
+) -> f64 {
+    let logits = model::infer_targets(&ctx.stack.spec, params, ctx.gt, plan, first_conv);
+    plan.accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx)
 }
 
 /// How greedy and GIS order the ingredients, as the report states it.
@@ -55,6 +65,7 @@ pub fn greedy(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     let mut members = vec![order[0]];
     let mut best = ctx.ingredient_val[order[0]];
     let mut out = SoupOutcome::default();
+    let plan = val_plan(ctx);
     for (step, &cand) in order.iter().enumerate().skip(1) {
         if ctx.cancelled() {
             out.partial = true;
@@ -65,7 +76,7 @@ pub fn greedy(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
         for &m in members.iter().chain(std::iter::once(&cand)) {
             w[m] = weight;
         }
-        let acc = val_acc(ctx, &eval_logits(ctx, &ctx.stack.mix_global(&w)));
+        let acc = val_acc(ctx, &plan, &ctx.stack.mix_global(&w), None);
         let accepted = acc > best;
         if accepted {
             members.push(cand);
@@ -94,7 +105,8 @@ pub fn greedy(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
 ///   `a = 1` the soup so far (measured when it was chosen), so 2 of every `granularity` passes
 ///   are skipped;
 /// - the first convolution is linear in its weights for GCN and SAGE, so its output for `a` is
-///   `a * h(soup) + (1 - a) * h(M)`: computed twice per ingredient instead of once per grid point.
+///   `a * h(soup) + (1 - a) * h(M)`: computed twice per ingredient instead of once per grid point;
+/// - each pass computes only what the validation nodes' logits depend on ([`TargetPlan`]).
 pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     let n = ctx.stack.len();
     let spec = &ctx.stack.spec;
@@ -106,6 +118,7 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     let _guard = tch::no_grad_guard();
     let reuse_first = model::first_conv_is_linear(spec);
     let pre = if reuse_first { model::first_aggregate(spec, ctx.gt) } else { None };
+    let plan = val_plan(ctx);
     'ingredients: for (step, &cand) in order.iter().enumerate().skip(1) {
         let cand_w = one_hot(n, cand);
         let first = reuse_first.then(|| {
@@ -139,15 +152,9 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
             } else {
                 let w: Vec<f64> =
                     soup_w.iter().zip(&cand_w).map(|(s, m)| a * s + (1.0 - a) * m).collect();
-                let params = ctx.stack.mix_global(&w);
-                let logits = match &first {
-                    // one new buffer: hm + a (hs - hm)
-                    Some((hs, hm)) => {
-                        model::infer_after_first_conv(spec, &params, ctx.gt, hm.lerp(hs, a))
-                    }
-                    None => model::infer(spec, &params, ctx.gt),
-                };
-                val_acc(ctx, &logits)
+                // one new buffer: hm + a (hs - hm)
+                let first_conv = first.as_ref().map(|(hs, hm)| hm.lerp(hs, a));
+                val_acc(ctx, &plan, &ctx.stack.mix_global(&w), first_conv)
             };
             if acc > best_acc {
                 best_acc = acc;
@@ -179,7 +186,7 @@ pub fn ensemble(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
         if ctx.cancelled() {
             break;
         }
-        let l = eval_logits(ctx, &ctx.stack.ingredient(i));
+        let l = model::infer(&ctx.stack.spec, &ctx.stack.ingredient(i), ctx.gt);
         sum = Some(match sum {
             Some(s) => s + l,
             None => l,

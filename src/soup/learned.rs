@@ -111,6 +111,9 @@ pub struct Fit<'a> {
     /// Otherwise an extra inference pass measures it: every epoch on small graphs, every 5th on
     /// large ones.
     eval_every: usize,
+    /// What those passes compute: the validation nodes' logits and what they depend on (the
+    /// fit and select nodes are validation nodes too).
+    val_plan: model::TargetPlan,
     /// PLS: draws each epoch's parts (one draw per epoch, so a resumed fit replays them).
     rng: rand::rngs::StdRng,
     started: Instant,
@@ -327,6 +330,7 @@ impl<'a> Fit<'a> {
             select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
             free_val: pls.is_none() && !mode.dropout,
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
+            val_plan: model::TargetPlan::new(&stack.spec, ctx.gt, &ctx.gt.val_idx),
             logits_a,
             beta,
             opt,
@@ -413,6 +417,11 @@ impl<'a> Fit<'a> {
         Ok(Some((loss, lr)))
     }
 
+    /// Inference-mode logits of the validation nodes (rows of `val_plan`).
+    fn val_logits(&self, params: &model::ParamMap) -> Tensor {
+        model::infer_targets(&self.ctx.stack.spec, params, self.ctx.gt, &self.val_plan, None)
+    }
+
     /// Measures validation (and held-out) accuracy when due, tracks the best epoch, and reports
     /// the epoch.
     fn measure(&mut self, epoch: usize, loss: f64, lr: f64, alpha: Tensor) -> EpochRecord {
@@ -422,10 +431,10 @@ impl<'a> Fit<'a> {
         let during = ctx.settings.fit_validation && (epoch + 1).is_multiple_of(self.eval_every);
         let due = self.select_idx.is_some() || (!self.free_val && (during || epoch + 1 == epochs));
         if due {
-            let logits = model::infer(&ctx.stack.spec, &self.soup(&alpha), ctx.gt);
-            self.val_acc = model::accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
+            let logits = self.val_logits(&self.soup(&alpha));
+            self.val_acc = self.val_plan.accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
             if let Some(sel) = &self.select_idx {
-                let acc = model::accuracy(&logits, &ctx.gt.labels, sel);
+                let acc = self.val_plan.accuracy(&logits, &ctx.gt.labels, sel);
                 select_acc = Some(acc);
                 if self.best.as_ref().is_none_or(|b| acc > b.0) {
                     self.best = Some((acc, epoch, alpha.copy()));
@@ -456,12 +465,12 @@ impl<'a> Fit<'a> {
         };
         let params = self.soup(&final_alpha);
         if let (Some(_), Some((sel_acc, best_epoch, _))) = (&self.select_idx, &self.best) {
-            let logits = model::infer(&ctx.stack.spec, &params, ctx.gt);
+            let logits = self.val_logits(&params);
             out.holdout = Some(HoldoutResult {
                 fit_nodes: self.fit_nodes.len(),
                 select_nodes: self.select_nodes.len(),
                 best_epoch: *best_epoch,
-                fit_acc: model::accuracy(&logits, &ctx.gt.labels, &self.fit_idx),
+                fit_acc: self.val_plan.accuracy(&logits, &ctx.gt.labels, &self.fit_idx),
                 select_acc: *sel_acc,
                 stopped_early,
             });
