@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -197,6 +198,13 @@ struct SpmmGivenTranspose : public torch::autograd::Function<SpmmGivenTranspose>
   }
 };
 
+// Entries `begin .. end` of `x * mask * s`. The loops of the helpers below are plain functions
+// of restrict pointers and values so that the compiler vectorises them: written inside a lambda,
+// every reference it captures might alias the stores, and the loops ran one float at a time.
+void scale_by_mask(const float *__restrict x, const uint8_t *__restrict m, float *__restrict out, int64_t begin, int64_t end, float s) {
+  for (int64_t i = begin; i < end; ++i) out[i] = x[i] * (s * static_cast<float>(m[i]));
+}
+
 // `x * mask * scale` for a float CPU tensor and a byte mask of 0s and 1s of the same shape, in
 // one pass over the three (libtorch would promote the byte mask to float first).
 at::Tensor masked_scale(const at::Tensor &x, const at::Tensor &mask, double scale) {
@@ -212,9 +220,7 @@ at::Tensor masked_scale(const at::Tensor &x, const at::Tensor &mask, double scal
   const int64_t n = in.numel();
   split_among_threads(
       n, 1 << 18, [&](int64_t k, int64_t parts) { return even_cut(n, k, parts); },
-      [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) dst[i] = src[i] * (s * static_cast<float>(m[i]));
-      });
+      [&](int64_t begin, int64_t end) { scale_by_mask(src, m, dst, begin, end, s); });
   return out;
 }
 
@@ -234,6 +240,107 @@ struct MaskedDropout : public torch::autograd::Function<MaskedDropout> {
   }
 };
 
+// The rows `r0 .. r1` of BiasReluDropout's forward pass (`m` may be null: no dropout).
+void bias_relu_rows(const float *__restrict z, const float *__restrict b, const uint8_t *__restrict m, float *__restrict y, int64_t r0, int64_t r1,
+                    int64_t f, float s) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const float *__restrict zr = z + i * f;
+    float *__restrict yr = y + i * f;
+    for (int64_t j = 0; j < f; ++j) {
+      const float v = zr[j] + b[j];
+      yr[j] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, as in torch's ReLU
+    }
+    if (m) {
+      const uint8_t *__restrict mr = m + i * f;
+      for (int64_t j = 0; j < f; ++j) yr[j] = yr[j] * (s * static_cast<float>(mr[j]));
+    }
+  }
+}
+
+// The rows `r0 .. r1` of its backward pass: `gz = g * s` where `y > 0`, else 0, with the column
+// sums of `gz` added to `sum` (64 rows at a time in floats, each block added in doubles).
+void relu_gradient_rows(const float *__restrict y, const float *__restrict g, float *__restrict gz, double *__restrict sum, int64_t r0, int64_t r1,
+                        int64_t f, float s) {
+  std::vector<float> block(static_cast<size_t>(f));
+  float *__restrict acc = block.data();
+  for (int64_t i0 = r0; i0 < r1; i0 += 64) {
+    std::fill(block.begin(), block.end(), 0.0f);
+    for (int64_t i = i0; i < std::min(r1, i0 + 64); ++i) {
+      const float *__restrict yr = y + i * f;
+      const float *__restrict gr = g + i * f;
+      float *__restrict zr = gz + i * f;
+      for (int64_t j = 0; j < f; ++j) {
+        const float keep = yr[j] > 0.0f ? s : 0.0f;  // a select, not a branch: it vectorises
+        const float v = gr[j] * keep;
+        zr[j] = v;
+        acc[j] += v;
+      }
+    }
+    for (int64_t j = 0; j < f; ++j) sum[j] += acc[j];
+  }
+}
+
+// A hidden layer's end in one pass: `y = relu(z + b)`, times `scale * mask` where a dropout mask
+// (bytes of 0s and 1s) is given for the next layer's input. Only `y` is kept for the backward
+// pass: an entry passes its gradient exactly where `y > 0` (the ReLU was active and the entry
+// kept), scaled by the dropout's `scale`. Separately, the bias add, the ReLU (which keeps its
+// output) and the dropout (which keeps its mask and makes a new output) took three passes
+// forward and three backward (the bias's gradient a fourth).
+struct BiasReluDropout : public torch::autograd::Function<BiasReluDropout> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &z_in, const at::Tensor &b_in, const at::Tensor &mask_in, double scale) {
+    TORCH_CHECK(z_in.scalar_type() == at::kFloat && z_in.is_cpu() && z_in.dim() == 2 && b_in.scalar_type() == at::kFloat && b_in.is_cpu() &&
+                    b_in.dim() == 1 && b_in.size(0) == z_in.size(1),
+                "bias, ReLU and dropout take a float CPU matrix and a bias of its width");
+    const bool masked = mask_in.dim() == 2;  // no mask: a 1-D empty tensor
+    TORCH_CHECK(!masked || (mask_in.scalar_type() == at::kByte && mask_in.sizes() == z_in.sizes()), "the dropout mask must be bytes of the input's shape");
+    const auto z = z_in.contiguous();
+    const auto b = b_in.contiguous();
+    const auto mask = masked ? mask_in.contiguous() : at::Tensor();
+    auto y = at::empty_like(z, at::MemoryFormat::Contiguous);
+    const int64_t rows = z.size(0), f = z.size(1);
+    const float *zp = z.data_ptr<float>(), *bp = b.data_ptr<float>();
+    const uint8_t *mp = masked ? mask.data_ptr<uint8_t>() : nullptr;
+    float *yp = y.data_ptr<float>();
+    const float s = static_cast<float>(scale);
+    split_among_threads(
+        rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(f, 1)), [&](int64_t k, int64_t parts) { return even_cut(rows, k, parts); },
+        [&](int64_t r0, int64_t r1) { bias_relu_rows(zp, bp, mp, yp, r0, r1, f, s); });
+    ctx->save_for_backward({y});
+    ctx->saved_data["scale"] = masked ? scale : 1.0;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    const auto y = ctx->get_saved_variables()[0];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    if (at::GradMode::is_enabled() && grads[0].requires_grad()) {  // a gradient differentiated again
+      auto gz = grads[0] * y.gt(0).to(grads[0].scalar_type()) * scale;
+      return {gz, gz.sum(0), at::Tensor(), at::Tensor()};
+    }
+    const auto g = grads[0].contiguous();
+    const int64_t rows = y.size(0), f = y.size(1);
+    auto gz = at::empty_like(g, at::MemoryFormat::Contiguous);
+    const float *yp = y.data_ptr<float>(), *gp = g.data_ptr<float>();
+    float *zp = gz.data_ptr<float>();
+    const float s = static_cast<float>(scale);
+    // Each part of the rows sums its gradients per column in doubles; the parts are added after.
+    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+    std::vector<double> partial(static_cast<size_t>(threads * f), 0.0);
+    std::atomic<int64_t> next_part{0};
+    split_among_threads(
+        rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(f, 1)), [&](int64_t k, int64_t parts) { return even_cut(rows, k, parts); },
+        [&](int64_t r0, int64_t r1) { relu_gradient_rows(yp, gp, zp, partial.data() + next_part.fetch_add(1) * f, r0, r1, f, s); });
+    auto gb = at::empty({f}, g.options());
+    float *bp = gb.data_ptr<float>();
+    for (int64_t j = 0; j < f; ++j) {
+      double total = 0.0;
+      for (int64_t t = 0; t < threads; ++t) total += partial[static_cast<size_t>(t * f + j)];
+      bp[j] = static_cast<float>(total);
+    }
+    return {gz, gb, at::Tensor(), at::Tensor()};
+  }
+};
+
 thread_local std::string last_error;
 
 }  // namespace
@@ -245,6 +352,18 @@ extern "C" {
 at::Tensor *gnn_soup_spmm(const at::Tensor *a, const at::Tensor *a_t, const at::Tensor *x) {
   try {
     return new at::Tensor(SpmmGivenTranspose::apply(*a, *a_t, *x));
+  } catch (const std::exception &e) {
+    last_error = e.what();
+    return nullptr;
+  }
+}
+
+// A new tensor `relu(z + b) * scale * mask` (without a mask: `relu(z + b)`), differentiable in
+// `z` and `b`; `mask` may be null. Null with the message in gnn_soup_last_error().
+at::Tensor *gnn_soup_bias_relu_dropout(const at::Tensor *z, const at::Tensor *b, const at::Tensor *mask, double scale) {
+  try {
+    // No mask: an empty one (autograd's apply takes no undefined tensor).
+    return new at::Tensor(BiasReluDropout::apply(*z, *b, mask ? *mask : at::empty({0}, z->options().dtype(at::kByte)), scale));
   } catch (const std::exception &e) {
     last_error = e.what();
     return nullptr;

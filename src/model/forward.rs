@@ -10,10 +10,10 @@
 
 use tch::{Kind, Tensor};
 
-use super::dropout::dropout;
+use super::dropout::{dropout, keep_mask};
 use super::graph_tensors::GraphTensors;
 use super::propagation::Propagation;
-use super::sparse_ops::{csr_mm, csr_mm_out};
+use super::sparse_ops::{bias_relu_dropout, csr_mm, csr_mm_out};
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
 use super::targets::{LayerRows, TargetPlan};
 
@@ -91,8 +91,8 @@ pub fn forward_input(
     if spec.arch == Arch::PaperGat {
         return paper_gat_forward(spec, params, g, x, sparse, mode.dropout);
     }
-    let h = conv_train(spec, params, g, 0, x, sparse, first_aggregate, mode.dropout);
-    forward_after_conv(spec, params, g, h, 0, mode)
+    let (h, bias) = conv_unbiased(spec, params, g, 0, x, sparse, first_aggregate, mode.dropout);
+    layers_after(spec, params, g, h, bias, 0, mode)
 }
 
 /// The output of convolution `layer` alone (before batch norm and activation). `sparse`: `x`
@@ -125,21 +125,48 @@ fn conv_train(
     pre: Option<&Tensor>,
     dropout: bool,
 ) -> Tensor {
+    let (out, bias) = conv_unbiased(spec, params, g, layer, x, sparse, pre, dropout);
+    with_bias(out, bias)
+}
+
+/// As [`conv_train`], with the convolution's bias left to add (`None` when it is already in):
+/// a hidden layer then adds it in the same pass as its ReLU ([`layers_after`]).
+#[allow(clippy::too_many_arguments)] // one layer's inputs; a struct would only rename them
+fn conv_unbiased<'p>(
+    spec: &ArchSpec,
+    params: &'p ParamMap,
+    g: &dyn Propagation,
+    layer: usize,
+    x: Tensor,
+    sparse: bool,
+    pre: Option<&Tensor>,
+    dropout: bool,
+) -> (Tensor, Option<&'p Tensor>) {
     let x = Input { x, sparse };
     let attention_dropout = if dropout { spec.attention_dropout() } else { 0.0 };
     match spec.arch {
         Arch::Gcn => gcn_conv(params, layer, g, spec.add_self_loops, x, pre),
         Arch::Sage => sage_conv(params, layer, g, x, pre),
-        Arch::Gat => gat_conv(
-            params,
-            layer,
-            g,
-            spec.add_self_loops,
-            x,
-            &spec.conv_dims()[layer],
-            attention_dropout,
+        Arch::Gat => (
+            gat_conv(
+                params,
+                layer,
+                g,
+                spec.add_self_loops,
+                x,
+                &spec.conv_dims()[layer],
+                attention_dropout,
+            ),
+            None,
         ),
-        Arch::PaperGat => paper_gat_conv(spec, params, layer, g, x, dropout),
+        Arch::PaperGat => (paper_gat_conv(spec, params, layer, g, x, dropout), None),
+    }
+}
+
+fn with_bias(out: Tensor, bias: Option<&Tensor>) -> Tensor {
+    match bias {
+        Some(b) => plus(out, b),
+        None => out,
     }
 }
 
@@ -211,24 +238,64 @@ pub fn forward_after_conv(
     spec: &ArchSpec,
     params: &ParamMap,
     g: &dyn Propagation,
-    mut h: Tensor,
+    h: Tensor,
     layer: usize,
     mode: Mode,
 ) -> Tensor {
-    for j in layer..spec.layers {
-        if j > layer {
-            let x = dropout(&h, spec.input_dropout(j), mode.dropout);
-            drop(h);
-            h = conv_train(spec, params, g, j, x, false, None, mode.dropout);
-        }
-        if j + 1 < spec.layers {
-            if spec.batch_norm {
-                h = batch_norm(params, j, &h, mode.batch_norm);
+    layers_after(spec, params, g, h, None, layer, mode)
+}
+
+/// As [`forward_after_conv`], with convolution `layer`'s `bias` still to add to `h`.
+fn layers_after<'p>(
+    spec: &ArchSpec,
+    params: &'p ParamMap,
+    g: &dyn Propagation,
+    mut h: Tensor,
+    mut bias: Option<&'p Tensor>,
+    mut layer: usize,
+    mode: Mode,
+) -> Tensor {
+    while layer + 1 < spec.layers {
+        let next_dropout = if mode.dropout { spec.input_dropout(layer + 1) } else { 0.0 };
+        let x = match bias {
+            Some(b) if fuses(spec, &h, next_dropout) => fused_hidden(h, b, next_dropout),
+            _ => {
+                let mut h = with_bias(h, bias);
+                if spec.batch_norm {
+                    h = batch_norm(params, layer, &h, mode.batch_norm);
+                }
+                let h = activation(spec, h);
+                dropout(&h, next_dropout, true)
             }
-            h = activation(spec, h);
-        }
+        };
+        layer += 1;
+        (h, bias) = conv_unbiased(spec, params, g, layer, x, false, None, mode.dropout);
     }
-    h
+    with_bias(h, bias)
+}
+
+/// Whether a hidden layer's bias, ReLU and the next layer's input dropout (at rate `p`) can run
+/// as one pass ([`bias_relu_dropout`]): on CPU, in float, without batch norm between. The
+/// environment variable `GNN_SOUP_UNFUSED` (any value) turns it off, for comparisons.
+fn fuses(spec: &ArchSpec, h: &Tensor, p: f64) -> bool {
+    static UNFUSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    spec.activation == Activation::Relu
+        && !spec.batch_norm
+        && p < 1.0
+        && h.device() == tch::Device::Cpu
+        && h.kind() == Kind::Float
+        && h.dim() == 2
+        && !*UNFUSED.get_or_init(|| std::env::var_os("GNN_SOUP_UNFUSED").is_some())
+}
+
+/// `dropout(relu(h + b), p)` in one pass; the mask drawn as [`dropout`] draws it, so the result
+/// is the unfused one's.
+fn fused_hidden(h: Tensor, b: &Tensor, p: f64) -> Tensor {
+    if p <= 0.0 {
+        return bias_relu_dropout(&h, b, None, 1.0);
+    }
+    let mask = keep_mask(&h.size(), p);
+    bias_relu_dropout(&h, b, Some(&mask), 1.0 / (1.0 - p))
 }
 
 /// The first layer's aggregation that does not depend on weights, for [`forward_from`].
@@ -263,14 +330,14 @@ fn sparse_dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     )
 }
 
-fn gcn_conv(
-    p: &ParamMap,
+fn gcn_conv<'p>(
+    p: &'p ParamMap,
     i: usize,
     g: &dyn Propagation,
     add_self_loops: bool,
     x: Input,
     pre: Option<&Tensor>,
-) -> Tensor {
+) -> (Tensor, Option<&'p Tensor>) {
     let w = param(p, &format!("convs.{i}.lin.weight"));
     let b = param(p, &format!("convs.{i}.bias"));
     // A (X W^T) = (A X) W^T: aggregate on whichever side is narrower; on a sampled block,
@@ -288,29 +355,29 @@ fn gcn_conv(
             ax.linear::<&Tensor>(w, None)
         }
     };
-    plus(out, b)
+    (out, Some(b))
 }
 
-fn sage_conv(
-    p: &ParamMap,
+fn sage_conv<'p>(
+    p: &'p ParamMap,
     i: usize,
     g: &dyn Propagation,
     x: Input,
     pre: Option<&Tensor>,
-) -> Tensor {
+) -> (Tensor, Option<&'p Tensor>) {
     let wl = param(p, &format!("convs.{i}.lin_l.weight"));
     let bl = param(p, &format!("convs.{i}.lin_l.bias"));
     let wr = param(p, &format!("convs.{i}.lin_r.weight"));
     let root = x.targets(g.targets(i)).lin(wr);
     let neigh = match pre {
-        Some(mx) => mx.linear(wl, Some(bl)),
+        Some(mx) => mx.linear::<&Tensor>(wl, None),
         None if x.sparse || (wl.size()[0] < wl.size()[1] && !shrinks(g, i, &x)) => {
-            plus(g.aggregate_mean(i, &x.lin(wl)), bl)
+            g.aggregate_mean(i, &x.lin(wl))
         }
-        None => g.aggregate_mean(i, &x.x).linear(wl, Some(bl)),
+        None => g.aggregate_mean(i, &x.x).linear::<&Tensor>(wl, None),
     };
     drop(x);
-    plus(neigh, &root)
+    (plus(neigh, &root), Some(bl))
 }
 
 fn gat_conv(
@@ -783,6 +850,73 @@ mod placement_tests {
         assert!(spec.describe().contains("not on the input of layer 0"), "{}", spec.describe());
         spec.input_dropout_off = vec![2];
         assert!(spec.validate().is_err());
+    }
+
+    /// The training forward ends each hidden layer (bias, ReLU, the next layer's input dropout)
+    /// in one pass; its logits and gradients are those of the steps done one by one with the
+    /// same dropout masks.
+    #[test]
+    fn fused_hidden_layers_are_the_steps_one_by_one() {
+        let g = data::load(
+            "csbm:nodes=300,train=30,val=30,test=30",
+            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
+        )
+        .unwrap();
+        let gt = GraphTensors::new(&g, tch::Device::Cpu);
+        for arch in [Arch::Gcn, Arch::Sage] {
+            let spec = ArchSpec {
+                arch,
+                in_dim: g.num_features as i64,
+                hidden: 24,
+                out_dim: g.num_classes as i64,
+                layers: 3,
+                heads: 1,
+                dropout: 0.5,
+                batch_norm: false,
+                row_normalize: false,
+                input_dropout_off: vec![],
+                add_self_loops: true,
+                activation: Default::default(),
+                out_heads: 1,
+                dropouts: Default::default(),
+                attn_dst: false,
+            };
+            let params: ParamMap = spec
+                .init(2, tch::Device::Cpu)
+                .into_iter()
+                .map(|(k, v)| (k, v.set_requires_grad(true)))
+                .collect();
+            rng::seed_thread(7);
+            let fused = forward(&spec, &params, &gt, Mode::TRAIN);
+            rng::seed_thread(7);
+            let mut x = dropout(&gt.x, spec.input_dropout(0), true);
+            let mut apart = None;
+            for layer in 0..spec.layers {
+                let h = conv(&spec, &params, &gt, layer, &x, false, None);
+                if layer + 1 == spec.layers {
+                    apart = Some(h);
+                    break;
+                }
+                x = dropout(&h.relu(), spec.input_dropout(layer + 1), true);
+            }
+            let apart = apart.unwrap();
+            let diff = (&fused - &apart).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{arch:?}: logits differ by {diff}");
+            let names: Vec<&String> = params.keys().collect();
+            let leaves: Vec<&Tensor> = names.iter().map(|n| &params[*n]).collect();
+            let grads = |logits: &Tensor| {
+                Tensor::run_backward(
+                    &[loss(logits, &gt.labels, &gt.train_idx)],
+                    &leaves,
+                    false,
+                    false,
+                )
+            };
+            for ((name, got), want) in names.iter().zip(grads(&fused)).zip(grads(&apart)) {
+                let diff = (&got - &want).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "{arch:?}: the gradient of {name} differs by {diff}");
+            }
+        }
     }
 }
 
