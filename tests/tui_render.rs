@@ -237,23 +237,7 @@ use gnn_soup::tui::setup::Setup;
 use gnn_soup::tui::state::{Inspection, Screen};
 
 fn spec() -> ArchSpec {
-    ArchSpec {
-        arch: Arch::Gcn,
-        in_dim: 8,
-        hidden: 16,
-        out_dim: 3,
-        layers: 2,
-        heads: 1,
-        dropout: 0.5,
-        batch_norm: false,
-        row_normalize: false,
-        input_dropout_off: vec![],
-        add_self_loops: true,
-        activation: Default::default(),
-        out_heads: 1,
-        dropouts: Default::default(),
-        attn_dst: false,
-    }
+    ArchSpec::plain(Arch::Gcn, 8, 3)
 }
 
 /// Writes a tiny checkpoint (random weights; only the metadata matters to the browser).

@@ -161,23 +161,7 @@ mod tests {
     use tch::{Device, Kind, Tensor};
 
     fn spec(arch: Arch) -> ArchSpec {
-        ArchSpec {
-            arch,
-            in_dim: 5,
-            hidden: 4,
-            out_dim: 3,
-            layers: 2,
-            heads: 1,
-            dropout: 0.5,
-            batch_norm: false,
-            row_normalize: false,
-            input_dropout_off: vec![],
-            add_self_loops: true,
-            activation: Default::default(),
-            out_heads: 1,
-            dropouts: Default::default(),
-            attn_dst: false,
-        }
+        ArchSpec { hidden: 4, ..ArchSpec::plain(arch, 5, 3) }
     }
 
     #[test]

@@ -106,31 +106,17 @@ pub fn conv(
     sparse: bool,
     pre: Option<&Tensor>,
 ) -> Tensor {
-    conv_train(spec, params, g, layer, x.shallow_clone(), sparse, pre, false)
-}
-
-/// As [`conv`]; with `dropout` GAT also drops attention coefficients at the model's dropout rate
-/// (the GAT paper's regulariser; PyG's `GATConv(dropout=...)`).
-///
-/// Takes its input by value so that it can be freed as soon as it is no longer needed: full-graph
-/// inference then holds about two activations at a time instead of three.
-#[allow(clippy::too_many_arguments)] // one layer's inputs; a struct would only rename them
-fn conv_train(
-    spec: &ArchSpec,
-    params: &ParamMap,
-    g: &dyn Propagation,
-    layer: usize,
-    x: Tensor,
-    sparse: bool,
-    pre: Option<&Tensor>,
-    dropout: bool,
-) -> Tensor {
-    let (out, bias) = conv_unbiased(spec, params, g, layer, x, sparse, pre, dropout);
+    let (out, bias) = conv_unbiased(spec, params, g, layer, x.shallow_clone(), sparse, pre, false);
     with_bias(out, bias)
 }
 
-/// As [`conv_train`], with the convolution's bias left to add (`None` when it is already in):
-/// a hidden layer then adds it in the same pass as its ReLU ([`layers_after`]).
+/// As [`conv`], with the convolution's bias left to add (`None` when it is already in): a hidden
+/// layer then adds it in the same pass as its ReLU ([`layers_after`]). With `dropout`, GAT also
+/// drops attention coefficients at the model's dropout rate (the GAT paper's regulariser; PyG's
+/// `GATConv(dropout=...)`).
+///
+/// Takes its input by value so that it can be freed as soon as it is no longer needed: full-graph
+/// inference then holds about two activations at a time instead of three.
 #[allow(clippy::too_many_arguments)] // one layer's inputs; a struct would only rename them
 fn conv_unbiased<'p>(
     spec: &ArchSpec,
@@ -803,10 +789,16 @@ pub fn evaluate(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> Accurac
     }
 }
 
+/// A generated graph for tests (`csbm:...` with its own options).
+#[cfg(test)]
+fn test_graph(spec: &str) -> crate::data::Graph {
+    let options = crate::data::DataOptions { data_dir: ".".into(), split_seed: 0, download: false };
+    crate::data::load(spec, &options).unwrap()
+}
+
 #[cfg(test)]
 mod placement_tests {
     use super::*;
-    use crate::data::{self, DataOptions};
     use crate::model::{rng, GraphTensors};
 
     /// In training mode, an input whose dropout the architecture turns off is used as it is: a
@@ -814,28 +806,12 @@ mod placement_tests {
     /// inference (no batch norm), and one with dropout left on the hidden layer does not.
     #[test]
     fn dropout_applies_only_where_the_architecture_places_it() {
-        let g = data::load(
-            "csbm:nodes=120,train=30,val=30,test=30",
-            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
-        )
-        .unwrap();
+        let g = test_graph("csbm:nodes=120,train=30,val=30,test=30");
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
         let mut spec = ArchSpec {
-            arch: Arch::Gcn,
-            in_dim: g.num_features as i64,
             hidden: 8,
-            out_dim: g.num_classes as i64,
-            layers: 2,
-            heads: 1,
-            dropout: 0.5,
-            batch_norm: false,
-            row_normalize: false,
             input_dropout_off: vec![0, 1],
-            add_self_loops: true,
-            activation: Default::default(),
-            out_heads: 1,
-            dropouts: Default::default(),
-            attn_dst: false,
+            ..ArchSpec::plain(Arch::Gcn, g.num_features as i64, g.num_classes as i64)
         };
         let params = spec.init(1, tch::Device::Cpu);
         rng::seed_thread(1);
@@ -857,29 +833,13 @@ mod placement_tests {
     /// same dropout masks.
     #[test]
     fn fused_hidden_layers_are_the_steps_one_by_one() {
-        let g = data::load(
-            "csbm:nodes=300,train=30,val=30,test=30",
-            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
-        )
-        .unwrap();
+        let g = test_graph("csbm:nodes=300,train=30,val=30,test=30");
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
         for arch in [Arch::Gcn, Arch::Sage] {
             let spec = ArchSpec {
-                arch,
-                in_dim: g.num_features as i64,
                 hidden: 24,
-                out_dim: g.num_classes as i64,
                 layers: 3,
-                heads: 1,
-                dropout: 0.5,
-                batch_norm: false,
-                row_normalize: false,
-                input_dropout_off: vec![],
-                add_self_loops: true,
-                activation: Default::default(),
-                out_heads: 1,
-                dropouts: Default::default(),
-                attn_dst: false,
+                ..ArchSpec::plain(arch, g.num_features as i64, g.num_classes as i64)
             };
             let params: ParamMap = spec
                 .init(2, tch::Device::Cpu)
@@ -923,7 +883,6 @@ mod placement_tests {
 #[cfg(test)]
 mod inference_tests {
     use super::*;
-    use crate::data::{self, DataOptions};
     use crate::model::GraphTensors;
 
     /// Inference in row blocks gives the whole-graph forward's logits, for GCN and SAGE, with and
@@ -931,11 +890,7 @@ mod inference_tests {
     /// divide the node count; and from a given first convolution's output as well.
     #[test]
     fn inference_in_row_blocks_is_the_whole_graph_forward() {
-        let g = data::load(
-            "csbm:nodes=300,train=30,val=30,test=30,homophily=0.6,noise=3",
-            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
-        )
-        .unwrap();
+        let g = test_graph("csbm:nodes=300,train=30,val=30,test=30,homophily=0.6,noise=3");
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
         // Bag-of-words features, stored sparse.
         let bow = GraphTensors::from_parts(
@@ -955,21 +910,12 @@ mod inference_tests {
                 (true, true, false, &bow),
             ] {
                 let spec = ArchSpec {
-                    arch,
-                    in_dim: graph.x.size()[1],
                     hidden: 24,
-                    out_dim: g.num_classes as i64,
                     layers: 3,
-                    heads: 1,
-                    dropout: 0.5,
                     batch_norm,
                     row_normalize,
-                    input_dropout_off: vec![],
                     add_self_loops,
-                    activation: Default::default(),
-                    out_heads: 1,
-                    dropouts: Default::default(),
-                    attn_dst: false,
+                    ..ArchSpec::plain(arch, graph.x.size()[1], g.num_classes as i64)
                 };
                 let params = spec.init(3, tch::Device::Cpu);
                 if batch_norm {
@@ -1050,28 +996,12 @@ mod inference_tests {
     /// GAT attends over the whole graph: its plan computes every node, and gives its logits.
     #[test]
     fn targeted_inference_of_gat_is_the_whole_graph() {
-        let g = data::load(
-            "csbm:nodes=200,train=20,val=20,test=20",
-            &DataOptions { data_dir: ".".into(), split_seed: 0, download: false },
-        )
-        .unwrap();
+        let g = test_graph("csbm:nodes=200,train=20,val=20,test=20");
         let gt = GraphTensors::new(&g, tch::Device::Cpu);
         let spec = ArchSpec {
-            arch: Arch::Gat,
-            in_dim: gt.x.size()[1],
             hidden: 8,
-            out_dim: g.num_classes as i64,
-            layers: 2,
             heads: 2,
-            dropout: 0.5,
-            batch_norm: false,
-            row_normalize: false,
-            input_dropout_off: vec![],
-            add_self_loops: true,
-            activation: Default::default(),
-            out_heads: 1,
-            dropouts: Default::default(),
-            attn_dst: false,
+            ..ArchSpec::plain(Arch::Gat, gt.x.size()[1], g.num_classes as i64)
         };
         let params = spec.init(1, tch::Device::Cpu);
         let plan = TargetPlan::new(&spec, &gt, &gt.val_idx);

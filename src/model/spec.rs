@@ -227,6 +227,28 @@ impl ConvDims {
 }
 
 impl ArchSpec {
+    /// `layers` 2 of width 16 (one head), dropout 0.5 on every layer's input, no batch norm,
+    /// PyG's self-loops, ReLU: a starting point that tests and examples change field by field.
+    pub fn plain(arch: Arch, in_dim: i64, out_dim: i64) -> ArchSpec {
+        ArchSpec {
+            arch,
+            in_dim,
+            hidden: 16,
+            out_dim,
+            layers: 2,
+            heads: 1,
+            dropout: 0.5,
+            batch_norm: false,
+            row_normalize: false,
+            input_dropout_off: vec![],
+            add_self_loops: true,
+            activation: Default::default(),
+            out_heads: 1,
+            dropouts: Default::default(),
+            attn_dst: false,
+        }
+    }
+
     /// Checks the description before anything is sized from it (it may come from a file): counts
     /// within sane bounds, and the parameter count computed without overflow.
     pub fn validate(&self) -> Result<()> {

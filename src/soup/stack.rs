@@ -148,23 +148,7 @@ mod tests {
 
     /// Two ingredients of a 2-layer GCN with batch norm, from two seeds, saved and stacked.
     fn stack() -> (tempfile::TempDir, IngredientStack) {
-        let spec = ArchSpec {
-            arch: Arch::Gcn,
-            in_dim: 3,
-            hidden: 4,
-            out_dim: 2,
-            layers: 2,
-            heads: 1,
-            dropout: 0.5,
-            batch_norm: true,
-            row_normalize: false,
-            input_dropout_off: vec![],
-            add_self_loops: true,
-            activation: Default::default(),
-            out_heads: 1,
-            dropouts: Default::default(),
-            attn_dst: false,
-        };
+        let spec = ArchSpec { hidden: 4, batch_norm: true, ..ArchSpec::plain(Arch::Gcn, 3, 2) };
         let dir = tempfile::tempdir().unwrap();
         let paths: Vec<PathBuf> = (0..2)
             .map(|i| {
