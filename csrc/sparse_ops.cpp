@@ -270,7 +270,7 @@ void relu_gradient_rows(const float *__restrict y, const float *__restrict g, fl
       const float *__restrict gr = g + i * f;
       float *__restrict zr = gz + i * f;
       for (int64_t j = 0; j < f; ++j) {
-        const float keep = yr[j] > 0.0f ? s : 0.0f;  // a select, not a branch: it vectorises
+        const float keep = yr[j] <= 0.0f ? 0.0f : s;  // a select, not a branch: it vectorises (NaN passes, as in torch)
         const float v = gr[j] * keep;
         zr[j] = v;
         acc[j] += v;
@@ -323,18 +323,28 @@ struct BiasReluDropout : public torch::autograd::Function<BiasReluDropout> {
     const float *yp = y.data_ptr<float>(), *gp = g.data_ptr<float>();
     float *zp = gz.data_ptr<float>();
     const float s = static_cast<float>(scale);
-    // Each part of the rows sums its gradients per column in doubles; the parts are added after.
+    // Each part of the rows sums its gradients per column in doubles into a slot of its own; the
+    // slots are added after in the order of their rows, so that the sum does not depend on which
+    // thread finished first.
     const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
     std::vector<double> partial(static_cast<size_t>(threads * f), 0.0);
+    std::vector<int64_t> first_row(static_cast<size_t>(threads), rows);
     std::atomic<int64_t> next_part{0};
     split_among_threads(
         rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(f, 1)), [&](int64_t k, int64_t parts) { return even_cut(rows, k, parts); },
-        [&](int64_t r0, int64_t r1) { relu_gradient_rows(yp, gp, zp, partial.data() + next_part.fetch_add(1) * f, r0, r1, f, s); });
+        [&](int64_t r0, int64_t r1) {
+          const int64_t slot = next_part.fetch_add(1);
+          first_row[static_cast<size_t>(slot)] = r0;
+          relu_gradient_rows(yp, gp, zp, partial.data() + slot * f, r0, r1, f, s);
+        });
+    std::vector<int64_t> order(static_cast<size_t>(threads));
+    for (int64_t t = 0; t < threads; ++t) order[static_cast<size_t>(t)] = t;
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return first_row[static_cast<size_t>(a)] < first_row[static_cast<size_t>(b)]; });
     auto gb = at::empty({f}, g.options());
     float *bp = gb.data_ptr<float>();
     for (int64_t j = 0; j < f; ++j) {
       double total = 0.0;
-      for (int64_t t = 0; t < threads; ++t) total += partial[static_cast<size_t>(t * f + j)];
+      for (const int64_t t : order) total += partial[static_cast<size_t>(t * f + j)];
       bp[j] = static_cast<float>(total);
     }
     return {gz, gb, at::Tensor(), at::Tensor()};

@@ -244,7 +244,7 @@ fn layers_after<'p>(
     while layer + 1 < spec.layers {
         let next_dropout = if mode.dropout { spec.input_dropout(layer + 1) } else { 0.0 };
         let x = match bias {
-            Some(b) if fuses(spec, &h, next_dropout) => fused_hidden(h, b, next_dropout),
+            Some(b) if fuses(spec, &h, b, next_dropout) => fused_hidden(h, b, next_dropout),
             _ => {
                 let mut h = with_bias(h, bias);
                 if spec.batch_norm {
@@ -263,13 +263,14 @@ fn layers_after<'p>(
 /// Whether a hidden layer's bias, ReLU and the next layer's input dropout (at rate `p`) can run
 /// as one pass ([`bias_relu_dropout`]): on CPU, in float, without batch norm between. The
 /// environment variable `GNN_SOUP_UNFUSED` (any value) turns it off, for comparisons.
-fn fuses(spec: &ArchSpec, h: &Tensor, p: f64) -> bool {
+fn fuses(spec: &ArchSpec, h: &Tensor, bias: &Tensor, p: f64) -> bool {
     static UNFUSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let cpu_float = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float;
     spec.activation == Activation::Relu
         && !spec.batch_norm
         && p < 1.0
-        && h.device() == tch::Device::Cpu
-        && h.kind() == Kind::Float
+        && cpu_float(h)
+        && cpu_float(bias)
         && h.dim() == 2
         && !*UNFUSED.get_or_init(|| std::env::var_os("GNN_SOUP_UNFUSED").is_some())
 }
@@ -991,6 +992,31 @@ mod inference_tests {
                 );
             }
         }
+    }
+
+    /// On a graph without edges, GCN without self-loops reads nothing from the layer below: the
+    /// plan's lower layers compute no rows, and the logits are still the whole graph's.
+    #[test]
+    fn targeted_inference_without_edges() {
+        let g = test_graph("csbm:nodes=60,train=10,val=10,test=10,degree=0");
+        assert_eq!(g.src.len(), 0);
+        let gt = GraphTensors::new(&g, tch::Device::Cpu);
+        let spec = ArchSpec {
+            layers: 3,
+            add_self_loops: false,
+            ..ArchSpec::plain(Arch::Gcn, gt.x.size()[1], g.num_classes as i64)
+        };
+        let params = spec.init(1, tch::Device::Cpu);
+        let plan = TargetPlan::new(&spec, &gt, &gt.val_idx);
+        assert_eq!(plan.rows_per_layer(gt.num_nodes), vec![0, 0, 10]);
+        let want = tch::no_grad(|| forward(&spec, &params, &gt, Mode::EVAL));
+        let got = infer_targets(&spec, &params, &gt, &plan, None);
+        let diff = (&got - want.index_select(0, &gt.val_idx)).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        assert_eq!(
+            plan.accuracy(&got, &gt.labels, &gt.val_idx),
+            accuracy(&want, &gt.labels, &gt.val_idx)
+        );
     }
 
     /// GAT attends over the whole graph: its plan computes every node, and gives its logits.

@@ -227,8 +227,8 @@ impl Operator {
         let starts = crow.index_select(0, rows);
         let counts = crow.index_select(0, &(rows + 1)) - &starts;
         let entries = counts.sum(Kind::Int64).int64_value(&[]);
-        let offsets =
-            Tensor::cat(&[counts.zeros_like().narrow(0, 0, 1), counts.cumsum(0, Kind::Int64)], 0);
+        let zero = Tensor::zeros([1], (Kind::Int64, crow.device()));
+        let offsets = Tensor::cat(&[zero, counts.cumsum(0, Kind::Int64)], 0);
         // Entry k of the result is the operator's entry `starts[r] + (k - offsets[r])`, where r
         // is its row: one shift per row, repeated over the row's entries.
         let shift = (&starts - offsets.narrow(0, 0, rows.size()[0])).repeat_interleave_self_tensor(

@@ -105,7 +105,8 @@ pub fn greedy(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
 ///   `a = 1` the soup so far (measured when it was chosen), so 2 of every `granularity` passes
 ///   are skipped;
 /// - the first convolution is linear in its weights for GCN and SAGE, so its output for `a` is
-///   `a * h(soup) + (1 - a) * h(M)`: computed twice per ingredient instead of once per grid point;
+///   `a * h(soup) + (1 - a) * h(M)`: computed once per ingredient (`h(M)`; `h(soup)` follows the
+///   soup) instead of once per grid point;
 /// - each pass computes only what the validation nodes' logits depend on ([`TargetPlan`]).
 pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     let n = ctx.stack.len();
@@ -119,22 +120,23 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
     let reuse_first = model::first_conv_is_linear(spec);
     let pre = if reuse_first { model::first_aggregate(spec, ctx.gt) } else { None };
     let plan = val_plan(ctx);
+    let first_conv = |w: &[f64]| {
+        model::conv(
+            spec,
+            &ctx.stack.mix_global(w),
+            ctx.gt,
+            0,
+            ctx.gt.features(spec.row_normalize),
+            false,
+            pre.as_ref(),
+        )
+    };
+    // The soup's first convolution, carried along as the soup changes (it is the same convex
+    // combination of the ingredients' outputs as the soup is of their weights).
+    let mut soup_first = reuse_first.then(|| first_conv(&soup_w));
     'ingredients: for (step, &cand) in order.iter().enumerate().skip(1) {
         let cand_w = one_hot(n, cand);
-        let first = reuse_first.then(|| {
-            let h = |w: &[f64]| {
-                model::conv(
-                    spec,
-                    &ctx.stack.mix_global(w),
-                    ctx.gt,
-                    0,
-                    ctx.gt.features(spec.row_normalize),
-                    false,
-                    pre.as_ref(),
-                )
-            };
-            (h(&soup_w), h(&cand_w))
-        });
+        let first = soup_first.as_ref().map(|hs| (hs, first_conv(&cand_w)));
         let (mut best_acc, mut best_a) = (-1.0, 1.0);
         for k in 0..g {
             if step == 1 {
@@ -166,6 +168,7 @@ pub fn gis(ctx: &SoupContext) -> anyhow::Result<SoupOutcome> {
             soup_w =
                 soup_w.iter().zip(&cand_w).map(|(s, m)| best_a * s + (1.0 - best_a) * m).collect();
             best_so_far = best_acc;
+            soup_first = first.map(|(hs, hm)| hm.lerp(hs, best_a));
         }
         let record =
             CandidateRecord { ingredient: cand, factor: best_a, val_acc: best_acc, accepted };

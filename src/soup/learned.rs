@@ -112,8 +112,8 @@ pub struct Fit<'a> {
     /// large ones.
     eval_every: usize,
     /// What those passes compute: the validation nodes' logits and what they depend on (the
-    /// fit and select nodes are validation nodes too).
-    val_plan: model::TargetPlan,
+    /// fit and select nodes are validation nodes too); made on the first pass.
+    val_plan: std::cell::OnceCell<model::TargetPlan>,
     /// PLS: draws each epoch's parts (one draw per epoch, so a resumed fit replays them).
     rng: rand::rngs::StdRng,
     started: Instant,
@@ -330,7 +330,7 @@ impl<'a> Fit<'a> {
             select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
             free_val: pls.is_none() && !mode.dropout,
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
-            val_plan: model::TargetPlan::new(&stack.spec, ctx.gt, &ctx.gt.val_idx),
+            val_plan: std::cell::OnceCell::new(),
             logits_a,
             beta,
             opt,
@@ -417,9 +417,15 @@ impl<'a> Fit<'a> {
         Ok(Some((loss, lr)))
     }
 
-    /// Inference-mode logits of the validation nodes (rows of `val_plan`).
+    fn val_plan(&self) -> &model::TargetPlan {
+        let ctx = self.ctx;
+        self.val_plan
+            .get_or_init(|| model::TargetPlan::new(&ctx.stack.spec, ctx.gt, &ctx.gt.val_idx))
+    }
+
+    /// Inference-mode logits of the validation nodes (rows of [`Fit::val_plan`]).
     fn val_logits(&self, params: &model::ParamMap) -> Tensor {
-        model::infer_targets(&self.ctx.stack.spec, params, self.ctx.gt, &self.val_plan, None)
+        model::infer_targets(&self.ctx.stack.spec, params, self.ctx.gt, self.val_plan(), None)
     }
 
     /// Measures validation (and held-out) accuracy when due, tracks the best epoch, and reports
@@ -432,9 +438,9 @@ impl<'a> Fit<'a> {
         let due = self.select_idx.is_some() || (!self.free_val && (during || epoch + 1 == epochs));
         if due {
             let logits = self.val_logits(&self.soup(&alpha));
-            self.val_acc = self.val_plan.accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
+            self.val_acc = self.val_plan().accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);
             if let Some(sel) = &self.select_idx {
-                let acc = self.val_plan.accuracy(&logits, &ctx.gt.labels, sel);
+                let acc = self.val_plan().accuracy(&logits, &ctx.gt.labels, sel);
                 select_acc = Some(acc);
                 if self.best.as_ref().is_none_or(|b| acc > b.0) {
                     self.best = Some((acc, epoch, alpha.copy()));
@@ -470,7 +476,7 @@ impl<'a> Fit<'a> {
                 fit_nodes: self.fit_nodes.len(),
                 select_nodes: self.select_nodes.len(),
                 best_epoch: *best_epoch,
-                fit_acc: self.val_plan.accuracy(&logits, &ctx.gt.labels, &self.fit_idx),
+                fit_acc: self.val_plan().accuracy(&logits, &ctx.gt.labels, &self.fit_idx),
                 select_acc: *sel_acc,
                 stopped_early,
             });
