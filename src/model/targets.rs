@@ -61,11 +61,11 @@ impl TargetPlan {
         let mut need = nodes_of(&[targets], n);
         let position = positions(&need, n);
         let mut layers: Vec<Option<LayerRows>> = (0..spec.layers).map(|_| None).collect();
+        let reads_itself = spec.arch == Arch::Sage;
         for layer in (0..spec.layers).rev() {
             // (`need` is ascending and distinct: all of it is every node, in order.)
             let rows =
                 if need.size()[0] == n { operator.rows(0, n) } else { operator.select_rows(&need) };
-            let reads_itself = spec.arch == Arch::Sage;
             // What this layer reads from the layer below: every node for the first layer (its
             // input, the features, is whole anyway).
             let input = (layer > 0).then(|| {
@@ -129,10 +129,7 @@ impl TargetPlan {
             idx.numel() == 0 || rows.min().int64_value(&[]) >= 0,
             "accuracy asked at a non-target"
         );
-        let pred = logits.index_select(0, &rows).argmax(1, false);
-        let correct =
-            pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
-        correct.double_value(&[])
+        super::forward::accuracy_at(logits, &rows, labels, idx)
     }
 }
 
