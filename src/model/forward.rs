@@ -761,21 +761,7 @@ fn layer_in_blocks(
 
 /// Fraction of `idx` nodes whose arg-max logit is the label.
 pub fn accuracy(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
-    accuracy_at(logits, idx, labels, idx)
-}
-
-/// Fraction of the `idx` nodes whose arg-max logit, read at `logit_rows` (row `k` of `logits`
-/// for node `idx[k]`), is their label.
-pub(super) fn accuracy_at(
-    logits: &Tensor,
-    logit_rows: &Tensor,
-    labels: &Tensor,
-    idx: &Tensor,
-) -> f64 {
-    let pred = logits.index_select(0, logit_rows).argmax(1, false);
-    let correct =
-        pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
-    correct.double_value(&[])
+    super::targets::accuracy_at(logits, idx, labels, idx)
 }
 
 /// Mean cross-entropy over the `idx` nodes.

@@ -129,8 +129,22 @@ impl TargetPlan {
             idx.numel() == 0 || rows.min().int64_value(&[]) >= 0,
             "accuracy asked at a non-target"
         );
-        super::forward::accuracy_at(logits, &rows, labels, idx)
+        accuracy_at(logits, &rows, labels, idx)
     }
+}
+
+/// Fraction of the `idx` nodes whose arg-max logit, read at `logit_rows` (row `k` of `logits`
+/// for node `idx[k]`), is their label.
+pub(super) fn accuracy_at(
+    logits: &Tensor,
+    logit_rows: &Tensor,
+    labels: &Tensor,
+    idx: &Tensor,
+) -> f64 {
+    let pred = logits.index_select(0, logit_rows).argmax(1, false);
+    let correct =
+        pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
+    correct.double_value(&[])
 }
 
 /// Each of `n` nodes' position in `nodes` (distinct), -1 where it is not there.
