@@ -15,7 +15,7 @@ use super::graph_tensors::GraphTensors;
 use super::propagation::Propagation;
 use super::sparse_ops::{bias_relu_dropout, csr_mm, csr_mm_out};
 use super::spec::{Activation, Arch, ArchSpec, ConvDims, ParamMap};
-use super::targets::{LayerRows, TargetPlan};
+use super::targets::{LayerRows, Planned, TargetPlan};
 
 fn param<'a>(p: &'a ParamMap, name: &str) -> &'a Tensor {
     p.get(name).unwrap_or_else(|| {
@@ -93,6 +93,28 @@ pub fn forward_input(
     }
     let (h, bias) = conv_unbiased(spec, params, g, 0, x, sparse, first_aggregate, mode.dropout);
     layers_after(spec, params, g, h, bias, 0, mode)
+}
+
+/// Logits at the targets of `plan` (its rows, ascending by node: score them with
+/// [`TargetPlan::loss`] and [`TargetPlan::accuracy`]), in training as in inference, each layer
+/// computing only the rows the targets depend on. `first_aggregate`: as [`forward_from`]'s, at the
+/// plan's first-layer rows ([`TargetPlan::first_rows`]). The plan must come from `spec` and `g`;
+/// with batch statistics, only a [`TargetPlan::whole`] normalises over the graph's rows.
+pub fn forward_planned(
+    spec: &ArchSpec,
+    params: &ParamMap,
+    g: &GraphTensors,
+    plan: &TargetPlan,
+    mode: Mode,
+    first_aggregate: Option<&Tensor>,
+) -> Tensor {
+    debug_assert!(
+        !(spec.batch_norm && mode.batch_norm != BatchNormMode::Running)
+            || plan.layers.iter().all(Option::is_none),
+        "batch statistics of a plan's rows are not the graph's"
+    );
+    let (input, sparse) = g.input(spec.row_normalize);
+    forward_input(spec, params, &Planned { graph: g, plan }, input, sparse, mode, first_aggregate)
 }
 
 /// The output of convolution `layer` alone (before batch norm and activation). `sparse`: `x`
@@ -355,7 +377,12 @@ fn sage_conv<'p>(
     let wl = param(p, &format!("convs.{i}.lin_l.weight"));
     let bl = param(p, &format!("convs.{i}.lin_l.bias"));
     let wr = param(p, &format!("convs.{i}.lin_r.weight"));
-    let root = x.targets(g.targets(i)).lin(wr);
+    let root = match g.own_rows(i) {
+        // A sparse input's rows cannot be taken cheaply: its root term is mapped whole.
+        Some(own) if x.sparse => x.lin(wr).index_select(0, own),
+        Some(own) => x.x.index_select(0, own).linear::<&Tensor>(wr, None),
+        None => x.targets(g.targets(i)).lin(wr),
+    };
     let neigh = match pre {
         Some(mx) => mx.linear::<&Tensor>(wl, None),
         None if x.sparse || (wl.size()[0] < wl.size()[1] && !shrinks(g, i, &x)) => {
@@ -899,7 +926,7 @@ mod inference_tests {
             true,
         );
         assert!(bow.x_sparse.is_some() && gt.x_sparse.is_none());
-        let mut checked = 0;
+        let (mut checked, mut dropout_checked) = (0, 0);
         for arch in [Arch::Gcn, Arch::Sage] {
             for (batch_norm, add_self_loops, row_normalize, graph) in [
                 (false, true, false, &gt),
@@ -943,11 +970,14 @@ mod inference_tests {
                     .double_value(&[]);
                 assert!(diff < 1e-4, "{arch:?} from the first convolution: {diff}");
                 check_targeted(&spec, &params, graph, &want, &first);
+                dropout_checked += check_planned_training(&spec, &params, graph);
                 assert!(want.abs().max().double_value(&[]) > 1e-3, "{arch:?} bn {batch_norm} loops {add_self_loops} sparse {row_normalize}: logits are all ~0: {}", want.abs().max().double_value(&[]));
                 checked += 1;
             }
         }
         assert_eq!(checked, 8);
+        // (the graph is small enough that some training plans restrict only the last layer)
+        assert!(dropout_checked > 0);
     }
 
     /// Inference at a few targets gives the whole graph's logits there, and accuracy the same,
@@ -989,6 +1019,78 @@ mod inference_tests {
                 );
             }
         }
+    }
+
+    /// A training pass through a plan of the validation nodes gives the whole graph's loss there
+    /// and the same gradient for every parameter, with and without the first layer's
+    /// aggregation done beforehand; and, where the plan restricts only the last layer, the same
+    /// loss with dropout on (the layers below draw their masks as the whole graph's pass does).
+    /// Returns how many plans were checked with dropout.
+    fn check_planned_training(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> usize {
+        let mut dropout_checked = 0;
+        let idx = &g.val_idx;
+        let pass = |plan: Option<&TargetPlan>, pre: bool, dropout: bool| {
+            let ps: ParamMap = params
+                .iter()
+                .map(|(k, v)| {
+                    let learned = v.kind() == Kind::Float && !k.contains("running_");
+                    (k.clone(), v.detach().copy().set_requires_grad(learned))
+                })
+                .collect();
+            let mode = Mode { dropout, batch_norm: BatchNormMode::Running };
+            let pre = if pre { first_aggregate(spec, g) } else { None };
+            crate::model::rng::seed_thread(5);
+            let loss = match plan {
+                Some(plan) => {
+                    let pre = pre.map(|t| plan.first_rows(&t));
+                    let logits = forward_planned(spec, &ps, g, plan, mode, pre.as_ref());
+                    plan.loss(&logits, &g.labels, idx)
+                }
+                None => loss(&forward_from(spec, &ps, g, mode, pre.as_ref()), &g.labels, idx),
+            };
+            loss.backward();
+            let grads: Vec<(String, Tensor)> = ps
+                .iter()
+                .filter(|(_, t)| t.grad().defined())
+                .map(|(k, t)| (k.clone(), t.grad()))
+                .collect();
+            (loss.double_value(&[]), grads)
+        };
+        let n = g.num_nodes;
+        for plan in [TargetPlan::new(spec, g, idx), TargetPlan::for_training(spec, g, idx)] {
+            let rows = plan.rows_per_layer(n);
+            assert_eq!(rows[spec.layers - 1], idx.size()[0], "{:?}: {rows:?}", spec.arch);
+            for pre in [false, true] {
+                let (want, want_grads) = pass(None, pre, false);
+                let (got, got_grads) = pass(Some(&plan), pre, false);
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{:?} {rows:?} pre {pre}: loss {got} against {want}",
+                    spec.arch
+                );
+                assert_eq!(got_grads.len(), want_grads.len());
+                assert!(want_grads.len() >= 2 * spec.layers);
+                for ((name, a), (_, b)) in got_grads.iter().zip(&want_grads) {
+                    let diff = (a - b).abs().max().double_value(&[]);
+                    assert!(
+                        diff < 1e-5,
+                        "{:?} {rows:?} pre {pre}: gradient of {name} off by {diff}",
+                        spec.arch
+                    );
+                }
+            }
+            if rows[..spec.layers - 1].iter().all(|&r| r == n) {
+                let (want, _) = pass(None, false, true);
+                let (got, _) = pass(Some(&plan), false, true);
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{:?} with dropout: loss {got} against {want}",
+                    spec.arch
+                );
+                dropout_checked += 1;
+            }
+        }
+        dropout_checked
     }
 
     /// On a graph without edges, GCN without self-loops reads nothing from the layer below: the

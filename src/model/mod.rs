@@ -13,7 +13,7 @@ pub mod targets;
 
 pub use forward::{
     accuracy, conv, evaluate, first_aggregate, first_conv_is_linear, forward, forward_after_conv,
-    forward_from, forward_input, infer, infer_in_blocks, infer_targets, loss,
+    forward_from, forward_input, forward_planned, infer, infer_in_blocks, infer_targets, loss,
     recalibrate_batch_norm, Accuracies, BatchNormMode, Mode, INFERENCE_BLOCK_ROWS,
 };
 pub use graph_tensors::GraphTensors;

@@ -12,6 +12,12 @@ pub trait Propagation {
     /// The rows of layer `layer`'s output. Its input has these rows first (a block's targets come
     /// first among its sources), which is how a node's own representation is found.
     fn targets(&self, layer: usize) -> i64;
+    /// Where each of layer `layer`'s output rows finds its own node among the input's rows, when
+    /// not in the first `targets` rows (a [`super::TargetPlan`]'s layers number their input
+    /// apart from their output).
+    fn own_rows(&self, _layer: usize) -> Option<&Tensor> {
+        None
+    }
     /// GCN's normalised aggregation of `x` for layer `layer`.
     fn propagate_gcn(&self, layer: usize, add_self_loops: bool, x: &Tensor) -> Tensor;
     /// The mean of each target's in-neighbours' rows of `x` (GraphSAGE).

@@ -12,6 +12,7 @@
 use tch::{Kind, Tensor};
 
 use super::graph_tensors::{GraphTensors, Operator};
+use super::propagation::Propagation;
 use super::spec::{Arch, ArchSpec};
 
 /// One layer's share of a [`TargetPlan`]: which rows it computes and from where.
@@ -42,21 +43,38 @@ pub struct TargetPlan {
 
 impl TargetPlan {
     /// The plan for `targets` (global node ids, in any order, repeats allowed) of `g` under
-    /// `spec`. The attention architectures, whose inference runs over the whole graph, compute
-    /// every node.
+    /// `spec`, for inference. The attention architectures, whose inference runs over the whole
+    /// graph, compute every node.
     pub fn new(spec: &ArchSpec, g: &GraphTensors, targets: &Tensor) -> TargetPlan {
+        Self::build(spec, g, targets, 1.0)
+    }
+
+    /// As [`TargetPlan::new`], for a training pass ([`super::forward_planned`]): a layer that
+    /// would compute more than half of the nodes computes all of them. Restricted, such a layer
+    /// saves little (the arxiv-shaped graph's middle layer would keep 91% of its rows) and keeps
+    /// one more activation for the backward pass (the aggregate, which otherwise comes after the
+    /// linear map, or GraphSAGE's root rows); whole, its dropout draws are the whole-graph pass's.
+    pub fn for_training(spec: &ArchSpec, g: &GraphTensors, targets: &Tensor) -> TargetPlan {
+        Self::build(spec, g, targets, 0.5)
+    }
+
+    /// The plan that computes every node at every layer.
+    pub fn whole(spec: &ArchSpec, g: &GraphTensors) -> TargetPlan {
+        TargetPlan {
+            layers: (0..spec.layers).map(|_| None).collect(),
+            position: Tensor::arange(g.num_nodes, (Kind::Int64, g.device)),
+        }
+    }
+
+    /// `whole_above`: the fraction of the nodes above which a layer computes every node.
+    fn build(spec: &ArchSpec, g: &GraphTensors, targets: &Tensor, whole_above: f64) -> TargetPlan {
         let _guard = tch::no_grad_guard();
         let n = g.num_nodes;
         let device = g.device;
         let operator = match spec.arch {
             Arch::Gcn => g.gcn_operator(spec.add_self_loops),
             Arch::Sage => g.mean_operator(),
-            Arch::Gat | Arch::PaperGat => {
-                return TargetPlan {
-                    layers: (0..spec.layers).map(|_| None).collect(),
-                    position: Tensor::arange(n, (Kind::Int64, device)),
-                }
-            }
+            Arch::Gat | Arch::PaperGat => return Self::whole(spec, g),
         };
         let mut need = nodes_of(&[targets], n);
         let position = positions(&need, n);
@@ -76,7 +94,10 @@ impl TargetPlan {
                     nodes_of(&[&sources], n)
                 }
             });
-            let input = input.filter(|i| i.size()[0] < n);
+            let input = input.filter(|i| {
+                let rows = i.size()[0];
+                rows < n && rows as f64 <= whole_above * n as f64
+            });
             if need.size()[0] < n || input.is_some() {
                 // Renumber the operator's columns, and the root rows, to the input's rows.
                 let renumber = input.as_ref().map(|input| positions(input, n));
@@ -121,15 +142,81 @@ impl TargetPlan {
         self.layers.iter().map(|l| l.as_ref().map_or(n, LayerRows::len)).collect()
     }
 
-    /// Fraction of the `idx` nodes (all of them targets of this plan) whose arg-max logit in
-    /// `logits` (from [`super::infer_targets`] with this plan) is their label.
-    pub fn accuracy(&self, logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
+    /// The rows of the `idx` nodes (all of them targets of this plan) in logits computed with it.
+    fn rows_of(&self, idx: &Tensor) -> Tensor {
         let rows = self.position.index_select(0, idx);
         debug_assert!(
             idx.numel() == 0 || rows.min().int64_value(&[]) >= 0,
-            "accuracy asked at a non-target"
+            "a plan's logits asked at a non-target"
         );
-        accuracy_at(logits, &rows, labels, idx)
+        rows
+    }
+
+    /// Fraction of the `idx` nodes (all of them targets of this plan) whose arg-max logit in
+    /// `logits` (from [`super::infer_targets`] or [`super::forward_planned`] with this plan) is
+    /// their label.
+    pub fn accuracy(&self, logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
+        accuracy_at(logits, &self.rows_of(idx), labels, idx)
+    }
+
+    /// Mean cross-entropy over the `idx` nodes (targets of this plan) of `logits` computed with it.
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor, idx: &Tensor) -> Tensor {
+        logits
+            .index_select(0, &self.rows_of(idx))
+            .cross_entropy_for_logits(&labels.index_select(0, idx))
+    }
+
+    /// The rows of the first layer's aggregation `pre` (one per node) that the plan's first
+    /// layer computes.
+    pub fn first_rows(&self, pre: &Tensor) -> Tensor {
+        match &self.layers[0] {
+            Some(r) => pre.index_select(0, &r.nodes),
+            None => pre.shallow_clone(),
+        }
+    }
+}
+
+/// A graph seen through a [`TargetPlan`]: the message passing of a forward pass (training
+/// included) that computes each layer at the plan's rows only.
+pub(super) struct Planned<'a> {
+    pub(super) graph: &'a GraphTensors,
+    pub(super) plan: &'a TargetPlan,
+}
+
+impl Planned<'_> {
+    fn rows(&self, layer: usize) -> Option<&LayerRows> {
+        self.plan.layers[layer].as_ref()
+    }
+}
+
+impl Propagation for Planned<'_> {
+    fn targets(&self, layer: usize) -> i64 {
+        self.rows(layer).map_or(self.graph.num_nodes, LayerRows::len)
+    }
+
+    fn own_rows(&self, layer: usize) -> Option<&Tensor> {
+        self.rows(layer).and_then(|r| r.own_rows.as_ref())
+    }
+
+    fn propagate_gcn(&self, layer: usize, add_self_loops: bool, x: &Tensor) -> Tensor {
+        // A restricted operator was made from the spec's own (self-loops as it says).
+        match self.rows(layer) {
+            Some(r) => r.operator.apply(x),
+            None => self.graph.gcn_propagate(add_self_loops, x),
+        }
+    }
+
+    fn aggregate_mean(&self, layer: usize, x: &Tensor) -> Tensor {
+        match self.rows(layer) {
+            Some(r) => r.operator.apply(x),
+            None => self.graph.mean_aggregate(x),
+        }
+    }
+
+    fn attention_edges(&self, layer: usize, add_self_loops: bool) -> (Tensor, Tensor) {
+        // An attention architecture's plan computes every node.
+        debug_assert!(self.rows(layer).is_none());
+        self.graph.gat_edges(add_self_loops)
     }
 }
 

@@ -98,7 +98,12 @@ pub struct Fit<'a> {
     /// Dropout and batch norm's statistics while fitting (the reference's model stays in
     /// training mode: both on, unless the settings turn them off).
     mode: model::Mode,
-    /// The first layer's weight-independent aggregation, when it can be computed once.
+    /// Full-graph LS: which rows of each layer the fitting nodes' loss depends on; the fit's
+    /// passes compute only those (every node for the architectures that attend, and with batch
+    /// statistics, which are the whole graph's).
+    fit_plan: model::TargetPlan,
+    /// The first layer's weight-independent aggregation, when it can be computed once (at
+    /// `fit_plan`'s first-layer rows).
     pre: Option<Tensor>,
     logits_a: Tensor,
     beta: Tensor,
@@ -309,8 +314,14 @@ impl<'a> Fit<'a> {
         // there. On sparse features only while the dense A X stays small (see PRE_AGGREGATE_SPARSE_MAX).
         let (x, sparse) = ctx.gt.input(stack.spec.row_normalize);
         let worth_it = !sparse || x.size().iter().product::<i64>() <= PRE_AGGREGATE_SPARSE_MAX;
+        let fit_idx = long(&fit_nodes, device);
+        let fit_plan = if pls.is_none() && plans_fit(&stack.spec, mode) {
+            model::TargetPlan::for_training(&stack.spec, ctx.gt, &fit_idx)
+        } else {
+            model::TargetPlan::whole(&stack.spec, ctx.gt)
+        };
         let pre = if pls.is_none() && worth_it && (!mode.dropout || !stack.spec.drops_input(0)) {
-            model::first_aggregate(&stack.spec, ctx.gt)
+            model::first_aggregate(&stack.spec, ctx.gt).map(|pre| fit_plan.first_rows(&pre))
         } else {
             None
         };
@@ -326,7 +337,8 @@ impl<'a> Fit<'a> {
         };
         Ok(Fit {
             ctx,
-            fit_idx: long(&fit_nodes, device),
+            fit_idx,
+            fit_plan,
             select_idx: (!select_nodes.is_empty()).then(|| long(&select_nodes, device)),
             free_val: pls.is_none() && !mode.dropout,
             eval_every: if ctx.graph.num_nodes <= 100_000 { 1 } else { 5 },
@@ -376,18 +388,14 @@ impl<'a> Fit<'a> {
             None => {
                 let alpha = self.logits_a.softmax(1, Kind::Float);
                 let params = ctx.stack.mix(&alpha, &self.group_of);
-                let logits = model::forward_from(
-                    &ctx.stack.spec,
-                    &params,
-                    ctx.gt,
-                    self.mode,
-                    self.pre.as_ref(),
-                );
+                let (spec, gt, plan) = (&ctx.stack.spec, ctx.gt, &self.fit_plan);
+                let logits =
+                    model::forward_planned(spec, &params, gt, plan, self.mode, self.pre.as_ref());
                 if self.free_val && self.select_idx.is_none() {
-                    self.val_acc =
-                        model::accuracy(&logits.detach(), &ctx.gt.labels, &ctx.gt.val_idx);
+                    // Without held-out nodes the fitting nodes are the validation nodes.
+                    self.val_acc = plan.accuracy(&logits.detach(), &gt.labels, &gt.val_idx);
                 }
-                model::loss(&(logits * &self.beta), &ctx.gt.labels, &self.fit_idx)
+                plan.loss(&(logits * &self.beta), &gt.labels, &self.fit_idx)
             }
             Some(parts) => match pls_step_loss(
                 ctx,
@@ -492,6 +500,16 @@ impl<'a> Fit<'a> {
         out.params = Some(params.into_iter().map(|(k, v)| (k, v.detach())).collect());
         Ok(out)
     }
+}
+
+/// Whether full-graph LS fits through a [`model::TargetPlan`] of its fitting nodes: not for the
+/// attention architectures (whose passes take the whole graph), nor with batch statistics (of
+/// the whole graph, in the reference). The environment variable `GNN_SOUP_WHOLE_GRAPH_FIT` (any
+/// value) turns it off, for comparisons.
+fn plans_fit(spec: &model::ArchSpec, mode: model::Mode) -> bool {
+    !spec.arch.attends()
+        && !(spec.batch_norm && mode.batch_norm != model::BatchNormMode::Running)
+        && std::env::var_os("GNN_SOUP_WHOLE_GRAPH_FIT").is_none()
 }
 
 fn load_partition(ctx: &SoupContext) -> Result<Partition> {
