@@ -507,8 +507,9 @@ impl<'a> Fit<'a> {
 /// the whole graph, in the reference). The environment variable `GNN_SOUP_WHOLE_GRAPH_FIT` (any
 /// value) turns it off, for comparisons.
 fn plans_fit(spec: &model::ArchSpec, mode: model::Mode) -> bool {
+    let batch_statistics = spec.batch_norm && mode.batch_norm != model::BatchNormMode::Running;
     !spec.arch.attends()
-        && !(spec.batch_norm && mode.batch_norm != model::BatchNormMode::Running)
+        && !batch_statistics
         && std::env::var_os("GNN_SOUP_WHOLE_GRAPH_FIT").is_none()
 }
 
