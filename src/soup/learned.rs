@@ -98,7 +98,8 @@ pub struct Fit<'a> {
     /// Dropout and batch norm's statistics while fitting (the reference's model stays in
     /// training mode: both on, unless the settings turn them off).
     mode: model::Mode,
-    /// Full-graph LS: which rows of each layer the fitting nodes' loss depends on; the fit's
+    /// Full-graph LS: which rows of each layer the fitting nodes' loss depends on (PLS makes one
+    /// per sampled subgraph); the fit's
     /// passes compute only those (every node for the architectures that attend, and with batch
     /// statistics, which are the whole graph's).
     fit_plan: model::TargetPlan,
@@ -502,7 +503,8 @@ impl<'a> Fit<'a> {
     }
 }
 
-/// Whether full-graph LS fits through a [`model::TargetPlan`] of its fitting nodes: not for the
+/// Whether LS, and PLS on its sampled subgraph, fit through a [`model::TargetPlan`] of the
+/// fitting nodes: not for the
 /// attention architectures (whose passes take the whole graph), nor with batch statistics (of
 /// the whole graph, in the reference). The environment variable `GNN_SOUP_WHOLE_GRAPH_FIT` (any
 /// value) turns it off, for comparisons.
@@ -597,8 +599,14 @@ fn pls_step_loss(
     );
     let alpha = logits_a.softmax(1, Kind::Float);
     let params = ctx.stack.mix(&alpha, group_of);
-    let logits = model::forward(&ctx.stack.spec, &params, &sg, mode);
-    Some(model::loss(&(logits * beta), &sg.labels, &fit))
+    let spec = &ctx.stack.spec;
+    let plan = if plans_fit(spec, mode) {
+        model::TargetPlan::for_training(spec, &sg, &fit)
+    } else {
+        model::TargetPlan::whole(spec, &sg)
+    };
+    let logits = model::forward_planned(spec, &params, &sg, &plan, mode, None);
+    Some(plan.loss(&(logits * beta), &sg.labels, &fit))
 }
 
 fn to_rows(alpha: &Tensor) -> Vec<Vec<f64>> {
