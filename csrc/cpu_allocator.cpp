@@ -9,12 +9,14 @@
 // go straight back to malloc, as with libtorch's own allocator (kept blocks beside jemalloc's
 // own kept pages raised the other strategies' peaks).
 //
-// The peak resident memory stays that of the live tensors: when a request finds no kept block
-// of its class, kept blocks are released (the longest unused first) until the live blocks, the kept ones
-// and the new one together are no more than the live blocks' own peak so far (or the live ones
-// and the new one, where that is more). So the blocks kept never raise the peak; they only fill
-// what the working set already needed once. A block's unused tail (a size class is at most a
-// quarter larger than the request) is never written, so it is never resident either.
+// A request takes the smallest kept block of its class or larger, up to twice its class (the
+// subgraphs' sizes wander between steps). The peak resident memory stays near that of the live
+// tensors: when a request finds no such block, kept blocks are released (the longest unused
+// first) until the live blocks, the kept ones and the new one together are no more than a quarter
+// over the live blocks' own peak so far (or the live ones and the new one, where that is more).
+// So the blocks kept raise the peak by at most a quarter of what the working set needed once;
+// with no slack, half the requests of a PLS fit still found no block and took fresh pages
+// (docs/performance.md). A block's unused tail is never written, so it is never resident.
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
@@ -64,8 +66,8 @@ class ReusingCpuAllocator final : public c10::Allocator {
     Header *block = nullptr;
     if (size >= kKeepFrom && keeping_.load(std::memory_order_relaxed)) {
       std::lock_guard<std::mutex> hold(lock_);
-      auto kept = kept_.find(size);
-      if (kept != kept_.end()) {
+      auto kept = kept_.lower_bound(size);
+      if (kept != kept_.end() && kept->first <= size * 2) {
         block = kept->second.block;
         kept_.erase(kept);
         stats_.kept_bytes -= block->touched;
@@ -146,10 +148,10 @@ class ReusingCpuAllocator final : public c10::Allocator {
   }
 
   // Before `n` new bytes are taken: releases kept blocks, the longest unused first (a step that
-  // repeats keeps what it reuses), until live + kept + new is within the live peak so far (or
-  // within live + new, where that is more).
+  // repeats keeps what it reuses), until live + kept + new is within 5/4 of the live peak so far
+  // (or within live + new, where that is more).
   void release_kept_beyond_peak_locked(uint64_t n) {
-    const uint64_t allowed = std::max(stats_.peak_live_bytes, stats_.live_bytes + n);
+    const uint64_t allowed = std::max(stats_.peak_live_bytes / 4 * 5, stats_.live_bytes + n);
     while (!kept_.empty() && stats_.live_bytes + stats_.kept_bytes + n > allowed) {
       auto oldest = std::min_element(kept_.begin(), kept_.end(), [](const auto &a, const auto &b) { return a.second.freed < b.second.freed; });
       stats_.kept_bytes -= oldest->second.block->touched;
@@ -178,7 +180,7 @@ extern "C" {
 // allocated before keep their own deleter).
 void gnn_soup_install_reusing_cpu_allocator() { c10::SetCPUAllocator(&ReusingCpuAllocator::instance(), /*priority=*/100); }
 
-// Keeps freed blocks of 1 MiB or more for reuse within the live peak (on), or frees them at once
+// Keeps freed blocks of 1 MiB or more for reuse within 5/4 of the live peak (on), or frees them at once
 // (off, the start); either way what was kept is given back and the peak restarts.
 void gnn_soup_keep_cpu_blocks(bool on) { ReusingCpuAllocator::instance().keep(on); }
 

@@ -80,7 +80,8 @@ pub fn reuse_cpu_blocks() {
 }
 
 /// Has the allocator of [`reuse_cpu_blocks`] keep freed blocks of 1 MiB or more and hand them
-/// out again for requests of their size class, within the peak of the live blocks (on), or free
+/// out again for requests of their size class or a little under, within 5/4 of the peak of the
+/// live blocks (on), or free
 /// them at once (off). Either way, what it kept so far is given back and the peak restarts.
 /// For PLS, whose low peak has jemalloc give pages back at once (`engine::memory`).
 pub fn keep_cpu_blocks(on: bool) {

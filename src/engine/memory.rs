@@ -33,7 +33,7 @@ pub fn return_free_host_memory() {
 /// keeping them for reuse: for work whose point is a low peak (PLS), whose buffers change size
 /// every step so that kept pages fragment. Measured on the arxiv-shaped graph (GCN 3x256, K 32,
 /// R 8): pages kept, 922 MiB added and 0.39 s an epoch; given back, 585 MiB and 0.56 s. Meanwhile
-/// libtorch's blocks of 1 MiB or more are kept by size class within the live peak
+/// libtorch's blocks of 1 MiB or more are kept by size class within 5/4 of the live peak
 /// ([`crate::device::keep_cpu_blocks`]), which wins back most of that time at the same peak
 /// (20 epochs: 8.9-9.7 s before, 7.7-8.3 s with it; peak 1,035 MiB both).
 pub struct ReturnFreedPages {
