@@ -104,6 +104,15 @@ fn body() {
         )
         .backward();
     });
+    // As the fit runs it: the last layer at the fitting nodes only (model::TargetPlan).
+    let plan = model::TargetPlan::for_training(spec, &gt, &gt.val_idx);
+    let pre_rows = pre.as_ref().map(|p| plan.first_rows(p));
+    time("LS step: mix + fwd + bwd through the fit's plan", &mut || {
+        let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
+        let logits =
+            model::forward_planned(spec, &p, &gt, &plan, model::Mode::TRAIN, pre_rows.as_ref());
+        plan.loss(&logits, &gt.labels, &gt.val_idx).backward();
+    });
     time("LS step without dropout", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
         model::loss(
