@@ -108,7 +108,7 @@ pub fn forward_planned(
     mode: Mode,
     first_aggregate: Option<&Tensor>,
 ) -> Tensor {
-    debug_assert!(
+    assert!(
         !(spec.batch_norm && mode.batch_norm != BatchNormMode::Running)
             || plan.layers.iter().all(Option::is_none),
         "batch statistics of a plan's rows are not the graph's"
@@ -793,7 +793,7 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> f64 {
 
 /// Mean cross-entropy over the `idx` nodes.
 pub fn loss(logits: &Tensor, labels: &Tensor, idx: &Tensor) -> Tensor {
-    logits.index_select(0, idx).cross_entropy_for_logits(&labels.index_select(0, idx))
+    super::targets::loss_at(logits, idx, labels, idx)
 }
 
 /// Accuracies of one model on the three splits.
@@ -926,7 +926,7 @@ mod inference_tests {
             true,
         );
         assert!(bow.x_sparse.is_some() && gt.x_sparse.is_none());
-        let (mut checked, mut dropout_checked) = (0, 0);
+        let (mut checked, mut dropout_checked, mut first_restricted) = (0, 0, 0);
         for arch in [Arch::Gcn, Arch::Sage] {
             for (batch_norm, add_self_loops, row_normalize, graph) in [
                 (false, true, false, &gt),
@@ -970,14 +970,17 @@ mod inference_tests {
                     .double_value(&[]);
                 assert!(diff < 1e-4, "{arch:?} from the first convolution: {diff}");
                 check_targeted(&spec, &params, graph, &want, &first);
-                dropout_checked += check_planned_training(&spec, &params, graph);
+                let (with_dropout, first) = check_planned_training(&spec, &params, graph);
+                dropout_checked += with_dropout;
+                first_restricted += first;
                 assert!(want.abs().max().double_value(&[]) > 1e-3, "{arch:?} bn {batch_norm} loops {add_self_loops} sparse {row_normalize}: logits are all ~0: {}", want.abs().max().double_value(&[]));
                 checked += 1;
             }
         }
         assert_eq!(checked, 8);
-        // (the graph is small enough that some training plans restrict only the last layer)
-        assert!(dropout_checked > 0);
+        // (the graph is small enough that some training plans restrict only the last layer, and
+        // a few targets' plans restrict every layer)
+        assert!(dropout_checked > 0 && first_restricted > 0);
     }
 
     /// Inference at a few targets gives the whole graph's logits there, and accuracy the same,
@@ -1021,15 +1024,20 @@ mod inference_tests {
         }
     }
 
-    /// A training pass through a plan of the validation nodes gives the whole graph's loss there
-    /// and the same gradient for every parameter, with and without the first layer's
-    /// aggregation done beforehand; and, where the plan restricts only the last layer, the same
-    /// loss with dropout on (the layers below draw their masks as the whole graph's pass does).
-    /// Returns how many plans were checked with dropout.
-    fn check_planned_training(spec: &ArchSpec, params: &ParamMap, g: &GraphTensors) -> usize {
-        let mut dropout_checked = 0;
-        let idx = &g.val_idx;
-        let pass = |plan: Option<&TargetPlan>, pre: bool, dropout: bool| {
+    /// A training pass through a plan of some targets gives the whole graph's loss there and the
+    /// same gradient for every parameter, with and without the first layer's aggregation done
+    /// beforehand: for the validation split, for a few nodes (an unsorted list with a repeat:
+    /// every layer restricted) and for three quarters of the nodes (a training plan computes them
+    /// all); and, where the plan restricts only the last layer, the same loss with dropout on
+    /// (the layers below draw their masks as the whole graph's pass does). Returns how many plans
+    /// were checked with dropout, and how many restricted the first layer.
+    fn check_planned_training(
+        spec: &ArchSpec,
+        params: &ParamMap,
+        g: &GraphTensors,
+    ) -> (usize, usize) {
+        let (mut dropout_checked, mut first_restricted) = (0, 0);
+        let pass = |plan: Option<&TargetPlan>, idx: &Tensor, pre: bool, dropout: bool| {
             let ps: ParamMap = params
                 .iter()
                 .map(|(k, v)| {
@@ -1057,40 +1065,52 @@ mod inference_tests {
             (loss.double_value(&[]), grads)
         };
         let n = g.num_nodes;
-        for plan in [TargetPlan::new(spec, g, idx), TargetPlan::for_training(spec, g, idx)] {
-            let rows = plan.rows_per_layer(n);
-            assert_eq!(rows[spec.layers - 1], idx.size()[0], "{:?}: {rows:?}", spec.arch);
-            for pre in [false, true] {
-                let (want, want_grads) = pass(None, pre, false);
-                let (got, got_grads) = pass(Some(&plan), pre, false);
-                assert!(
-                    (got - want).abs() < 1e-5,
-                    "{:?} {rows:?} pre {pre}: loss {got} against {want}",
-                    spec.arch
-                );
-                assert_eq!(got_grads.len(), want_grads.len());
-                assert!(want_grads.len() >= 2 * spec.layers);
-                for ((name, a), (_, b)) in got_grads.iter().zip(&want_grads) {
-                    let diff = (a - b).abs().max().double_value(&[]);
+        let listed = Tensor::from_slice(&[250i64, 3, 77, 3, 120]);
+        let most = Tensor::arange(n * 3 / 4, (Kind::Int64, g.device));
+        for (idx, distinct) in [(&g.val_idx, g.val_idx.size()[0]), (&listed, 4), (&most, n * 3 / 4)]
+        {
+            for training in [false, true] {
+                let plan = if training {
+                    TargetPlan::for_training(spec, g, idx)
+                } else {
+                    TargetPlan::new(spec, g, idx)
+                };
+                let rows = plan.rows_per_layer(n);
+                let last = if training && 2 * distinct > n { n } else { distinct };
+                assert_eq!(rows[spec.layers - 1], last, "{:?}: {rows:?}", spec.arch);
+                first_restricted += usize::from(rows[0] < n);
+                for pre in [false, true] {
+                    let (want, want_grads) = pass(None, idx, pre, false);
+                    let (got, got_grads) = pass(Some(&plan), idx, pre, false);
                     assert!(
-                        diff < 1e-5,
-                        "{:?} {rows:?} pre {pre}: gradient of {name} off by {diff}",
+                        (got - want).abs() < 1e-5,
+                        "{:?} {rows:?} pre {pre}: loss {got} against {want}",
                         spec.arch
                     );
+                    assert_eq!(got_grads.len(), want_grads.len());
+                    assert!(want_grads.len() >= 2 * spec.layers);
+                    for ((name, a), (_, b)) in got_grads.iter().zip(&want_grads) {
+                        let diff = (a - b).abs().max().double_value(&[]);
+                        assert!(
+                            diff < 1e-5,
+                            "{:?} {rows:?} pre {pre}: gradient of {name} off by {diff}",
+                            spec.arch
+                        );
+                    }
+                }
+                if rows[..spec.layers - 1].iter().all(|&r| r == n) {
+                    let (want, _) = pass(None, idx, false, true);
+                    let (got, _) = pass(Some(&plan), idx, false, true);
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "{:?} with dropout: loss {got} against {want}",
+                        spec.arch
+                    );
+                    dropout_checked += 1;
                 }
             }
-            if rows[..spec.layers - 1].iter().all(|&r| r == n) {
-                let (want, _) = pass(None, false, true);
-                let (got, _) = pass(Some(&plan), false, true);
-                assert!(
-                    (got - want).abs() < 1e-5,
-                    "{:?} with dropout: loss {got} against {want}",
-                    spec.arch
-                );
-                dropout_checked += 1;
-            }
         }
-        dropout_checked
+        (dropout_checked, first_restricted)
     }
 
     /// On a graph without edges, GCN without self-loops reads nothing from the layer below: the

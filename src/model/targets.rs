@@ -1,6 +1,7 @@
-//! Inference at a set of target nodes only (the validation split), for the strategies that
-//! score many candidate soups by their validation accuracy (GIS, greedy, the fit's validation
-//! passes).
+//! Passes that compute only what the logits of a set of target nodes depend on: inference at the
+//! validation split, for the strategies that score many candidate soups by their validation
+//! accuracy (GIS, greedy, the fit's validation passes), and LS/PLS's fitting passes, whose loss
+//! covers the fitting nodes only ([`TargetPlan::for_training`], [`Planned`]).
 //!
 //! The last layer is needed only at the targets, the layer before only at the nodes those read
 //! (their in-neighbours, and themselves for GraphSAGE's root term), and so on down. On an
@@ -33,11 +34,12 @@ impl LayerRows {
     }
 }
 
-/// Which rows each layer of inference must compute for the logits of a set of target nodes.
+/// Which rows each layer of a pass must compute for the logits of a set of target nodes.
 pub struct TargetPlan {
     /// For each layer, `None` where it computes every node from every node of its input.
     pub(super) layers: Vec<Option<LayerRows>>,
-    /// Each node's row in the logits [`super::infer_targets`] returns, -1 for non-targets.
+    /// Each node's row in the logits a pass with this plan returns ([`super::infer_targets`],
+    /// [`super::forward_planned`]), -1 for non-targets.
     position: Tensor,
 }
 
@@ -50,7 +52,9 @@ impl TargetPlan {
     }
 
     /// As [`TargetPlan::new`], for a training pass ([`super::forward_planned`]): a layer that
-    /// would compute more than half of the nodes computes all of them. Restricted, such a layer
+    /// would compute more than half of the nodes computes all of them (the last one too: with
+    /// that many targets the whole-graph pass, which maps to the classes before it aggregates,
+    /// is the cheaper one). Restricted, such a layer
     /// saves little (the arxiv-shaped graph's middle layer would keep 91% of its rows) and keeps
     /// one more activation for the backward pass (the aggregate, which otherwise comes after the
     /// linear map, or GraphSAGE's root rows); whole, its dropout draws are the whole-graph pass's.
@@ -77,6 +81,9 @@ impl TargetPlan {
             Arch::Gat | Arch::PaperGat => return Self::whole(spec, g),
         };
         let mut need = nodes_of(&[targets], n);
+        if need.size()[0] as f64 > whole_above * n as f64 {
+            return Self::whole(spec, g);
+        }
         let position = positions(&need, n);
         let mut layers: Vec<Option<LayerRows>> = (0..spec.layers).map(|_| None).collect();
         let reads_itself = spec.arch == Arch::Sage;
@@ -161,9 +168,7 @@ impl TargetPlan {
 
     /// Mean cross-entropy over the `idx` nodes (targets of this plan) of `logits` computed with it.
     pub fn loss(&self, logits: &Tensor, labels: &Tensor, idx: &Tensor) -> Tensor {
-        logits
-            .index_select(0, &self.rows_of(idx))
-            .cross_entropy_for_logits(&labels.index_select(0, idx))
+        loss_at(logits, &self.rows_of(idx), labels, idx)
     }
 
     /// The rows of the first layer's aggregation `pre` (one per node) that the plan's first
@@ -232,6 +237,17 @@ pub(super) fn accuracy_at(
     let correct =
         pred.eq_tensor(&labels.index_select(0, idx)).to_kind(Kind::Double).mean(Kind::Double);
     correct.double_value(&[])
+}
+
+/// Mean cross-entropy over the `idx` nodes, their logits read at `logit_rows` (as
+/// [`accuracy_at`]).
+pub(super) fn loss_at(
+    logits: &Tensor,
+    logit_rows: &Tensor,
+    labels: &Tensor,
+    idx: &Tensor,
+) -> Tensor {
+    logits.index_select(0, logit_rows).cross_entropy_for_logits(&labels.index_select(0, idx))
 }
 
 /// Each of `n` nodes' position in `nodes` (distinct), -1 where it is not there.

@@ -316,8 +316,9 @@ impl<'a> Fit<'a> {
         let (x, sparse) = ctx.gt.input(stack.spec.row_normalize);
         let worth_it = !sparse || x.size().iter().product::<i64>() <= PRE_AGGREGATE_SPARSE_MAX;
         let fit_idx = long(&fit_nodes, device);
-        let fit_plan = if pls.is_none() && plans_fit(&stack.spec, mode) {
-            model::TargetPlan::for_training(&stack.spec, ctx.gt, &fit_idx)
+        // (PLS makes one for each step's subgraph instead.)
+        let fit_plan = if pls.is_none() {
+            fit_plan(&stack.spec, ctx.gt, &fit_idx, mode)
         } else {
             model::TargetPlan::whole(&stack.spec, ctx.gt)
         };
@@ -503,16 +504,26 @@ impl<'a> Fit<'a> {
     }
 }
 
-/// Whether LS, and PLS on its sampled subgraph, fit through a [`model::TargetPlan`] of the
-/// fitting nodes: not for the
-/// attention architectures (whose passes take the whole graph), nor with batch statistics (of
-/// the whole graph, in the reference). The environment variable `GNN_SOUP_WHOLE_GRAPH_FIT` (any
-/// value) turns it off, for comparisons.
-fn plans_fit(spec: &model::ArchSpec, mode: model::Mode) -> bool {
+/// The plan LS's fitting pass over `g` (PLS's: over its sampled subgraph) goes through for the
+/// fitting nodes `fit`: [`model::TargetPlan::for_training`], except for the attention
+/// architectures (whose passes take the whole graph) and with batch statistics (of the whole
+/// graph, in the reference), which compute every node. The environment variable
+/// `GNN_SOUP_WHOLE_GRAPH_FIT` (any value) has every fit compute every node, for comparisons.
+fn fit_plan(
+    spec: &model::ArchSpec,
+    g: &GraphTensors,
+    fit: &Tensor,
+    mode: model::Mode,
+) -> model::TargetPlan {
     let batch_statistics = spec.batch_norm && mode.batch_norm != model::BatchNormMode::Running;
-    !spec.arch.attends()
-        && !batch_statistics
-        && std::env::var_os("GNN_SOUP_WHOLE_GRAPH_FIT").is_none()
+    if spec.arch.attends()
+        || batch_statistics
+        || std::env::var_os("GNN_SOUP_WHOLE_GRAPH_FIT").is_some()
+    {
+        model::TargetPlan::whole(spec, g)
+    } else {
+        model::TargetPlan::for_training(spec, g, fit)
+    }
 }
 
 fn load_partition(ctx: &SoupContext) -> Result<Partition> {
@@ -600,11 +611,7 @@ fn pls_step_loss(
     let alpha = logits_a.softmax(1, Kind::Float);
     let params = ctx.stack.mix(&alpha, group_of);
     let spec = &ctx.stack.spec;
-    let plan = if plans_fit(spec, mode) {
-        model::TargetPlan::for_training(spec, &sg, &fit)
-    } else {
-        model::TargetPlan::whole(spec, &sg)
-    };
+    let plan = fit_plan(spec, &sg, &fit, mode);
     let logits = model::forward_planned(spec, &params, &sg, &plan, mode, None);
     Some(plan.loss(&(logits * beta), &sg.labels, &fit))
 }
