@@ -14,7 +14,9 @@
 // tensors: when a request finds no such block, kept blocks are released (the longest unused
 // first) until the live blocks, the kept ones and the new one together are no more than a quarter
 // over the live blocks' own peak so far (or the live ones and the new one, where that is more).
-// So the blocks kept raise the peak by at most a quarter of what the working set needed once;
+// So the blocks kept raise the peak by about a quarter of what the working set needed once at
+// most (a reused block that serves a larger request than before grows by the difference without
+// a check);
 // with no slack, half the requests of a PLS fit still found no block and took fresh pages
 // (docs/performance.md). A block's unused tail is never written, so it is never resident.
 #include <c10/core/Allocator.h>
