@@ -104,13 +104,15 @@ fn body() {
         )
         .backward();
     });
-    // As the fit runs it: the last layer at the fitting nodes only (model::TargetPlan).
+    // As the fit runs it (for models without batch norm, as these are): through the plan of the
+    // fitting nodes, and with the first aggregation reused only where the model does not drop
+    // the first layer's input (the lines above reuse it regardless).
     let plan = model::TargetPlan::for_training(spec, &gt, &gt.val_idx);
-    let pre_rows = pre.as_ref().map(|p| plan.first_rows(p));
-    time("LS step: mix + fwd + bwd through the fit's plan", &mut || {
+    let fit_mode = model::Mode { dropout: true, batch_norm: model::BatchNormMode::Running };
+    let pre_rows = pre.as_ref().filter(|_| !spec.drops_input(0)).map(|p| plan.first_rows(p));
+    time("LS step: mix + fwd + bwd, as the fit runs it", &mut || {
         let p = stack.mix(&logits_a.softmax(1, Kind::Float), &group_of);
-        let logits =
-            model::forward_planned(spec, &p, &gt, &plan, model::Mode::TRAIN, pre_rows.as_ref());
+        let logits = model::forward_planned(spec, &p, &gt, &plan, fit_mode, pre_rows.as_ref());
         plan.loss(&logits, &gt.labels, &gt.val_idx).backward();
     });
     time("LS step without dropout", &mut || {
