@@ -52,12 +52,12 @@ impl TargetPlan {
     }
 
     /// As [`TargetPlan::new`], for a training pass ([`super::forward_planned`]): a layer that
-    /// would compute more than half of the nodes computes all of them (the last one too: with
-    /// that many targets the whole-graph pass, which maps to the classes before it aggregates,
-    /// is the cheaper one). Restricted, such a layer
+    /// would compute more than half of the nodes computes all of them. Restricted, such a layer
     /// saves little (the arxiv-shaped graph's middle layer would keep 91% of its rows) and keeps
     /// one more activation for the backward pass (the aggregate, which otherwise comes after the
     /// linear map, or GraphSAGE's root rows); whole, its dropout draws are the whole-graph pass's.
+    /// The last layer too: with that many targets the whole-graph pass, which maps to the classes
+    /// before it aggregates, is the cheaper one.
     pub fn for_training(spec: &ArchSpec, g: &GraphTensors, targets: &Tensor) -> TargetPlan {
         Self::build(spec, g, targets, 0.5)
     }

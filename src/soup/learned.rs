@@ -98,10 +98,8 @@ pub struct Fit<'a> {
     /// Dropout and batch norm's statistics while fitting (the reference's model stays in
     /// training mode: both on, unless the settings turn them off).
     mode: model::Mode,
-    /// Full-graph LS: which rows of each layer the fitting nodes' loss depends on (PLS makes one
-    /// per sampled subgraph); the fit's
-    /// passes compute only those (every node for the architectures that attend, and with batch
-    /// statistics, which are the whole graph's).
+    /// Full-graph LS: which rows of each layer the fitting nodes' loss depends on, the only ones
+    /// its passes compute ([`fit_plan`]; PLS makes one per sampled subgraph).
     fit_plan: model::TargetPlan,
     /// The first layer's weight-independent aggregation, when it can be computed once (at
     /// `fit_plan`'s first-layer rows).
