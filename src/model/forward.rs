@@ -51,6 +51,11 @@ impl Mode {
     pub const TRAIN: Mode = Mode { dropout: true, batch_norm: BatchNormMode::Batch };
     /// Inference.
     pub const EVAL: Mode = Mode { dropout: false, batch_norm: BatchNormMode::Running };
+
+    /// Whether a pass of `spec` in this mode normalises with its own rows' statistics.
+    pub fn batch_statistics(&self, spec: &ArchSpec) -> bool {
+        spec.batch_norm && self.batch_norm != BatchNormMode::Running
+    }
 }
 
 /// Logits `[num_nodes, out_dim]` of the whole graph `g` in `mode`.
@@ -109,8 +114,7 @@ pub fn forward_planned(
     first_aggregate: Option<&Tensor>,
 ) -> Tensor {
     assert!(
-        !(spec.batch_norm && mode.batch_norm != BatchNormMode::Running)
-            || plan.layers.iter().all(Option::is_none),
+        !mode.batch_statistics(spec) || plan.layers.iter().all(Option::is_none),
         "batch statistics of a plan's rows are not the graph's"
     );
     let (input, sparse) = g.input(spec.row_normalize);

@@ -513,9 +513,8 @@ fn fit_plan(
     fit: &Tensor,
     mode: model::Mode,
 ) -> model::TargetPlan {
-    let batch_statistics = spec.batch_norm && mode.batch_norm != model::BatchNormMode::Running;
     if spec.arch.attends()
-        || batch_statistics
+        || mode.batch_statistics(spec)
         || std::env::var_os("GNN_SOUP_WHOLE_GRAPH_FIT").is_some()
     {
         model::TargetPlan::whole(spec, g)
