@@ -442,8 +442,12 @@ impl<'a> Fit<'a> {
         let ctx = self.ctx;
         let epochs = ctx.settings.epochs;
         let mut select_acc = None;
-        let during = ctx.settings.fit_validation && (epoch + 1).is_multiple_of(self.eval_every);
-        let due = self.select_idx.is_some() || (!self.free_val && (during || epoch + 1 == epochs));
+        // Off, none: the last epoch's pass would score the weights that epoch started from, not
+        // the soup, whose accuracy the final evaluation gives (as for every strategy).
+        let due = self.select_idx.is_some()
+            || (!self.free_val
+                && ctx.settings.fit_validation
+                && ((epoch + 1).is_multiple_of(self.eval_every) || epoch + 1 == epochs));
         if due {
             let logits = self.val_logits(&self.soup(&alpha));
             self.val_acc = self.val_plan().accuracy(&logits, &ctx.gt.labels, &ctx.gt.val_idx);

@@ -234,7 +234,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "fit-validation",
-        help: "measure the soup's validation accuracy during an LS/PLS fit with an extra inference pass (every epoch up to 100,000 nodes, every 5th above); off: only after the last epoch, as the reference code (which measures none)",
+        help: "measure the soup's validation accuracy during an LS/PLS fit with an extra inference pass (every epoch up to 100,000 nodes, every 5th above); off: none, as the reference code (the soup is scored after the fit either way)",
         strategies: LEARNED,
         kind: SettingKind::Switch,
         from_paper: false,

@@ -32,7 +32,7 @@ pub struct SoupSettings {
     /// Epochs without improvement on the held-out nodes before stopping (with `holdout`).
     pub patience: usize,
     /// LS/PLS: measure validation accuracy during the fit (an extra inference pass where the
-    /// fitting pass cannot give it), not only after the last epoch.
+    /// fitting pass cannot give it). Off, the soup is scored only after the fit.
     pub fit_validation: bool,
     pub seed: u64,
     /// Where the defaults came from (the paper's table row, or the general defaults).
