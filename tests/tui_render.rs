@@ -39,6 +39,7 @@ fn report(strategy: Strategy, partial: bool) -> SoupReport {
         val_acc: 0.812,
         test_acc: 0.824,
         seconds: 2.5,
+        fit_seconds: 2.2,
         load_seconds: 0.1,
         peak_rss_bytes: 1 << 28,
         rss_start_bytes: 1 << 27,

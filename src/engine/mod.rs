@@ -688,6 +688,7 @@ fn run_strategy(
         save_state: Some(&save_state),
     };
     let outcome = soup::run_strategy(&ctx)?;
+    let fit_seconds = start.elapsed().as_secs_f64();
     if let Some(p) = state_path.as_deref().filter(|_| !outcome.partial) {
         let _ = std::fs::remove_file(p);
     }
@@ -711,6 +712,7 @@ fn run_strategy(
         val_acc,
         test_acc,
         seconds: start.elapsed().as_secs_f64(),
+        fit_seconds,
         load_seconds: loaded.load_seconds,
         peak_rss_bytes: memory::peak_rss_bytes(),
         load_peak_rss_bytes,

@@ -31,6 +31,10 @@ pub struct SoupReport {
     pub test_acc: f64,
     /// Souping wall time, loading excluded.
     pub seconds: f64,
+    /// Of `seconds`, the strategy alone: without the final evaluation of the soup (what the
+    /// reference code's souping call returns after, for a like-for-like timing).
+    #[serde(default)]
+    pub fit_seconds: f64,
     pub load_seconds: f64,
     /// High-water mark of this process's resident memory during the strategy (the kernel's
     /// counter is restarted when it starts).
